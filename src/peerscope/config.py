@@ -1,0 +1,104 @@
+"""Settings: constructor arguments, then ``PEERSCOPE_*`` environment variables, then a TOML file.
+
+Nested groups use ``__`` in environment variables (``PEERSCOPE_QUALITY__LATENCY_WEIGHT=0.5``)
+and tables in TOML (``[quality]``).
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from peerscope.core.quality import QualityConfig, StatusRules
+
+_config_file: ContextVar[Path | None] = ContextVar("peerscope_config_file", default=None)
+
+
+class SettingsError(ValueError):
+    """Invalid settings; the message has one line per offending field."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PEERSCOPE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    metrics_interval: float = Field(
+        1.0, gt=0, le=3600, description="Seconds between ticks (snapshot, broadcast).")
+    latency_samples: int = Field(
+        360, ge=2, le=100_000, description="Latency samples kept per peer in memory.")
+    system_history_samples: int = Field(
+        3600, ge=2, le=1_000_000, description="System samples kept in memory (one per tick).")
+    max_clients_in_message: int = Field(
+        200, ge=0, le=100_000,
+        description="Peers listed in each metrics message, worst quality first.")
+    unknown_peer: Literal["register", "raise"] = Field(
+        "register",
+        description="What a recording call does with an unknown peer id: register it or "
+                    "raise KeyError.")
+    peer_ttl_s: float = Field(
+        300.0, gt=0, description="Seconds a disconnected peer is kept before it is pruned.")
+    max_peers: int = Field(
+        100_000, ge=1, description="Registering more peers than this raises ValueError.")
+    session_history: int = Field(100, ge=1, description="Ended sessions kept in memory.")
+    enable_system_metrics: bool = Field(True, description="Sample the host and this process.")
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="Quality score weights and thresholds.")
+    status: StatusRules = Field(
+        default_factory=StatusRules, description="When peers turn degraded or disconnected.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``overrides``, the environment and ``config_file`` (TOML).
+
+        Raises :class:`SettingsError` with one line per invalid field, naming where it is.
+        """
+        path: Path | None = None
+        if config_file is not None:
+            path = Path(config_file)
+            if not path.is_file():
+                raise SettingsError(f"config file not found: {path}")
+        token = _config_file.set(path)
+        try:
+            return cls(**overrides)
+        except ValidationError as error:
+            raise SettingsError(describe_errors(error)) from None
+        finally:
+            _config_file.reset(token)
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line per field: ``quality.latency_weight: must be within 0..1, got 3.0``."""
+    lines = ["invalid peerscope settings:"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)

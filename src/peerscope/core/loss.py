@@ -1,0 +1,152 @@
+"""Packet loss from probe sequence numbers.
+
+A probe is *in flight* from ``sent`` until its reply arrives or ``timeout_s`` passes; only
+then is it an outcome. In-flight probes never count as lost, so loss does not spike at the
+start of every round. A reply that arrives after its probe was declared lost takes the loss
+back (it was late, not lost); a reply that arrives before an earlier one is *reordered* and
+is not a loss; a second reply to the same probe is a *duplicate*, counted apart.
+
+``loss_percent`` covers the last ``window`` outcomes, so a peer recovers from an old
+outage; the ``*_total`` counters cover the tracker's whole life.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Literal
+
+Arrival = Literal["on_time", "late", "duplicate", "unknown"]
+
+
+class LossTracker:
+    __slots__ = (
+        "_highest_received", "_in_flight", "_lost_at", "_max_in_flight", "_outcome_count",
+        "_outcomes", "_received_seqs", "_window", "_window_lost", "duplicates",
+        "late", "lost_total", "received_total", "reordered", "sent_total", "timeout_s",
+        "unknown",
+    )
+
+    def __init__(self, window: int = 100, timeout_s: float = 2.0,
+                 max_in_flight: int = 1024) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        self._window = window
+        self.timeout_s = timeout_s
+        self._max_in_flight = max_in_flight
+        self._in_flight: OrderedDict[int, float] = OrderedDict()  # seq -> sent at, oldest first
+        self._lost_at: OrderedDict[int, int] = OrderedDict()  # seq -> outcome index
+        self._received_seqs: OrderedDict[int, None] = OrderedDict()
+        self._outcomes = bytearray(window)  # 1 = lost, per outcome slot
+        self._outcome_count = 0
+        self._window_lost = 0
+        self._highest_received: int | None = None
+        self.sent_total = 0
+        self.received_total = 0
+        self.lost_total = 0
+        self.late = 0
+        self.reordered = 0
+        self.duplicates = 0
+        self.unknown = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def window_outcomes(self) -> int:
+        return min(self._outcome_count, self._window)
+
+    @property
+    def loss_percent(self) -> float:
+        """Lost share of the last ``window`` outcomes, 0..100 (0 before any outcome)."""
+        n = self.window_outcomes
+        return 100.0 * self._window_lost / n if n else 0.0
+
+    # --- outcomes without sequence numbers -------------------------------------------------
+
+    def record(self, ok: bool) -> None:
+        """Count one measurement that succeeded or failed, for sources with no sequence."""
+        if ok:
+            self.received_total += 1
+        else:
+            self.lost_total += 1
+        self.sent_total += 1
+        self._push_outcome(lost=not ok)
+
+    # --- probes with sequence numbers --------------------------------------------------------
+
+    def sent(self, seq: int, now: float) -> None:
+        if seq in self._in_flight or seq in self._received_seqs or seq in self._lost_at:
+            raise ValueError(f"seq {seq} was already sent")
+        self._in_flight[seq] = now
+        self.sent_total += 1
+        if len(self._in_flight) > self._max_in_flight:
+            oldest, _ = self._in_flight.popitem(last=False)
+            self._mark_lost(oldest)
+
+    def received(self, seq: int, now: float) -> Arrival:
+        """Account for a reply; expire what timed out before ``now`` first."""
+        self.expire(now)
+        if seq in self._in_flight:
+            del self._in_flight[seq]
+            self._note_received(seq)
+            self.received_total += 1
+            self._push_outcome(lost=False)
+            return "on_time"
+        index = self._lost_at.pop(seq, None)
+        if index is not None:
+            self._note_received(seq)
+            self.lost_total -= 1
+            self.received_total += 1
+            self.late += 1
+            if index >= self._outcome_count - self._window:
+                slot = index % self._window
+                if self._outcomes[slot]:
+                    self._outcomes[slot] = 0
+                    self._window_lost -= 1
+            return "late"
+        if seq in self._received_seqs:
+            self.duplicates += 1
+            return "duplicate"
+        self.unknown += 1
+        return "unknown"
+
+    def expire(self, now: float) -> int:
+        """Declare lost every probe in flight for longer than ``timeout_s``; return how many."""
+        expired = 0
+        horizon = now - self.timeout_s
+        while self._in_flight:
+            seq, sent_at = next(iter(self._in_flight.items()))
+            if sent_at > horizon:
+                break
+            del self._in_flight[seq]
+            self._mark_lost(seq)
+            expired += 1
+        return expired
+
+    def _mark_lost(self, seq: int) -> None:
+        self.lost_total += 1
+        self._lost_at[seq] = self._outcome_count
+        self._push_outcome(lost=True)
+        while len(self._lost_at) > self._window:
+            self._lost_at.popitem(last=False)
+
+    def _note_received(self, seq: int) -> None:
+        if self._highest_received is not None and seq < self._highest_received:
+            self.reordered += 1
+        else:
+            self._highest_received = seq
+        self._received_seqs[seq] = None
+        while len(self._received_seqs) > self._window:
+            self._received_seqs.popitem(last=False)
+
+    def _push_outcome(self, *, lost: bool) -> None:
+        slot = self._outcome_count % self._window
+        if self._outcome_count >= self._window and self._outcomes[slot]:
+            self._window_lost -= 1
+        self._outcomes[slot] = 1 if lost else 0
+        if lost:
+            self._window_lost += 1
+        self._outcome_count += 1

@@ -1,0 +1,176 @@
+"""The records peerscope keeps: peers, system samples, server figures and sessions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from peerscope.core.loss import LossTracker
+from peerscope.core.quality import Band, Grade, Status, Trend
+from peerscope.core.series import Series
+from peerscope.core.stats import nearest_rank
+
+PeerKind = Literal["peer", "client"]
+MAX_ID_LENGTH = 128
+
+
+def validate_id(value: object, field_name: str = "peer_id") -> str:
+    """An id is 1–128 printable characters; anything else raises ``ValueError``."""
+    if not isinstance(value, str):
+        raise ValueError(f"{field_name} must be a string, got {type(value).__name__}")
+    if not 1 <= len(value) <= MAX_ID_LENGTH:
+        raise ValueError(f"{field_name} must be 1-{MAX_ID_LENGTH} characters, got {len(value)}")
+    if not value.isprintable():
+        raise ValueError(f"{field_name} must be printable characters only, got {value!r}")
+    return value
+
+
+@dataclass(slots=True, eq=False)
+class Peer:
+    """One remote endpoint and everything measured about it.
+
+    The hot-path fields (latency ring, jitter, counters) are written by the Monitor under
+    its lock; the derived fields (score, status, trend) are refreshed once per tick while
+    ``dirty`` is set.
+    """
+
+    peer_id: str
+    latency: Series
+    loss: LossTracker
+    connected_at: float
+    name: str | None = None
+    address: str | None = None
+    kind: PeerKind = "peer"
+    labels: dict[str, str] = field(default_factory=dict)
+    last_seen: float = 0.0
+    last_message_time: float | None = None
+    last_latency_ms: float | None = None
+    smoothed_latency_ms: float | None = None
+    jitter_ms: float = 0.0
+    reported_loss_percent: float | None = None
+    consecutive_failures: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    packets_sent: int = 0
+    packets_received: int = 0
+    messages_sent: int = 0
+    messages_received: int = 0
+    status: Status = "connected"
+    status_since: float = 0.0
+    quality_score: float | None = None
+    band: Band | None = None
+    grade: Grade | None = None
+    mos: float | None = None
+    trend: Trend = "stable"
+    trend_short: float | None = None
+    trend_long: float | None = None
+    sessions: list[Session] = field(default_factory=list)
+    dirty: bool = True
+
+    @property
+    def message_count(self) -> int:
+        return self.messages_sent + self.messages_received
+
+    @property
+    def loss_percent(self) -> float:
+        """The app's own latest loss report if it sends them, else the measured loss."""
+        reported = self.reported_loss_percent
+        return self.loss.loss_percent if reported is None else reported
+
+    @property
+    def average_latency_ms(self) -> float | None:
+        """Mean of the latency ring (the recent history, not the smoothed value)."""
+        n = len(self.latency)
+        return self.latency.total / n if n else None
+
+    def uptime(self, now: float) -> float:
+        """Seconds since the peer connected."""
+        return max(0.0, now - self.connected_at)
+
+    def idle(self, now: float) -> float:
+        """Seconds since the peer was last heard from."""
+        return max(0.0, now - self.last_seen)
+
+
+@dataclass(slots=True)
+class SystemSample:
+    """One reading of the host and of this process. ``available`` is False if psutil failed."""
+
+    timestamp: float
+    cpu_percent: float = 0.0
+    memory_percent: float = 0.0
+    memory_used_mb: float = 0.0
+    memory_total_mb: float = 0.0
+    network_sent_mb: float = 0.0
+    network_recv_mb: float = 0.0
+    network_sent_rate: float = 0.0
+    network_recv_rate: float = 0.0
+    process_cpu_percent: float = 0.0
+    process_rss_mb: float = 0.0
+    process_threads: int = 0
+    process_fds: int = 0
+    available: bool = True
+
+
+@dataclass(slots=True)
+class ServerStats:
+    uptime_seconds: float
+    active_connections: int
+    total_connections: int
+    total_messages: int
+    messages_per_second: float
+    messages_in_per_second: float
+    messages_out_per_second: float
+    average_latency_ms: float
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """A stretch of time (a game, a match, a call) with its peers' latency during it.
+
+    Only samples recorded between start and end feed the statistics: samples are added as
+    they are recorded, never pulled from history afterwards. The values are kept (up to
+    ``max_samples``, after which only count/sum/min/max keep growing) for percentiles.
+    """
+
+    session_id: str
+    name: str
+    started_at: float
+    peer_ids: list[str]
+    ended_at: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    count: int = 0
+    total: float = 0.0
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    samples: list[float] = field(default_factory=list)
+    max_samples: int = 10_000
+
+    def add(self, latency_ms: float) -> None:
+        self.count += 1
+        self.total += latency_ms
+        if latency_ms < self.minimum:
+            self.minimum = latency_ms
+        if latency_ms > self.maximum:
+            self.maximum = latency_ms
+        if len(self.samples) < self.max_samples:
+            self.samples.append(latency_ms)
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+    def duration(self, now: float) -> float:
+        return (self.ended_at if self.ended_at is not None else now) - self.started_at
+
+    def latency_stats(self) -> dict[str, float | None]:
+        if not self.count:
+            return {"avg_latency": None, "min_latency": None, "max_latency": None,
+                    "p95_latency": None}
+        return {
+            "avg_latency": self.total / self.count,
+            "min_latency": self.minimum,
+            "max_latency": self.maximum,
+            "p95_latency": nearest_rank(sorted(self.samples), 0.95),
+        }

@@ -1,0 +1,238 @@
+"""Connection-quality figures: jitter, loss, score, grade, MOS, trend and peer status.
+
+Every formula is documented with worked examples in docs/QUALITY.md; a test checks the
+examples against this module, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+JitterMethod = Literal["rfc3550", "stddev"]
+Trend = Literal["improving", "stable", "degrading"]
+Status = Literal["connected", "degraded", "disconnected"]
+Band = Literal["excellent", "good", "fair", "poor"]
+Grade = Literal["A", "B", "C", "D", "F"]
+
+STATUSES: tuple[Status, ...] = ("connected", "degraded", "disconnected")
+
+
+def _require(condition: bool, field: str, message: str) -> None:
+    if not condition:
+        raise ValueError(f"{field}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class QualityConfig:
+    """Weights and thresholds of the quality score; the defaults reproduce the seeds."""
+
+    latency_weight: float = 0.40
+    loss_weight: float = 0.35
+    jitter_weight: float = 0.25
+    latency_ms_per_point: float = 1.5
+    loss_points_per_percent: float = 20.0
+    jitter_points_per_ms: float = 2.0
+    excellent_min: float = 80.0
+    good_min: float = 60.0
+    fair_min: float = 40.0
+    grade_a_min: float = 90.0
+    grade_b_min: float = 70.0
+    grade_c_min: float = 50.0
+    grade_d_min: float = 30.0
+    jitter_method: JitterMethod = "rfc3550"
+    stddev_jitter_samples: int = 20
+    latency_smoothing: float = 0.125
+    loss_window: int = 100
+    trend_short_samples: int = 5
+    trend_long_samples: int = 30
+    trend_dead_band: float = 2.0
+    network_cpu_weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("latency_weight", "loss_weight", "jitter_weight", "network_cpu_weight"):
+            value = getattr(self, name)
+            _require(0.0 <= value <= 1.0, name, f"must be within 0..1, got {value}")
+        _require(self.latency_ms_per_point > 0, "latency_ms_per_point", "must be > 0")
+        _require(self.loss_points_per_percent >= 0, "loss_points_per_percent", "must be >= 0")
+        _require(self.jitter_points_per_ms >= 0, "jitter_points_per_ms", "must be >= 0")
+        _require(self.excellent_min >= self.good_min >= self.fair_min, "excellent_min",
+                 "bands must satisfy excellent_min >= good_min >= fair_min")
+        _require(self.grade_a_min >= self.grade_b_min >= self.grade_c_min >= self.grade_d_min,
+                 "grade_a_min", "grades must satisfy A >= B >= C >= D minimums")
+        _require(self.stddev_jitter_samples >= 2, "stddev_jitter_samples", "must be >= 2")
+        _require(0.0 < self.latency_smoothing <= 1.0, "latency_smoothing", "must be within (0, 1]")
+        _require(self.loss_window >= 1, "loss_window", "must be >= 1")
+        _require(1 <= self.trend_short_samples < self.trend_long_samples, "trend_short_samples",
+                 "must be >= 1 and smaller than trend_long_samples")
+        _require(self.trend_dead_band >= 0, "trend_dead_band", "must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRules:
+    """When a peer counts as degraded or disconnected.
+
+    ``idle`` is the time since the peer was last heard from (an answered probe, a message or
+    traffic). Leaving ``degraded`` for ``connected`` on score alone needs the score to clear
+    ``degraded_below_score + recover_margin``, so a score hovering at the line does not flap.
+    """
+
+    degraded_below_score: float = 60.0
+    recover_margin: float = 5.0
+    degraded_after_failures: int = 3
+    disconnected_after_failures: int = 10
+    degraded_after_idle_s: float = 15.0
+    disconnected_after_idle_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.degraded_below_score <= 100, "degraded_below_score",
+                 "must be within 0..100")
+        _require(self.recover_margin >= 0, "recover_margin", "must be >= 0")
+        _require(1 <= self.degraded_after_failures <= self.disconnected_after_failures,
+                 "degraded_after_failures",
+                 "must be >= 1 and <= disconnected_after_failures")
+        _require(0 < self.degraded_after_idle_s <= self.disconnected_after_idle_s,
+                 "degraded_after_idle_s", "must be > 0 and <= disconnected_after_idle_s")
+
+
+# --- jitter -------------------------------------------------------------------------------
+
+def rfc3550_jitter(jitter: float, previous_ms: float, current_ms: float) -> float:
+    """One step of RFC 3550 §6.4.1 interarrival jitter: ``J += (|D| - J) / 16``.
+
+    ``D`` is the change in one-way transit (or round-trip) time between consecutive samples;
+    the gain of 1/16 smooths it like the RTP estimator does.
+    """
+    return jitter + (abs(current_ms - previous_ms) - jitter) / 16.0
+
+
+def stddev_jitter(latencies_ms: Sequence[float]) -> float:
+    """The LANrage seed's jitter: sample standard deviation of recent latencies (0 below 2)."""
+    if len(latencies_ms) < 2:
+        return 0.0
+    return statistics.stdev(latencies_ms)
+
+
+# --- score, grade, MOS ----------------------------------------------------------------------
+
+def quality_score(latency_ms: float, loss_percent: float, jitter_ms: float,
+                  config: QualityConfig = QualityConfig()) -> float:
+    """Weighted score 0..100, by default
+    ``0.40·max(0, 100 − latency/1.5) + 0.35·max(0, 100 − loss·20) + 0.25·max(0, 100 − jitter·2)``.
+
+    Inputs in ms and percent; weights and slopes come from ``config``. Result in 0..100.
+    """
+    latency_part = max(0.0, 100.0 - latency_ms / config.latency_ms_per_point)
+    loss_part = max(0.0, 100.0 - loss_percent * config.loss_points_per_percent)
+    jitter_part = max(0.0, 100.0 - jitter_ms * config.jitter_points_per_ms)
+    score = (config.latency_weight * latency_part + config.loss_weight * loss_part
+             + config.jitter_weight * jitter_part)
+    return min(100.0, max(0.0, score))
+
+
+def quality_band(score: float, config: QualityConfig = QualityConfig()) -> Band:
+    if score >= config.excellent_min:
+        return "excellent"
+    if score >= config.good_min:
+        return "good"
+    if score >= config.fair_min:
+        return "fair"
+    return "poor"
+
+
+def grade(score: float, config: QualityConfig = QualityConfig()) -> Grade:
+    if score >= config.grade_a_min:
+        return "A"
+    if score >= config.grade_b_min:
+        return "B"
+    if score >= config.grade_c_min:
+        return "C"
+    if score >= config.grade_d_min:
+        return "D"
+    return "F"
+
+
+def r_factor(latency_ms: float, jitter_ms: float, loss_percent: float) -> float:
+    """Simplified E-model transmission rating R, clamped to 0..100."""
+    effective = latency_ms + 2.0 * jitter_ms + 10.0
+    r = 93.2 - effective / 40.0 if effective < 160.0 else 93.2 - (effective - 120.0) / 10.0
+    r -= 2.5 * loss_percent
+    return min(100.0, max(0.0, r))
+
+
+def mos(latency_ms: float, jitter_ms: float, loss_percent: float) -> float:
+    """Mean opinion score 1..4.5 from :func:`r_factor`: ``1 + 0.035R + 7e-6·R(R−60)(100−R)``.
+
+    The cubic dips a hair below 1 for R under about 6.5; the result is clamped to 1..4.5 as
+    ITU-T G.107 does.
+    """
+    r = r_factor(latency_ms, jitter_ms, loss_percent)
+    value = 1.0 + 0.035 * r + 7e-6 * r * (r - 60.0) * (100.0 - r)
+    return min(4.5, max(1.0, value))
+
+
+def network_score(peer_scores: Iterable[float], cpu_percent: float,
+                  config: QualityConfig = QualityConfig()) -> float:
+    """``0.9·mean(peer scores) + 0.1·(100 − CPU%)``; with no scored peer, ``100 − CPU%``.
+
+    The empty case follows the LANrage seed: with nobody measured, the host is all there is
+    to judge.
+    """
+    scores = list(peer_scores)
+    cpu_part = 100.0 - min(100.0, max(0.0, cpu_percent))
+    if not scores:
+        return cpu_part
+    weight = config.network_cpu_weight
+    mean = math.fsum(scores) / len(scores)
+    return min(100.0, max(0.0, (1.0 - weight) * mean + weight * cpu_part))
+
+
+# --- trend ------------------------------------------------------------------------------------
+
+def ewma(previous: float | None, value: float, alpha: float) -> float:
+    """Exponentially weighted moving average; the first value seeds it."""
+    return value if previous is None else previous + alpha * (value - previous)
+
+
+def ewma_alpha(samples: int) -> float:
+    """The smoothing factor whose EWMA has the centre of mass of an N-sample moving average."""
+    return 2.0 / (samples + 1.0)
+
+
+def trend(short_avg: float | None, long_avg: float | None, dead_band: float) -> Trend:
+    """Compare a short moving average of the score with a long one, with a dead band.
+
+    One good or bad sample moves the short average only partly, and differences within
+    ``dead_band`` points read as stable, so the trend does not flicker.
+    """
+    if short_avg is None or long_avg is None:
+        return "stable"
+    difference = short_avg - long_avg
+    if difference > dead_band:
+        return "improving"
+    if difference < -dead_band:
+        return "degrading"
+    return "stable"
+
+
+# --- status -----------------------------------------------------------------------------------
+
+def peer_status(*, score: float | None, consecutive_failures: int, idle_s: float,
+                previous: Status, rules: StatusRules = StatusRules()) -> Status:
+    """Connected, degraded or disconnected, from failures in a row, idle time and score."""
+    if (consecutive_failures >= rules.disconnected_after_failures
+            or idle_s >= rules.disconnected_after_idle_s):
+        return "disconnected"
+    if (consecutive_failures >= rules.degraded_after_failures
+            or idle_s >= rules.degraded_after_idle_s):
+        return "degraded"
+    if score is not None:
+        line = rules.degraded_below_score
+        if previous != "connected":
+            line += rules.recover_margin
+        if score < line:
+            return "degraded"
+    return "connected"

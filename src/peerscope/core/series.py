@@ -1,0 +1,130 @@
+"""A fixed-capacity ring of (timestamp, value) samples stored in flat arrays.
+
+Each sample costs 8 bytes: the time as a signed 32-bit count of milliseconds from the
+ring's base time, and the value as a 32-bit float. That keeps a peer's full 360-sample
+latency ring under 3 KiB, which is what makes thousands of peers cheap to hold. Millisecond
+time resolution and float32 precision (about 7 significant digits) are far finer than
+anything a network measurement can tell apart.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterator
+
+_INT32_MAX = 2**31 - 1
+_INT32_MIN = -(2**31)
+
+
+class Series:
+    """Ring buffer of timestamped floats; appending is O(1) and never allocates."""
+
+    __slots__ = ("_base_ms", "_capacity", "_count", "_next", "_times", "_total", "_values")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self._capacity = capacity
+        self._times = array("i", bytes(4 * capacity))
+        self._values = array("f", bytes(4 * capacity))
+        self._next = 0
+        self._count = 0
+        self._base_ms: int | None = None
+        self._total = 0.0
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the sample arrays themselves."""
+        return self._times.itemsize * self._capacity + self._values.itemsize * self._capacity
+
+    def append(self, t: float, value: float) -> None:
+        if self._base_ms is None:
+            self._base_ms = int(t * 1000.0)
+        offset = int(t * 1000.0) - self._base_ms
+        if not _INT32_MIN <= offset <= _INT32_MAX:
+            offset = self._rebase(t)
+        i = self._next
+        values = self._values
+        if self._count == self._capacity:
+            self._total -= values[i]
+        else:
+            self._count += 1
+        self._times[i] = offset
+        values[i] = value
+        self._total += values[i]  # the float32-rounded value actually stored
+        i += 1
+        if i == self._capacity:
+            i = 0
+            # Re-sum once a lap so rounding in the running total cannot build up.
+            self._total = math.fsum(values[: self._count])
+        self._next = i
+
+    @property
+    def total(self) -> float:
+        """Sum of the stored values, kept up to date on append (O(1))."""
+        return self._total
+
+    def _rebase(self, t: float) -> int:
+        """Move the base to ``t`` after ~24 days of drift; drops samples it can no longer place."""
+        new_base = int(t * 1000.0)
+        shift = new_base - (self._base_ms or 0)
+        kept: list[tuple[int, float]] = []
+        for offset, value in self._iter_raw():
+            moved = offset - shift
+            if _INT32_MIN <= moved <= _INT32_MAX:
+                kept.append((moved, value))
+        self._base_ms = new_base
+        self._next = 0
+        self._count = 0
+        for offset, value in kept:
+            self._times[self._next] = offset
+            self._values[self._next] = value
+            self._next += 1
+            self._count += 1
+        self._next %= self._capacity
+        self._total = math.fsum(value for _, value in kept)
+        return 0
+
+    def _iter_raw(self) -> Iterator[tuple[int, float]]:
+        start = (self._next - self._count) % self._capacity
+        times, values, cap = self._times, self._values, self._capacity
+        for k in range(self._count):
+            i = (start + k) % cap
+            yield times[i], values[i]
+
+    def __iter__(self) -> Iterator[tuple[float, float]]:
+        """Samples oldest first, as (seconds, value)."""
+        base = self._base_ms or 0
+        for offset, value in self._iter_raw():
+            yield (base + offset) / 1000.0, value
+
+    def window(self, window_s: float, now: float) -> Iterator[tuple[float, float]]:
+        """Samples with ``now - window_s < t <= now``, oldest first."""
+        start = now - window_s
+        for t, value in self:
+            if start < t <= now:
+                yield t, value
+
+    def last(self) -> tuple[float, float] | None:
+        if not self._count:
+            return None
+        i = (self._next - 1) % self._capacity
+        return ((self._base_ms or 0) + self._times[i]) / 1000.0, self._values[i]
+
+    def values(self) -> list[float]:
+        """Stored values oldest first."""
+        return [value for _, value in self._iter_raw()]
+
+    def clear(self) -> None:
+        self._next = 0
+        self._count = 0
+        self._base_ms = None
+        self._total = 0.0

@@ -1,0 +1,58 @@
+"""Window aggregation of (timestamp, value) samples."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TypedDict
+
+
+class Aggregate(TypedDict):
+    count: int
+    min: float | None
+    max: float | None
+    avg: float | None
+    sum: float
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+def nearest_rank(sorted_values: list[float], fraction: float) -> float:
+    """The seeds' nearest-rank percentile: ``sorted[min(n - 1, int(fraction * n))]``.
+
+    It always returns a stored sample (no interpolation) and leans high on small windows,
+    e.g. p95 of 10 samples is the largest; kept so figures match the systems peerscope
+    replaces.
+    """
+    n = len(sorted_values)
+    if n == 0:
+        raise ValueError("nearest_rank needs at least one value")
+    return sorted_values[min(n - 1, int(fraction * n))]
+
+
+def aggregate(points: Iterable[tuple[float, float]], window_s: float, now: float) -> Aggregate:
+    """Summarise samples with ``now - window_s < t <= now``.
+
+    Samples stamped after ``now`` are excluded, so a query about the past is not polluted by
+    what came later. An empty window gives count 0, sum 0 and None for the rest.
+    Percentiles use :func:`nearest_rank` (p95 = ``sorted[min(n-1, int(0.95*n))]``).
+    """
+    if not window_s >= 0 or math.isinf(window_s):
+        raise ValueError(f"window_s must be a finite number >= 0, got {window_s!r}")
+    start = now - window_s
+    values = sorted(v for t, v in points if start < t <= now)
+    if not values:
+        return Aggregate(count=0, min=None, max=None, avg=None, sum=0.0, p50=None, p95=None,
+                         p99=None)
+    total = math.fsum(values)
+    return Aggregate(
+        count=len(values),
+        min=values[0],
+        max=values[-1],
+        avg=total / len(values),
+        sum=total,
+        p50=nearest_rank(values, 0.50),
+        p95=nearest_rank(values, 0.95),
+        p99=nearest_rank(values, 0.99),
+    )

@@ -1,0 +1,591 @@
+"""The Monitor: the one owner of peerscope's state, its clock loop and its event bus.
+
+Thread safety: every recording and query method may be called from any thread. One lock
+serialises them, held only for the few field updates a call makes, so a recording call
+never waits on I/O. Subscribers' handlers always run on the event loop that called
+:meth:`Monitor.start` (events raised by calls from other threads are delivered at the next
+tick).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from peerscope.config import Settings
+from peerscope.core import quality
+from peerscope.core.assessment import assess, update_status
+from peerscope.core.loss import LossTracker
+from peerscope.core.model import Peer, PeerKind, ServerStats, Session, SystemSample, validate_id
+from peerscope.core.quality import Status
+from peerscope.core.rate import SlidingCounter
+from peerscope.core.series import Series
+from peerscope.core.stats import Aggregate, aggregate
+from peerscope.events import (
+    Event,
+    MetricsTick,
+    PeerAdded,
+    PeerRemoved,
+    PeerStatusChanged,
+    SessionEnded,
+    SessionStarted,
+)
+from peerscope.message import client_entry, network_entry, server_entry, system_entry
+from peerscope.system import SystemSampler
+
+logger = logging.getLogger(__name__)
+
+Direction = Literal["in", "out"]
+Handler = Callable[[Event], None]
+SYSTEM_SERIES = ("cpu_percent", "memory_percent", "network_sent_rate", "network_recv_rate",
+                 "process_cpu_percent", "process_rss_mb")
+_STATUS_SEVERITY: dict[Status, int] = {"disconnected": 0, "degraded": 1, "connected": 2}
+_MAX_LABELS = 32
+
+
+class UnknownPeerError(KeyError):
+    """A recording call named a peer that is not registered (with ``unknown_peer="raise"``)."""
+
+
+def _check_count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _check_labels(labels: dict[str, str] | None) -> dict[str, str]:
+    if labels is None:
+        return {}
+    if len(labels) > _MAX_LABELS:
+        raise ValueError(f"labels: at most {_MAX_LABELS} labels, got {len(labels)}")
+    for key, value in labels.items():
+        if not (isinstance(key, str) and key.isidentifier() and len(key) <= 64):
+            raise ValueError(f"labels: key {key!r} must be an identifier of at most 64 chars")
+        if not (isinstance(value, str) and value.isprintable() and len(value) <= 256):
+            raise ValueError(f"labels: value of {key!r} must be printable text of at most 256 "
+                             "chars")
+    return dict(labels)
+
+
+class Monitor:
+    def __init__(self, settings: Settings | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._peers: dict[str, Peer] = {}
+        self._status_counts: dict[Status, int] = dict.fromkeys(quality.STATUSES, 0)
+        self._sessions: dict[str, Session] = {}
+        self._ended_sessions: deque[Session] = deque(maxlen=self.settings.session_history)
+        self._pending_events: list[Event] = []
+        self._handlers: list[Handler] = []
+        self._messages_in = SlidingCounter(1.0)
+        self._messages_out = SlidingCounter(1.0)
+        self._total_messages = 0
+        self._total_connections = 0
+        self._started_at = clock()
+        self._sampler = SystemSampler(clock) if self.settings.enable_system_metrics else None
+        self._system = SystemSample(timestamp=self._started_at, available=False)
+        capacity = self.settings.system_history_samples
+        self._system_history = {name: Series(capacity) for name in SYSTEM_SERIES}
+        self._last_message: dict[str, Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Start the tick loop on the running event loop; a second call does nothing."""
+        if self.is_running:
+            return
+        self._started_at = self._clock()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="peerscope-tick")
+
+    def cancel(self) -> asyncio.Task[None] | None:
+        """Ask the tick loop to stop without waiting; ``is_running`` is False at once.
+
+        Returns the cancelled task (None if not running) for a caller that wants to await it.
+        """
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        return task
+
+    async def stop(self) -> None:
+        """Stop the tick loop and wait for it to finish; safe to call when not running."""
+        task = self.cancel()
+        if task is None:
+            return
+        try:
+            await task
+        except asyncio.CancelledError:
+            # Swallow the task's own cancellation, but not one aimed at our caller.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.settings.metrics_interval
+        next_at = loop.time()
+        while True:
+            try:
+                self.tick()
+            except Exception:
+                logger.exception("peerscope tick failed; the loop goes on")
+            next_at += interval
+            delay = next_at - loop.time()
+            if delay < 0:
+                # Fell behind (a blocked loop): skip the missed ticks instead of bursting.
+                next_at += math.ceil(-delay / interval) * interval
+                delay = next_at - loop.time()
+            await asyncio.sleep(delay)
+
+    def tick(self) -> dict[str, Any]:
+        """One clock step: sample the host, refresh peers, build and publish the message."""
+        if self._sampler is not None:
+            self.sample_system()
+        message = self.snapshot()
+        with self._lock:
+            self._last_message = message
+            self._pending_events.append(MetricsTick(message, message["timestamp"]))
+        self._dispatch()
+        return message
+
+    # --- events -------------------------------------------------------------------------------
+
+    def subscribe(self, handler: Handler) -> Callable[[], None]:
+        """Call ``handler`` with every event from now on; returns a function that unsubscribes.
+
+        Handlers must be quick (hand the event to a queue); one that raises is logged and
+        stays subscribed.
+        """
+        with self._lock:
+            self._handlers.append(handler)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if handler in self._handlers:
+                    self._handlers.remove(handler)
+
+        return unsubscribe
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            events, self._pending_events = self._pending_events, []
+            handlers = list(self._handlers)
+        for event in events:
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception:
+                    logger.exception("peerscope event handler %r failed", handler)
+
+    # --- peers --------------------------------------------------------------------------------
+
+    def add_peer(self, peer_id: str, *, name: str | None = None, address: str | None = None,
+                 kind: PeerKind = "peer", labels: dict[str, str] | None = None) -> None:
+        """Register a peer (a new connection); for a known id, update its name/address/labels."""
+        validate_id(peer_id)
+        if name is not None and not (isinstance(name, str) and name.isprintable()
+                                     and len(name) <= 256):
+            raise ValueError(f"name must be printable text of at most 256 chars, got {name!r}")
+        if address is not None and not (isinstance(address, str) and address.isprintable()
+                                        and len(address) <= 256):
+            raise ValueError(f"address must be printable text of at most 256 chars, "
+                             f"got {address!r}")
+        if kind not in ("peer", "client"):
+            raise ValueError(f"kind must be 'peer' or 'client', got {kind!r}")
+        checked_labels = _check_labels(labels)
+        now = self._clock()
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                peer = self._register(peer_id, now)
+                peer.kind = kind
+            if name is not None:
+                peer.name = name
+            if address is not None:
+                peer.address = address
+            if labels is not None:
+                peer.labels = checked_labels
+
+    def _register(self, peer_id: str, now: float) -> Peer:
+        if len(self._peers) >= self.settings.max_peers:
+            raise ValueError(f"peer_id {peer_id!r}: max_peers ({self.settings.max_peers}) "
+                             "reached")
+        peer = Peer(
+            peer_id=peer_id,
+            latency=Series(self.settings.latency_samples),
+            loss=LossTracker(window=self.settings.quality.loss_window),
+            connected_at=now,
+            last_seen=now,
+            status_since=now,
+        )
+        for session in self._sessions.values():
+            if peer_id in session.peer_ids:
+                peer.sessions.append(session)
+        self._peers[peer_id] = peer
+        self._status_counts["connected"] += 1
+        self._total_connections += 1
+        self._pending_events.append(PeerAdded(peer_id, now))
+        return peer
+
+    def _peer_for_recording(self, peer_id: str, now: float) -> Peer:
+        """Called under the lock for an id not found in the peer table."""
+        if self.settings.unknown_peer == "raise":
+            raise UnknownPeerError(f"unknown peer_id {peer_id!r}; call add_peer first or set "
+                                   "unknown_peer='register'")
+        validate_id(peer_id)
+        return self._register(peer_id, now)
+
+    def remove_peer(self, peer_id: str) -> bool:
+        """Forget a peer (a connection closed); its messages stay in the server totals."""
+        now = self._clock()
+        with self._lock:
+            peer = self._peers.pop(peer_id, None)
+            if peer is None:
+                return False
+            self._forget(peer, now, "removed")
+            return True
+
+    def _forget(self, peer: Peer, now: float, reason: str) -> None:
+        self._status_counts[peer.status] -= 1
+        peer.sessions.clear()
+        self._pending_events.append(PeerRemoved(peer.peer_id, now, reason))
+
+    @property
+    def peer_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._peers)
+
+    def __contains__(self, peer_id: object) -> bool:
+        return peer_id in self._peers
+
+    # --- hot path -----------------------------------------------------------------------------
+
+    def record_latency(self, peer_id: str, latency_ms: float | None) -> None:
+        """Record one round-trip time in ms, or ``None`` for a measurement that failed."""
+        if latency_ms is not None:
+            try:
+                valid = 0.0 <= latency_ms < math.inf
+            except TypeError:
+                valid = False
+            if not valid:
+                raise ValueError(f"latency_ms must be a finite number >= 0, got {latency_ms!r}")
+        now = self._clock()
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                peer = self._peer_for_recording(peer_id, now)
+            peer.dirty = True
+            if latency_ms is None:
+                peer.consecutive_failures += 1
+                peer.loss.record(False)
+                return
+            previous = peer.last_latency_ms
+            if previous is not None:
+                peer.jitter_ms = quality.rfc3550_jitter(peer.jitter_ms, previous, latency_ms)
+            peer.latency.append(now, latency_ms)
+            peer.last_latency_ms = latency_ms
+            smoothed = peer.smoothed_latency_ms
+            peer.smoothed_latency_ms = latency_ms if smoothed is None else (
+                smoothed + self.settings.quality.latency_smoothing * (latency_ms - smoothed))
+            peer.consecutive_failures = 0
+            peer.last_seen = now
+            peer.loss.record(True)
+            for session in peer.sessions:
+                session.add(latency_ms)
+
+    def record_traffic(self, peer_id: str, *, bytes_sent: int = 0, bytes_received: int = 0,
+                       packets_sent: int = 0, packets_received: int = 0,
+                       messages_sent: int = 0, messages_received: int = 0) -> None:
+        """Add to a peer's counters (sent = to the peer) without touching server message totals.
+
+        Use :meth:`record_message` for each application message instead when you want it in
+        the server's totals and messages-per-second too.
+        """
+        _check_count(bytes_sent, "bytes_sent")
+        _check_count(bytes_received, "bytes_received")
+        _check_count(packets_sent, "packets_sent")
+        _check_count(packets_received, "packets_received")
+        _check_count(messages_sent, "messages_sent")
+        _check_count(messages_received, "messages_received")
+        now = self._clock()
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                peer = self._peer_for_recording(peer_id, now)
+            peer.bytes_sent += bytes_sent
+            peer.bytes_received += bytes_received
+            peer.packets_sent += packets_sent
+            peer.packets_received += packets_received
+            peer.messages_sent += messages_sent
+            peer.messages_received += messages_received
+            if messages_sent or messages_received:
+                peer.last_message_time = now
+            if bytes_received or packets_received or messages_received:
+                peer.last_seen = now
+
+    def record_loss(self, peer_id: str, loss_percent: float) -> None:
+        """Report loss the app measured itself (0..100); it replaces the measured figure."""
+        try:
+            valid = 0.0 <= loss_percent <= 100.0
+        except TypeError:
+            valid = False
+        if not valid:
+            raise ValueError(f"loss_percent must be a number within 0..100, got {loss_percent!r}")
+        now = self._clock()
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                peer = self._peer_for_recording(peer_id, now)
+            peer.reported_loss_percent = float(loss_percent)
+            peer.dirty = True
+
+    def record_message(self, peer_id: str | None = None, *, size: int = 0,
+                       direction: Direction = "in") -> None:
+        """Count one application message, from (``in``) or to (``out``) a peer or the server."""
+        _check_count(size, "size")
+        if direction not in ("in", "out"):
+            raise ValueError(f"direction must be 'in' or 'out', got {direction!r}")
+        now = self._clock()
+        with self._lock:
+            peer = None
+            if peer_id is not None:
+                peer = self._peers.get(peer_id)
+                if peer is None:
+                    peer = self._peer_for_recording(peer_id, now)
+            self._total_messages += 1
+            if direction == "in":
+                self._messages_in.add(now)
+            else:
+                self._messages_out.add(now)
+            if peer is None:
+                return
+            peer.last_message_time = now
+            if direction == "in":
+                peer.messages_received += 1
+                peer.bytes_received += size
+                peer.last_seen = now
+            else:
+                peer.messages_sent += 1
+                peer.bytes_sent += size
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    def start_session(self, name: str, peer_ids: Iterable[str], *, session_id: str | None = None,
+                      labels: dict[str, str] | None = None) -> str:
+        """Begin a session; the listed peers' latency samples from now on feed its statistics."""
+        if not (isinstance(name, str) and 1 <= len(name) <= 256 and name.isprintable()):
+            raise ValueError(f"name must be 1-256 printable characters, got {name!r}")
+        ids = [validate_id(peer_id) for peer_id in peer_ids]
+        sid = validate_id(session_id, "session_id") if session_id is not None else \
+            uuid.uuid4().hex
+        checked_labels = _check_labels(labels)
+        now = self._clock()
+        with self._lock:
+            if sid in self._sessions:
+                raise ValueError(f"session_id {sid!r} is already active")
+            session = Session(session_id=sid, name=name, started_at=now, peer_ids=ids,
+                              labels=checked_labels)
+            self._sessions[sid] = session
+            for peer_id in ids:
+                peer = self._peers.get(peer_id)
+                if peer is not None:
+                    peer.sessions.append(session)
+            self._pending_events.append(SessionStarted(sid, name, now))
+        return sid
+
+    def end_session(self, session_id: str) -> Session:
+        now = self._clock()
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+            if session is None:
+                raise KeyError(f"no active session {session_id!r}")
+            session.ended_at = now
+            for peer_id in session.peer_ids:
+                peer = self._peers.get(peer_id)
+                if peer is not None and session in peer.sessions:
+                    peer.sessions.remove(session)
+            self._ended_sessions.append(session)
+            self._pending_events.append(SessionEnded(session_id, session.name, now))
+        return session
+
+    def sessions(self, limit: int = 10, *, include_active: bool = True) -> list[Session]:
+        """Most recent first: active sessions, then ended ones."""
+        with self._lock:
+            found = list(self._sessions.values())[::-1] if include_active else []
+            found.extend(reversed(self._ended_sessions))
+        return found[:limit]
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def peer(self, peer_id: str) -> dict[str, Any]:
+        """One peer's current figures (the ``clients`` entry shape); KeyError if unknown."""
+        now = self._clock()
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                raise KeyError(f"unknown peer_id {peer_id!r}")
+            self._refresh(peer, now)
+            return client_entry(peer, now)
+
+    def peers(self) -> list[dict[str, Any]]:
+        now = self._clock()
+        with self._lock:
+            for peer in self._peers.values():
+                self._refresh(peer, now)
+            return [client_entry(peer, now) for peer in self._peers.values()]
+
+    def latency_history(self, peer_id: str, duration_s: float) -> list[tuple[float, float]]:
+        """(timestamp, ms) samples of the last ``duration_s`` seconds, oldest first."""
+        now = self._clock()
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                raise KeyError(f"unknown peer_id {peer_id!r}")
+            return list(peer.latency.window(duration_s, now))
+
+    def latency_stats(self, peer_id: str, window_s: float) -> Aggregate:
+        now = self._clock()
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                raise KeyError(f"unknown peer_id {peer_id!r}")
+            return aggregate(peer.latency, window_s, now)
+
+    def sample_system(self) -> SystemSample:
+        """Read the host now (also done every tick) and add it to the system history."""
+        sampler = self._sampler
+        if sampler is None:
+            raise RuntimeError("system metrics are disabled (enable_system_metrics=False)")
+        sample = sampler.sample()
+        with self._lock:
+            self._system = sample
+            if sample.available:
+                for name, series in self._system_history.items():
+                    series.append(sample.timestamp, getattr(sample, name))
+        return sample
+
+    @property
+    def system(self) -> SystemSample:
+        """The latest host sample (taken each tick)."""
+        return self._system
+
+    def system_history(self, name: str, duration_s: float) -> list[tuple[float, float]]:
+        if name not in self._system_history:
+            raise ValueError(f"name must be one of {', '.join(SYSTEM_SERIES)}, got {name!r}")
+        now = self._clock()
+        with self._lock:
+            return list(self._system_history[name].window(duration_s, now))
+
+    def server_stats(self) -> ServerStats:
+        now = self._clock()
+        with self._lock:
+            return self._server_stats(now, self._average_latency())
+
+    def _average_latency(self) -> float:
+        averages = [avg for peer in self._peers.values()
+                    if (avg := peer.average_latency_ms) is not None]
+        return math.fsum(averages) / len(averages) if averages else 0.0
+
+    def _server_stats(self, now: float, average_latency: float) -> ServerStats:
+        rate_in = self._messages_in.rate(now)
+        rate_out = self._messages_out.rate(now)
+        return ServerStats(
+            uptime_seconds=max(0.0, now - self._started_at),
+            active_connections=len(self._peers),
+            total_connections=self._total_connections,
+            total_messages=self._total_messages,
+            messages_per_second=rate_in + rate_out,
+            messages_in_per_second=rate_in,
+            messages_out_per_second=rate_out,
+            average_latency_ms=average_latency,
+        )
+
+    @property
+    def last_message(self) -> dict[str, Any] | None:
+        """The message built by the latest tick (None before the first)."""
+        return self._last_message
+
+    # --- the tick's work ----------------------------------------------------------------------
+
+    def _refresh(self, peer: Peer, now: float) -> None:
+        previous = peer.status
+        if peer.dirty:
+            changed = assess(peer, now, self.settings.quality, self.settings.status)
+        else:
+            changed = update_status(peer, now, self.settings.status)
+        if changed is not None:
+            self._status_counts[previous] -= 1
+            self._status_counts[changed] += 1
+            self._pending_events.append(PeerStatusChanged(peer.peer_id, previous, changed, now))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Build the ``/ws`` metrics message from the current state.
+
+        Cost is one pass over the peers (status refresh, pruning, averages) plus refreshing
+        the dirty ones and a top-N selection; it never touches stored samples.
+        """
+        now = self._clock()
+        settings = self.settings
+        ttl = settings.peer_ttl_s
+        with self._lock:
+            scores: list[float] = []
+            averages: list[float] = []
+            expired: list[Peer] = []
+            for peer in self._peers.values():
+                self._refresh(peer, now)
+                if peer.status == "disconnected" and now - peer.status_since >= ttl:
+                    expired.append(peer)
+                    continue
+                if peer.quality_score is not None:
+                    scores.append(peer.quality_score)
+                if (avg := peer.average_latency_ms) is not None:
+                    averages.append(avg)
+            for peer in expired:
+                del self._peers[peer.peer_id]
+                self._forget(peer, now, "pruned")
+            system = self._system
+            score = quality.network_score(scores, system.cpu_percent, settings.quality)
+            worst = heapq.nsmallest(settings.max_clients_in_message, self._peers.values(),
+                                    key=_worst_first)
+            average = math.fsum(averages) / len(averages) if averages else 0.0
+            return {
+                "type": "metrics",
+                "timestamp": now,
+                "system": system_entry(system),
+                "server": server_entry(self._server_stats(now, average)),
+                "network": network_entry(score, quality.grade(score, settings.quality),
+                                         quality.quality_band(score, settings.quality),
+                                         self._status_counts),
+                "clients": [client_entry(peer, now) for peer in worst],
+                "clients_total": len(self._peers),
+                "alerts": [],
+            }
+
+
+def _worst_first(peer: Peer) -> tuple[int, float]:
+    score = peer.quality_score
+    return _STATUS_SEVERITY[peer.status], 101.0 if score is None else score
