@@ -9,18 +9,19 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from peerscope.core.assessment import Derived
 from peerscope.core.model import Peer, ServerStats, SystemSample
 from peerscope.core.quality import STATUSES, Grade, Status
 
 
-def client_entry(peer: Peer, now: float) -> dict[str, Any]:
+def client_entry(peer: Peer, now: float, derived: Derived) -> dict[str, Any]:
     """One peer as listed in ``clients``. Unmeasured figures are None, not a fake 0."""
     return {
         "client_id": peer.peer_id,
         "name": peer.name,
         "address": peer.address,
         "kind": peer.kind,
-        "labels": peer.labels,
+        "labels": dict(peer.labels),
         "connected_at": peer.connected_at,
         "message_count": peer.message_count,
         "messages_sent": peer.messages_sent,
@@ -39,10 +40,7 @@ def client_entry(peer: Peer, now: float) -> dict[str, Any]:
         "jitter_ms": peer.jitter_ms,
         "packet_loss_percent": peer.loss_percent,
         "quality_score": peer.quality_score,
-        "band": peer.band,
-        "grade": peer.grade,
-        "mos": peer.mos,
-        "trend": peer.trend,
+        **derived,
         "status": peer.status,
     }
 

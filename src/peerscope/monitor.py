@@ -18,18 +18,26 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from types import TracebackType
 from typing import Any, Literal, Self
 
 from peerscope.config import Settings
 from peerscope.core import quality
-from peerscope.core.assessment import assess, update_status
+from peerscope.core.assessment import Assessor
 from peerscope.core.loss import LossTracker
-from peerscope.core.model import Peer, PeerKind, ServerStats, Session, SystemSample, validate_id
+from peerscope.core.model import Peer, PeerKind, ServerStats, Session, SystemSample
 from peerscope.core.quality import Status
 from peerscope.core.rate import SlidingCounter
 from peerscope.core.series import Series
 from peerscope.core.stats import Aggregate, aggregate
+from peerscope.core.validation import (
+    validate_count,
+    validate_id,
+    validate_labels,
+    validate_number,
+    validate_text,
+)
 from peerscope.events import (
     Event,
     MetricsTick,
@@ -44,36 +52,15 @@ from peerscope.system import SystemSampler
 
 logger = logging.getLogger(__name__)
 
+_INF = math.inf
 Direction = Literal["in", "out"]
 Handler = Callable[[Event], None]
 SYSTEM_SERIES = ("cpu_percent", "memory_percent", "network_sent_rate", "network_recv_rate",
                  "process_cpu_percent", "process_rss_mb")
-_STATUS_SEVERITY: dict[Status, int] = {"disconnected": 0, "degraded": 1, "connected": 2}
-_MAX_LABELS = 32
 
 
 class UnknownPeerError(KeyError):
     """A recording call named a peer that is not registered (with ``unknown_peer="raise"``)."""
-
-
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return value
-
-
-def _check_labels(labels: dict[str, str] | None) -> dict[str, str]:
-    if labels is None:
-        return {}
-    if len(labels) > _MAX_LABELS:
-        raise ValueError(f"labels: at most {_MAX_LABELS} labels, got {len(labels)}")
-    for key, value in labels.items():
-        if not (isinstance(key, str) and key.isidentifier() and len(key) <= 64):
-            raise ValueError(f"labels: key {key!r} must be an identifier of at most 64 chars")
-        if not (isinstance(value, str) and value.isprintable() and len(value) <= 256):
-            raise ValueError(f"labels: value of {key!r} must be printable text of at most 256 "
-                             "chars")
-    return dict(labels)
 
 
 class Monitor:
@@ -84,6 +71,8 @@ class Monitor:
         self._lock = threading.Lock()
         self._peers: dict[str, Peer] = {}
         self._status_counts: dict[Status, int] = dict.fromkeys(quality.STATUSES, 0)
+        self._assessor = Assessor(self.settings.quality, self.settings.status)
+        self._smoothing = self.settings.quality.latency_smoothing
         self._sessions: dict[str, Session] = {}
         self._ended_sessions: deque[Session] = deque(maxlen=self.settings.session_history)
         self._pending_events: list[Event] = []
@@ -101,6 +90,10 @@ class Monitor:
         self._task: asyncio.Task[None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The Monitor's clock (epoch seconds); every timestamp it reports comes from it."""
+        return self._clock()
 
     @property
     def is_running(self) -> bool:
@@ -154,12 +147,12 @@ class Monitor:
             except Exception:
                 logger.exception("peerscope tick failed; the loop goes on")
             next_at += interval
-            delay = next_at - loop.time()
-            if delay < 0:
-                # Fell behind (a blocked loop): skip the missed ticks instead of bursting.
-                next_at += math.ceil(-delay / interval) * interval
-                delay = next_at - loop.time()
-            await asyncio.sleep(delay)
+            now = loop.time()
+            if next_at < now:
+                # A whole interval behind (the loop was blocked): start the schedule afresh
+                # rather than replaying the missed ticks in a burst.
+                next_at = now + interval
+            await asyncio.sleep(next_at - now)
 
     def tick(self) -> dict[str, Any]:
         """One clock step: sample the host, refresh peers, build and publish the message."""
@@ -207,16 +200,13 @@ class Monitor:
                  kind: PeerKind = "peer", labels: dict[str, str] | None = None) -> None:
         """Register a peer (a new connection); for a known id, update its name/address/labels."""
         validate_id(peer_id)
-        if name is not None and not (isinstance(name, str) and name.isprintable()
-                                     and len(name) <= 256):
-            raise ValueError(f"name must be printable text of at most 256 chars, got {name!r}")
-        if address is not None and not (isinstance(address, str) and address.isprintable()
-                                        and len(address) <= 256):
-            raise ValueError(f"address must be printable text of at most 256 chars, "
-                             f"got {address!r}")
+        if name is not None:
+            validate_text(name, "name")
+        if address is not None:
+            validate_text(address, "address")
         if kind not in ("peer", "client"):
             raise ValueError(f"kind must be 'peer' or 'client', got {kind!r}")
-        checked_labels = _check_labels(labels)
+        checked_labels = validate_labels(labels)
         now = self._clock()
         with self._lock:
             peer = self._peers.get(peer_id)
@@ -244,7 +234,7 @@ class Monitor:
         )
         for session in self._sessions.values():
             if peer_id in session.peer_ids:
-                peer.sessions.append(session)
+                peer.sessions += (session,)
         self._peers[peer_id] = peer
         self._status_counts["connected"] += 1
         self._total_connections += 1
@@ -271,7 +261,7 @@ class Monitor:
 
     def _forget(self, peer: Peer, now: float, reason: str) -> None:
         self._status_counts[peer.status] -= 1
-        peer.sessions.clear()
+        peer.sessions = ()
         self._pending_events.append(PeerRemoved(peer.peer_id, now, reason))
 
     @property
@@ -286,15 +276,20 @@ class Monitor:
 
     def record_latency(self, peer_id: str, latency_ms: float | None) -> None:
         """Record one round-trip time in ms, or ``None`` for a measurement that failed."""
+        # This is the hottest call in peerscope, so the checks and the RFC 3550 / EWMA steps
+        # of peerscope.core.quality are written out inline; tests hold the two to the same
+        # results.
         if latency_ms is not None:
             try:
-                valid = 0.0 <= latency_ms < math.inf
+                valid = 0.0 <= latency_ms < _INF
             except TypeError:
                 valid = False
             if not valid:
                 raise ValueError(f"latency_ms must be a finite number >= 0, got {latency_ms!r}")
         now = self._clock()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             peer = self._peers.get(peer_id)
             if peer is None:
                 peer = self._peer_for_recording(peer_id, now)
@@ -304,18 +299,24 @@ class Monitor:
                 peer.loss.record(False)
                 return
             previous = peer.last_latency_ms
-            if previous is not None:
-                peer.jitter_ms = quality.rfc3550_jitter(peer.jitter_ms, previous, latency_ms)
-            peer.latency.append(now, latency_ms)
+            if previous is None:
+                peer.smoothed_latency_ms = latency_ms
+            else:
+                change = latency_ms - previous
+                jitter = peer.jitter_ms
+                peer.jitter_ms = jitter + ((change if change >= 0 else -change) - jitter) / 16.0
+                smoothed: float = peer.smoothed_latency_ms  # type: ignore[assignment]
+                peer.smoothed_latency_ms = smoothed + self._smoothing * (latency_ms - smoothed)
             peer.last_latency_ms = latency_ms
-            smoothed = peer.smoothed_latency_ms
-            peer.smoothed_latency_ms = latency_ms if smoothed is None else (
-                smoothed + self.settings.quality.latency_smoothing * (latency_ms - smoothed))
+            peer.latency.append(now, latency_ms)
             peer.consecutive_failures = 0
             peer.last_seen = now
             peer.loss.record(True)
-            for session in peer.sessions:
-                session.add(latency_ms)
+            if peer.sessions:
+                for session in peer.sessions:
+                    session.add(latency_ms)
+        finally:
+            lock.release()
 
     def record_traffic(self, peer_id: str, *, bytes_sent: int = 0, bytes_received: int = 0,
                        packets_sent: int = 0, packets_received: int = 0,
@@ -325,12 +326,12 @@ class Monitor:
         Use :meth:`record_message` for each application message instead when you want it in
         the server's totals and messages-per-second too.
         """
-        _check_count(bytes_sent, "bytes_sent")
-        _check_count(bytes_received, "bytes_received")
-        _check_count(packets_sent, "packets_sent")
-        _check_count(packets_received, "packets_received")
-        _check_count(messages_sent, "messages_sent")
-        _check_count(messages_received, "messages_received")
+        validate_count(bytes_sent, "bytes_sent")
+        validate_count(bytes_received, "bytes_received")
+        validate_count(packets_sent, "packets_sent")
+        validate_count(packets_received, "packets_received")
+        validate_count(messages_sent, "messages_sent")
+        validate_count(messages_received, "messages_received")
         now = self._clock()
         with self._lock:
             peer = self._peers.get(peer_id)
@@ -349,24 +350,19 @@ class Monitor:
 
     def record_loss(self, peer_id: str, loss_percent: float) -> None:
         """Report loss the app measured itself (0..100); it replaces the measured figure."""
-        try:
-            valid = 0.0 <= loss_percent <= 100.0
-        except TypeError:
-            valid = False
-        if not valid:
-            raise ValueError(f"loss_percent must be a number within 0..100, got {loss_percent!r}")
+        loss = validate_number(loss_percent, "loss_percent", high=100.0)
         now = self._clock()
         with self._lock:
             peer = self._peers.get(peer_id)
             if peer is None:
                 peer = self._peer_for_recording(peer_id, now)
-            peer.reported_loss_percent = float(loss_percent)
+            peer.reported_loss_percent = loss
             peer.dirty = True
 
     def record_message(self, peer_id: str | None = None, *, size: int = 0,
                        direction: Direction = "in") -> None:
         """Count one application message, from (``in``) or to (``out``) a peer or the server."""
-        _check_count(size, "size")
+        validate_count(size, "size")
         if direction not in ("in", "out"):
             raise ValueError(f"direction must be 'in' or 'out', got {direction!r}")
         now = self._clock()
@@ -397,12 +393,11 @@ class Monitor:
     def start_session(self, name: str, peer_ids: Iterable[str], *, session_id: str | None = None,
                       labels: dict[str, str] | None = None) -> str:
         """Begin a session; the listed peers' latency samples from now on feed its statistics."""
-        if not (isinstance(name, str) and 1 <= len(name) <= 256 and name.isprintable()):
-            raise ValueError(f"name must be 1-256 printable characters, got {name!r}")
+        validate_text(name, "name")
         ids = [validate_id(peer_id) for peer_id in peer_ids]
         sid = validate_id(session_id, "session_id") if session_id is not None else \
             uuid.uuid4().hex
-        checked_labels = _check_labels(labels)
+        checked_labels = validate_labels(labels)
         now = self._clock()
         with self._lock:
             if sid in self._sessions:
@@ -413,7 +408,7 @@ class Monitor:
             for peer_id in ids:
                 peer = self._peers.get(peer_id)
                 if peer is not None:
-                    peer.sessions.append(session)
+                    peer.sessions += (session,)
             self._pending_events.append(SessionStarted(sid, name, now))
         return sid
 
@@ -426,11 +421,22 @@ class Monitor:
             session.ended_at = now
             for peer_id in session.peer_ids:
                 peer = self._peers.get(peer_id)
-                if peer is not None and session in peer.sessions:
-                    peer.sessions.remove(session)
+                if peer is not None:
+                    peer.sessions = tuple(s for s in peer.sessions if s is not session)
             self._ended_sessions.append(session)
             self._pending_events.append(SessionEnded(session_id, session.name, now))
         return session
+
+    def session(self, session_id: str) -> Session:
+        """An active or remembered session by id; KeyError if neither."""
+        with self._lock:
+            found = self._sessions.get(session_id)
+            if found is None:
+                found = next((s for s in self._ended_sessions if s.session_id == session_id),
+                             None)
+        if found is None:
+            raise KeyError(f"no session {session_id!r}")
+        return found
 
     def sessions(self, limit: int = 10, *, include_active: bool = True) -> list[Session]:
         """Most recent first: active sessions, then ended ones."""
@@ -449,14 +455,15 @@ class Monitor:
             if peer is None:
                 raise KeyError(f"unknown peer_id {peer_id!r}")
             self._refresh(peer, now)
-            return client_entry(peer, now)
+            return client_entry(peer, now, self._assessor.derived(peer))
 
     def peers(self) -> list[dict[str, Any]]:
         now = self._clock()
         with self._lock:
+            derived = self._assessor.derived
             for peer in self._peers.values():
                 self._refresh(peer, now)
-            return [client_entry(peer, now) for peer in self._peers.values()]
+            return [client_entry(peer, now, derived(peer)) for peer in self._peers.values()]
 
     def latency_history(self, peer_id: str, duration_s: float) -> list[tuple[float, float]]:
         """(timestamp, ms) samples of the last ``duration_s`` seconds, oldest first."""
@@ -494,11 +501,24 @@ class Monitor:
         return self._system
 
     def system_history(self, name: str, duration_s: float) -> list[tuple[float, float]]:
-        if name not in self._system_history:
-            raise ValueError(f"name must be one of {', '.join(SYSTEM_SERIES)}, got {name!r}")
+        """(timestamp, value) samples of a system series over the last ``duration_s``."""
+        series = self._system_series(name)
         now = self._clock()
         with self._lock:
-            return list(self._system_history[name].window(duration_s, now))
+            return list(series.window(duration_s, now))
+
+    def _system_series(self, name: str) -> Series:
+        series = self._system_history.get(name)
+        if series is None:
+            raise ValueError(f"name must be one of {', '.join(SYSTEM_SERIES)}, got {name!r}")
+        return series
+
+    def system_stats(self, name: str, window_s: float) -> Aggregate:
+        """count/min/max/avg/sum/p50/p95/p99 of a system series over the last ``window_s``."""
+        series = self._system_series(name)
+        now = self._clock()
+        with self._lock:
+            return aggregate(series, window_s, now)
 
     def server_stats(self) -> ServerStats:
         now = self._clock()
@@ -506,9 +526,10 @@ class Monitor:
             return self._server_stats(now, self._average_latency())
 
     def _average_latency(self) -> float:
-        averages = [avg for peer in self._peers.values()
-                    if (avg := peer.average_latency_ms) is not None]
-        return math.fsum(averages) / len(averages) if averages else 0.0
+        """Mean of the peers' smoothed latencies (0 with none measured)."""
+        measured = [latency for peer in self._peers.values()
+                    if (latency := peer.smoothed_latency_ms) is not None]
+        return math.fsum(measured) / len(measured) if measured else 0.0
 
     def _server_stats(self, now: float, average_latency: float) -> ServerStats:
         rate_in = self._messages_in.rate(now)
@@ -533,10 +554,13 @@ class Monitor:
 
     def _refresh(self, peer: Peer, now: float) -> None:
         previous = peer.status
+        assessor = self._assessor
         if peer.dirty:
-            changed = assess(peer, now, self.settings.quality, self.settings.status)
+            changed = assessor.assess(peer, now)
+        elif assessor.may_change_status(peer, now):
+            changed = assessor.update_status(peer, now)
         else:
-            changed = update_status(peer, now, self.settings.status)
+            return
         if changed is not None:
             self._status_counts[previous] -= 1
             self._status_counts[changed] += 1
@@ -545,47 +569,54 @@ class Monitor:
     def snapshot(self) -> dict[str, Any]:
         """Build the ``/ws`` metrics message from the current state.
 
-        Cost is one pass over the peers (status refresh, pruning, averages) plus refreshing
-        the dirty ones and a top-N selection; it never touches stored samples.
+        Cost is one pass over the peers (refresh of the changed ones, idle checks, pruning,
+        sums) plus a top-N selection; it never reads stored samples.
         """
         now = self._clock()
         settings = self.settings
         ttl = settings.peer_ttl_s
+        refresh = self._refresh
         with self._lock:
-            scores: list[float] = []
-            averages: list[float] = []
+            score_sum = 0.0
+            scored = 0
+            latency_sum = 0.0
+            measured = 0
             expired: list[Peer] = []
             for peer in self._peers.values():
-                self._refresh(peer, now)
+                refresh(peer, now)
                 if peer.status == "disconnected" and now - peer.status_since >= ttl:
                     expired.append(peer)
                     continue
-                if peer.quality_score is not None:
-                    scores.append(peer.quality_score)
-                if (avg := peer.average_latency_ms) is not None:
-                    averages.append(avg)
+                score = peer.quality_score
+                if score is not None:
+                    score_sum += score
+                    scored += 1
+                latency = peer.smoothed_latency_ms
+                if latency is not None:
+                    latency_sum += latency
+                    measured += 1
             for peer in expired:
                 del self._peers[peer.peer_id]
                 self._forget(peer, now, "pruned")
             system = self._system
-            score = quality.network_score(scores, system.cpu_percent, settings.quality)
+            network = quality.network_score_from_sum(score_sum, scored, system.cpu_percent,
+                                                     settings.quality)
             worst = heapq.nsmallest(settings.max_clients_in_message, self._peers.values(),
-                                    key=_worst_first)
-            average = math.fsum(averages) / len(averages) if averages else 0.0
+                                    key=_rank)
+            average = latency_sum / measured if measured else 0.0
+            derived = self._assessor.derived
             return {
                 "type": "metrics",
                 "timestamp": now,
                 "system": system_entry(system),
                 "server": server_entry(self._server_stats(now, average)),
-                "network": network_entry(score, quality.grade(score, settings.quality),
-                                         quality.quality_band(score, settings.quality),
+                "network": network_entry(network, quality.grade(network, settings.quality),
+                                         quality.quality_band(network, settings.quality),
                                          self._status_counts),
-                "clients": [client_entry(peer, now) for peer in worst],
+                "clients": [client_entry(peer, now, derived(peer)) for peer in worst],
                 "clients_total": len(self._peers),
                 "alerts": [],
             }
 
 
-def _worst_first(peer: Peer) -> tuple[int, float]:
-    score = peer.quality_score
-    return _STATUS_SEVERITY[peer.status], 101.0 if score is None else score
+_rank = attrgetter("rank")

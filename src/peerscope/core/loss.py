@@ -13,16 +13,17 @@ outage; the ``*_total`` counters cover the tracker's whole life.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Literal
+from typing import Any, Literal
 
 Arrival = Literal["on_time", "late", "duplicate", "unknown"]
+_EMPTY: OrderedDict[Any, Any] = OrderedDict()  # shared, never written to
 
 
 class LossTracker:
     __slots__ = (
         "_highest_received", "_in_flight", "_lost_at", "_max_in_flight", "_outcome_count",
         "_outcomes", "_received_seqs", "_window", "_window_lost", "duplicates",
-        "late", "lost_total", "received_total", "reordered", "sent_total", "timeout_s",
+        "late", "lost_total", "received_total", "reordered", "timeout_s",
         "unknown",
     )
 
@@ -32,23 +33,31 @@ class LossTracker:
             raise ValueError(f"window must be >= 1, got {window}")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
         self._window = window
         self.timeout_s = timeout_s
         self._max_in_flight = max_in_flight
-        self._in_flight: OrderedDict[int, float] = OrderedDict()  # seq -> sent at, oldest first
-        self._lost_at: OrderedDict[int, int] = OrderedDict()  # seq -> outcome index
-        self._received_seqs: OrderedDict[int, None] = OrderedDict()
+        # Sequence bookkeeping is only needed by probes that send sequence numbers; peers fed
+        # by record() alone share these empty maps until their first sent() (saves ~400 B).
+        self._in_flight: OrderedDict[int, float] = _EMPTY  # seq -> sent at, oldest first
+        self._lost_at: OrderedDict[int, int] = _EMPTY  # seq -> outcome index
+        self._received_seqs: OrderedDict[int, None] = _EMPTY
         self._outcomes = bytearray(window)  # 1 = lost, per outcome slot
         self._outcome_count = 0
         self._window_lost = 0
         self._highest_received: int | None = None
-        self.sent_total = 0
         self.received_total = 0
         self.lost_total = 0
         self.late = 0
         self.reordered = 0
         self.duplicates = 0
         self.unknown = 0
+
+    @property
+    def sent_total(self) -> int:
+        """Every probe or measurement: received + lost + still in flight."""
+        return self.received_total + self.lost_total + len(self._in_flight)
 
     @property
     def in_flight(self) -> int:
@@ -67,21 +76,33 @@ class LossTracker:
     # --- outcomes without sequence numbers -------------------------------------------------
 
     def record(self, ok: bool) -> None:
-        """Count one measurement that succeeded or failed, for sources with no sequence."""
+        """Count one outcome: a measurement (or probe) that got its answer, or did not.
+
+        Sources with no sequence numbers call this directly; the probe bookkeeping below
+        ends in it too, so the window is written in one place.
+        """
         if ok:
             self.received_total += 1
+            lost = 0
         else:
             self.lost_total += 1
-        self.sent_total += 1
-        self._push_outcome(lost=not ok)
+            lost = 1
+        outcomes = self._outcomes
+        slot = self._outcome_count % self._window
+        # Slots not yet written are 0, so this is right before the window first fills too.
+        self._window_lost += lost - outcomes[slot]
+        outcomes[slot] = lost
+        self._outcome_count += 1
 
     # --- probes with sequence numbers --------------------------------------------------------
 
     def sent(self, seq: int, now: float) -> None:
+        if self._in_flight is _EMPTY:
+            self._in_flight, self._lost_at, self._received_seqs = (
+                OrderedDict(), OrderedDict(), OrderedDict())
         if seq in self._in_flight or seq in self._received_seqs or seq in self._lost_at:
             raise ValueError(f"seq {seq} was already sent")
         self._in_flight[seq] = now
-        self.sent_total += 1
         if len(self._in_flight) > self._max_in_flight:
             oldest, _ = self._in_flight.popitem(last=False)
             self._mark_lost(oldest)
@@ -92,8 +113,7 @@ class LossTracker:
         if seq in self._in_flight:
             del self._in_flight[seq]
             self._note_received(seq)
-            self.received_total += 1
-            self._push_outcome(lost=False)
+            self.record(True)
             return "on_time"
         index = self._lost_at.pop(seq, None)
         if index is not None:
@@ -127,9 +147,8 @@ class LossTracker:
         return expired
 
     def _mark_lost(self, seq: int) -> None:
-        self.lost_total += 1
         self._lost_at[seq] = self._outcome_count
-        self._push_outcome(lost=True)
+        self.record(False)
         while len(self._lost_at) > self._window:
             self._lost_at.popitem(last=False)
 
@@ -141,12 +160,3 @@ class LossTracker:
         self._received_seqs[seq] = None
         while len(self._received_seqs) > self._window:
             self._received_seqs.popitem(last=False)
-
-    def _push_outcome(self, *, lost: bool) -> None:
-        slot = self._outcome_count % self._window
-        if self._outcome_count >= self._window and self._outcomes[slot]:
-            self._window_lost -= 1
-        self._outcomes[slot] = 1 if lost else 0
-        if lost:
-            self._window_lost += 1
-        self._outcome_count += 1

@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from peerscope.core.loss import LossTracker
-from peerscope.core.quality import Band, Grade, Status, Trend
+from peerscope.core.quality import Status
 from peerscope.core.series import Series
 from peerscope.core.stats import nearest_rank
 
 PeerKind = Literal["peer", "client"]
-MAX_ID_LENGTH = 128
-
-
-def validate_id(value: object, field_name: str = "peer_id") -> str:
-    """An id is 1–128 printable characters; anything else raises ``ValueError``."""
-    if not isinstance(value, str):
-        raise ValueError(f"{field_name} must be a string, got {type(value).__name__}")
-    if not 1 <= len(value) <= MAX_ID_LENGTH:
-        raise ValueError(f"{field_name} must be 1-{MAX_ID_LENGTH} characters, got {len(value)}")
-    if not value.isprintable():
-        raise ValueError(f"{field_name} must be printable characters only, got {value!r}")
-    return value
-
+NO_LABELS: Mapping[str, str] = MappingProxyType({})  # shared by every unlabelled peer
 
 @dataclass(slots=True, eq=False)
 class Peer:
     """One remote endpoint and everything measured about it.
 
     The hot-path fields (latency ring, jitter, counters) are written by the Monitor under
-    its lock; the derived fields (score, status, trend) are refreshed once per tick while
-    ``dirty`` is set.
+    its lock; the judged fields (score, trend averages, status, rank) are refreshed once per
+    tick while ``dirty`` is set (see peerscope.core.assessment).
     """
 
     peer_id: str
@@ -42,7 +32,7 @@ class Peer:
     name: str | None = None
     address: str | None = None
     kind: PeerKind = "peer"
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=lambda: NO_LABELS)
     last_seen: float = 0.0
     last_message_time: float | None = None
     last_latency_ms: float | None = None
@@ -59,13 +49,10 @@ class Peer:
     status: Status = "connected"
     status_since: float = 0.0
     quality_score: float | None = None
-    band: Band | None = None
-    grade: Grade | None = None
-    mos: float | None = None
-    trend: Trend = "stable"
     trend_short: float | None = None
     trend_long: float | None = None
-    sessions: list[Session] = field(default_factory=list)
+    rank: float = 2101.0  # sort key, worst first; see assessment.rank
+    sessions: tuple[Session, ...] = ()  # active sessions this peer is in; rarely non-empty
     dirty: bool = True
 
     @property
@@ -80,9 +67,8 @@ class Peer:
 
     @property
     def average_latency_ms(self) -> float | None:
-        """Mean of the latency ring (the recent history, not the smoothed value)."""
-        n = len(self.latency)
-        return self.latency.total / n if n else None
+        """Mean of the latency ring (the recent history, not the smoothed value); O(ring)."""
+        return self.latency.mean()
 
     def uptime(self, now: float) -> float:
         """Seconds since the peer connected."""
@@ -139,7 +125,7 @@ class Session:
     started_at: float
     peer_ids: list[str]
     ended_at: float | None = None
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=lambda: NO_LABELS)
     count: int = 0
     total: float = 0.0
     minimum: float = math.inf

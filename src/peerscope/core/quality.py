@@ -56,13 +56,18 @@ class QualityConfig:
         for name in ("latency_weight", "loss_weight", "jitter_weight", "network_cpu_weight"):
             value = getattr(self, name)
             _require(0.0 <= value <= 1.0, name, f"must be within 0..1, got {value}")
-        _require(self.latency_ms_per_point > 0, "latency_ms_per_point", "must be > 0")
-        _require(self.loss_points_per_percent >= 0, "loss_points_per_percent", "must be >= 0")
-        _require(self.jitter_points_per_ms >= 0, "jitter_points_per_ms", "must be >= 0")
+        _require(0 < self.latency_ms_per_point < math.inf, "latency_ms_per_point",
+                 "must be finite and > 0")
+        _require(0 <= self.loss_points_per_percent < math.inf, "loss_points_per_percent",
+                 "must be finite and >= 0")
+        _require(0 <= self.jitter_points_per_ms < math.inf, "jitter_points_per_ms",
+                 "must be finite and >= 0")
         _require(self.excellent_min >= self.good_min >= self.fair_min, "excellent_min",
                  "bands must satisfy excellent_min >= good_min >= fair_min")
         _require(self.grade_a_min >= self.grade_b_min >= self.grade_c_min >= self.grade_d_min,
                  "grade_a_min", "grades must satisfy A >= B >= C >= D minimums")
+        _require(self.jitter_method in ("rfc3550", "stddev"), "jitter_method",
+                 f"must be 'rfc3550' or 'stddev', got {self.jitter_method!r}")
         _require(self.stddev_jitter_samples >= 2, "stddev_jitter_samples", "must be >= 2")
         _require(0.0 < self.latency_smoothing <= 1.0, "latency_smoothing", "must be within (0, 1]")
         _require(self.loss_window >= 1, "loss_window", "must be >= 1")
@@ -182,11 +187,17 @@ def network_score(peer_scores: Iterable[float], cpu_percent: float,
     to judge.
     """
     scores = list(peer_scores)
+    return network_score_from_sum(math.fsum(scores), len(scores), cpu_percent, config)
+
+
+def network_score_from_sum(score_sum: float, scored: int, cpu_percent: float,
+                           config: QualityConfig = QualityConfig()) -> float:
+    """:func:`network_score` from the sum and count of peer scores (no list needed)."""
     cpu_part = 100.0 - min(100.0, max(0.0, cpu_percent))
-    if not scores:
+    if not scored:
         return cpu_part
     weight = config.network_cpu_weight
-    mean = math.fsum(scores) / len(scores)
+    mean = score_sum / scored
     return min(100.0, max(0.0, (1.0 - weight) * mean + weight * cpu_part))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 
@@ -16,8 +17,8 @@ class SlidingCounter:
     __slots__ = ("_buckets", "_in_window", "_window_ms")
 
     def __init__(self, window_s: float = 1.0) -> None:
-        if not window_s > 0:
-            raise ValueError(f"window_s must be > 0, got {window_s!r}")
+        if not 0.001 <= window_s < math.inf:
+            raise ValueError(f"window_s must be finite and >= 0.001, got {window_s!r}")
         self._window_ms = round(window_s * 1000)
         self._buckets: deque[list[int]] = deque()  # [millisecond, count], oldest first
         self._in_window = 0

@@ -15,23 +15,24 @@ from collections.abc import Iterator
 
 _INT32_MAX = 2**31 - 1
 _INT32_MIN = -(2**31)
+_UNSET_BASE = -(2**62)  # any real time minus this overflows int32, so append() sets the base
 
 
 class Series:
     """Ring buffer of timestamped floats; appending is O(1) and never allocates."""
 
-    __slots__ = ("_base_ms", "_capacity", "_count", "_next", "_times", "_total", "_values")
+    __slots__ = ("_base_ms", "_capacity", "_count", "_next", "_times", "_values")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self._capacity = capacity
-        self._times = array("i", bytes(4 * capacity))
-        self._values = array("f", bytes(4 * capacity))
+        # Multiplying a one-item array allocates exactly; array(typecode, bytes) over-allocates.
+        self._times = array("i", [0]) * capacity
+        self._values = array("f", [0.0]) * capacity
         self._next = 0
         self._count = 0
-        self._base_ms: int | None = None
-        self._total = 0.0
+        self._base_ms = _UNSET_BASE
 
     @property
     def capacity(self) -> int:
@@ -46,36 +47,33 @@ class Series:
         return self._times.itemsize * self._capacity + self._values.itemsize * self._capacity
 
     def append(self, t: float, value: float) -> None:
-        if self._base_ms is None:
-            self._base_ms = int(t * 1000.0)
-        offset = int(t * 1000.0) - self._base_ms
-        if not _INT32_MIN <= offset <= _INT32_MAX:
-            offset = self._rebase(t)
         i = self._next
-        values = self._values
-        if self._count == self._capacity:
-            self._total -= values[i]
-        else:
-            self._count += 1
-        self._times[i] = offset
-        values[i] = value
-        self._total += values[i]  # the float32-rounded value actually stored
+        try:
+            self._times[i] = int(t * 1000.0) - self._base_ms
+        except OverflowError:
+            # The offset left int32: ~24.8 days from the base, or the very first sample
+            # (the base starts far out of range so that no per-call check is needed).
+            self._rebase(t)
+            i = self._next
+            self._times[i] = 0
+        self._values[i] = value
         i += 1
-        if i == self._capacity:
-            i = 0
-            # Re-sum once a lap so rounding in the running total cannot build up.
-            self._total = math.fsum(values[: self._count])
-        self._next = i
+        self._next = 0 if i == self._capacity else i
+        if self._count != self._capacity:
+            self._count += 1
 
-    @property
-    def total(self) -> float:
-        """Sum of the stored values, kept up to date on append (O(1))."""
-        return self._total
+    def mean(self) -> float | None:
+        """Mean of the stored values (None when empty); O(n), for on-demand use."""
+        count = self._count
+        if not count:
+            return None
+        values = self._values if count == self._capacity else self._values[:count]
+        return math.fsum(values) / count
 
-    def _rebase(self, t: float) -> int:
+    def _rebase(self, t: float) -> None:
         """Move the base to ``t`` after ~24 days of drift; drops samples it can no longer place."""
         new_base = int(t * 1000.0)
-        shift = new_base - (self._base_ms or 0)
+        shift = new_base - self._base_ms
         kept: list[tuple[int, float]] = []
         for offset, value in self._iter_raw():
             moved = offset - shift
@@ -90,8 +88,6 @@ class Series:
             self._next += 1
             self._count += 1
         self._next %= self._capacity
-        self._total = math.fsum(value for _, value in kept)
-        return 0
 
     def _iter_raw(self) -> Iterator[tuple[int, float]]:
         start = (self._next - self._count) % self._capacity
@@ -102,7 +98,7 @@ class Series:
 
     def __iter__(self) -> Iterator[tuple[float, float]]:
         """Samples oldest first, as (seconds, value)."""
-        base = self._base_ms or 0
+        base = self._base_ms
         for offset, value in self._iter_raw():
             yield (base + offset) / 1000.0, value
 
@@ -117,7 +113,7 @@ class Series:
         if not self._count:
             return None
         i = (self._next - 1) % self._capacity
-        return ((self._base_ms or 0) + self._times[i]) / 1000.0, self._values[i]
+        return (self._base_ms + self._times[i]) / 1000.0, self._values[i]
 
     def values(self) -> list[float]:
         """Stored values oldest first."""
@@ -126,5 +122,4 @@ class Series:
     def clear(self) -> None:
         self._next = 0
         self._count = 0
-        self._base_ms = None
-        self._total = 0.0
+        self._base_ms = _UNSET_BASE

@@ -1,0 +1,279 @@
+"""Cost per call of the hot path, next to prometheus_client doing the same job.
+
+``Monitor.record_latency(peer_id, ms)`` against a labelled ``Histogram``: once with the
+``labels(peer)`` lookup on every call (the like-for-like case: both name the peer each
+call) and once on a cached child (the fastest way to use prometheus_client). Target:
+peerscope <= 1.0x the cached child's ``observe``.
+
+Every case runs the same loop, ``for a, b in pairs: f(a, b)``, over the same 100 peers in
+turn with the same latencies, with the garbage collector paused for all of them alike; the
+cases are interleaved. The loop's own cost (measured too) is in every figure; the ratio is
+given on medians, on medians without the loop and on minimums, and the target is judged on
+the least favourable of the three.
+
+``--breakdown`` also times the pieces record_latency is made of, each on its own, on the
+real objects (clock, lock, peer table, Series, LossTracker, jitter function).
+
+Run alone: ``python -m benchmarks.bench_record [--quick] [--breakdown]``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from benchmarks.timing import Stats, down, flags, machine, repeat, up
+from peerscope.config import Settings
+from peerscope.core import quality
+from peerscope.core.loss import LossTracker
+from peerscope.core.series import Series
+from peerscope.monitor import Monitor
+
+PEERS = 100
+TARGET_RATIO = 1.0
+
+
+def workload(calls: int, peers: int = PEERS,
+             seed: int = 7) -> tuple[list[str], list[tuple[str, float]]]:
+    """Peer ids and ``calls`` (peer, latency ms) pairs: peers in turn, each around its own base."""
+    rng = random.Random(seed)
+    ids = [f"peer-{i:05d}" for i in range(peers)]
+    base = [rng.uniform(5.0, 120.0) for _ in ids]
+    pairs = [(ids[i % peers], base[i % peers] * rng.uniform(0.9, 1.1)) for i in range(calls)]
+    return ids, pairs
+
+
+def _loop(pairs: list[tuple[Any, Any]]) -> Callable[[], None]:
+    def run() -> None:
+        for _a, _b in pairs:
+            pass
+    return run
+
+
+def _calls(fn: Callable[[Any, Any], object], pairs: list[tuple[Any, Any]]) -> Callable[[], None]:
+    def run() -> None:
+        for a, b in pairs:
+            fn(a, b)
+    return run
+
+
+def _direct(pairs: list[tuple[Callable[[Any], object], Any]]) -> Callable[[], None]:
+    def run() -> None:
+        for f, v in pairs:
+            f(v)
+    return run
+
+
+def _labels_observe(hist: Histogram, pairs: list[tuple[str, float]]) -> Callable[[], None]:
+    labels = hist.labels
+
+    def run() -> None:
+        for peer, seconds in pairs:
+            labels(peer).observe(seconds)
+    return run
+
+
+def _traffic(monitor: Monitor, pairs: list[tuple[str, int]]) -> Callable[[], None]:
+    record = monitor.record_traffic
+
+    def run() -> None:
+        for peer, size in pairs:
+            record(peer, bytes_sent=size, packets_sent=1)
+    return run
+
+
+def _message(monitor: Monitor, pairs: list[tuple[str, int]]) -> Callable[[], None]:
+    record = monitor.record_message
+
+    def run() -> None:
+        for peer, size in pairs:
+            record(peer, size=size, direction="in")
+    return run
+
+
+def run(quick: bool = False, breakdown: bool = False) -> dict[str, Stats]:
+    calls, repeats = (2_000, 5) if quick else (20_000, 25)
+    ids, pairs = workload(calls)
+    monitor = Monitor(Settings(enable_system_metrics=False))
+    for peer_id in ids:
+        monitor.add_peer(peer_id)
+    # Prometheus' base unit is the second: observe seconds into the default buckets.
+    seconds = [(peer, ms / 1000.0) for peer, ms in pairs]
+    registry = CollectorRegistry()
+    hist = Histogram("x", "x", ["peer"], registry=registry)
+    children = {peer: hist.labels(peer) for peer in ids}
+    # Bound methods made up front: the cheapest possible way to call the cached children.
+    cached = [(children[peer].observe, s) for peer, s in seconds]
+    counter = Counter("y", "y", ["peer"], registry=registry)
+    counter_children = {peer: counter.labels(peer) for peer in ids}
+    sizes = [(peer, 64 + int(ms) * 8) for peer, ms in pairs]
+    counted = [(counter_children[peer].inc, n) for peer, n in sizes]
+
+    cases: dict[str, Callable[[], None]] = {
+        "loop overhead": _loop(pairs),
+        "peerscope record_latency": _calls(monitor.record_latency, pairs),
+        "prometheus labels(peer).observe": _labels_observe(hist, seconds),
+        "prometheus cached child.observe": _direct(cached),
+        "peerscope record_traffic": _traffic(monitor, sizes),
+        "peerscope record_message": _message(monitor, sizes),
+        "prometheus cached counter.inc": _direct(counted),
+    }
+    results = repeat(cases, repeats=repeats, ops=calls, gc_off=True)
+    _report(results, calls, repeats)
+    if breakdown:
+        _breakdown(monitor, pairs, repeats)
+    return results
+
+
+def ratios(results: dict[str, Stats]) -> dict[str, float]:
+    """peerscope / cached child: medians with and without the loop, and mins."""
+    ours = results["peerscope record_latency"]
+    theirs = results["prometheus cached child.observe"]
+    loop = results["loop overhead"]
+    return {
+        "median": ours.median / theirs.median,
+        "min": ours.minimum / theirs.minimum,
+        "median, loop subtracted": (ours.median - loop.median) / (theirs.median - loop.median),
+        "vs labels(peer).observe": ours.median / results["prometheus labels(peer).observe"].median,
+    }
+
+
+def _report(results: dict[str, Stats], calls: int, repeats: int) -> None:
+    print(f"bench_record: {PEERS} peers, {calls} calls per repeat, {repeats} repeats, "
+          "gc paused for every case")
+    print(f"  {'case':<34} {'median ns/call':>15} {'min ns/call':>12}")
+    for name, result in results.items():
+        fmt = up if name.startswith("peerscope") else down
+        print(f"  {name:<34} {fmt(result.median):>15} {fmt(result.minimum):>12}")
+    found = ratios(results)
+    for name, value in found.items():
+        if name.startswith("vs "):
+            print(f"  ratio peerscope / prometheus labels(peer).observe (median): {up(value, 3)}x")
+        else:
+            print(f"  ratio peerscope / prometheus cached child ({name}): {up(value, 3)}x")
+    worst = max(value for name, value in found.items() if not name.startswith("vs "))
+    verdict = "MET" if worst <= TARGET_RATIO else "MISSED"
+    print(f"  target <= {TARGET_RATIO}x the cached child's observe: {verdict} "
+          f"(judged on the worst of the three ratios: {up(worst, 3)}x)")
+
+
+def _breakdown(monitor: Monitor, pairs: list[tuple[str, float]], repeats: int) -> None:
+    """Time each piece of record_latency alone on the real objects, loop cost subtracted."""
+    peer_table = monitor._peers  # read-only access, only to time the lookup itself
+    clock = time.time
+    lock = threading.Lock()
+    series = Series(360)
+    for i in range(360):
+        series.append(1_700_000_000.0 + i, 50.0)
+    tracker = LossTracker(window=100)
+    settings = monitor.settings
+    jitter = quality.rfc3550_jitter
+    peer = next(iter(peer_table.values()))
+    inf = math.inf
+
+    class Noop:
+        def call(self, peer_id: str, latency_ms: float | None) -> None:
+            pass
+
+    def validation() -> None:
+        for _p, v in pairs:
+            if v is not None:
+                try:
+                    _valid = 0.0 <= v < inf
+                except TypeError:
+                    _valid = False
+
+    def locked() -> None:
+        for _p, _v in pairs:
+            with lock:
+                pass
+
+    def smoothing() -> None:
+        for _p, v in pairs:
+            _s = 50.0 + settings.quality.latency_smoothing * (v - 50.0)
+
+    def fields() -> None:
+        # The plain attribute reads/writes record_latency makes on the Peer.
+        for _p, v in pairs:
+            peer.dirty = True
+            previous = peer.last_latency_ms
+            _ = previous is not None
+            peer.last_latency_ms = v
+            _s = peer.smoothed_latency_ms
+            peer.smoothed_latency_ms = v
+            peer.consecutive_failures = 0
+            peer.last_seen = 0.0
+            for _session in peer.sessions:
+                pass
+            _j = peer.jitter_ms
+            peer.jitter_ms = _j
+            _lat = peer.latency
+            _loss = peer.loss
+
+    now = 1_700_000_360.0
+    get = peer_table.get
+    append = series.append
+    record = tracker.record
+
+    def clock_piece() -> None:
+        for _p, _v in pairs:
+            clock()
+
+    def get_piece() -> None:
+        for p, _v in pairs:
+            get(p)
+
+    def jitter_piece() -> None:
+        for _p, v in pairs:
+            jitter(1.0, 50.0, v)
+
+    def append_piece() -> None:
+        for _p, v in pairs:
+            append(now, v)
+
+    def loss_piece() -> None:
+        for _p, _v in pairs:
+            record(True)
+
+    pieces: dict[str, Callable[[], None]] = {
+        "loop overhead": _loop(pairs),
+        "whole record_latency": _calls(monitor.record_latency, pairs),
+        "method call, 2 args, empty body": _calls(Noop().call, pairs),
+        "argument check (0 <= v < inf)": validation,
+        "self._clock() (time.time)": clock_piece,
+        "with self._lock": locked,
+        "self._peers.get(peer_id)": get_piece,
+        "quality.rfc3550_jitter(...)": jitter_piece,
+        "peer.latency.append(now, v)": append_piece,
+        "peer.loss.record(True)": loss_piece,
+        "settings.quality.latency_smoothing": smoothing,
+        "Peer field reads/writes": fields,
+    }
+    results = repeat(pieces, repeats=repeats, ops=len(pairs), gc_off=True)
+    loop = results.pop("loop overhead").median
+    whole = results.pop("whole record_latency").median - loop
+    print("bench_record --breakdown: each piece of record_latency alone, median ns/call "
+          "net of the loop")
+    total = 0.0
+    for name, result in results.items():
+        net = result.median - loop
+        total += net
+        print(f"  {name:<38} {net:8.1f}  ({100 * net / whole:5.1f}% of the whole)")
+    print(f"  {'sum of the pieces':<38} {total:8.1f}")
+    print(f"  {'whole record_latency':<38} {whole:8.1f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = flags(argv, allowed=("--quick", "--breakdown"))
+    print(machine())
+    run(quick="--quick" in options, breakdown="--breakdown" in options)
+
+
+if __name__ == "__main__":
+    main()

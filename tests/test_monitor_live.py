@@ -1,0 +1,150 @@
+"""The Monitor on a real event loop with real psutil readings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+
+import psutil
+import pytest
+
+from peerscope import MetricsTick, Monitor, Settings
+from peerscope.system import SystemSampler
+
+
+async def collect_ticks(monitor: Monitor, seconds: float) -> list[MetricsTick]:
+    ticks: list[MetricsTick] = []
+    unsubscribe = monitor.subscribe(
+        lambda e: ticks.append(e) if isinstance(e, MetricsTick) else None)
+    await asyncio.sleep(seconds)
+    unsubscribe()
+    return ticks
+
+
+async def test_start_stop_are_idempotent_and_context_managed():
+    monitor = Monitor(Settings(metrics_interval=0.05))
+    assert not monitor.is_running
+    await monitor.stop()  # not running: nothing to do
+    await monitor.start()
+    first_task = monitor._task
+    await monitor.start()
+    assert monitor._task is first_task
+    assert monitor.is_running
+    await monitor.stop()
+    await monitor.stop()
+    assert not monitor.is_running
+    assert first_task is not None
+    assert first_task.cancelled()
+    async with Monitor(Settings(metrics_interval=0.05)) as running:
+        assert running.is_running
+    assert not running.is_running
+
+
+async def test_tick_loop_keeps_its_schedule():
+    interval = 0.05
+    async with Monitor(Settings(metrics_interval=interval)) as monitor:
+        ticks = await collect_ticks(monitor, 1.0)
+    stamps = [t.timestamp for t in ticks]
+    assert 15 <= len(stamps) <= 21
+    # Drift compensation: tick k lands near start + k*interval instead of accumulating the
+    # time each tick takes; allow one interval of scheduling noise on a busy 2-core machine.
+    start = stamps[0]
+    for k, stamp in enumerate(stamps):
+        assert abs(stamp - (start + k * interval)) < interval
+
+
+async def test_a_blocked_loop_skips_ticks_instead_of_bursting():
+    interval = 0.05
+    async with Monitor(Settings(metrics_interval=interval)) as monitor:
+        await asyncio.sleep(0.12)
+        time.sleep(0.3)  # block the event loop on purpose: six ticks are missed
+        unblocked = time.time()
+        ticks = await collect_ticks(monitor, 0.4)
+    stamps = [t.timestamp for t in ticks]
+    # Replaying the missed ticks would put about six of them right after the block.
+    assert sum(1 for stamp in stamps if stamp < unblocked + interval / 2) <= 1
+    assert 4 <= len(stamps) <= 0.4 / interval + 1
+
+
+async def test_ticks_carry_real_host_metrics():
+    async with Monitor(Settings(metrics_interval=0.1)) as monitor:
+        await asyncio.sleep(0.35)
+        message = monitor.last_message
+    assert message is not None
+    system = message["system"]
+    total_mb = psutil.virtual_memory().total / (1024 * 1024)
+    assert system["available"] is True
+    assert system["memory_total_mb"] == pytest.approx(total_mb)
+    assert 0 < system["memory_used_mb"] < total_mb
+    assert 0.0 <= system["cpu_percent"] <= 100.0
+    assert system["process_rss_mb"] > 1.0
+    assert system["process_threads"] >= 1
+    assert system["process_fds"] >= 3
+    history = monitor.system_history("cpu_percent", 60)
+    assert len(history) >= 3
+    with pytest.raises(ValueError, match="name must be one of"):
+        monitor.system_history("gpu", 60)
+
+
+def drain(sock: socket.socket, size: int) -> None:
+    received = 0
+    while received < size:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            return
+        received += len(chunk)
+
+
+def test_network_rates_see_real_loopback_traffic():
+    monitor = Monitor(Settings())
+    monitor.sample_system()
+    payload = b"x" * (4 * 1024 * 1024)
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, socket.create_connection(server.getsockname()) as client:
+        peer, _ = server.accept()
+        with peer:
+            # Read on another thread: a 4 MiB send would fill the socket buffers and stall.
+            reader = threading.Thread(target=drain, args=(peer, len(payload)))
+            reader.start()
+            client.sendall(payload)
+            reader.join(timeout=10)
+    time.sleep(0.05)
+    sample = monitor.sample_system()
+    elapsed_upper_bound = 5.0
+    assert sample.network_recv_rate >= len(payload) / elapsed_upper_bound
+    assert sample.network_sent_rate >= len(payload) / elapsed_upper_bound
+
+
+def test_psutil_failure_marks_sample_unavailable_and_logs_once(monkeypatch, caplog):
+    sampler = SystemSampler(time.time)
+
+    def denied() -> None:
+        raise psutil.AccessDenied()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(psutil, "virtual_memory", denied)
+        with caplog.at_level(logging.WARNING, logger="peerscope.system"):
+            samples = [sampler.sample() for _ in range(3)]
+    assert [s.available for s in samples] == [False, False, False]
+    assert caplog.text.count("system metrics unavailable") == 1
+    with caplog.at_level(logging.INFO, logger="peerscope.system"):
+        recovered = sampler.sample()
+    assert recovered.available
+    assert "available again" in caplog.text
+
+
+async def test_tick_survives_an_unavailable_sample(monkeypatch):
+    def denied() -> None:
+        raise psutil.AccessDenied()
+
+    monkeypatch.setattr(psutil, "virtual_memory", denied)
+    async with Monitor(Settings(metrics_interval=0.05)) as monitor:
+        monitor.record_latency("p", 5.0)
+        ticks = await collect_ticks(monitor, 0.3)
+    assert len(ticks) >= 3
+    assert ticks[-1].message["system"]["available"] is False
+    assert ticks[-1].message["clients"][0]["latency_ms"] == 5.0
+    assert monitor.system_history("cpu_percent", 60) == []

@@ -1,0 +1,338 @@
+"""Series: a ring of (t, value) with millisecond times and float32 values."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from peerscope.core.series import Series
+
+# Epoch-sized times, as time.time() gives. For a whole number of ms in this range,
+# int((ms / 1000) * 1000.0) == ms exactly: t is within 2^-23 s of ms/1000, so t*1000 is within
+# 1000·2^-23 < 2^-13 (half an ulp at ~1.7e12) of ms and rounds back to it.
+T = 1_700_000_000.0
+T_MS = 1_700_000_000_000
+DAY = 86_400.0
+
+
+def f32(value: float) -> float:
+    """What a float32 slot gives back for ``value``."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def at(ms: int) -> float:
+    """The time ``ms`` milliseconds after T."""
+    return (T_MS + ms) / 1000.0
+
+
+# --- construction ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("capacity", [0, -1])
+def test_capacity_below_one_is_refused(capacity):
+    with pytest.raises(ValueError, match="capacity"):
+        Series(capacity)
+
+
+def test_empty_series():
+    s = Series(4)
+    assert s.capacity == 4
+    assert len(s) == 0
+    assert s.last() is None
+    assert s.values() == []
+    assert list(s) == []
+    assert s.mean() is None
+    assert list(s.window(10.0, T)) == []
+
+
+def test_each_sample_costs_eight_bytes():
+    assert Series(360).nbytes == 360 * 8
+    assert Series(1).nbytes == 8
+
+
+# --- appending and the ring -------------------------------------------------------------------
+
+
+def test_samples_come_back_oldest_first():
+    s = Series(5)
+    s.append(T, 10.0)
+    s.append(T + 1, 20.0)
+    s.append(T + 2, 30.0)
+    assert len(s) == 3
+    assert list(s) == [(T, 10.0), (T + 1, 20.0), (T + 2, 30.0)]
+    assert s.values() == [10.0, 20.0, 30.0]
+    assert s.last() == (T + 2, 30.0)
+
+
+def test_ring_wraps_and_keeps_the_last_capacity_samples():
+    s = Series(3)
+    for k in range(1, 8):  # 7 samples into 3 slots: keeps samples 5, 6, 7
+        s.append(T + k, float(k))
+    assert len(s) == 3
+    assert s.values() == [5.0, 6.0, 7.0]
+    assert list(s) == [(T + 5, 5.0), (T + 6, 6.0), (T + 7, 7.0)]
+    assert s.last() == (T + 7, 7.0)
+    assert s.mean() == 6.0  # (5 + 6 + 7) / 3
+
+
+def test_ring_of_one_keeps_only_the_newest():
+    s = Series(1)
+    s.append(T, 1.0)
+    s.append(T + 1, 2.0)
+    assert list(s) == [(T + 1, 2.0)]
+    assert s.mean() == 2.0
+
+
+def test_exactly_full_ring_then_one_more():
+    s = Series(4)
+    for k in range(4):
+        s.append(T + k, float(k))
+    assert s.values() == [0.0, 1.0, 2.0, 3.0]
+    assert s.last() == (T + 3, 3.0)
+    s.append(T + 4, 4.0)
+    assert s.values() == [1.0, 2.0, 3.0, 4.0]
+    assert s.last() == (T + 4, 4.0)
+
+
+def test_clear_forgets_everything_and_takes_a_new_base():
+    s = Series(3)
+    s.append(T, 1.0)
+    s.append(T + 1, 2.0)
+    s.clear()
+    assert len(s) == 0
+    assert s.last() is None
+    assert s.mean() is None
+    # A time more than 24.8 days from the old base needs no rebase after clear().
+    s.append(T + 100 * DAY, 5.0)
+    assert list(s) == [(T + 100 * DAY, 5.0)]
+    assert s.mean() == 5.0
+
+
+# --- mean ---------------------------------------------------------------------------------------
+
+
+def test_mean_is_the_fsum_of_the_float32_values_stored():
+    s = Series(4)
+    for k, value in enumerate([0.1, 0.2, 0.3]):
+        s.append(T + k, value)
+    # (float32(0.1) + float32(0.2) + float32(0.3)) / 3, summed exactly; not 0.2.
+    expected = math.fsum([f32(0.1), f32(0.2), f32(0.3)]) / 3
+    assert s.mean() == expected
+    assert s.mean() != 0.2
+
+
+def test_mean_follows_the_ring_through_many_laps():
+    s = Series(5)
+    for k in range(53):
+        s.append(T + k, k * 1.1)
+        assert s.mean() == math.fsum(s.values()) / len(s)
+    # After 53 appends the ring holds samples 48..52.
+    assert s.values() == [f32(k * 1.1) for k in range(48, 53)]
+    assert s.mean() == math.fsum(f32(k * 1.1) for k in range(48, 53)) / 5
+
+
+def test_mean_of_a_part_filled_ring_ignores_empty_slots():
+    s = Series(10)
+    s.append(T, 4.0)
+    s.append(T + 1, 8.0)
+    assert s.mean() == 6.0
+
+
+# --- float32 values and millisecond times ----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0.1, 1 / 3, 12.345678, 1e-3, 123456.789, -2.5, 0.0])
+def test_values_are_stored_as_float32(value):
+    s = Series(2)
+    s.append(T, value)
+    assert s.values() == [f32(value)]
+    assert s.last() == (T, f32(value))
+
+
+def test_float32_keeps_about_seven_significant_digits():
+    s = Series(1)
+    s.append(T, 12.345678)
+    assert s.values()[0] == pytest.approx(12.345678, rel=1e-7)
+    assert s.values()[0] != 12.345678
+
+
+def test_times_are_kept_to_the_millisecond_rounding_down():
+    s = Series(3)
+    s.append(T + 0.1234, 1.0)  # the base: 1_700_000_000_123 ms
+    s.append(T + 0.5678, 2.0)  # 567.8 ms -> 567 ms
+    s.append(T + 2.0009, 3.0)  # 2000.9 ms -> 2000 ms
+    assert [t for t, _ in s] == [at(123), at(567), at(2000)]
+    assert s.last() == (at(2000), 3.0)
+
+
+def test_times_before_the_first_sample_are_kept():
+    s = Series(3)
+    s.append(T, 1.0)
+    s.append(T - 5.0, 2.0)  # negative offset from the base
+    assert list(s) == [(T, 1.0), (T - 5.0, 2.0)]
+    assert s.last() == (T - 5.0, 2.0)
+
+
+# --- window -------------------------------------------------------------------------------------
+
+
+def test_window_is_open_at_the_start_and_closed_at_now():
+    s = Series(10)
+    for k in range(1, 6):
+        s.append(T + k, float(k))
+    # now - window < t <= now with now = T+5, window 2: (T+3, T+5] -> samples 4 and 5.
+    assert list(s.window(2.0, T + 5)) == [(T + 4, 4.0), (T + 5, 5.0)]
+    # now = T+4: (T+2, T+4] -> 3 and 4; 5 is after now and excluded.
+    assert list(s.window(2.0, T + 4)) == [(T + 3, 3.0), (T + 4, 4.0)]
+    # A window just wider than 2 s reaches sample 3.
+    assert [v for _, v in s.window(2.001, T + 5)] == [3.0, 4.0, 5.0]
+
+
+def test_window_of_zero_is_empty_and_a_huge_window_holds_everything():
+    s = Series(4)
+    for k in range(4):
+        s.append(T + k, float(k))
+    assert list(s.window(0.0, T + 3)) == []
+    assert [v for _, v in s.window(1e9, T + 3)] == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_window_at_millisecond_boundaries():
+    s = Series(4)
+    s.append(at(0), 1.0)
+    s.append(at(1), 2.0)
+    s.append(at(2), 3.0)
+    # (at(1) - 0.001, at(1)] = (at(0), at(1)] -> only the sample at 1 ms.
+    assert list(s.window(0.001, at(1))) == [(at(1), 2.0)]
+    assert [v for _, v in s.window(0.002, at(2))] == [2.0, 3.0]
+
+
+def test_window_only_sees_what_the_ring_still_holds():
+    s = Series(2)
+    for k in range(5):
+        s.append(T + k, float(k))
+    assert [v for _, v in s.window(100.0, T + 4)] == [3.0, 4.0]
+
+
+# --- rebase after ~24.8 days --------------------------------------------------------------------
+
+
+def test_rebase_keeps_samples_within_reach_and_drops_older_ones():
+    # int32 ms reaches 2^31 - 1 ms = 24.855 days from the base.
+    s = Series(4)
+    s.append(T, 1.0)
+    s.append(T + 10 * DAY, 2.0)
+    s.append(T + 20 * DAY, 3.0)
+    # 30 days after the base does not fit: the base moves to T+30d. The T sample would be
+    # -30 days from it (out of reach) and is dropped; the 10- and 20-day ones are kept.
+    s.append(T + 30 * DAY, 4.0)
+    assert list(s) == [(T + 10 * DAY, 2.0), (T + 20 * DAY, 3.0), (T + 30 * DAY, 4.0)]
+    assert len(s) == 3
+    assert s.mean() == 3.0  # (2 + 3 + 4) / 3
+    assert s.last() == (T + 30 * DAY, 4.0)
+    # Appending carries on normally from the new base, wrapping as usual.
+    s.append(T + 31 * DAY, 5.0)
+    s.append(T + 32 * DAY, 6.0)
+    assert s.values() == [3.0, 4.0, 5.0, 6.0]
+    assert s.mean() == 4.5  # (3 + 4 + 5 + 6) / 4
+
+
+def test_rebase_just_past_24_8_days():
+    s = Series(3)
+    s.append(T, 1.0)
+    s.append(T + 24.8 * DAY, 2.0)  # 2_142_720_000 ms: still fits in int32
+    assert list(s) == [(T, 1.0), (T + 24.8 * DAY, 2.0)]
+    s.append(T + 24.9 * DAY, 3.0)  # 2_151_360_000 ms: rebase, T is now out of reach
+    assert list(s) == [(T + 24.8 * DAY, 2.0), (T + 24.9 * DAY, 3.0)]
+    assert s.mean() == 2.5
+
+
+def test_rebase_of_a_full_ring_overwrites_the_oldest():
+    s = Series(3)
+    s.append(T, 1.0)
+    s.append(T + 10 * DAY, 2.0)
+    s.append(T + 20 * DAY, 3.0)
+    s.append(T + 24 * DAY, 4.0)  # fits: overwrites the T sample
+    assert s.values() == [2.0, 3.0, 4.0]
+    s.append(T + 26 * DAY, 5.0)  # rebase keeps 10d, 20d, 24d (full), then drops 10d
+    assert list(s) == [(T + 20 * DAY, 3.0), (T + 24 * DAY, 4.0), (T + 26 * DAY, 5.0)]
+    assert s.mean() == 4.0  # (3 + 4 + 5) / 3
+
+
+def test_rebase_backwards_in_time():
+    s = Series(3)
+    s.append(T, 1.0)
+    s.append(T - 30 * DAY, 2.0)  # -30 days does not fit: rebase, T is out of reach now
+    assert list(s) == [(T - 30 * DAY, 2.0)]
+    assert s.mean() == 2.0
+
+
+# --- properties against a naive reference ----------------------------------------------------
+
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+class NaiveSeries:
+    """A plain list of (ms, value) with the same rules: last ``capacity`` items, and when a
+    time is more than int32 ms away from the base, the base moves to it and samples it can no
+    longer reach are dropped."""
+
+    def __init__(self, capacity):
+        self.capacity = capacity
+        self.items = []
+        self.base = None
+
+    def append(self, ms, value):
+        if self.base is None:
+            self.base = ms
+        if not _INT32_MIN <= ms - self.base <= _INT32_MAX:
+            self.base = ms
+            self.items = [(m, v) for m, v in self.items if _INT32_MIN <= m - ms <= _INT32_MAX]
+        self.items = [*self.items, (ms, f32(value))][-self.capacity:]
+
+
+_steps = st.lists(
+    st.tuples(
+        st.one_of(st.integers(-5_000, 5_000), st.integers(-20 * 86_400_000, 40 * 86_400_000)),
+        st.floats(-1e6, 1e6, allow_nan=False, width=32),
+    ),
+    max_size=40,
+)
+
+
+@given(capacity=st.integers(1, 8), steps=_steps)
+def test_series_matches_a_naive_list(capacity, steps):
+    s = Series(capacity)
+    ref = NaiveSeries(capacity)
+    ms = 0
+    for delta, value in steps:
+        ms += delta
+        s.append(at(ms), value)
+        ref.append(ms, value)
+        assert len(s) == len(ref.items)
+        assert s.last() == (at(ref.items[-1][0]), ref.items[-1][1])
+    assert list(s) == [(at(m), v) for m, v in ref.items]
+    assert s.values() == [v for _, v in ref.items]
+    expected_mean = math.fsum(v for _, v in ref.items) / len(ref.items) if ref.items else None
+    assert s.mean() == expected_mean
+
+
+@given(
+    capacity=st.integers(1, 8),
+    deltas=st.lists(st.integers(0, 3_000), max_size=30),
+    window_ms=st.integers(0, 20_000),
+    now_ms=st.integers(-1_000, 60_000),
+)
+def test_window_matches_a_naive_filter(capacity, deltas, window_ms, now_ms):
+    s = Series(capacity)
+    kept = []
+    ms = 0
+    for k, delta in enumerate(deltas):
+        ms += delta
+        s.append(at(ms), float(k))
+        kept = [*kept, (at(ms), float(k))][-capacity:]
+    now, window = at(now_ms), window_ms / 1000.0
+    assert list(s.window(window, now)) == [(t, v) for t, v in kept if now - window < t <= now]
