@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from peerscope.core import quality
 from peerscope.core.assessment import UNSCORED, Assessor, current_jitter, rank
@@ -350,3 +352,24 @@ def test_peer_derived_figures():
     assert peer.idle(T) == 0.0
     peer.messages_sent, peer.messages_received = 3, 4
     assert peer.message_count == 7
+
+
+@given(
+    latency=st.one_of(st.none(), st.floats(0.0, 400.0)),
+    reported_loss=st.floats(0.0, 100.0),
+    failures=st.integers(0, 12),
+    idle=st.floats(0.0, 90.0),
+    previous=st.sampled_from(quality.STATUSES),
+)
+def test_assess_shortcut_agrees_with_peer_status(latency, reported_loss, failures, idle,
+                                                 previous):
+    """assess() settles healthy connected peers without peer_status; it must agree with it."""
+    now = T + 100.0
+    peer = make_peer(smoothed_latency_ms=latency, reported_loss_percent=reported_loss,
+                     consecutive_failures=failures, status=previous)
+    peer.last_seen = now - idle
+    ASSESSOR.assess(peer, now)
+    expected = quality.peer_status(score=peer.quality_score, consecutive_failures=failures,
+                                   idle_s=idle, previous=previous, rules=RULES)
+    assert peer.status == expected
+    assert peer.rank == rank(peer)

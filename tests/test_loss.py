@@ -364,3 +364,24 @@ def test_loss_invariants_under_arbitrary_operations(window, max_in_flight, ops):
         assert t.in_flight == len(ref.in_flight)
         assert t.window_outcomes == min(window, len(ref.outcomes))
         assert t.loss_percent == ref.loss_percent
+
+
+@given(st.lists(st.sampled_from(["ok", "deferred", "lost", "read"]), max_size=300),
+       st.integers(1, 20))
+def test_pending_successes_fold_in_exactly_like_record(ops, window):
+    """The hot path's `pending_successes += 1` must equal record(True), in order."""
+    deferred = LossTracker(window=window)
+    direct = LossTracker(window=window)
+    for op in ops:
+        if op == "read":
+            assert deferred.loss_percent == direct.loss_percent
+            continue
+        if op == "deferred":
+            deferred.pending_successes += 1
+        else:
+            deferred.record(op == "ok")
+        direct.record(op != "lost")
+    assert deferred.loss_percent == direct.loss_percent
+    assert deferred.received_total == direct.received_total
+    assert deferred.sent_total == direct.sent_total
+    assert deferred.window_outcomes == direct.window_outcomes

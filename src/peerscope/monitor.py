@@ -311,7 +311,7 @@ class Monitor:
             peer.latency.append(now, latency_ms)
             peer.consecutive_failures = 0
             peer.last_seen = now
-            peer.loss.record(True)
+            peer.loss.pending_successes += 1  # LossTracker.record(True), folded in later
             if peer.sessions:
                 for session in peer.sessions:
                     session.add(latency_ms)
@@ -554,17 +554,14 @@ class Monitor:
 
     def _refresh(self, peer: Peer, now: float) -> None:
         previous = peer.status
-        assessor = self._assessor
-        if peer.dirty:
-            changed = assessor.assess(peer, now)
-        elif assessor.may_change_status(peer, now):
-            changed = assessor.update_status(peer, now)
-        else:
-            return
+        changed = self._assessor.refresh(peer, now)
         if changed is not None:
-            self._status_counts[previous] -= 1
-            self._status_counts[changed] += 1
-            self._pending_events.append(PeerStatusChanged(peer.peer_id, previous, changed, now))
+            self._status_changed(peer, previous, changed, now)
+
+    def _status_changed(self, peer: Peer, previous: Status, status: Status, now: float) -> None:
+        self._status_counts[previous] -= 1
+        self._status_counts[status] += 1
+        self._pending_events.append(PeerStatusChanged(peer.peer_id, previous, status, now))
 
     def snapshot(self) -> dict[str, Any]:
         """Build the ``/ws`` metrics message from the current state.
@@ -574,36 +571,19 @@ class Monitor:
         """
         now = self._clock()
         settings = self.settings
-        ttl = settings.peer_ttl_s
-        refresh = self._refresh
         with self._lock:
-            score_sum = 0.0
-            scored = 0
-            latency_sum = 0.0
-            measured = 0
-            expired: list[Peer] = []
-            for peer in self._peers.values():
-                refresh(peer, now)
-                if peer.status == "disconnected" and now - peer.status_since >= ttl:
-                    expired.append(peer)
-                    continue
-                score = peer.quality_score
-                if score is not None:
-                    score_sum += score
-                    scored += 1
-                latency = peer.smoothed_latency_ms
-                if latency is not None:
-                    latency_sum += latency
-                    measured += 1
-            for peer in expired:
+            sweep = self._assessor.sweep(self._peers.values(), now, settings.peer_ttl_s)
+            for peer, previous, status in sweep.changes:
+                self._status_changed(peer, previous, status, now)
+            for peer in sweep.expired:
                 del self._peers[peer.peer_id]
                 self._forget(peer, now, "pruned")
             system = self._system
-            network = quality.network_score_from_sum(score_sum, scored, system.cpu_percent,
-                                                     settings.quality)
+            network = quality.network_score_from_sum(sweep.score_sum, sweep.scored,
+                                                     system.cpu_percent, settings.quality)
             worst = heapq.nsmallest(settings.max_clients_in_message, self._peers.values(),
                                     key=_rank)
-            average = latency_sum / measured if measured else 0.0
+            average = sweep.latency_sum / sweep.measured if sweep.measured else 0.0
             derived = self._assessor.derived
             return {
                 "type": "metrics",

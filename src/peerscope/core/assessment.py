@@ -8,6 +8,8 @@ these and are derived only for the peers that are shown (see :func:`derived`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TypedDict
 
 from peerscope.core import quality
@@ -15,7 +17,21 @@ from peerscope.core.model import Peer
 from peerscope.core.quality import Band, Grade, QualityConfig, Status, StatusRules, Trend
 
 UNSCORED = 101.0  # ranks unmeasured peers after every scored one within their status
-_SEVERITY: dict[Status, float] = {"disconnected": 0.0, "degraded": 1000.0, "connected": 2000.0}
+_CONNECTED = 2000.0
+_SEVERITY: dict[Status, float] = {"disconnected": 0.0, "degraded": 1000.0,
+                                  "connected": _CONNECTED}
+
+
+@dataclass(slots=True)
+class Sweep:
+    """What one pass over the peers found (see :meth:`Assessor.sweep`)."""
+
+    changes: list[tuple[Peer, Status, Status]] = field(default_factory=list)
+    expired: list[Peer] = field(default_factory=list)
+    score_sum: float = 0.0
+    scored: int = 0
+    latency_sum: float = 0.0
+    measured: int = 0
 
 
 class Derived(TypedDict):
@@ -35,13 +51,14 @@ def current_jitter(peer: Peer, config: QualityConfig) -> float:
 class Assessor:
     """Refreshes peers under one configuration; its constants are computed once."""
 
-    __slots__ = ("_alpha_long", "_alpha_short", "config", "rules")
+    __slots__ = ("_alpha_long", "_alpha_short", "_stddev_jitter", "config", "rules")
 
     def __init__(self, config: QualityConfig, rules: StatusRules) -> None:
         self.config = config
         self.rules = rules
         self._alpha_short = quality.ewma_alpha(config.trend_short_samples)
         self._alpha_long = quality.ewma_alpha(config.trend_long_samples)
+        self._stddev_jitter = config.jitter_method == "stddev"
 
     def assess(self, peer: Peer, now: float) -> Status | None:
         """Refresh a changed peer's score, trend averages and status.
@@ -49,18 +66,85 @@ class Assessor:
         Returns the new status if it changed, else None. A peer with no latency measured
         yet has no score: an unmeasured link is unknown, not perfect.
         """
+        # Runs for every changed peer on every tick: locals over repeated attribute lookups.
         peer.dirty = False
         latency = peer.smoothed_latency_ms
         if latency is not None:
-            score = quality.quality_score(latency, peer.loss_percent,
-                                          current_jitter(peer, self.config), self.config)
-            peer.quality_score = score
-            peer.trend_short = quality.ewma(peer.trend_short, score, self._alpha_short)
-            peer.trend_long = quality.ewma(peer.trend_long, score, self._alpha_long)
+            config = self.config
+            jitter = (current_jitter(peer, config) if self._stddev_jitter
+                      else peer.jitter_ms)
+            new_score = quality.quality_score(latency, peer.loss_percent, jitter, config)
+            peer.quality_score = new_score
+            # quality.ewma, inline (twice per changed peer per tick).
+            short, long = peer.trend_short, peer.trend_long
+            peer.trend_short = new_score if short is None else short + self._alpha_short * (
+                new_score - short)
+            peer.trend_long = new_score if long is None else long + self._alpha_long * (
+                new_score - long)
+        rules = self.rules
+        score = peer.quality_score
+        if (peer.status == "connected"
+                and peer.consecutive_failures < rules.degraded_after_failures
+                and now - peer.last_seen < rules.degraded_after_idle_s
+                and (score is None or score >= rules.degraded_below_score)):
+            # The common case, settled without calling quality.peer_status: a healthy peer
+            # stays connected (tests hold this shortcut to peer_status's answer).
+            peer.rank = _CONNECTED + (UNSCORED if score is None else score)
+            return None
         changed = self.update_status(peer, now)
         if changed is None:
             peer.rank = rank(peer)
         return changed
+
+    def refresh(self, peer: Peer, now: float) -> Status | None:
+        """Bring one peer up to date: assess it if it changed, else re-check idle time."""
+        if peer.dirty:
+            return self.assess(peer, now)
+        if self.may_change_status(peer, now):
+            return self.update_status(peer, now)
+        return None
+
+    def sweep(self, peers: Iterable[Peer], now: float, ttl_s: float) -> Sweep:
+        """A tick's one pass over every peer: refresh, find the expired, sum for averages.
+
+        A peer disconnected for ``ttl_s`` or longer is listed in ``expired`` and left out of
+        the sums. Status changes are listed as (peer, previous, new).
+        """
+        result = Sweep()
+        changes, expired = result.changes, result.expired
+        assess, update_status = self.assess, self.update_status
+        degraded_idle = self.rules.degraded_after_idle_s
+        disconnected_idle = self.rules.disconnected_after_idle_s
+        score_sum = latency_sum = 0.0
+        scored = measured = 0
+        for peer in peers:
+            previous = peer.status
+            if peer.dirty:
+                changed = assess(peer, now)
+            elif previous == "disconnected":
+                changed = None
+            # may_change_status, inline: this branch runs for every quiet peer every tick.
+            elif now - peer.last_seen >= (degraded_idle if previous == "connected"
+                                          else disconnected_idle):
+                changed = update_status(peer, now)
+            else:
+                changed = None
+            if changed is not None:
+                changes.append((peer, previous, changed))
+            elif previous == "disconnected" and now - peer.status_since >= ttl_s:
+                expired.append(peer)
+                continue
+            score = peer.quality_score
+            if score is not None:
+                score_sum += score
+                scored += 1
+            latency = peer.smoothed_latency_ms
+            if latency is not None:
+                latency_sum += latency
+                measured += 1
+        result.score_sum, result.scored = score_sum, scored
+        result.latency_sum, result.measured = latency_sum, measured
+        return result
 
     def may_change_status(self, peer: Peer, now: float) -> bool:
         """Whether idle time alone could move an unchanged peer's status: a cheap pre-check."""
@@ -74,14 +158,15 @@ class Assessor:
 
     def update_status(self, peer: Peer, now: float) -> Status | None:
         """Re-evaluate status; returns the new one if it changed."""
+        previous = peer.status
         status = quality.peer_status(
             score=peer.quality_score,
             consecutive_failures=peer.consecutive_failures,
-            idle_s=peer.idle(now),
-            previous=peer.status,
+            idle_s=now - peer.last_seen,
+            previous=previous,
             rules=self.rules,
         )
-        if status == peer.status:
+        if status == previous:
             return None
         peer.status = status
         peer.status_since = now

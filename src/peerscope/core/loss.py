@@ -8,6 +8,10 @@ is not a loss; a second reply to the same probe is a *duplicate*, counted apart.
 
 ``loss_percent`` covers the last ``window`` outcomes, so a peer recovers from an old
 outage; the ``*_total`` counters cover the tracker's whole life.
+
+Successes reported through ``pending_successes`` (the Monitor's hot path adds 1 per answered
+measurement, which is cheaper than a call) are folded into the window, in order, before
+anything else reads or writes it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ class LossTracker:
     __slots__ = (
         "_highest_received", "_in_flight", "_lost_at", "_max_in_flight", "_outcome_count",
         "_outcomes", "_received_seqs", "_window", "_window_lost", "duplicates",
-        "late", "lost_total", "received_total", "reordered", "timeout_s",
+        "_received", "late", "lost_total", "pending_successes", "reordered", "timeout_s",
         "unknown",
     )
 
@@ -47,12 +51,17 @@ class LossTracker:
         self._outcome_count = 0
         self._window_lost = 0
         self._highest_received: int | None = None
-        self.received_total = 0
+        self._received = 0
+        self.pending_successes = 0
         self.lost_total = 0
         self.late = 0
         self.reordered = 0
         self.duplicates = 0
         self.unknown = 0
+
+    @property
+    def received_total(self) -> int:
+        return self._received + self.pending_successes
 
     @property
     def sent_total(self) -> int:
@@ -65,12 +74,18 @@ class LossTracker:
 
     @property
     def window_outcomes(self) -> int:
+        if self.pending_successes:
+            self._settle()
         return min(self._outcome_count, self._window)
 
     @property
     def loss_percent(self) -> float:
         """Lost share of the last ``window`` outcomes, 0..100 (0 before any outcome)."""
-        n = self.window_outcomes
+        if self.pending_successes:
+            self._settle()
+        n = self._outcome_count
+        if n > self._window:
+            n = self._window
         return 100.0 * self._window_lost / n if n else 0.0
 
     # --- outcomes without sequence numbers -------------------------------------------------
@@ -81,8 +96,10 @@ class LossTracker:
         Sources with no sequence numbers call this directly; the probe bookkeeping below
         ends in it too, so the window is written in one place.
         """
+        if self.pending_successes:
+            self._settle()
         if ok:
-            self.received_total += 1
+            self._received += 1
             lost = 0
         else:
             self.lost_total += 1
@@ -94,9 +111,26 @@ class LossTracker:
         outcomes[slot] = lost
         self._outcome_count += 1
 
+    def _settle(self) -> None:
+        """Fold ``pending_successes`` into the window: O(pending), at most O(window)."""
+        pending, self.pending_successes = self.pending_successes, 0
+        self._received += pending
+        outcomes, window, count = self._outcomes, self._window, self._outcome_count
+        if pending >= window:
+            outcomes[:] = bytes(window)
+            self._window_lost = 0
+        else:
+            for k in range(count, count + pending):
+                slot = k % window
+                self._window_lost -= outcomes[slot]
+                outcomes[slot] = 0
+        self._outcome_count = count + pending
+
     # --- probes with sequence numbers --------------------------------------------------------
 
     def sent(self, seq: int, now: float) -> None:
+        if self.pending_successes:
+            self._settle()
         if self._in_flight is _EMPTY:
             self._in_flight, self._lost_at, self._received_seqs = (
                 OrderedDict(), OrderedDict(), OrderedDict())
@@ -119,7 +153,7 @@ class LossTracker:
         if index is not None:
             self._note_received(seq)
             self.lost_total -= 1
-            self.received_total += 1
+            self._received += 1
             self.late += 1
             if index >= self._outcome_count - self._window:
                 slot = index % self._window
@@ -135,6 +169,8 @@ class LossTracker:
 
     def expire(self, now: float) -> int:
         """Declare lost every probe in flight for longer than ``timeout_s``; return how many."""
+        if self.pending_successes:
+            self._settle()
         expired = 0
         horizon = now - self.timeout_s
         while self._in_flight:

@@ -130,12 +130,19 @@ def quality_score(latency_ms: float, loss_percent: float, jitter_ms: float,
 
     Inputs in ms and percent; weights and slopes come from ``config``. Result in 0..100.
     """
-    latency_part = max(0.0, 100.0 - latency_ms / config.latency_ms_per_point)
-    loss_part = max(0.0, 100.0 - loss_percent * config.loss_points_per_percent)
-    jitter_part = max(0.0, 100.0 - jitter_ms * config.jitter_points_per_ms)
+    # Conditionals rather than max()/min(): this runs for every changed peer on every tick.
+    latency_part = 100.0 - latency_ms / config.latency_ms_per_point
+    if latency_part < 0.0:
+        latency_part = 0.0
+    loss_part = 100.0 - loss_percent * config.loss_points_per_percent
+    if loss_part < 0.0:
+        loss_part = 0.0
+    jitter_part = 100.0 - jitter_ms * config.jitter_points_per_ms
+    if jitter_part < 0.0:
+        jitter_part = 0.0
     score = (config.latency_weight * latency_part + config.loss_weight * loss_part
              + config.jitter_weight * jitter_part)
-    return min(100.0, max(0.0, score))
+    return 100.0 if score > 100.0 else score
 
 
 def quality_band(score: float, config: QualityConfig = QualityConfig()) -> Band:
