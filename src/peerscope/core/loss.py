@@ -26,9 +26,8 @@ _EMPTY: OrderedDict[Any, Any] = OrderedDict()  # shared, never written to
 class LossTracker:
     __slots__ = (
         "_highest_received", "_in_flight", "_lost_at", "_max_in_flight", "_outcome_count",
-        "_outcomes", "_received_seqs", "_window", "_window_lost", "duplicates",
-        "_received", "late", "lost_total", "pending_successes", "reordered", "timeout_s",
-        "unknown",
+        "_outcomes", "_received", "_received_seqs", "_window", "_window_lost", "duplicates",
+        "late", "lost_total", "pending_successes", "reordered", "timeout_s", "unknown",
     )
 
     def __init__(self, window: int = 100, timeout_s: float = 2.0,
