@@ -95,7 +95,7 @@ class Settings(BaseSettings):
 
 
 def describe_errors(error: ValidationError) -> str:
-    """One line per field: ``quality.latency_weight: must be within 0..1, got 3.0``."""
+    """One line per field, e.g. ``  quality: latency_weight: must be within 0..1, got 3.0``."""
     lines = ["invalid peerscope settings:"]
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "settings"

@@ -72,7 +72,6 @@ class Monitor:
         self._peers: dict[str, Peer] = {}
         self._status_counts: dict[Status, int] = dict.fromkeys(quality.STATUSES, 0)
         self._assessor = Assessor(self.settings.quality, self.settings.status)
-        self._smoothing = self.settings.quality.latency_smoothing
         self._sessions: dict[str, Session] = {}
         self._ended_sessions: deque[Session] = deque(maxlen=self.settings.session_history)
         self._pending_events: list[Event] = []
@@ -276,9 +275,8 @@ class Monitor:
 
     def record_latency(self, peer_id: str, latency_ms: float | None) -> None:
         """Record one round-trip time in ms, or ``None`` for a measurement that failed."""
-        # This is the hottest call in peerscope, so the checks and the RFC 3550 / EWMA steps
-        # of peerscope.core.quality are written out inline; tests hold the two to the same
-        # results.
+        # The hottest call in peerscope: it only stores; jitter, smoothing and loss take the
+        # sample in at the next refresh (peerscope.core.assessment).
         if latency_ms is not None:
             try:
                 valid = 0.0 <= latency_ms < _INF
@@ -298,17 +296,9 @@ class Monitor:
                 peer.consecutive_failures += 1
                 peer.loss.record(False)
                 return
-            previous = peer.last_latency_ms
-            if previous is None:
-                peer.smoothed_latency_ms = latency_ms
-            else:
-                change = latency_ms - previous
-                jitter = peer.jitter_ms
-                peer.jitter_ms = jitter + ((change if change >= 0 else -change) - jitter) / 16.0
-                smoothed: float = peer.smoothed_latency_ms  # type: ignore[assignment]
-                peer.smoothed_latency_ms = smoothed + self._smoothing * (latency_ms - smoothed)
-            peer.last_latency_ms = latency_ms
             peer.latency.append(now, latency_ms)
+            peer.last_latency_ms = latency_ms
+            peer.unfolded += 1
             peer.consecutive_failures = 0
             peer.last_seen = now
             peer.loss.pending_successes += 1  # LossTracker.record(True), folded in later
@@ -523,6 +513,8 @@ class Monitor:
     def server_stats(self) -> ServerStats:
         now = self._clock()
         with self._lock:
+            for peer in self._peers.values():
+                self._refresh(peer, now)
             return self._server_stats(now, self._average_latency())
 
     def _average_latency(self) -> float:

@@ -51,7 +51,8 @@ def current_jitter(peer: Peer, config: QualityConfig) -> float:
 class Assessor:
     """Refreshes peers under one configuration; its constants are computed once."""
 
-    __slots__ = ("_alpha_long", "_alpha_short", "_stddev_jitter", "config", "rules")
+    __slots__ = ("_alpha_long", "_alpha_short", "_smoothing", "_stddev_jitter", "config",
+                 "rules")
 
     def __init__(self, config: QualityConfig, rules: StatusRules) -> None:
         self.config = config
@@ -59,6 +60,7 @@ class Assessor:
         self._alpha_short = quality.ewma_alpha(config.trend_short_samples)
         self._alpha_long = quality.ewma_alpha(config.trend_long_samples)
         self._stddev_jitter = config.jitter_method == "stddev"
+        self._smoothing = config.latency_smoothing
 
     def assess(self, peer: Peer, now: float) -> Status | None:
         """Refresh a changed peer's score, trend averages and status.
@@ -68,12 +70,45 @@ class Assessor:
         """
         # Runs for every changed peer on every tick: locals over repeated attribute lookups.
         peer.dirty = False
+        count = peer.unfolded
+        if count:
+            # Take the samples recorded since the last refresh into jitter and smoothed
+            # latency. The hot path only stores samples; doing the RFC 3550 and EWMA steps
+            # here keeps each recording call cheap for the same work in total. One new sample
+            # (the usual case) is taken as recorded; more come from the ring (float32), and
+            # any the ring overwrote before this refresh are skipped.
+            peer.unfolded = 0
+            samples = (peer.last_latency_ms,) if count == 1 else peer.latency.tail(count)
+            alpha = self._smoothing
+            jitter, smoothed = peer.jitter_ms, peer.smoothed_latency_ms
+            previous = peer.folded_latency_ms
+            for sample in samples:
+                if sample is None:
+                    continue
+                if previous is None or smoothed is None:
+                    smoothed = sample
+                else:
+                    # quality.rfc3550_jitter and quality.ewma, inline (tests hold the two to
+                    # the same results).
+                    change = sample - previous
+                    jitter += ((change if change >= 0.0 else -change) - jitter) / 16.0
+                    smoothed += alpha * (sample - smoothed)
+                previous = sample
+            peer.jitter_ms, peer.smoothed_latency_ms = jitter, smoothed
+            peer.folded_latency_ms = previous
         latency = peer.smoothed_latency_ms
         if latency is not None:
             config = self.config
             jitter = (current_jitter(peer, config) if self._stddev_jitter
                       else peer.jitter_ms)
-            new_score = quality.quality_score(latency, peer.loss_percent, jitter, config)
+            # Peer.loss_percent, inline, skipping the call for the usual loss-free peer.
+            reported = peer.reported_loss_percent
+            if reported is None:
+                tracker = peer.loss
+                loss = tracker.loss_percent if tracker.window_lost else 0.0
+            else:
+                loss = reported
+            new_score = quality.quality_score(latency, loss, jitter, config)
             peer.quality_score = new_score
             # quality.ewma, inline (twice per changed peer per tick).
             short, long = peer.trend_short, peer.trend_long

@@ -26,8 +26,8 @@ _EMPTY: OrderedDict[Any, Any] = OrderedDict()  # shared, never written to
 class LossTracker:
     __slots__ = (
         "_highest_received", "_in_flight", "_lost_at", "_max_in_flight", "_outcome_count",
-        "_outcomes", "_received", "_received_seqs", "_window", "_window_lost", "duplicates",
-        "late", "lost_total", "pending_successes", "reordered", "timeout_s", "unknown",
+        "_outcomes", "_received", "_received_seqs", "_window", "duplicates", "late",
+        "lost_total", "pending_successes", "reordered", "timeout_s", "unknown", "window_lost",
     )
 
     def __init__(self, window: int = 100, timeout_s: float = 2.0,
@@ -48,7 +48,9 @@ class LossTracker:
         self._received_seqs: OrderedDict[int, None] = _EMPTY
         self._outcomes = bytearray(window)  # 1 = lost, per outcome slot
         self._outcome_count = 0
-        self._window_lost = 0
+        # Lost outcomes in the window. Pending successes can only lower it, so 0 here means
+        # no loss whatever is pending; readers use that to skip loss_percent.
+        self.window_lost = 0
         self._highest_received: int | None = None
         self._received = 0
         self.pending_successes = 0
@@ -80,12 +82,14 @@ class LossTracker:
     @property
     def loss_percent(self) -> float:
         """Lost share of the last ``window`` outcomes, 0..100 (0 before any outcome)."""
+        if not self.window_lost:
+            return 0.0  # folding in pending successes can only remove losses
         if self.pending_successes:
             self._settle()
         n = self._outcome_count
         if n > self._window:
             n = self._window
-        return 100.0 * self._window_lost / n if n else 0.0
+        return 100.0 * self.window_lost / n if n else 0.0
 
     # --- outcomes without sequence numbers -------------------------------------------------
 
@@ -106,7 +110,7 @@ class LossTracker:
         outcomes = self._outcomes
         slot = self._outcome_count % self._window
         # Slots not yet written are 0, so this is right before the window first fills too.
-        self._window_lost += lost - outcomes[slot]
+        self.window_lost += lost - outcomes[slot]
         outcomes[slot] = lost
         self._outcome_count += 1
 
@@ -117,11 +121,11 @@ class LossTracker:
         outcomes, window, count = self._outcomes, self._window, self._outcome_count
         if pending >= window:
             outcomes[:] = bytes(window)
-            self._window_lost = 0
+            self.window_lost = 0
         else:
             for k in range(count, count + pending):
                 slot = k % window
-                self._window_lost -= outcomes[slot]
+                self.window_lost -= outcomes[slot]
                 outcomes[slot] = 0
         self._outcome_count = count + pending
 
@@ -158,7 +162,7 @@ class LossTracker:
                 slot = index % self._window
                 if self._outcomes[slot]:
                     self._outcomes[slot] = 0
-                    self._window_lost -= 1
+                    self.window_lost -= 1
             return "late"
         if seq in self._received_seqs:
             self.duplicates += 1

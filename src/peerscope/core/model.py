@@ -20,9 +20,10 @@ NO_LABELS: Mapping[str, str] = MappingProxyType({})  # shared by every unlabelle
 class Peer:
     """One remote endpoint and everything measured about it.
 
-    The hot-path fields (latency ring, jitter, counters) are written by the Monitor under
-    its lock; the judged fields (score, trend averages, status, rank) are refreshed once per
-    tick while ``dirty`` is set (see peerscope.core.assessment).
+    The hot-path fields (latency ring, last sample, counters) are written by the Monitor
+    under its lock; the running figures (jitter, smoothed latency) and the judged ones
+    (score, trend averages, status, rank) are brought up to date once per tick while
+    ``dirty`` is set (see peerscope.core.assessment).
     """
 
     peer_id: str
@@ -36,6 +37,8 @@ class Peer:
     last_seen: float = 0.0
     last_message_time: float | None = None
     last_latency_ms: float | None = None
+    unfolded: int = 0  # samples recorded since jitter and smoothing last took them in
+    folded_latency_ms: float | None = None  # the newest sample they have taken in
     smoothed_latency_ms: float | None = None
     jitter_ms: float = 0.0
     reported_loss_percent: float | None = None

@@ -9,7 +9,6 @@ anything a network measurement can tell apart.
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Iterator
 
@@ -68,7 +67,9 @@ class Series:
         if not count:
             return None
         values = self._values if count == self._capacity else self._values[:count]
-        return math.fsum(values) / count
+        # sum, not fsum: a few hundred float32 values in a double lose nothing visible, and
+        # this runs for every listed peer on every tick.
+        return sum(values) / count
 
     def _rebase(self, t: float) -> None:
         """Move the base to ``t`` after ~24 days of drift; drops samples it can no longer place."""
@@ -114,6 +115,12 @@ class Series:
             return None
         i = (self._next - 1) % self._capacity
         return (self._base_ms + self._times[i]) / 1000.0, self._values[i]
+
+    def tail(self, n: int) -> list[float]:
+        """The newest ``n`` values (fewer if fewer are stored), oldest first; O(n)."""
+        n = min(n, self._count)
+        values, cap, end = self._values, self._capacity, self._next
+        return [values[(end - n + k) % cap] for k in range(n)]
 
     def values(self) -> list[float]:
         """Stored values oldest first."""
