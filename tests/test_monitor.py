@@ -405,3 +405,24 @@ def test_system_stats_over_real_samples():
     assert 0.0 < stats["min"] <= stats["avg"] <= stats["max"] <= 100.0
     with pytest.raises(ValueError, match="name must be one of"):
         monitor.system_stats("disk", 60)
+
+
+def test_samples_recorded_between_refreshes_are_folded_in_order(clock):
+    from peerscope.core import quality
+
+    batched, stepped = make_monitor(clock), make_monitor(clock)
+    samples = [12.0, 40.5, 3.25, 3.25, 99.0, 0.0, 17.75]  # exact in float32, as the ring keeps
+    for value in samples:
+        batched.record_latency("p", value)
+        stepped.record_latency("p", value)
+        stepped.peer("p")  # refresh after every sample: the one-sample path
+    jitter, smoothed = 0.0, None
+    for previous, value in zip(samples, samples[1:], strict=False):
+        jitter = quality.rfc3550_jitter(jitter, previous, value)
+    for value in samples:
+        smoothed = quality.ewma(smoothed, value, QualityConfig().latency_smoothing)
+    for monitor in (batched, stepped):
+        peer = monitor.peer("p")
+        assert peer["jitter_ms"] == jitter
+        assert peer["smoothed_latency_ms"] == smoothed
+        assert peer["latency_ms"] == 17.75

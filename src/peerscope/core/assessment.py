@@ -71,31 +71,26 @@ class Assessor:
         # Runs for every changed peer on every tick: locals over repeated attribute lookups.
         peer.dirty = False
         count = peer.unfolded
-        if count:
-            # Take the samples recorded since the last refresh into jitter and smoothed
-            # latency. The hot path only stores samples; doing the RFC 3550 and EWMA steps
-            # here keeps each recording call cheap for the same work in total. One new sample
-            # (the usual case) is taken as recorded; more come from the ring (float32), and
-            # any the ring overwrote before this refresh are skipped.
+        if count == 1:
+            # The usual case: one sample since the last refresh, taken in without allocating
+            # (a tuple per peer per tick would wake the garbage collector). The steps are
+            # quality.rfc3550_jitter and quality.ewma, inline; tests hold them to the same
+            # results.
             peer.unfolded = 0
-            samples = (peer.last_latency_ms,) if count == 1 else peer.latency.tail(count)
-            alpha = self._smoothing
-            jitter, smoothed = peer.jitter_ms, peer.smoothed_latency_ms
-            previous = peer.folded_latency_ms
-            for sample in samples:
-                if sample is None:
-                    continue
+            sample = peer.last_latency_ms
+            previous, smoothed = peer.folded_latency_ms, peer.smoothed_latency_ms
+            if sample is not None:
                 if previous is None or smoothed is None:
-                    smoothed = sample
+                    peer.smoothed_latency_ms = sample
                 else:
-                    # quality.rfc3550_jitter and quality.ewma, inline (tests hold the two to
-                    # the same results).
                     change = sample - previous
-                    jitter += ((change if change >= 0.0 else -change) - jitter) / 16.0
-                    smoothed += alpha * (sample - smoothed)
-                previous = sample
-            peer.jitter_ms, peer.smoothed_latency_ms = jitter, smoothed
-            peer.folded_latency_ms = previous
+                    jitter = peer.jitter_ms
+                    peer.jitter_ms = jitter + ((change if change >= 0.0 else -change)
+                                               - jitter) / 16.0
+                    peer.smoothed_latency_ms = smoothed + self._smoothing * (sample - smoothed)
+                peer.folded_latency_ms = sample
+        elif count:
+            self._fold_many(peer, count)
         latency = peer.smoothed_latency_ms
         if latency is not None:
             config = self.config
@@ -130,6 +125,24 @@ class Assessor:
         if changed is None:
             peer.rank = rank(peer)
         return changed
+
+    def _fold_many(self, peer: Peer, count: int) -> None:
+        """Take several samples recorded since the last refresh into jitter and smoothing.
+
+        The hot path only stores samples; the RFC 3550 and EWMA steps happen at refresh,
+        in order. The samples come from the ring (float32); any it overwrote before this
+        refresh are skipped.
+        """
+        peer.unfolded = 0
+        jitter, smoothed = peer.jitter_ms, peer.smoothed_latency_ms
+        previous = peer.folded_latency_ms
+        for sample in peer.latency.tail(count):
+            if previous is not None:
+                jitter = quality.rfc3550_jitter(jitter, previous, sample)
+            smoothed = quality.ewma(smoothed, sample, self._smoothing)
+            previous = sample
+        peer.jitter_ms, peer.smoothed_latency_ms = jitter, smoothed
+        peer.folded_latency_ms = previous
 
     def refresh(self, peer: Peer, now: float) -> Status | None:
         """Bring one peer up to date: assess it if it changed, else re-check idle time."""
