@@ -16,6 +16,7 @@ anything else reads or writes it.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from typing import Any, Literal
 
@@ -23,10 +24,17 @@ Arrival = Literal["on_time", "late", "duplicate", "unknown"]
 _EMPTY: OrderedDict[Any, Any] = OrderedDict()  # shared, never written to
 
 
+@functools.cache
+def _mask(window: int) -> int:
+    """All-ones for ``window`` bits; cached, so trackers of one window share one int."""
+    return (1 << window) - 1
+
+
 class LossTracker:
     __slots__ = (
-        "_highest_received", "_in_flight", "_lost_at", "_max_in_flight", "_outcome_count",
-        "_outcomes", "_received", "_received_seqs", "_window", "duplicates", "late",
+        "_highest_received", "_in_flight", "_lost_at", "_mask", "_max_in_flight",
+        "_outcome_count", "_outcomes", "_received", "_received_seqs", "_window", "duplicates",
+        "late",
         "lost_total", "pending_successes", "reordered", "timeout_s", "unknown", "window_lost",
     )
 
@@ -46,7 +54,10 @@ class LossTracker:
         self._in_flight: OrderedDict[int, float] = _EMPTY  # seq -> sent at, oldest first
         self._lost_at: OrderedDict[int, int] = _EMPTY  # seq -> outcome index
         self._received_seqs: OrderedDict[int, None] = _EMPTY
-        self._outcomes = bytearray(window)  # 1 = lost, per outcome slot
+        # The window as bits of an int, newest outcome in bit 0, 1 = lost: ~40 bytes for 100
+        # outcomes, and folding in n successes is one shift.
+        self._outcomes = 0
+        self._mask = _mask(window)
         self._outcome_count = 0
         # Lost outcomes in the window. Pending successes can only lower it, so 0 here means
         # no loss whatever is pending; readers use that to skip loss_percent.
@@ -107,27 +118,18 @@ class LossTracker:
         else:
             self.lost_total += 1
             lost = 1
-        outcomes = self._outcomes
-        slot = self._outcome_count % self._window
-        # Slots not yet written are 0, so this is right before the window first fills too.
-        self.window_lost += lost - outcomes[slot]
-        outcomes[slot] = lost
+        self._outcomes = ((self._outcomes << 1) | lost) & self._mask
+        if lost or self.window_lost:  # a success into a loss-free window changes nothing
+            self.window_lost = self._outcomes.bit_count()
         self._outcome_count += 1
 
     def _settle(self) -> None:
-        """Fold ``pending_successes`` into the window: O(pending), at most O(window)."""
+        """Fold ``pending_successes`` into the window, in order: one shift, O(1)."""
         pending, self.pending_successes = self.pending_successes, 0
         self._received += pending
-        outcomes, window, count = self._outcomes, self._window, self._outcome_count
-        if pending >= window:
-            outcomes[:] = bytes(window)
-            self.window_lost = 0
-        else:
-            for k in range(count, count + pending):
-                slot = k % window
-                self.window_lost -= outcomes[slot]
-                outcomes[slot] = 0
-        self._outcome_count = count + pending
+        self._outcomes = (self._outcomes << min(pending, self._window)) & self._mask
+        self.window_lost = self._outcomes.bit_count()
+        self._outcome_count += pending
 
     # --- probes with sequence numbers --------------------------------------------------------
 
@@ -158,11 +160,10 @@ class LossTracker:
             self.lost_total -= 1
             self._received += 1
             self.late += 1
-            if index >= self._outcome_count - self._window:
-                slot = index % self._window
-                if self._outcomes[slot]:
-                    self._outcomes[slot] = 0
-                    self.window_lost -= 1
+            age = self._outcome_count - 1 - index  # 0 = the newest outcome
+            if age < self._window:
+                self._outcomes &= ~(1 << age)
+                self.window_lost = self._outcomes.bit_count()
             return "late"
         if seq in self._received_seqs:
             self.duplicates += 1
