@@ -115,9 +115,14 @@ def run(quick: bool = False) -> dict[str, float]:
     for site, size in top:
         print(f"    {site:<28} {up(size)}")
     worst = max(after_fill, after_tick)
-    verdict = "MET" if worst <= TARGET_BYTES else "MISSED"
-    print(f"  target <= {TARGET_BYTES} bytes per peer (tracemalloc, larger state): {verdict} "
-          f"({up(worst)} bytes)")
+    if quick:
+        # With few peers the one kept metrics message (up to 200 entries) dominates.
+        print(f"  target <= {TARGET_BYTES} bytes per peer: judged at {PEERS} peers, "
+              "not with --quick")
+    else:
+        verdict = "MET" if worst <= TARGET_BYTES else "MISSED"
+        print(f"  target <= {TARGET_BYTES} bytes per peer (tracemalloc, larger state): "
+              f"{verdict} ({up(worst)} bytes)")
     return {"after_fill": after_fill, "after_tick": after_tick, "rss": rss, "ring": ring}
 
 

@@ -11,18 +11,12 @@ cases are interleaved. The loop's own cost (measured too) is in every figure; th
 given on medians, on medians without the loop and on minimums, and the target is judged on
 the least favourable of the three.
 
-``--breakdown`` also times the pieces record_latency is made of, each on its own, on the
-real objects (clock, lock, peer table, Series, LossTracker, jitter function).
-
-Run alone: ``python -m benchmarks.bench_record [--quick] [--breakdown]``.
+Run alone: ``python -m benchmarks.bench_record [--quick]``.
 """
 
 from __future__ import annotations
 
-import math
 import random
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +24,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from benchmarks.timing import Stats, down, flags, machine, repeat, up
 from peerscope.config import Settings
-from peerscope.core import quality
-from peerscope.core.loss import LossTracker
-from peerscope.core.series import Series
 from peerscope.monitor import Monitor
 
 PEERS = 100
@@ -97,7 +88,7 @@ def _message(monitor: Monitor, pairs: list[tuple[str, int]]) -> Callable[[], Non
     return run
 
 
-def run(quick: bool = False, breakdown: bool = False) -> dict[str, Stats]:
+def run(quick: bool = False) -> dict[str, Stats]:
     calls, repeats = (2_000, 5) if quick else (20_000, 25)
     ids, pairs = workload(calls)
     monitor = Monitor(Settings(enable_system_metrics=False))
@@ -126,8 +117,6 @@ def run(quick: bool = False, breakdown: bool = False) -> dict[str, Stats]:
     }
     results = repeat(cases, repeats=repeats, ops=calls, gc_off=True)
     _report(results, calls, repeats)
-    if breakdown:
-        _breakdown(monitor, pairs, repeats)
     return results
 
 
@@ -163,116 +152,10 @@ def _report(results: dict[str, Stats], calls: int, repeats: int) -> None:
           f"(judged on the worst of the three ratios: {up(worst, 3)}x)")
 
 
-def _breakdown(monitor: Monitor, pairs: list[tuple[str, float]], repeats: int) -> None:
-    """Time each piece of record_latency alone on the real objects, loop cost subtracted."""
-    peer_table = monitor._peers  # read-only access, only to time the lookup itself
-    clock = time.time
-    lock = threading.Lock()
-    series = Series(360)
-    for i in range(360):
-        series.append(1_700_000_000.0 + i, 50.0)
-    tracker = LossTracker(window=100)
-    settings = monitor.settings
-    jitter = quality.rfc3550_jitter
-    peer = next(iter(peer_table.values()))
-    inf = math.inf
-
-    class Noop:
-        def call(self, peer_id: str, latency_ms: float | None) -> None:
-            pass
-
-    def validation() -> None:
-        for _p, v in pairs:
-            if v is not None:
-                try:
-                    _valid = 0.0 <= v < inf
-                except TypeError:
-                    _valid = False
-
-    def locked() -> None:
-        for _p, _v in pairs:
-            with lock:
-                pass
-
-    def smoothing() -> None:
-        for _p, v in pairs:
-            _s = 50.0 + settings.quality.latency_smoothing * (v - 50.0)
-
-    def fields() -> None:
-        # The plain attribute reads/writes record_latency makes on the Peer.
-        for _p, v in pairs:
-            peer.dirty = True
-            previous = peer.last_latency_ms
-            _ = previous is not None
-            peer.last_latency_ms = v
-            _s = peer.smoothed_latency_ms
-            peer.smoothed_latency_ms = v
-            peer.consecutive_failures = 0
-            peer.last_seen = 0.0
-            for _session in peer.sessions:
-                pass
-            _j = peer.jitter_ms
-            peer.jitter_ms = _j
-            _lat = peer.latency
-            _loss = peer.loss
-
-    now = 1_700_000_360.0
-    get = peer_table.get
-    append = series.append
-    record = tracker.record
-
-    def clock_piece() -> None:
-        for _p, _v in pairs:
-            clock()
-
-    def get_piece() -> None:
-        for p, _v in pairs:
-            get(p)
-
-    def jitter_piece() -> None:
-        for _p, v in pairs:
-            jitter(1.0, 50.0, v)
-
-    def append_piece() -> None:
-        for _p, v in pairs:
-            append(now, v)
-
-    def loss_piece() -> None:
-        for _p, _v in pairs:
-            record(True)
-
-    pieces: dict[str, Callable[[], None]] = {
-        "loop overhead": _loop(pairs),
-        "whole record_latency": _calls(monitor.record_latency, pairs),
-        "method call, 2 args, empty body": _calls(Noop().call, pairs),
-        "argument check (0 <= v < inf)": validation,
-        "self._clock() (time.time)": clock_piece,
-        "with self._lock": locked,
-        "self._peers.get(peer_id)": get_piece,
-        "quality.rfc3550_jitter(...)": jitter_piece,
-        "peer.latency.append(now, v)": append_piece,
-        "peer.loss.record(True)": loss_piece,
-        "settings.quality.latency_smoothing": smoothing,
-        "Peer field reads/writes": fields,
-    }
-    results = repeat(pieces, repeats=repeats, ops=len(pairs), gc_off=True)
-    loop = results.pop("loop overhead").median
-    whole = results.pop("whole record_latency").median - loop
-    print("bench_record --breakdown: each piece of record_latency alone, median ns/call "
-          "net of the loop")
-    total = 0.0
-    for name, result in results.items():
-        net = result.median - loop
-        total += net
-        print(f"  {name:<38} {net:8.1f}  ({100 * net / whole:5.1f}% of the whole)")
-    print(f"  {'sum of the pieces':<38} {total:8.1f}")
-    print(f"  {'whole record_latency':<38} {whole:8.1f}")
-
-
 def main(argv: list[str] | None = None) -> None:
-    options = flags(argv, allowed=("--quick", "--breakdown"))
+    options = flags(argv)
     print(machine())
-    run(quick="--quick" in options, breakdown="--breakdown" in options)
+    run(quick="--quick" in options)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def down(value: float, digits: int = 1) -> str:
 
 
 def flags(argv: Sequence[str] | None = None, allowed: Sequence[str] = ("--quick",)) -> set[str]:
-    """Parse the benchmarks' options: ``--quick`` (small counts for a smoke test) and extras."""
+    """Parse the benchmarks' options: ``--quick`` (small counts for a smoke test)."""
     args = list(sys.argv[1:] if argv is None else argv)
     unknown = [arg for arg in args if arg not in allowed]
     if unknown:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 
@@ -417,7 +418,7 @@ def test_samples_recorded_between_refreshes_are_folded_in_order(clock):
         stepped.record_latency("p", value)
         stepped.peer("p")  # refresh after every sample: the one-sample path
     jitter, smoothed = 0.0, None
-    for previous, value in zip(samples, samples[1:], strict=False):
+    for previous, value in itertools.pairwise(samples):
         jitter = quality.rfc3550_jitter(jitter, previous, value)
     for value in samples:
         smoothed = quality.ewma(smoothed, value, QualityConfig().latency_smoothing)
