@@ -28,10 +28,10 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.bench_snapshot import ManualClock
-from benchmarks.timing import flags, machine, up
+from benchmarks.timing import run_alone, up
 from peerscope.config import Settings
 from peerscope.monitor import Monitor
+from peerscope.testing import ManualClock
 
 PEERS = 10_000
 QUICK_PEERS = 200
@@ -126,11 +126,5 @@ def run(quick: bool = False) -> dict[str, float]:
     return {"after_fill": after_fill, "after_tick": after_tick, "rss": rss, "ring": ring}
 
 
-def main(argv: list[str] | None = None) -> None:
-    options = flags(argv)
-    print(machine())
-    run(quick="--quick" in options)
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run)

@@ -22,7 +22,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from benchmarks.timing import Stats, down, flags, machine, repeat, up
+from benchmarks.timing import Stats, down, repeat, run_alone, up
 from peerscope.config import Settings
 from peerscope.monitor import Monitor
 
@@ -152,11 +152,5 @@ def _report(results: dict[str, Stats], calls: int, repeats: int) -> None:
           f"(judged on the worst of the three ratios: {up(worst, 3)}x)")
 
 
-def main(argv: list[str] | None = None) -> None:
-    options = flags(argv)
-    print(machine())
-    run(quick="--quick" in options)
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run)

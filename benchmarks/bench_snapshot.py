@@ -19,27 +19,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from benchmarks.timing import Stats, flags, machine, repeat, up
+from benchmarks.timing import Stats, repeat, run_alone, up
 from peerscope.config import Settings
 from peerscope.monitor import Monitor
+from peerscope.testing import ManualClock
 
 SIZES = (10, 100, 1_000, 10_000)
 QUICK_SIZES = (10, 100, 1_000)
 TARGET_MS = 25.0
 TARGET_PEERS = 10_000
-
-
-class ManualClock:
-    """A stand-in for ``time.time`` that only moves when told to."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def filled_monitor(peers: int, seed: int = 11) -> tuple[Monitor, ManualClock, list[float]]:
@@ -103,11 +91,5 @@ def run(quick: bool = False) -> dict[tuple[int, str], Stats]:
     return results
 
 
-def main(argv: list[str] | None = None) -> None:
-    options = flags(argv)
-    print(machine())
-    run(quick="--quick" in options)
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run)

@@ -81,6 +81,13 @@ def down(value: float, digits: int = 1) -> str:
     return f"{math.floor(value * scale) / scale:.{digits}f}"
 
 
+def run_alone(run: Callable[..., object], argv: Sequence[str] | None = None) -> None:
+    """Entry point of one benchmark module: ``python -m benchmarks.<module> [--quick]``."""
+    quick = "--quick" in flags(argv)
+    print(machine())
+    run(quick=quick)
+
+
 def flags(argv: Sequence[str] | None = None, allowed: Sequence[str] = ("--quick",)) -> set[str]:
     """Parse the benchmarks' options: ``--quick`` (small counts for a smoke test)."""
     args = list(sys.argv[1:] if argv is None else argv)
