@@ -13,6 +13,7 @@ import pytest
 
 from peerscope import MetricsTick, Monitor, Settings
 from peerscope.system import SystemSampler
+from peerscope.ticker import Ticker
 
 
 async def collect_ticks(monitor: Monitor, seconds: float) -> list[MetricsTick]:
@@ -29,15 +30,17 @@ async def test_start_stop_are_idempotent_and_context_managed():
     assert not monitor.is_running
     await monitor.stop()  # not running: nothing to do
     await monitor.start()
-    first_task = monitor._task
-    await monitor.start()
-    assert monitor._task is first_task
+    await monitor.start()  # a second start must not add a second loop
     assert monitor.is_running
-    await monitor.stop()
-    await monitor.stop()
+    ticks = await collect_ticks(monitor, 0.5)
+    assert 6 <= len(ticks) <= 12  # one loop: about 10; two would give about 20
+    task = monitor.cancel()
     assert not monitor.is_running
-    assert first_task is not None
-    assert first_task.cancelled()
+    assert task is not None
+    await monitor.stop()  # already cancelled: nothing left to wait for
+    await asyncio.sleep(0)
+    assert task.cancelled()
+    assert monitor.cancel() is None
     async with Monitor(Settings(metrics_interval=0.05)) as running:
         assert running.is_running
     assert not running.is_running
@@ -148,3 +151,22 @@ async def test_tick_survives_an_unavailable_sample(monkeypatch):
     assert ticks[-1].message["system"]["available"] is False
     assert ticks[-1].message["clients"][0]["latency_ms"] == 5.0
     assert monitor.system_history("cpu_percent", 60) == []
+
+
+async def test_a_failing_step_is_logged_and_the_schedule_goes_on(caplog):
+    calls = []
+
+    def step() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 2:
+            raise RuntimeError("step two breaks")
+
+    ticker = Ticker(0.02, step, "test-ticker")
+    with pytest.raises(ValueError, match="interval must be > 0"):
+        Ticker(0.0, step, "bad")
+    ticker.start()
+    await asyncio.sleep(0.15)
+    await ticker.stop()
+    assert len(calls) >= 5
+    assert "test-ticker: a step failed" in caplog.text
+    assert "step two breaks" in caplog.text

@@ -16,7 +16,6 @@ import math
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
 from operator import attrgetter
 from types import TracebackType
@@ -25,11 +24,13 @@ from typing import Any, Literal, Self
 from peerscope.config import Settings
 from peerscope.core import quality
 from peerscope.core.assessment import Assessor
+from peerscope.core.history import SystemHistory
 from peerscope.core.loss import LossTracker
 from peerscope.core.model import Peer, PeerKind, ServerStats, Session, SystemSample
 from peerscope.core.quality import Status
 from peerscope.core.rate import SlidingCounter
 from peerscope.core.series import Series
+from peerscope.core.sessions import SessionBook
 from peerscope.core.stats import Aggregate, aggregate
 from peerscope.core.validation import (
     validate_count,
@@ -49,14 +50,13 @@ from peerscope.events import (
 )
 from peerscope.message import client_entry, network_entry, server_entry, system_entry
 from peerscope.system import SystemSampler
+from peerscope.ticker import Ticker
 
 logger = logging.getLogger(__name__)
 
 _INF = math.inf
 Direction = Literal["in", "out"]
 Handler = Callable[[Event], None]
-SYSTEM_SERIES = ("cpu_percent", "memory_percent", "network_sent_rate", "network_recv_rate",
-                 "process_cpu_percent", "process_rss_mb")
 
 
 class UnknownPeerError(KeyError):
@@ -72,8 +72,7 @@ class Monitor:
         self._peers: dict[str, Peer] = {}
         self._status_counts: dict[Status, int] = dict.fromkeys(quality.STATUSES, 0)
         self._assessor = Assessor(self.settings.quality, self.settings.status)
-        self._sessions: dict[str, Session] = {}
-        self._ended_sessions: deque[Session] = deque(maxlen=self.settings.session_history)
+        self._sessions = SessionBook(self.settings.session_history)
         self._pending_events: list[Event] = []
         self._handlers: list[Handler] = []
         self._messages_in = SlidingCounter(1.0)
@@ -83,10 +82,9 @@ class Monitor:
         self._started_at = clock()
         self._sampler = SystemSampler(clock) if self.settings.enable_system_metrics else None
         self._system = SystemSample(timestamp=self._started_at, available=False)
-        capacity = self.settings.system_history_samples
-        self._system_history = {name: Series(capacity) for name in SYSTEM_SERIES}
+        self._system_history = SystemHistory(self.settings.system_history_samples)
         self._last_message: dict[str, Any] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Ticker(self.settings.metrics_interval, self.tick, "peerscope-tick")
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -96,37 +94,24 @@ class Monitor:
 
     @property
     def is_running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._ticker.is_running
 
     async def start(self) -> None:
         """Start the tick loop on the running event loop; a second call does nothing."""
-        if self.is_running:
-            return
-        self._started_at = self._clock()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="peerscope-tick")
+        if not self.is_running:
+            self._started_at = self._clock()
+            self._ticker.start()
 
     def cancel(self) -> asyncio.Task[None] | None:
         """Ask the tick loop to stop without waiting; ``is_running`` is False at once.
 
         Returns the cancelled task (None if not running) for a caller that wants to await it.
         """
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-        return task
+        return self._ticker.cancel()
 
     async def stop(self) -> None:
         """Stop the tick loop and wait for it to finish; safe to call when not running."""
-        task = self.cancel()
-        if task is None:
-            return
-        try:
-            await task
-        except asyncio.CancelledError:
-            # Swallow the task's own cancellation, but not one aimed at our caller.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await self._ticker.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -135,23 +120,6 @@ class Monitor:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.stop()
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        interval = self.settings.metrics_interval
-        next_at = loop.time()
-        while True:
-            try:
-                self.tick()
-            except Exception:
-                logger.exception("peerscope tick failed; the loop goes on")
-            next_at += interval
-            now = loop.time()
-            if next_at < now:
-                # A whole interval behind (the loop was blocked): start the schedule afresh
-                # rather than replaying the missed ticks in a burst.
-                next_at = now + interval
-            await asyncio.sleep(next_at - now)
 
     def tick(self) -> dict[str, Any]:
         """One clock step: sample the host, refresh peers, build and publish the message."""
@@ -231,9 +199,7 @@ class Monitor:
             last_seen=now,
             status_since=now,
         )
-        for session in self._sessions.values():
-            if peer_id in session.peer_ids:
-                peer.sessions += (session,)
+        self._sessions.join(peer)
         self._peers[peer_id] = peer
         self._status_counts["connected"] += 1
         self._total_connections += 1
@@ -390,50 +356,27 @@ class Monitor:
         checked_labels = validate_labels(labels)
         now = self._clock()
         with self._lock:
-            if sid in self._sessions:
-                raise ValueError(f"session_id {sid!r} is already active")
-            session = Session(session_id=sid, name=name, started_at=now, peer_ids=ids,
-                              labels=checked_labels)
-            self._sessions[sid] = session
-            for peer_id in ids:
-                peer = self._peers.get(peer_id)
-                if peer is not None:
-                    peer.sessions += (session,)
+            self._sessions.open(Session(session_id=sid, name=name, started_at=now, peer_ids=ids,
+                                        labels=checked_labels), self._peers)
             self._pending_events.append(SessionStarted(sid, name, now))
         return sid
 
     def end_session(self, session_id: str) -> Session:
         now = self._clock()
         with self._lock:
-            session = self._sessions.pop(session_id, None)
-            if session is None:
-                raise KeyError(f"no active session {session_id!r}")
-            session.ended_at = now
-            for peer_id in session.peer_ids:
-                peer = self._peers.get(peer_id)
-                if peer is not None:
-                    peer.sessions = tuple(s for s in peer.sessions if s is not session)
-            self._ended_sessions.append(session)
+            session = self._sessions.close(session_id, now, self._peers)
             self._pending_events.append(SessionEnded(session_id, session.name, now))
         return session
 
     def session(self, session_id: str) -> Session:
         """An active or remembered session by id; KeyError if neither."""
         with self._lock:
-            found = self._sessions.get(session_id)
-            if found is None:
-                found = next((s for s in self._ended_sessions if s.session_id == session_id),
-                             None)
-        if found is None:
-            raise KeyError(f"no session {session_id!r}")
-        return found
+            return self._sessions.get(session_id)
 
     def sessions(self, limit: int = 10, *, include_active: bool = True) -> list[Session]:
         """Most recent first: active sessions, then ended ones."""
         with self._lock:
-            found = list(self._sessions.values())[::-1] if include_active else []
-            found.extend(reversed(self._ended_sessions))
-        return found[:limit]
+            return self._sessions.recent(limit, include_open=include_active)
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -480,9 +423,7 @@ class Monitor:
         sample = sampler.sample()
         with self._lock:
             self._system = sample
-            if sample.available:
-                for name, series in self._system_history.items():
-                    series.append(sample.timestamp, getattr(sample, name))
+            self._system_history.add(sample)
         return sample
 
     @property
@@ -492,23 +433,15 @@ class Monitor:
 
     def system_history(self, name: str, duration_s: float) -> list[tuple[float, float]]:
         """(timestamp, value) samples of a system series over the last ``duration_s``."""
-        series = self._system_series(name)
         now = self._clock()
         with self._lock:
-            return list(series.window(duration_s, now))
-
-    def _system_series(self, name: str) -> Series:
-        series = self._system_history.get(name)
-        if series is None:
-            raise ValueError(f"name must be one of {', '.join(SYSTEM_SERIES)}, got {name!r}")
-        return series
+            return self._system_history.window(name, duration_s, now)
 
     def system_stats(self, name: str, window_s: float) -> Aggregate:
         """count/min/max/avg/sum/p50/p95/p99 of a system series over the last ``window_s``."""
-        series = self._system_series(name)
         now = self._clock()
         with self._lock:
-            return aggregate(series, window_s, now)
+            return self._system_history.stats(name, window_s, now)
 
     def server_stats(self) -> ServerStats:
         now = self._clock()
