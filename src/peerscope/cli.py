@@ -18,6 +18,17 @@ def _parser() -> argparse.ArgumentParser:
         description="Real-time connection-quality and performance monitoring.")
     parser.add_argument("--version", action="version", version=f"peerscope {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="monitor this host and serve the API, /ws and /metrics")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8700; 0 picks a free one)")
+    serve.add_argument("--metrics-interval", type=float, metavar="S",
+                       help="seconds between ticks (default 1.0)")
+    serve.add_argument("--no-monitoring", action="store_true",
+                       help="do not sample this host (peers and the server are still measured)")
+    serve.add_argument("--config", metavar="FILE", help="TOML settings file")
+    serve.add_argument("--token", help="bearer token required by REST and /ws "
+                                       "(needed to bind beyond loopback)")
     demo = commands.add_parser(
         "demo", help="live table of simulated peers and this host's real metrics")
     demo.add_argument("--config", metavar="FILE", help="TOML settings file")
@@ -31,19 +42,44 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {}
+    overrides: dict[str, object] = {}
     if args.metrics_interval is not None:
         overrides["metrics_interval"] = args.metrics_interval
+    if args.command == "serve":
+        for name in ("host", "port", "token"):
+            if getattr(args, name) is not None:
+                overrides[name] = getattr(args, name)
+        if args.no_monitoring:
+            overrides["enable_system_metrics"] = False
     try:
         settings = Settings.load(args.config, **overrides)
     except SettingsError as error:
         print(f"peerscope: {error}", file=sys.stderr)
         return 2
+    if args.command == "serve":
+        return _serve(settings)
     if args.command == "demo":
         from peerscope.demo import run_demo
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_demo(settings, duration=args.duration, seed=args.seed))
+    return 0
+
+
+def _serve(settings: Settings) -> int:
+    from peerscope.monitor import Monitor
+    from peerscope.server import serve
+
+    def ready(url: str) -> None:
+        print(f"peerscope serving on {url} (API docs at {url}/docs)", flush=True)
+
+    try:
+        asyncio.run(serve(Monitor(settings), on_ready=ready))
+    except SettingsError as error:
+        print(f"peerscope: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -54,6 +54,26 @@ class Settings(BaseSettings):
         100_000, ge=1, description="Registering more peers than this raises ValueError.")
     session_history: int = Field(100, ge=1, description="Ended sessions kept in memory.")
     enable_system_metrics: bool = Field(True, description="Sample the host and this process.")
+    host: str = Field("127.0.0.1", min_length=1,
+                      description="Address the HTTP server binds (another needs a token).")
+    port: int = Field(8700, ge=0, le=65535, description="HTTP port (0 picks a free one).")
+    token: SecretStr | None = Field(
+        None, description="Bearer token for REST and WebSocket; required off loopback.")
+    metrics_public: bool = Field(
+        True, description="Serve /metrics without the token (for Prometheus).")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (none: CORS off).")
+    max_body_bytes: int = Field(
+        65_536, ge=1, description="Largest request body accepted; larger gets 413.")
+    ws_queue_frames: int = Field(
+        4, ge=1, le=1000,
+        description="Metrics frames queued per WebSocket subscriber before it misses some.")
+    ws_max_message_bytes: int = Field(
+        65_536, ge=1, description="Largest WebSocket message a client may send.")
+    ws_max_messages_per_second: float = Field(
+        50.0, gt=0, description="WebSocket messages a client may send per second.")
+    ws_ping_interval: float = Field(
+        5.0, gt=0, description="Seconds between the server's RTT pings to each WS client.")
     quality: QualityConfig = Field(
         default_factory=QualityConfig, description="Quality score weights and thresholds.")
     status: StatusRules = Field(

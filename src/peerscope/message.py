@@ -41,6 +41,8 @@ def client_entry(peer: Peer, now: float, derived: Derived) -> dict[str, Any]:
         "packet_loss_percent": peer.loss_percent,
         "quality_score": peer.quality_score,
         **derived,
+        "fps": peer.fps,
+        "frame_time_ms": peer.frame_time_ms,
         "status": peer.status,
     }
 

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from operator import attrgetter
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from peerscope.config import Settings
 from peerscope.core import quality
@@ -51,6 +51,9 @@ from peerscope.events import (
 from peerscope.message import client_entry, network_entry, server_entry, system_entry
 from peerscope.system import SystemSampler
 from peerscope.ticker import Ticker
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +87,25 @@ class Monitor:
         self._system = SystemSample(timestamp=self._started_at, available=False)
         self._system_history = SystemHistory(self.settings.system_history_samples)
         self._last_message: dict[str, Any] | None = None
+        self._app: FastAPI | None = None
         self._ticker = Ticker(self.settings.metrics_interval, self.tick, "peerscope-tick")
 
     # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def app(self) -> FastAPI:
+        """The REST/WebSocket/metrics API over this Monitor, as an ASGI app to mount.
+
+        Built on first use. Mounted apps do not run sub-app lifespans, so start the Monitor
+        yourself (``async with monitor`` or ``await monitor.start()``).
+        """
+        if self._app is None:
+            # The server sits above the Monitor in the house; imported here, on demand, so
+            # library users who never serve HTTP do not load FastAPI.
+            from peerscope.server.app import create_app
+
+            self._app = create_app(self)
+        return self._app
 
     def now(self) -> float:
         """The Monitor's clock (epoch seconds); every timestamp it reports comes from it."""
@@ -343,6 +362,17 @@ class Monitor:
             else:
                 peer.messages_sent += 1
                 peer.bytes_sent += size
+
+    def record_fps(self, peer_id: str, fps: float, frame_time_ms: float) -> None:
+        """A client's own rendering performance (frames per second, ms per frame)."""
+        rate = validate_number(fps, "fps", high=10_000.0)
+        frame_time = validate_number(frame_time_ms, "frame_time_ms", high=60_000.0)
+        now = self._clock()
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                peer = self._peer_for_recording(peer_id, now)
+            peer.fps, peer.frame_time_ms = rate, frame_time
 
     # --- sessions -----------------------------------------------------------------------------
 

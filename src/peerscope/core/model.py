@@ -49,6 +49,8 @@ class Peer:
     packets_received: int = 0
     messages_sent: int = 0
     messages_received: int = 0
+    fps: float | None = None  # rendering rate the client reports about itself
+    frame_time_ms: float | None = None
     status: Status = "connected"
     status_since: float = 0.0
     quality_score: float | None = None

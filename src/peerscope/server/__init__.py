@@ -1,0 +1,52 @@
+"""peerscope's HTTP side: REST, the /ws stream and /metrics, served by uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import uvicorn
+
+from peerscope.monitor import Monitor
+from peerscope.server.app import create_app
+from peerscope.server.auth import check_bind
+
+__all__ = ["create_app", "serve"]
+logger = logging.getLogger(__name__)
+
+
+async def serve(monitor: Monitor, *, host: str | None = None, port: int | None = None,
+                on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve ``monitor``'s API in the running event loop until SIGINT/SIGTERM or cancel.
+
+    Starts the Monitor if it is not running (and stops it again on the way out). Refuses
+    to bind beyond loopback without a token. ``on_ready`` gets the base URL once listening
+    (with the real port when ``port`` is 0).
+    """
+    settings = monitor.settings.model_copy(
+        update={key: value for key, value in (("host", host), ("port", port))
+                if value is not None})
+    check_bind(settings)
+    config = uvicorn.Config(create_app(monitor), host=settings.host, port=settings.port,
+                            log_level="warning", server_header=False, lifespan="off",
+                            ws_max_size=settings.ws_max_message_bytes)
+    server = uvicorn.Server(config)
+    started_monitor = not monitor.is_running
+    if started_monitor:
+        await monitor.start()
+    announcer = asyncio.create_task(_announce(server, on_ready)) if on_ready else None
+    try:
+        await server.serve()
+    finally:
+        if announcer is not None:
+            announcer.cancel()
+        if started_monitor:
+            await monitor.stop()
+
+
+async def _announce(server: uvicorn.Server, on_ready: Callable[[str], None]) -> None:
+    while not server.started:
+        await asyncio.sleep(0.01)
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    on_ready(f"http://{host}:{port}")

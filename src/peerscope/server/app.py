@@ -1,0 +1,119 @@
+"""The ASGI app: REST, the live WebSocket stream and /metrics over one Monitor."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import Depends, FastAPI, Request, Response, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from peerscope import __version__
+from peerscope.events import Event, MetricsTick
+from peerscope.monitor import Monitor
+from peerscope.server.auth import TokenGuard
+from peerscope.server.broadcast import Broadcaster
+from peerscope.server.rest import build_router
+from peerscope.server.ws import metrics_socket
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes with 413, before the route reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLargeError:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = orjson.dumps({"error": "request body too large",
+                             "detail": f"at most {self.limit} bytes"})
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+def _error(status: int, detail: Any) -> JSONResponse:
+    return JSONResponse({"error": HTTPStatus(status).phrase.lower(), "detail": detail},
+                        status_code=status)
+
+
+def create_app(monitor: Monitor) -> FastAPI:
+    """The API over ``monitor``. Mounted in another app, start the Monitor yourself."""
+    settings = monitor.settings
+    guard = TokenGuard(settings)
+    broadcaster = Broadcaster(settings.ws_queue_frames)
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, MetricsTick) and len(broadcaster):
+            broadcaster.publish(orjson.dumps(event.message).decode())  # once for everyone
+
+    monitor.subscribe(on_event)
+    app = FastAPI(title="peerscope", version=__version__,
+                  description="Connection quality and performance of a networked server.")
+    app.include_router(build_router(monitor, broadcaster), dependencies=[Depends(guard)])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        response = _error(error.status_code, error.detail)
+        for name, value in (error.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        problems = [{"field": ".".join(str(part) for part in item["loc"]),
+                     "message": item["msg"]} for item in error.errors()]
+        return _error(422, problems)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await metrics_socket(websocket, monitor, broadcaster, guard, settings)
+
+    metrics_dependencies = [] if settings.metrics_public else [Depends(guard)]
+
+    @app.get("/metrics", include_in_schema=False, dependencies=metrics_dependencies)
+    async def metrics() -> Response:
+        from peerscope.export.prometheus import render
+
+        body, content_type = render(monitor)
+        return Response(body, media_type=content_type)
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+    return app

@@ -1,0 +1,66 @@
+"""The bearer token: who may read the API, and where the server may listen."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from fastapi import HTTPException, Request, WebSocket
+
+from peerscope.config import Settings, SettingsError
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to listen beyond loopback without a token: the API shows who plays from where."""
+    if settings.token is None and not is_loopback(settings.host):
+        raise SettingsError(
+            f"refusing to bind {settings.host} without a token: anyone who can reach it "
+            "could read every peer's address and figures. Set one with --token, "
+            "PEERSCOPE_TOKEN or `token = \"...\"` in the config file, or bind 127.0.0.1.")
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    """Constant-time comparison, so response timing does not leak the token."""
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def bearer(authorization: str | None) -> str | None:
+    if authorization is None:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
+
+
+class TokenGuard:
+    """FastAPI dependency: 401 unless the request carries the configured token."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._token = settings.token.get_secret_value() if settings.token else None
+
+    @property
+    def required(self) -> bool:
+        return self._token is not None
+
+    def __call__(self, request: Request) -> None:
+        if self._token is None:
+            return
+        if not token_matches(self._token, bearer(request.headers.get("authorization"))):
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def websocket_allowed(self, websocket: WebSocket) -> bool:
+        """A WebSocket may carry the token as a bearer header or a ``token`` query value."""
+        if self._token is None:
+            return True
+        given = bearer(websocket.headers.get("authorization")) \
+            or websocket.query_params.get("token")
+        return token_matches(self._token, given)

@@ -1,0 +1,216 @@
+"""Response models: what the REST API returns, as OpenAPI shows it to client generators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What went wrong, in a few words.")
+    detail: Any = Field(description="Which input was wrong and why.")
+
+
+class Aggregate(BaseModel):
+    count: int
+    min: float | None
+    max: float | None
+    avg: float | None
+    sum: float
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class ClientEntry(BaseModel):
+    """A peer as listed in the metrics message (`clients`). Unmeasured figures are null."""
+
+    client_id: str
+    name: str | None
+    address: str | None
+    kind: str
+    labels: dict[str, str]
+    connected_at: float
+    message_count: int
+    messages_sent: int
+    messages_received: int
+    bytes_sent: int
+    bytes_received: int
+    packets_sent: int
+    packets_received: int
+    last_message_time: float | None
+    last_seen: float
+    idle_seconds: float
+    connection_duration: float
+    latency_ms: float | None
+    smoothed_latency_ms: float | None
+    average_latency_ms: float | None
+    jitter_ms: float
+    packet_loss_percent: float
+    quality_score: float | None
+    band: str | None
+    grade: str | None
+    mos: float | None
+    trend: str
+    fps: float | None
+    frame_time_ms: float | None
+    status: str
+
+
+class LatencySummary(BaseModel):
+    current: float | None
+    average: float | None
+    min: float | None
+    max: float | None
+
+
+class Counts(BaseModel):
+    sent: int
+    received: int
+
+
+class PeerSummary(ClientEntry):
+    """The LANrage seed's peer summary, with every current figure of the peer beside it."""
+
+    peer_id: str
+    peer_name: str | None
+    latency: LatencySummary
+    bandwidth: Counts
+    packets: Counts
+    uptime: float = Field(description="Seconds since the peer connected.")
+    window: Aggregate | None = Field(
+        None, description="Latency statistics over ?window= seconds, when asked for.")
+
+
+class PeerPage(BaseModel):
+    peers: list[PeerSummary]
+    total: int
+    limit: int
+    offset: int
+    sort: str
+
+
+class CurrentAverageMax(BaseModel):
+    current: float
+    average: float
+    max: float
+
+
+class NetworkSummary(BaseModel):
+    sent_rate: float
+    recv_rate: float
+    total_sent: float
+    total_recv: float
+
+
+class SystemNow(BaseModel):
+    cpu_percent: float
+    memory_percent: float
+    memory_used_mb: float
+    memory_total_mb: float
+    network_sent_mb: float
+    network_recv_mb: float
+    network_sent_rate: float
+    network_recv_rate: float
+    process_cpu_percent: float
+    process_rss_mb: float
+    process_threads: int
+    process_fds: int
+    available: bool
+
+
+class SystemSummary(BaseModel):
+    cpu: CurrentAverageMax
+    memory: CurrentAverageMax
+    network: NetworkSummary
+    current: SystemNow
+
+
+class Network(BaseModel):
+    score: float
+    grade: str
+    band: str
+    peers_by_status: dict[str, int]
+
+
+class Summary(BaseModel):
+    peers: list[PeerSummary]
+    system: SystemSummary
+    network_quality: float
+    network: Network
+
+
+class Point(BaseModel):
+    timestamp: float
+    value: float
+
+
+class LatencyHistory(BaseModel):
+    peer_id: str
+    duration: float
+    data: list[Point]
+    stats: Aggregate
+
+
+class SystemHistory(BaseModel):
+    duration: float
+    data: dict[str, list[Point]]
+
+
+class SystemStats(BaseModel):
+    window: float
+    stats: dict[str, Aggregate]
+
+
+class SessionLatency(BaseModel):
+    average: float | None
+    min: float | None
+    max: float | None
+
+
+class SessionEntry(BaseModel):
+    game_id: str
+    game_name: str
+    started_at: float
+    ended_at: float | None
+    duration: float | None
+    peers: list[str]
+    latency: SessionLatency
+
+
+class Sessions(BaseModel):
+    sessions: list[SessionEntry]
+
+
+class ServerStats(BaseModel):
+    uptime_seconds: float
+    active_connections: int
+    total_connections: int
+    total_messages: int
+    messages_per_second: float
+    messages_in_per_second: float
+    messages_out_per_second: float
+    average_latency_ms: float
+
+
+class MetricsMessage(BaseModel):
+    """The message `/ws` pushes every tick."""
+
+    type: str
+    timestamp: float
+    system: SystemNow
+    server: ServerStats
+    network: Network
+    clients: list[ClientEntry]
+    clients_total: int
+    alerts: list[dict[str, Any]]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    monitor_running: bool
+    uptime_seconds: float
+    peers: int
+    websocket_subscribers: int

@@ -1,0 +1,156 @@
+"""``/ws``: the live metrics stream, and every connected client measured as a peer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from typing import Any
+
+import orjson
+from fastapi import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from peerscope.config import Settings
+from peerscope.core.rate import SlidingCounter
+from peerscope.monitor import Monitor
+from peerscope.server.auth import TokenGuard
+from peerscope.server.broadcast import Broadcaster
+
+# RFC 6455 close codes.
+POLICY_VIOLATION = 1008
+MESSAGE_TOO_BIG = 1009
+_connection_ids = itertools.count(1)
+
+
+class ClientSession:
+    """One WebSocket client: its frames out, its messages in, its RTT pings."""
+
+    def __init__(self, websocket: WebSocket, monitor: Monitor, broadcaster: Broadcaster,
+                 settings: Settings) -> None:
+        self.websocket = websocket
+        self.monitor = monitor
+        self.broadcaster = broadcaster
+        self.settings = settings
+        client = websocket.client
+        self.address = f"{client.host}:{client.port}" if client else None
+        self.peer_id = f"ws-{next(_connection_ids)}"
+        self._pings: dict[int, float] = {}  # seq -> monotonic send time
+        self._answers_pings = False
+        self._ping_seq = itertools.count(1)
+        self._incoming = SlidingCounter(1.0)
+
+    async def run(self) -> None:
+        name = self.websocket.query_params.get("name")
+        self.monitor.add_peer(self.peer_id, kind="client", address=self.address,
+                              name=name if name and name.isprintable() and len(name) <= 256
+                              else None)
+        subscriber = self.broadcaster.subscribe()
+        tasks = [asyncio.create_task(self._send_frames(subscriber.queue)),
+                 asyncio.create_task(self._ping())]
+        try:
+            await self._receive()
+        finally:
+            self.broadcaster.unsubscribe(subscriber)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.monitor.remove_peer(self.peer_id)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        text = orjson.dumps(message).decode()
+        await self.websocket.send_text(text)
+        self.monitor.record_message(self.peer_id, size=len(text), direction="out")
+
+    async def _send_frames(self, queue: asyncio.Queue[str]) -> None:
+        while True:
+            frame = await queue.get()
+            await self.websocket.send_text(frame)
+            self.monitor.record_message(self.peer_id, size=len(frame), direction="out")
+
+    async def _ping(self) -> None:
+        """Measure the client's RTT with an application echo: ``ping`` out, ``pong`` back."""
+        while True:
+            seq = next(self._ping_seq)
+            # A client that has answered before and misses one is a failed measurement; one
+            # that never answers simply does not speak the echo and stays unmeasured.
+            if self._answers_pings:
+                for _ in self._pings:
+                    self.monitor.record_latency(self.peer_id, None)
+            self._pings = {seq: time.monotonic()}
+            await self.send({"type": "ping", "seq": seq, "t": self.monitor.now()})
+            await asyncio.sleep(self.settings.ws_ping_interval)
+
+    async def _receive(self) -> None:
+        limit = self.settings.ws_max_messages_per_second
+        while True:
+            try:
+                text = await self.websocket.receive_text()
+            except WebSocketDisconnect:
+                return
+            except KeyError:  # a binary frame: receive_text() finds no "text"
+                await self._close(POLICY_VIOLATION, "binary frames are not accepted")
+                return
+            size = len(text.encode())
+            if size > self.settings.ws_max_message_bytes:
+                await self._close(MESSAGE_TOO_BIG, f"message over "
+                                  f"{self.settings.ws_max_message_bytes} bytes")
+                return
+            self.monitor.record_message(self.peer_id, size=size, direction="in")
+            self._incoming.add(time.monotonic())
+            if self._incoming.rate(time.monotonic()) > 2 * limit:
+                await self._close(POLICY_VIOLATION, f"more than {limit:g} messages per second")
+                return
+            if self._incoming.rate(time.monotonic()) > limit:
+                await self.send({"type": "error", "error": "rate limited",
+                                 "detail": f"at most {limit:g} messages per second"})
+                continue
+            await self._handle(text)
+
+    async def _handle(self, text: str) -> None:
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            await self.send({"type": "error", "error": "invalid JSON", "detail": text[:80]})
+            return
+        if not isinstance(message, dict):
+            await self.send({"type": "error", "error": "expected a JSON object",
+                             "detail": type(message).__name__})
+            return
+        kind = message.get("type")
+        try:
+            if kind == "ping":
+                await self.send({"type": "pong", "t": message.get("t"),
+                                 "server_time": self.monitor.now()})
+            elif kind == "pong":
+                self._take_pong(message.get("seq"))
+            elif kind == "fps":
+                self.monitor.record_fps(self.peer_id, message.get("fps"),  # type: ignore[arg-type]
+                                        message.get("frame_time_ms"))  # type: ignore[arg-type]
+            else:
+                await self.send({"type": "error", "error": "unknown message type",
+                                 "detail": str(kind)[:80]})
+        except ValueError as error:
+            await self.send({"type": "error", "error": "invalid message", "detail": str(error)})
+
+    def _take_pong(self, seq: object) -> None:
+        sent = self._pings.pop(seq, None) if isinstance(seq, int) else None
+        if sent is None:
+            raise ValueError(f"seq: no ping {seq!r} is waiting for its pong")
+        self._answers_pings = True
+        self.monitor.record_latency(self.peer_id, (time.monotonic() - sent) * 1000.0)
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self.websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError):
+                await self.websocket.close(code=code, reason=reason)
+
+
+async def metrics_socket(websocket: WebSocket, monitor: Monitor, broadcaster: Broadcaster,
+                         guard: TokenGuard, settings: Settings) -> None:
+    if not guard.websocket_allowed(websocket):
+        await websocket.close(code=POLICY_VIOLATION, reason="missing or wrong token")
+        return
+    await websocket.accept()
+    await ClientSession(websocket, monitor, broadcaster, settings).run()
