@@ -30,6 +30,8 @@ def actual_defaults() -> dict[str, object]:
 
 
 def same(documented: str, actual: object) -> bool:
+    if actual is None:
+        return documented == ""
     if isinstance(actual, bool):
         return documented == str(actual).lower()
     if isinstance(actual, int | float):
