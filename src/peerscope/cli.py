@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from peerscope import __version__
 from peerscope.config import Settings, SettingsError
@@ -73,6 +75,12 @@ def _serve(settings: Settings) -> int:
     def ready(url: str) -> None:
         print(f"peerscope serving on {url} (API docs at {url}/docs)", flush=True)
 
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; with the default
+    # action that would end the process with status -15 after a clean shutdown.
+    signal.signal(signal.SIGTERM, terminate)
     try:
         asyncio.run(serve(Monitor(settings), on_ready=ready))
     except SettingsError as error:
