@@ -59,7 +59,7 @@ def test_unmeasured_peer_has_no_score():
     assert peer.quality_score is None
     assert (peer.trend_short, peer.trend_long) == (None, None)
     assert peer.status == "connected"
-    assert ASSESSOR.derived(peer) == {"band": None, "grade": None, "mos": None,
+    assert ASSESSOR.derived(peer) == {"jitter_ms": 0.0, "band": None, "grade": None, "mos": None,
                                       "trend": "stable"}
     assert peer.rank == 2000.0 + UNSCORED
 
@@ -161,6 +161,7 @@ def test_stddev_method_uses_the_last_n_ring_values():
     assert peer.quality_score == pytest.approx(88.0 + 1 / 3, abs=1e-12)
     # MOS with jitter 10: Leff = 25 + 20 + 10 = 55 -> R = 93.2 − 1.375 = 91.825
     assert assessor.derived(peer)["mos"] == quality.mos(25.0, 10.0, 0.0)
+    assert assessor.derived(peer)["jitter_ms"] == 10.0  # what the message shows, too
     assert quality.r_factor(25.0, 10.0, 0.0) == pytest.approx(91.825, abs=1e-12)
 
 

@@ -37,7 +37,6 @@ def client_entry(peer: Peer, now: float, derived: Derived) -> dict[str, Any]:
         "latency_ms": peer.last_latency_ms,
         "smoothed_latency_ms": peer.smoothed_latency_ms,
         "average_latency_ms": peer.average_latency_ms,
-        "jitter_ms": peer.jitter_ms,
         "packet_loss_percent": peer.loss_percent,
         "quality_score": peer.quality_score,
         **derived,

@@ -35,6 +35,7 @@ class Sweep:
 
 
 class Derived(TypedDict):
+    jitter_ms: float
     band: Band | None
     grade: Grade | None
     mos: float | None
@@ -222,16 +223,18 @@ class Assessor:
         return status
 
     def derived(self, peer: Peer) -> Derived:
-        """Band, grade, MOS and trend of a peer, from its latest refresh."""
+        """Jitter (by the configured method), band, grade, MOS and trend of a peer."""
         config = self.config
         score = peer.quality_score
         latency = peer.smoothed_latency_ms
+        jitter = current_jitter(peer, config)
         if score is None or latency is None:
-            return Derived(band=None, grade=None, mos=None, trend="stable")
+            return Derived(jitter_ms=jitter, band=None, grade=None, mos=None, trend="stable")
         return Derived(
+            jitter_ms=jitter,
             band=quality.quality_band(score, config),
             grade=quality.grade(score, config),
-            mos=quality.mos(latency, current_jitter(peer, config), peer.loss_percent),
+            mos=quality.mos(latency, jitter, peer.loss_percent),
             trend=quality.trend(peer.trend_short, peer.trend_long, config.trend_dead_band),
         )
 

@@ -9,6 +9,7 @@ anything a network measurement can tell apart.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterator
 
@@ -67,9 +68,7 @@ class Series:
         if not count:
             return None
         values = self._values if count == self._capacity else self._values[:count]
-        # sum, not fsum: a few hundred float32 values in a double lose nothing visible, and
-        # this runs for every listed peer on every tick.
-        return sum(values) / count
+        return math.fsum(values) / count
 
     def _rebase(self, t: float) -> None:
         """Move the base to ``t`` after ~24 days of drift; drops samples it can no longer place."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from peerscope import __version__
 from peerscope.events import Event, MetricsTick
+from peerscope.export.prometheus import render
 from peerscope.monitor import Monitor
 from peerscope.server.auth import TokenGuard
 from peerscope.server.broadcast import Broadcaster
@@ -106,9 +108,8 @@ def create_app(monitor: Monitor) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False, dependencies=metrics_dependencies)
     async def metrics() -> Response:
-        from peerscope.export.prometheus import render
-
-        body, content_type = render(monitor)
+        # Rendering thousands of peers takes a while; off the loop, /ws frames keep flowing.
+        body, content_type = await asyncio.to_thread(render, monitor)
         return Response(body, media_type=content_type)
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -1,0 +1,291 @@
+"""The Prometheus exposition of a Monitor: host, server and per-peer series.
+
+A custom ``prometheus_client`` collector builds every family from one read of the Monitor
+per scrape: ``peers()`` (every peer, not the capped ``clients`` list), ``system``,
+``server_stats()`` and the network score of the latest tick.
+
+Conventions (https://prometheus.io/docs/practices/naming/): names start ``peerscope_``; values
+are in base units (seconds, bytes, ratios 0..1 instead of percentages); counters end
+``_total``; every HELP text names the unit. A figure that was never measured (a peer with no
+latency sample yet, a host whose sampling is off or failed) is left out, never exported as 0.
+
+Per-peer series carry ``peer_id``, ``name`` (``""`` when unnamed) and ``kind``, plus the
+peer's own labels. Every series of a family needs the same label names, so the union of the
+user label keys across peers is used, with ``""`` (which Prometheus reads as "no label")
+where a peer lacks one. A user label keeps its key unless the key is reserved: ``peer_id``,
+``name``, ``kind``, ``status`` (ours), ``job`` and ``instance`` (set by Prometheus on
+scrape) and anything starting ``__``; those are exported as ``label_<key>``. Keys with
+non-ASCII letters (valid identifiers, invalid label names) have them replaced by ``_``. If a
+renamed key lands on a name already in use, it is skipped; keys exported under their own name
+always win.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
+
+from peerscope.core.model import SystemSample
+from peerscope.core.quality import STATUSES
+from peerscope.monitor import Monitor
+
+__all__ = ["CONTENT_TYPE", "MonitorCollector", "label_plan", "render"]
+
+# generate_latest writes the classic text format, version 0.0.4; say so, not "latest".
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+FIXED_LABELS = ("peer_id", "name", "kind")
+RESERVED_LABELS = frozenset({*FIXED_LABELS, "status", "job", "instance"})
+USER_LABEL_PREFIX = "label_"
+_NOT_LABEL_CHAR = re.compile(r"[^A-Za-z0-9_]")
+_MB = 1024.0 * 1024.0  # peerscope.system reports MiB; Prometheus wants bytes
+
+LabelPlan = tuple[tuple[str, str], ...]  # (user label key, exported label name)
+
+# Per-peer gauges: (name, HELP, key in the peers() entry, divisor to base units or None).
+_PEER_GAUGES: tuple[tuple[str, str, str, float | None], ...] = (
+    ("peerscope_peer_rtt_seconds", "Latest round-trip time to the peer, in seconds.",
+     "latency_ms", 1000.0),
+    ("peerscope_peer_rtt_smoothed_seconds",
+     "Smoothed (EWMA) round-trip time to the peer, in seconds.", "smoothed_latency_ms", 1000.0),
+    ("peerscope_peer_quality_score",
+     "Connection quality score of the peer, 0..100 (unitless, higher is better).",
+     "quality_score", None),
+    ("peerscope_peer_mos", "Mean opinion score of the peer's link, 1..4.5 (unitless, E-model).",
+     "mos", None),
+    ("peerscope_peer_connected_timestamp_seconds",
+     "When the peer connected, in seconds since the Unix epoch.", "connected_at", None),
+    ("peerscope_peer_last_seen_timestamp_seconds",
+     "When the peer was last heard from, in seconds since the Unix epoch.", "last_seen", None),
+    ("peerscope_peer_frames_per_second",
+     "Rendering rate the client reports about itself, in frames per second.", "fps", None),
+    ("peerscope_peer_frame_time_seconds",
+     "Frame time the client reports about itself, in seconds.", "frame_time_ms", 1000.0),
+)
+# Per-peer counters: (name without _total, HELP, key in the peers() entry).
+_PEER_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("peerscope_peer_sent_bytes", "Bytes sent to the peer, in bytes.", "bytes_sent"),
+    ("peerscope_peer_received_bytes", "Bytes received from the peer, in bytes.",
+     "bytes_received"),
+    ("peerscope_peer_sent_packets", "Packets sent to the peer (count).", "packets_sent"),
+    ("peerscope_peer_received_packets", "Packets received from the peer (count).",
+     "packets_received"),
+    ("peerscope_peer_sent_messages", "Application messages sent to the peer (count).",
+     "messages_sent"),
+    ("peerscope_peer_received_messages", "Application messages received from the peer (count).",
+     "messages_received"),
+)
+_JITTER = ("peerscope_peer_jitter_seconds",
+           "Interarrival jitter of the round-trip time to the peer, in seconds.")
+_LOSS = ("peerscope_peer_loss_ratio", "Packet loss to the peer, as a ratio 0..1.")
+_UP = ("peerscope_peer_up", "Whether the peer is reachable: 0 when disconnected, else 1.")
+_STATUS = ("peerscope_peer_status",
+           "The peer's status, one series per status: 1 for the current one, else 0.")
+
+
+def label_plan(keys: Iterable[str]) -> LabelPlan:
+    """Which user label keys are exported, and under which label name (see module docs)."""
+    plain: list[tuple[str, str]] = []
+    renamed: list[tuple[str, str]] = []
+    for key in sorted(keys):
+        name = _NOT_LABEL_CHAR.sub("_", key)
+        if name in RESERVED_LABELS or name.startswith("__"):
+            name = USER_LABEL_PREFIX + name
+        (plain if name == key else renamed).append((key, name))
+    taken = set(RESERVED_LABELS)
+    plan: list[tuple[str, str]] = []
+    for key, name in plain + renamed:
+        if name not in taken:
+            taken.add(name)
+            plan.append((key, name))
+    return tuple(plan)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+def _host_families(system: SystemSample) -> list[Metric]:
+    """Host and process series; only ``peerscope_host_metrics_available`` when unsampled."""
+    available = _gauge("peerscope_host_metrics_available",
+                       "Whether host and process metrics were sampled (1) or not (0).",
+                       1.0 if system.available else 0.0)
+    if not system.available:
+        return [available]
+    return [
+        available,
+        _gauge("peerscope_host_cpu_ratio", "Host CPU utilisation, as a ratio 0..1 of all CPUs.",
+               system.cpu_percent / 100.0),
+        _gauge("peerscope_host_memory_used_bytes", "Host memory in use, in bytes.",
+               system.memory_used_mb * _MB),
+        _gauge("peerscope_host_memory_total_bytes", "Host memory installed, in bytes.",
+               system.memory_total_mb * _MB),
+        _counter("peerscope_host_network_sent_bytes",
+                 "Bytes sent by the host on all interfaces since boot, in bytes.",
+                 system.network_sent_mb * _MB),
+        _counter("peerscope_host_network_received_bytes",
+                 "Bytes received by the host on all interfaces since boot, in bytes.",
+                 system.network_recv_mb * _MB),
+        _gauge("peerscope_host_network_sent_bytes_per_second",
+               "Host send rate between the last two samples, in bytes per second.",
+               system.network_sent_rate),
+        _gauge("peerscope_host_network_received_bytes_per_second",
+               "Host receive rate between the last two samples, in bytes per second.",
+               system.network_recv_rate),
+        _gauge("peerscope_process_cpu_ratio",
+               "CPU used by this process, as a ratio of one CPU (may exceed 1).",
+               system.process_cpu_percent / 100.0),
+        _gauge("peerscope_process_resident_memory_bytes",
+               "Resident memory of this process, in bytes.", system.process_rss_mb * _MB),
+        _gauge("peerscope_process_threads", "Threads of this process (count).",
+               system.process_threads),
+        _gauge("peerscope_process_open_fds", "Open file descriptors of this process (count).",
+               system.process_fds),
+    ]
+
+
+class MonitorCollector:
+    """A ``prometheus_client`` collector over one Monitor, with its own private registry.
+
+    ``render()`` is the /metrics body. Register the collector in another registry too if
+    the app already exposes one (its names do not clash with prometheus_client's defaults).
+    """
+
+    def __init__(self, monitor: Monitor, *, weak: bool = False) -> None:
+        """``weak=True`` holds the Monitor by weak reference (for caches keyed by it)."""
+        self._monitor: Callable[[], Monitor | None] = (
+            weakref.ref(monitor) if weak else lambda: monitor)
+        self._plan: tuple[frozenset[str], LabelPlan] = (frozenset(), ())
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition body and its Content-Type."""
+        return generate_latest(self.registry), CONTENT_TYPE
+
+    def collect(self) -> Iterator[Metric]:
+        monitor = self._monitor()
+        if monitor is None:
+            return
+        # One read of each part, everything below is built from these values.
+        peers = monitor.peers()
+        system = monitor.system
+        server = monitor.server_stats()
+        message = monitor.last_message
+        yield from _host_families(system)
+        # Counted from the same list as the per-peer series, so the two agree in a scrape.
+        counts = dict.fromkeys(STATUSES, 0)
+        for entry in peers:
+            counts[entry["status"]] += 1
+        yield _gauge("peerscope_server_uptime_seconds", "Time since the Monitor started, in "
+                     "seconds.", server.uptime_seconds)
+        yield _gauge("peerscope_server_active_connections",
+                     "Peers currently registered (count).", server.active_connections)
+        yield _counter("peerscope_server_connections", "Peers ever registered (count).",
+                       server.total_connections)
+        yield _counter("peerscope_server_messages",
+                       "Application messages counted by the server, both directions (count).",
+                       server.total_messages)
+        rate = GaugeMetricFamily("peerscope_server_messages_per_second",
+                                 "Application messages over the last second, in messages per "
+                                 "second, by direction.", labels=("direction",))
+        rate.add_metric(("in",), server.messages_in_per_second)
+        rate.add_metric(("out",), server.messages_out_per_second)
+        yield rate
+        by_status = GaugeMetricFamily("peerscope_peers", "Peers by status (count).",
+                                      labels=("status",))
+        for status, count in counts.items():
+            by_status.add_metric((status,), count)
+        yield by_status
+        if message is not None:
+            yield _gauge("peerscope_network_quality_score",
+                         "Network quality score of the latest tick, 0..100 (unitless).",
+                         message["network"]["score"])
+        yield from self._peer_families(peers)
+
+    def _label_plan(self, peers: list[dict[str, Any]]) -> LabelPlan:
+        keys: set[str] = set()
+        for entry in peers:
+            if entry["labels"]:
+                keys.update(entry["labels"])
+        cached_keys, plan = self._plan
+        if keys != cached_keys:
+            frozen = frozenset(keys)
+            plan = label_plan(frozen)
+            self._plan = (frozen, plan)
+        return plan
+
+    def _peer_families(self, peers: list[dict[str, Any]]) -> list[Metric]:
+        plan = self._label_plan(peers)
+        up = GaugeMetricFamily(*_UP)
+        status_family = GaugeMetricFamily(*_STATUS)
+        jitter = GaugeMetricFamily(*_JITTER)
+        loss = GaugeMetricFamily(*_LOSS)
+        gauges = [(GaugeMetricFamily(name, doc), key, divisor)
+                  for name, doc, key, divisor in _PEER_GAUGES]
+        counters = [(CounterMetricFamily(name, doc), key) for name, doc, key in _PEER_COUNTERS]
+        # Samples are appended directly, one label dict shared by all of a peer's series
+        # (generate_latest only reads it): add_metric would build a dict per sample.
+        gauge_plan = [(family.samples, family.name, key, divisor)
+                      for family, key, divisor in gauges]
+        counter_plan = [(family.samples, family.name + "_total", key)
+                        for family, key in counters]
+        up_samples, up_name = up.samples, up.name
+        status_samples, status_name = status_family.samples, status_family.name
+        jitter_samples, jitter_name = jitter.samples, jitter.name
+        loss_samples, loss_name = loss.samples, loss.name
+        for entry in peers:
+            labels = {"peer_id": entry["client_id"], "name": entry["name"] or "",
+                      "kind": entry["kind"]}
+            if plan:
+                own: Mapping[str, str] = entry["labels"]
+                for key, label in plan:
+                    labels[label] = own.get(key, "")
+            status = entry["status"]
+            up_samples.append(Sample(up_name, labels, 0.0 if status == "disconnected" else 1.0))
+            for each in STATUSES:
+                status_samples.append(Sample(status_name, {**labels, "status": each},
+                                             1.0 if each == status else 0.0))
+            loss_percent = entry["packet_loss_percent"]
+            if entry["smoothed_latency_ms"] is not None:
+                jitter_samples.append(Sample(jitter_name, labels, entry["jitter_ms"] / 1000.0))
+                loss_samples.append(Sample(loss_name, labels, loss_percent / 100.0))
+            elif loss_percent:
+                # Every probe lost: no latency, but the loss is a measurement.
+                loss_samples.append(Sample(loss_name, labels, loss_percent / 100.0))
+            for samples, name, key, divisor in gauge_plan:
+                value = entry[key]
+                if value is not None:
+                    samples.append(Sample(name, labels,
+                                          value if divisor is None else value / divisor))
+            for samples, name, key in counter_plan:
+                samples.append(Sample(name, labels, entry[key]))
+        return [up, status_family, jitter, loss, *(family for family, _, _ in gauges),
+                *(family for family, _ in counters)]
+
+
+_collectors: weakref.WeakKeyDictionary[Monitor, MonitorCollector] = weakref.WeakKeyDictionary()
+_collectors_lock = threading.Lock()
+
+
+def render(monitor: Monitor) -> tuple[bytes, str]:
+    """The /metrics body for ``monitor`` and its Content-Type.
+
+    One collector (and registry) per Monitor, kept while the Monitor lives.
+    """
+    with _collectors_lock:
+        collector = _collectors.get(monitor)
+        if collector is None:
+            collector = _collectors[monitor] = MonitorCollector(monitor, weak=True)
+    return collector.render()
