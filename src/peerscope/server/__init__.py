@@ -36,8 +36,14 @@ async def serve(monitor: Monitor, *, host: str | None = None, port: int | None =
     if started_monitor:
         await monitor.start()
     announcer = asyncio.create_task(_announce(server, on_ready)) if on_ready else None
+    serving = asyncio.create_task(server.serve())
     try:
-        await server.serve()
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        # Cancelled by our caller: let uvicorn close its sockets and connections first.
+        server.should_exit = True
+        await serving
+        raise
     finally:
         if announcer is not None:
             announcer.cancel()

@@ -7,7 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from fastapi import Depends, FastAPI, Request, Response, WebSocket
+from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -85,7 +85,8 @@ def create_app(monitor: Monitor) -> FastAPI:
     monitor.subscribe(on_event)
     app = FastAPI(title="peerscope", version=__version__,
                   description="Connection quality and performance of a networked server.")
-    app.include_router(build_router(monitor, broadcaster), dependencies=[Depends(guard)])
+    app.include_router(build_router(monitor, broadcaster, token_required=guard.required),
+                       dependencies=guard.dependencies)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -104,7 +105,7 @@ def create_app(monitor: Monitor) -> FastAPI:
     async def ws(websocket: WebSocket) -> None:
         await metrics_socket(websocket, monitor, broadcaster, guard, settings)
 
-    metrics_dependencies = [] if settings.metrics_public else [Depends(guard)]
+    metrics_dependencies = [] if settings.metrics_public else guard.dependencies
 
     @app.get("/metrics", include_in_schema=False, dependencies=metrics_dependencies)
     async def metrics() -> Response:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from typing import Any
 
-from fastapi import HTTPException, Request, WebSocket
+from fastapi import Depends, HTTPException, Request, WebSocket
+from fastapi.security import HTTPBearer
 
 from peerscope.config import Settings, SettingsError
 
@@ -40,6 +42,11 @@ def bearer(authorization: str | None) -> str | None:
     return credentials.strip() if scheme.lower() == "bearer" else None
 
 
+# Listed beside the guard when a token is set, only so OpenAPI documents the scheme; it never
+# refuses anything itself (auto_error=False): the check is the guard's, in constant time.
+BEARER_SCHEME = HTTPBearer(auto_error=False)
+
+
 class TokenGuard:
     """FastAPI dependency: 401 unless the request carries the configured token."""
 
@@ -49,6 +56,13 @@ class TokenGuard:
     @property
     def required(self) -> bool:
         return self._token is not None
+
+    @property
+    def dependencies(self) -> list[Any]:
+        """What a protected route depends on."""
+        if self._token is None:
+            return []
+        return [Depends(self), Depends(BEARER_SCHEME)]
 
     def __call__(self, request: Request) -> None:
         if self._token is None:

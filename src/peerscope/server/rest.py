@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from peerscope import __version__
 from peerscope.compat.lanrage import MetricsCollector
 from peerscope.core.history import SYSTEM_SERIES
+from peerscope.core.validation import validate_number
 from peerscope.message import system_entry
 from peerscope.monitor import Monitor
 from peerscope.server import schemas
@@ -19,10 +23,34 @@ Duration = Annotated[float, Query(gt=0, le=30 * 86400, description="Seconds back
 Window = Annotated[float | None, Query(gt=0, le=30 * 86400,
                                        description="Also aggregate over this many seconds.")]
 SortKey = Literal["quality", "latency", "id"]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": schemas.ErrorBody, "description": "Unknown peer"},
+INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": schemas.ErrorBody, "description": "Invalid parameter"},
 }
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.ErrorBody, "description": "Missing or wrong bearer token"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": schemas.ErrorBody, "description": "Unknown peer"},
+}
+_PEERS_PATH = "/metrics/peers/"
+
+
+def raw_peer_id(request: Request, suffix: str) -> str | None:
+    """The peer id as the client sent it, with any "%2F" kept inside the id.
+
+    None if the raw path does not end in ``suffix`` (the suffix was part of the id).
+    """
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").partition("?")[0]
+    start = path.find(_PEERS_PATH)
+    if start < 0:
+        return None
+    tail = path[start + len(_PEERS_PATH):]
+    if suffix:
+        if not tail.endswith(suffix):
+            return None
+        tail = tail[: -len(suffix)]
+    return unquote(tail)
 
 
 def _sort_key(sort: SortKey) -> Any:
@@ -36,18 +64,36 @@ def _sort_key(sort: SortKey) -> Any:
     return lambda entry: (entry["quality_score"] is None, entry["quality_score"] or 0.0)
 
 
-def build_router(monitor: Monitor, broadcaster: Broadcaster) -> APIRouter:
-    router = APIRouter(prefix="/api", responses=ERRORS)
+def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
+                 token_required: bool) -> APIRouter:
+    errors = {**INVALID, **(UNAUTHORIZED if token_required else {})}
+    router = APIRouter(prefix="/api", responses=errors)
     seed = MetricsCollector(monitor=monitor)
 
-    async def peer_summary(entry: dict[str, Any], window: float | None) -> dict[str, Any]:
+    async def peer_summary(entry: dict[str, Any], window: float | None,
+                           ) -> dict[str, Any] | None:
+        """The seed summary beside the entry; None if the peer went away meanwhile."""
         peer_id = entry["client_id"]
         summary = await seed.get_peer_summary(peer_id)
         if summary is None:
-            raise HTTPException(404, f"unknown peer_id {peer_id!r}")
+            return None
         if window is not None:
-            summary["window"] = monitor.latency_stats(peer_id, window)
+            try:
+                summary["window"] = monitor.latency_stats(peer_id, window)
+            except KeyError:
+                return None
         return {**entry, **summary}
+
+    async def summaries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Peers may be removed by another thread while the list is built: leave them out.
+        found = [await peer_summary(entry, None) for entry in entries]
+        return [summary for summary in found if summary is not None]
+
+    async def one_peer(peer_id: str, window: float | None) -> dict[str, Any]:
+        summary = await peer_summary(entry_or_404(peer_id), window)
+        if summary is None:
+            raise HTTPException(404, f"unknown peer_id {peer_id!r}")
+        return summary
 
     def entry_or_404(peer_id: str) -> dict[str, Any]:
         try:
@@ -63,7 +109,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster) -> APIRouter:
     async def summary() -> dict[str, Any]:
         message = monitor.last_message or monitor.snapshot()
         return {
-            "peers": [await peer_summary(entry, None) for entry in monitor.peers()],
+            "peers": await summaries(monitor.peers()),
             "system": await system_summary(),
             "network_quality": message["network"]["score"],
             "network": message["network"],
@@ -76,21 +122,35 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster) -> APIRouter:
                     sort: SortKey = "quality") -> dict[str, Any]:
         entries = sorted(monitor.peers(), key=_sort_key(sort))
         page = entries[offset:offset + limit]
-        return {"peers": [await peer_summary(entry, None) for entry in page],
+        return {"peers": await summaries(page),
                 "total": len(entries), "limit": limit, "offset": offset, "sort": sort}
 
-    @router.get("/metrics/peers/{peer_id}", response_model=schemas.PeerSummary,
-                summary="One peer's figures")
-    async def peer(peer_id: str, window: Window = None) -> dict[str, Any]:
-        return await peer_summary(entry_or_404(peer_id), window)
+    # Ids may hold "/" (sent as %2F), which the decoded path no longer tells apart from a
+    # separator: both routes take the rest of the path and read the id from the raw path.
+    # The latency route comes first so ".../latency" is not read as part of an id.
+    @router.get("/metrics/peers/{peer_id:path}/latency", response_model=schemas.LatencyHistory,
+                responses=NOT_FOUND, summary="A peer's latency samples and their statistics")
+    async def latency(request: Request, peer_id: str,
+                      duration: Duration = 3600.0) -> Any:
+        raw_id = raw_peer_id(request, "/latency")
+        if raw_id is None:  # ".../x%2Flatency": the whole tail is one peer's id
+            text = request.query_params.get("window")
+            try:
+                window = None if text is None else validate_number(
+                    float(text), "window", high=30 * 86400)
+            except ValueError as error:
+                raise HTTPException(422, f"query.window: {error}") from None
+            return JSONResponse(jsonable_encoder(
+                await one_peer(raw_peer_id(request, "") or peer_id, window)))
+        entry_or_404(raw_id)
+        return {"peer_id": raw_id, "duration": duration,
+                "data": seed.get_latency_history(raw_id, duration),
+                "stats": monitor.latency_stats(raw_id, duration)}
 
-    @router.get("/metrics/peers/{peer_id}/latency", response_model=schemas.LatencyHistory,
-                summary="A peer's latency samples and their statistics")
-    async def latency(peer_id: str, duration: Duration = 3600.0) -> dict[str, Any]:
-        entry_or_404(peer_id)
-        return {"peer_id": peer_id, "duration": duration,
-                "data": seed.get_latency_history(peer_id, duration),
-                "stats": monitor.latency_stats(peer_id, duration)}
+    @router.get("/metrics/peers/{peer_id:path}", response_model=schemas.PeerSummary,
+                responses=NOT_FOUND, summary="One peer's figures")
+    async def peer(request: Request, peer_id: str, window: Window = None) -> dict[str, Any]:
+        return await one_peer(raw_peer_id(request, "") or peer_id, window)
 
     @router.get("/metrics/system", response_model=schemas.SystemSummary,
                 summary="The host now, with averages and maxima over the kept history")

@@ -167,6 +167,7 @@ class SessionLatency(BaseModel):
     average: float | None
     min: float | None
     max: float | None
+    p95: float | None = None
 
 
 class SessionEntry(BaseModel):

@@ -147,10 +147,27 @@ class ClientSession:
                 await self.websocket.close(code=code, reason=reason)
 
 
+def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
+    """Browsers apply no CORS to WebSockets, so any page could otherwise read the stream:
+    only this server's own pages and the configured origins may connect. Clients that send
+    no Origin (not browsers) are not affected."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    host = websocket.headers.get("host", "")
+    own = {f"http://{host}", f"https://{host}"}
+    return origin in own or origin in settings.cors_origins
+
+
 async def metrics_socket(websocket: WebSocket, monitor: Monitor, broadcaster: Broadcaster,
                          guard: TokenGuard, settings: Settings) -> None:
+    # Accept first, so the refusal reaches the client as a close code (a close before
+    # accept would be an HTTP 403 on the handshake, with no reason given).
+    await websocket.accept()
+    if not origin_allowed(websocket, settings):
+        await websocket.close(code=POLICY_VIOLATION, reason="origin not allowed")
+        return
     if not guard.websocket_allowed(websocket):
         await websocket.close(code=POLICY_VIOLATION, reason="missing or wrong token")
         return
-    await websocket.accept()
     await ClientSession(websocket, monitor, broadcaster, settings).run()

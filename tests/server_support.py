@@ -1,0 +1,241 @@
+"""Real servers and clients for the server tests.
+
+``live_server`` runs uvicorn on an ephemeral loopback port inside the test's own event loop,
+over ``create_app(monitor)`` configured as ``peerscope.server.serve`` configures it, and
+stops it cleanly (``should_exit``, then waits for uvicorn to close its sockets). Clients are
+real: httpx for HTTP, the ``websockets`` package for ``/ws``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from peerscope import Monitor, Settings
+from peerscope.server import create_app
+from peerscope.testing import ManualClock
+
+# Keys the WebSocket contract in DESIGN.md promises in every metrics message.
+MESSAGE_KEYS = {"type", "timestamp", "system", "server", "network", "clients", "clients_total",
+                "alerts"}
+SYSTEM_KEYS = {"cpu_percent", "memory_percent", "memory_used_mb", "memory_total_mb",
+               "network_sent_mb", "network_recv_mb", "network_sent_rate", "network_recv_rate"}
+SERVER_KEYS = {"uptime_seconds", "active_connections", "total_connections", "total_messages",
+               "messages_per_second", "average_latency_ms"}
+NETWORK_KEYS = {"score", "grade", "peers_by_status"}
+CLIENT_KEYS = {"client_id", "connected_at", "message_count", "bytes_sent", "bytes_received",
+               "last_message_time", "average_latency_ms", "connection_duration", "jitter_ms",
+               "packet_loss_percent", "quality_score", "grade", "mos", "status"}
+
+
+@dataclass
+class LiveServer:
+    monitor: Monitor
+    server: uvicorn.Server
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def http(self, **kwargs: Any) -> httpx.AsyncClient:
+        # Plain HTTP: verify=False only skips loading a CA bundle (~50 ms per client).
+        return httpx.AsyncClient(base_url=self.url, timeout=10.0, verify=False, **kwargs)
+
+    async def ws(self, query: str = "", **kwargs: Any) -> ClientConnection:
+        """A real WebSocket client on /ws (no compression, no library keepalive pings)."""
+        options: dict[str, Any] = {"ping_interval": None, "compression": None,
+                                   "open_timeout": 5, "close_timeout": 2}
+        options.update(kwargs)
+        return await connect(self.ws_url + query, **options)
+
+
+@contextlib.asynccontextmanager
+async def live_server(monitor: Monitor, *, ws_max_size: int | None = None,
+                      ) -> AsyncIterator[LiveServer]:
+    """Serve ``monitor`` on 127.0.0.1:0 until the block ends.
+
+    ``ws_max_size`` is uvicorn's own frame limit; by default it is the Monitor's
+    ``ws_max_message_bytes`` as ``serve()`` sets it. Pass a large one to run the app as it
+    runs mounted in someone else's uvicorn (uvicorn's default is 16 MiB).
+    """
+    settings = monitor.settings
+    config = uvicorn.Config(
+        create_app(monitor), host="127.0.0.1", port=0, log_level="warning",
+        server_header=False, lifespan="off", timeout_graceful_shutdown=5,
+        ws_max_size=settings.ws_max_message_bytes if ws_max_size is None else ws_max_size)
+    server = uvicorn.Server(config)
+    started_monitor = not monitor.is_running
+    if started_monitor:
+        await monitor.start()
+    task = asyncio.create_task(server.serve())
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if task.done():
+                task.result()  # raises what stopped it
+                raise RuntimeError("uvicorn stopped before it started")
+            if time.monotonic() > deadline:
+                raise TimeoutError("uvicorn did not start within 10 s")
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield LiveServer(monitor, server, port)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+        if started_monitor:
+            await monitor.stop()
+
+
+def ws_monitor(**overrides: Any) -> Monitor:
+    """A Monitor for the live-stream tests: fast ticks and fast server pings."""
+    values: dict[str, Any] = {"metrics_interval": 0.1, "ws_ping_interval": 0.2}
+    values.update(overrides)
+    return Monitor(Settings(**values))
+
+
+async def receive_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.recv(), timeout)
+    decoded: dict[str, Any] = orjson.loads(message)
+    return decoded
+
+
+async def next_of_type(ws: ClientConnection, kind: str, timeout: float = 5.0,
+                       where: Callable[[dict[str, Any]], bool] | None = None,
+                       ) -> dict[str, Any]:
+    """The next message of type ``kind`` (matching ``where``), skipping other types."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no {kind!r} message within {timeout} s")
+        message = await receive_json(ws, remaining)
+        if message.get("type") == kind and (where is None or where(message)):
+            return message
+
+
+async def read_until_closed(ws: ClientConnection, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """Every message until the server closes the socket (then see ``ws.close_code``)."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the server did not close within {timeout} s")
+        try:
+            raw = await asyncio.wait_for(ws.recv(), remaining)
+        except ConnectionClosed:
+            return messages
+        messages.append(orjson.loads(raw))
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 5.0,
+                     interval: float = 0.05) -> Any:
+    """Poll an async ``check`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+async def peer_named(http: httpx.AsyncClient, name: str) -> dict[str, Any] | None:
+    """The listed peer with display name ``name`` (how a test finds its own ws-N)."""
+    response = await http.get("/api/metrics/peers", params={"sort": "id", "limit": 1000})
+    assert response.status_code == 200, response.text
+    found = [p for p in response.json()["peers"] if p["name"] == name]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def quality_score(latency: float, loss: float, jitter: float) -> float:
+    """DESIGN.md's basic score with its default weights, written out independently."""
+    return (0.40 * max(0.0, 100 - latency / 1.5) + 0.35 * max(0.0, 100 - loss * 20)
+            + 0.25 * max(0.0, 100 - jitter * 2))
+
+
+def mos(latency: float, jitter: float, loss: float) -> float:
+    """DESIGN.md's simplified E-model."""
+    effective = latency + 2 * jitter + 10
+    r = 93.2 - effective / 40 if effective < 160 else 93.2 - (effective - 120) / 10
+    r = min(100.0, max(0.0, r - 2.5 * loss))
+    return 1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r)
+
+
+# --- the seeded Monitor of the REST tests --------------------------------------------------
+
+T0 = 1_700_000_000.0
+# alpha's samples, one per second from T0+1; RFC 3550 jitter and the 1/8 EWMA over them.
+ALPHA_SAMPLES = [10.0, 20.0, 30.0, 40.0]
+ALPHA_JITTER = 1.76025390625  # 10/16, then + (10 - J)/16 twice
+ALPHA_SMOOTHED = 16.89453125  # 10 -> 11.25 -> 13.59375 -> 16.89453125
+BRAVO_LATENCY = 120.0
+CHARLIE_LATENCY = 30.0
+ALPHA_LOSS = 3.0  # reported by the app: alpha's score falls below charlie's (sort tests)
+
+
+def seeded_monitor(clock: ManualClock) -> Monitor:
+    """Four peers, two ended sessions and some traffic, all at known times; now = T0 + 5.
+
+    - alpha: 10, 20, 30, 40 ms at T0+1..T0+4, 3 % loss reported; 1500 B / 10 packets
+      sent, 3000 B / 20 received by record_traffic; 3 messages in (100 B each), 2 out
+      (50 B each) at T0+4.5.
+    - bravo: 120 ms at T0+3 (score 68). charlie: 30 ms at T0+4 (score 92).
+    - delta: registered, never measured.
+    - session match-1 (alpha, bravo) T0..T0+3.5 holds 10, 20, 30 and 120 ms;
+      session match-2 (charlie) T0+4..T0+5 holds no sample.
+
+    The tick interval is an hour: the one tick the server runs at start is the only one.
+    """
+    clock.now = T0
+    monitor = Monitor(Settings(metrics_interval=3600.0, enable_system_metrics=False),
+                      clock=clock)
+    monitor.add_peer("alpha", name="Alpha", address="10.0.0.2:8701",
+                     labels={"region": "eu", "connection_type": "direct"})
+    monitor.add_peer("bravo", name="Bravo")
+    monitor.add_peer("charlie")
+    monitor.add_peer("delta", name="Delta")
+    monitor.start_session("Match 1", ["alpha", "bravo"], session_id="match-1")
+    for sample in ALPHA_SAMPLES[:3]:
+        clock.advance(1)
+        monitor.record_latency("alpha", sample)
+    monitor.record_latency("bravo", BRAVO_LATENCY)
+    clock.advance(0.5)
+    monitor.end_session("match-1")  # T0+3.5
+    clock.advance(0.5)
+    monitor.record_latency("alpha", ALPHA_SAMPLES[3])  # T0+4
+    monitor.record_latency("charlie", CHARLIE_LATENCY)
+    monitor.start_session("Match 2", ["charlie"], session_id="match-2")
+    monitor.record_loss("alpha", ALPHA_LOSS)
+    monitor.record_traffic("alpha", bytes_sent=1500, bytes_received=3000, packets_sent=10,
+                           packets_received=20)
+    clock.advance(0.5)  # T0+4.5
+    for _ in range(3):
+        monitor.record_message("alpha", size=100, direction="in")
+    for _ in range(2):
+        monitor.record_message("alpha", size=50, direction="out")
+    clock.advance(0.5)  # T0+5
+    monitor.end_session("match-2")
+    return monitor
+
+
+def close_to(a: float | None, b: float, rel: float = 1e-9) -> bool:
+    return a is not None and math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)

@@ -1,0 +1,174 @@
+"""``peerscope serve`` run as a user runs it: a real process, real signals, real clients."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+READY = re.compile(r"^peerscope serving on http://127\.0\.0\.1:(\d+)\b")
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("PEERSCOPE_")}
+    return {**env, **extra}
+
+
+def start_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "peerscope.cli", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env if env is not None else cli_env())
+
+
+def wait_ready(process: subprocess.Popen[str], timeout: float = 20) -> tuple[str, int]:
+    """The first stdout line (the ready announcement) and the port in it."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([process.stdout], [], [], 0.1)
+        if readable:
+            line = process.stdout.readline()
+            match = READY.match(line)
+            assert match, f"unexpected first line: {line!r}"
+            return line, int(match.group(1))
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}: "
+                                 f"{process.stderr.read() if process.stderr else ''}")
+    raise AssertionError(f"serve did not announce itself within {timeout} s")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    """Started processes; any still running at the end is killed (by its own pid)."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def drain(ws: ClientConnection) -> None:
+    """Read until the server closes the connection (ConnectionClosed)."""
+    while True:
+        ws.recv(timeout=5)
+
+
+def port_is_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_announces_serves_and_exits_cleanly_on_a_signal(
+        processes: list[subprocess.Popen[str]], signum: signal.Signals):
+    process = start_serve("--metrics-interval", "0.2")
+    processes.append(process)
+    line, port = wait_ready(process)
+    assert line.startswith(f"peerscope serving on http://127.0.0.1:{port}")
+    assert port != 0
+    health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert health.json()["monitor_running"] is True
+    # A live WebSocket subscriber does not hold up the shutdown.
+    with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5, close_timeout=2) as ws:
+        deadline = time.monotonic() + 5
+        while orjson.loads(ws.recv(timeout=5))["type"] != "metrics":
+            assert time.monotonic() < deadline
+        process.send_signal(signum)
+        returncode = process.wait(timeout=15)
+        with pytest.raises(ConnectionClosed):
+            drain(ws)
+    out, err = process.communicate(timeout=5)
+    assert returncode == 0, err
+    assert "Traceback" not in err
+    assert "Traceback" not in out
+    assert not port_is_open(port)
+
+
+def test_serve_takes_a_token_from_the_command_line(processes: list[subprocess.Popen[str]]):
+    process = start_serve("--token", "cli-token")
+    processes.append(process)
+    _, port = wait_ready(process)
+    url = f"http://127.0.0.1:{port}/api/health"
+    assert httpx.get(url, timeout=5).status_code == 401
+    response = httpx.get(url, headers={"Authorization": "Bearer cli-token"}, timeout=5)
+    assert response.status_code == 200
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize(("args", "env"), [
+    (["--host", "0.0.0.0"], {}),
+    ([], {"PEERSCOPE_HOST": "0.0.0.0"}),
+], ids=["flag", "environment"])
+def test_serve_refuses_a_public_address_without_a_token(args: list[str], env: dict[str, str]):
+    result = subprocess.run(
+        [sys.executable, "-m", "peerscope.cli", "serve", *args, "--port", "0"],
+        capture_output=True, text=True, timeout=30, env=cli_env(**env), check=False)
+    assert result.returncode == 2
+    assert "serving on" not in result.stdout
+    assert "refusing to bind 0.0.0.0 without a token" in result.stderr
+    # It says how to set one.
+    for way in ("--token", "PEERSCOPE_TOKEN", "token = "):
+        assert way in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+SERVE_THEN_CANCEL = textwrap.dedent("""
+    import asyncio, socket
+    import httpx
+    from peerscope import Monitor, Settings
+    from peerscope.server import serve
+
+    async def main():
+        monitor = Monitor(Settings(enable_system_metrics=False))
+        ready = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(serve(monitor, port=0, on_ready=ready.set_result))
+        url = await asyncio.wait_for(ready, 10)
+        print("url", url)
+        async with httpx.AsyncClient(verify=False) as http:
+            print("health", (await http.get(url + "/api/health")).status_code)
+        print("monitor_running", monitor.is_running)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        print("monitor_running", monitor.is_running)
+        with socket.socket() as probe:
+            port = int(url.rsplit(":", 1)[1])
+            print("port_open", probe.connect_ex(("127.0.0.1", port)) == 0)
+
+    asyncio.run(main())
+""")
+
+
+def test_serve_releases_its_port_when_cancelled():
+    """serve() runs "until SIGINT/SIGTERM or cancel": after a cancel the port is closed."""
+    result = subprocess.run([sys.executable, "-c", SERVE_THEN_CANCEL], capture_output=True,
+                            text=True, timeout=30, env=cli_env(), check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"url http://127\.0\.0\.1:\d+", lines[0])
+    assert lines[1:4] == ["health 200", "monitor_running True", "monitor_running False"]
+    assert lines[4] == "port_open False", "the listening socket outlived the cancelled serve()"

@@ -1,0 +1,131 @@
+"""The OpenAPI document, and schemathesis fuzzing the live server against it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from peerscope import Monitor, Settings, __version__
+from tests.server_support import LiveServer, live_server
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SEED_PATHS = {"/api/metrics/summary", "/api/metrics/peers", "/api/metrics/peers/{peer_id}",
+              "/api/metrics/peers/{peer_id}/latency", "/api/metrics/system",
+              "/api/metrics/system/history", "/api/metrics/sessions"}
+MORE_PATHS = {"/api/metrics/system/stats", "/api/metrics/server", "/api/metrics/current",
+              "/api/health"}
+
+
+def busy_monitor() -> Monitor:
+    """Peers in every state the API can show: measured, lossy, unmeasured, in sessions."""
+    monitor = Monitor(Settings(metrics_interval=0.5))
+    for i, latency in enumerate([8.0, 45.0, 180.0, 420.0]):
+        peer_id = f"peer-{i}"
+        monitor.add_peer(peer_id, name=f"Peer {i}", address=f"10.0.0.{i + 2}:8701",
+                         labels={"region": "eu" if i % 2 else "us"})
+        for k in range(6):
+            monitor.record_latency(peer_id, latency + 3 * k)
+        monitor.record_traffic(peer_id, bytes_sent=1000 * i, bytes_received=2000 * i,
+                               packets_sent=i, packets_received=2 * i)
+    monitor.record_latency("peer-3", None)  # a lost probe
+    monitor.record_loss("peer-2", 12.5)
+    monitor.record_fps("peer-1", 60.0, 16.6)
+    monitor.add_peer("silent", kind="client")
+    session = monitor.start_session("Match", ["peer-0", "peer-1"], session_id="match-1")
+    monitor.record_latency("peer-0", 9.0)
+    monitor.end_session(session)
+    monitor.start_session("Open match", ["peer-2"])
+    for _ in range(5):
+        monitor.record_message("peer-1", size=64)
+    return monitor
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def live() -> AsyncIterator[LiveServer]:
+    async with live_server(busy_monitor()) as server:
+        yield server
+
+
+async def openapi(live: LiveServer) -> dict[str, Any]:
+    async with live.http() as http:
+        response = await http.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        prefix = "#/components/schemas/"
+        assert schema["$ref"].startswith(prefix)
+        schema = document["components"]["schemas"][schema["$ref"].removeprefix(prefix)]
+    return schema
+
+
+async def test_openapi_and_docs_are_served(live: LiveServer):
+    document = await openapi(live)
+    assert document["openapi"].startswith("3.")
+    assert document["info"]["title"] == "peerscope"
+    assert document["info"]["version"] == __version__
+    api_paths = {path for path in document["paths"] if path.startswith("/api/")}
+    assert api_paths >= SEED_PATHS | MORE_PATHS
+    async with live.http() as http:
+        docs = await http.get("/docs")
+    assert docs.status_code == 200
+    assert docs.headers["content-type"].startswith("text/html")
+    assert "swagger-ui" in docs.text
+    assert "/openapi.json" in docs.text
+
+
+async def test_every_api_path_has_a_response_model(live: LiveServer):
+    document = await openapi(live)
+    for path, operations in document["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            model = resolve(document, ok)
+            assert model.get("type") == "object", where
+            assert model.get("properties"), f"{where}: empty 200 schema"
+            assert model.get("required"), f"{where}: a 200 schema that requires nothing"
+            for name in model["properties"]:  # every nested reference resolves
+                resolve(document, model["properties"][name])
+            # Errors are documented as the JSON the server sends: {"error", "detail"};
+            # 404 only where a peer is named.
+            statuses = ["422", *(["404"] if "{peer_id" in path else [])]
+            assert ("404" in operation["responses"]) == ("{peer_id" in path), where
+            for status in statuses:
+                error = resolve(document, operation["responses"][status]["content"][
+                    "application/json"]["schema"])
+                assert set(error["properties"]) == {"error", "detail"}, (where, status)
+            assert operation.get("summary"), f"{where}: no summary"
+
+
+async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+        live: LiveServer, tmp_path: Path):
+    """Every check schemathesis has, over generated valid and invalid requests, ~25 per
+    operation, then its stateful phase; any finding fails the test."""
+    st = Path(sys.executable).with_name("st")
+    process = await asyncio.create_subprocess_exec(
+        str(st), "run", f"{live.url}/openapi.json", "--checks", "all", "--max-examples", "25",
+        "--request-timeout", "10", "--no-color", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), 120)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    report = output.decode(errors="replace")
+    assert process.returncode == 0, report[-6000:]
+    assert "No issues found" in report, report[-6000:]
+    assert "11 selected" in report
