@@ -129,3 +129,16 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     assert process.returncode == 0, report[-6000:]
     assert "No issues found" in report, report[-6000:]
     assert "11 selected" in report
+
+
+async def test_with_a_token_the_bearer_scheme_and_401_are_documented():
+    secured = Monitor(Settings(metrics_interval=0.5, token="s3cret"))
+    async with live_server(secured) as server, server.http() as http:
+        document = (await http.get("/openapi.json")).json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer"}
+    for path, operations in document["paths"].items():
+        if path.startswith("/api/"):
+            for method, operation in operations.items():
+                assert operation["security"] == [{"HTTPBearer": []}], (method, path)
+                assert "401" in operation["responses"], (method, path)
