@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks import bench_memory, bench_record, bench_snapshot
+from benchmarks import (
+    bench_fanout,
+    bench_idle,
+    bench_memory,
+    bench_metrics_render,
+    bench_record,
+    bench_snapshot,
+)
 from benchmarks.timing import flags, machine
 
 
@@ -15,6 +22,12 @@ def main(argv: list[str] | None = None) -> None:
     bench_snapshot.run(quick=quick)
     print()
     bench_memory.run(quick=quick)
+    print()
+    bench_metrics_render.run(quick=quick)
+    print()
+    bench_fanout.run(quick=quick)
+    print()
+    bench_idle.run(quick=quick)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from peerscope import Monitor, Settings
-from peerscope.server import create_app
+from peerscope.server import uvicorn_config
 from peerscope.testing import ManualClock
 
 # Keys the WebSocket contract in DESIGN.md promises in every metrics message.
@@ -74,11 +74,10 @@ async def live_server(monitor: Monitor, *, ws_max_size: int | None = None,
     ``ws_max_message_bytes`` as ``serve()`` sets it. Pass a large one to run the app as it
     runs mounted in someone else's uvicorn (uvicorn's default is 16 MiB).
     """
-    settings = monitor.settings
-    config = uvicorn.Config(
-        create_app(monitor), host="127.0.0.1", port=0, log_level="warning",
-        server_header=False, lifespan="off", timeout_graceful_shutdown=5,
-        ws_max_size=settings.ws_max_message_bytes if ws_max_size is None else ws_max_size)
+    overrides: dict[str, Any] = {"timeout_graceful_shutdown": 5}
+    if ws_max_size is not None:
+        overrides["ws_max_size"] = ws_max_size
+    config = uvicorn_config(monitor, "127.0.0.1", 0, **overrides)
     server = uvicorn.Server(config)
     started_monitor = not monitor.is_running
     if started_monitor:
