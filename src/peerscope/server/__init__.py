@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -30,7 +32,7 @@ async def serve(monitor: Monitor, *, host: str | None = None, port: int | None =
                 if value is not None})
     check_bind(settings)
     config = uvicorn_config(monitor, settings.host, settings.port)
-    server = uvicorn.Server(config)
+    server = QuietServer(config)
     started_monitor = not monitor.is_running
     if started_monitor:
         await monitor.start()
@@ -40,7 +42,7 @@ async def serve(monitor: Monitor, *, host: str | None = None, port: int | None =
         await asyncio.shield(serving)
     except asyncio.CancelledError:
         # Cancelled by our caller: let uvicorn close its sockets and connections first.
-        server.should_exit = True
+        server.stop()
         await serving
         raise
     finally:
@@ -48,6 +50,35 @@ async def serve(monitor: Monitor, *, host: str | None = None, port: int | None =
             announcer.cancel()
         if started_monitor:
             await monitor.stop()
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn, minus its ten wake-ups a second.
+
+    uvicorn polls for shutdown every 0.1 s, which on a 2-core VM costs ~0.25 % of a core:
+    half of an idle peerscope's budget. This one sleeps until a signal or :meth:`stop`
+    wakes it, and otherwise once a second, which is when uvicorn refreshes its Date header.
+    """
+
+    _wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            counter += 10  # uvicorn's on_tick refreshes the Date header when counter % 10 == 0
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._wake is not None:
+            self._wake.set()
+
+    def stop(self) -> None:
+        self.should_exit = True
+        if self._wake is not None:
+            self._wake.set()
 
 
 def uvicorn_config(monitor: Monitor, host: str, port: int, **overrides: Any) -> uvicorn.Config:
