@@ -88,7 +88,9 @@ async def test_every_tick_pushes_one_metrics_message_shaped_like_current():
         assert 7 <= len(frames) <= 13, len(frames)
         stamps = [frame["timestamp"] for frame in frames]
         steps = [b - a for a, b in itertools.pairwise(stamps)]
-        assert all(0.5 * INTERVAL < step < 2.5 * INTERVAL for step in steps), steps
+        # Strictly one frame per tick; a tick that ran late on a busy machine shortens the
+        # gap to the next one (the schedule is absolute), so only the upper bound is tight.
+        assert all(0 < step < 2.5 * INTERVAL for step in steps), steps
         for frame in frames:
             assert set(frame) >= MESSAGE_KEYS
             assert set(frame["system"]) >= SYSTEM_KEYS
