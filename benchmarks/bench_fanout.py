@@ -55,19 +55,17 @@ import asyncio
 import base64
 import functools
 import os
-import queue
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from benchmarks.children import Child
 from benchmarks.timing import run_alone, up
 from peerscope.config import Settings
 from peerscope.core.quality import StatusRules
@@ -85,7 +83,6 @@ TARGET_SUBSCRIBERS = 1_000
 CASES = ("deflate", "none")
 GAP_S = 0.1  # pause between ticks, so each starts with the server idle
 TIMEOUT_S = 120.0
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def monotonic() -> float:
@@ -397,45 +394,6 @@ def _subscribe_child(url: str, subscribers: int, compression: str) -> None:
 # --- this process ---------------------------------------------------------------------------
 
 
-class Child:
-    """A child interpreter running ``code``, its stdout lines read by a thread."""
-
-    def __init__(self, code: str) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        bufsize=1)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def expect(self, word: str) -> list[str]:
-        try:
-            line = self.lines.get(timeout=TIMEOUT_S)
-        except queue.Empty:
-            raise RuntimeError(f"no {word!r} line from a child in {TIMEOUT_S} s") from None
-        if line is None or not line.startswith(word + " "):
-            raise RuntimeError(f"expected {word!r} from a child, got {line!r} "
-                               f"(exit status {self.process.poll()})")
-        return line.split()[1:]
-
-    def send(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-
-    def close(self, timeout: float = 30.0) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @dataclass(frozen=True)
@@ -457,7 +415,7 @@ def measure(subscribers: int, compression: str, ticks: int,
             profile_to: str | None = None) -> Result:
     """One case; ``profile_to``: run the server under cProfile and dump its stats there."""
     server = Child("from benchmarks.bench_fanout import _serve_child; "
-                   f"_serve_child({subscribers}, {profile_to!r})")
+                   f"_serve_child({subscribers}, {profile_to!r})", TIMEOUT_S)
     client: Child | None = None
     rows: list[tuple[float, float, float, float, float, int]] = []
     sizes: set[tuple[int, int]] = set()
@@ -465,7 +423,7 @@ def measure(subscribers: int, compression: str, ticks: int,
     try:
         (url,) = server.expect("ready")
         client = Child("from benchmarks.bench_fanout import _subscribe_child; "
-                       f"_subscribe_child({url!r}, {subscribers}, {compression!r})")
+                       f"_subscribe_child({url!r}, {subscribers}, {compression!r})", TIMEOUT_S)
         (negotiated,) = client.expect("ready")
         # One tick more than measured: its CPU readings close the last measured interval.
         for _ in range(WARMUP_TICKS + ticks + 1):

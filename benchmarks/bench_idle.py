@@ -35,17 +35,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import random
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 
+from benchmarks.children import Child
 from benchmarks.timing import run_alone, up
 from peerscope.monitor import Monitor
 from peerscope.server import serve as serve_monitor
@@ -57,7 +55,6 @@ WARMUP_S = 5.0
 QUICK_WARMUP_S = 3.0
 TARGET_PERCENT = 0.5
 TIMEOUT_S = 60.0
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -140,45 +137,6 @@ def _idle_child(peers: int, serve: bool) -> None:
 # --- this process ---------------------------------------------------------------------------
 
 
-class Child:
-    """A child interpreter running ``code``, its stdout lines read by a thread."""
-
-    def __init__(self, code: str) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        bufsize=1)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def expect(self, word: str) -> list[str]:
-        try:
-            line = self.lines.get(timeout=TIMEOUT_S)
-        except queue.Empty:
-            raise RuntimeError(f"no {word!r} line from a child in {TIMEOUT_S} s") from None
-        if line is None or not line.startswith(word + " "):
-            raise RuntimeError(f"expected {word!r} from a child, got {line!r} "
-                               f"(exit status {self.process.poll()})")
-        return line.split()[1:]
-
-    def send(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-
-    def close(self, timeout: float = 30.0) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 class Dashboard:
@@ -253,7 +211,7 @@ def run(quick: bool = False) -> list[Result]:
     try:
         for case in CASES:
             children.append((case, Child("from benchmarks.bench_idle import _idle_child; "
-                                         f"_idle_child({case.peers}, {case.serve})")))
+                                         f"_idle_child({case.peers}, {case.serve})", TIMEOUT_S)))
         for case, child in children:
             (url,) = child.expect("ready")
             if case.dashboard:
