@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TypedDict
+
+from typing_extensions import TypedDict  # pydantic (the API) reads it on Python < 3.12
 
 
 class Aggregate(TypedDict):

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from peerscope import __version__
 from peerscope.compat.lanrage import MetricsCollector
 from peerscope.core.history import SYSTEM_SERIES
+from peerscope.core.model import ServerStats
 from peerscope.core.validation import validate_number
 from peerscope.message import system_entry
 from peerscope.monitor import Monitor
@@ -174,7 +175,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
     async def sessions(limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict[str, Any]:
         return {"sessions": seed.get_game_sessions(limit)}
 
-    @router.get("/metrics/server", response_model=schemas.ServerStats,
+    @router.get("/metrics/server", response_model=ServerStats,
                 summary="Connections, messages and rates of this server")
     async def server() -> Any:
         return monitor.server_stats()

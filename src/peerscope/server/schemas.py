@@ -6,21 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+# The core's own records where the API returns them as they are: one definition each.
+from peerscope.core.model import ServerStats
+from peerscope.core.stats import Aggregate
+
 
 class ErrorBody(BaseModel):
     error: str = Field(description="What went wrong, in a few words.")
     detail: Any = Field(description="Which input was wrong and why.")
-
-
-class Aggregate(BaseModel):
-    count: int
-    min: float | None
-    max: float | None
-    avg: float | None
-    sum: float
-    p50: float | None
-    p95: float | None
-    p99: float | None
 
 
 class ClientEntry(BaseModel):
@@ -182,17 +175,6 @@ class SessionEntry(BaseModel):
 
 class Sessions(BaseModel):
     sessions: list[SessionEntry]
-
-
-class ServerStats(BaseModel):
-    uptime_seconds: float
-    active_connections: int
-    total_connections: int
-    total_messages: int
-    messages_per_second: float
-    messages_in_per_second: float
-    messages_out_per_second: float
-    average_latency_ms: float
 
 
 class MetricsMessage(BaseModel):
