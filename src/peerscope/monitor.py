@@ -253,9 +253,6 @@ class Monitor:
         with self._lock:
             return list(self._peers)
 
-    def __contains__(self, peer_id: object) -> bool:
-        return peer_id in self._peers
-
     # --- hot path -----------------------------------------------------------------------------
 
     def record_latency(self, peer_id: str, latency_ms: float | None) -> None:
