@@ -3,6 +3,8 @@
 The public API is what this module exports; everything else may change.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from peerscope.config import Settings, SettingsError
 from peerscope.core.model import Peer, ServerStats, Session, SystemSample
 from peerscope.core.quality import QualityConfig, StatusRules
@@ -18,7 +20,19 @@ from peerscope.events import (
 )
 from peerscope.monitor import Monitor, UnknownPeerError
 
+if TYPE_CHECKING:
+    from peerscope.server import serve
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # `peerscope.serve` loads the HTTP side (FastAPI, uvicorn) only when it is asked for.
+    if name == "serve":
+        from peerscope.server import serve
+
+        return serve
+    raise AttributeError(f"module 'peerscope' has no attribute {name!r}")
 
 __all__ = [
     "Aggregate",
@@ -40,4 +54,5 @@ __all__ = [
     "SystemSample",
     "UnknownPeerError",
     "__version__",
+    "serve",
 ]

@@ -67,6 +67,8 @@ class UnknownPeerError(KeyError):
 
 
 class Monitor:
+    """Peers, host and server figures, refreshed every tick and published to subscribers."""
+
     def __init__(self, settings: Settings | None = None, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings if settings is not None else Settings()
