@@ -427,3 +427,31 @@ def test_samples_recorded_between_refreshes_are_folded_in_order(clock):
         assert peer["jitter_ms"] == jitter
         assert peer["smoothed_latency_ms"] == smoothed
         assert peer["latency_ms"] == 17.75
+
+
+def test_mark_alive_resets_idle_time_and_counts_nothing(clock):
+    monitor = make_monitor(clock)
+    monitor.add_peer("c1", kind="client")
+    clock.advance(20)
+    assert monitor.peer("c1")["status"] == "degraded"  # 20 s idle
+    monitor.mark_alive("c1")
+    peer = monitor.peer("c1")
+    assert peer["idle_seconds"] == 0.0
+    assert peer["status"] == "connected"
+    assert (peer["message_count"], peer["bytes_received"], peer["latency_ms"]) == (0, 0, None)
+    assert peer["packet_loss_percent"] == 0.0
+
+
+def test_a_peer_gone_idle_recovers_when_it_is_heard_from_again(clock):
+    rules = StatusRules(degraded_after_idle_s=5, disconnected_after_idle_s=10)
+    monitor = make_monitor(clock, status=rules)
+    for peer_id in ("by-message", "by-traffic"):
+        monitor.add_peer(peer_id)
+    clock.advance(11)
+    monitor.tick()
+    assert {p["status"] for p in monitor.peers()} == {"disconnected"}
+    monitor.record_message("by-message", size=10, direction="in")
+    monitor.record_traffic("by-traffic", bytes_received=10)
+    monitor.tick()
+    assert {p["client_id"]: p["status"] for p in monitor.peers()} == {
+        "by-message": "connected", "by-traffic": "connected"}

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from peerscope import StatusRules
 from tests.server_support import (
     CLIENT_KEYS,
     MESSAGE_KEYS,
@@ -397,3 +398,23 @@ async def test_stopping_the_server_closes_open_subscribers_promptly():
     assert not monitor.is_running
     await read_until_closed(ws)
     assert ws.close_code == 1012  # uvicorn's "service restart" on shutdown
+
+
+async def test_a_listening_client_stays_connected_while_its_socket_is_open():
+    """A subscriber that never answers the echo is unmeasured, not gone: it must not age into
+    degraded/disconnected (and crowd real peers out of the frame) while connected."""
+    rules = StatusRules(degraded_after_idle_s=0.3, disconnected_after_idle_s=0.6)
+    async with live_server(ws_monitor(status=rules)) as live:
+        listener = await live.ws("?name=listener")
+        deadline = time.monotonic() + 1.5
+        frame: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            message = await receive_json(listener)
+            if message["type"] == "metrics":
+                frame = message
+        me = entry_for(frame, (await my_peer(live, "listener"))["client_id"])
+        assert me is not None
+        assert me["status"] == "connected"
+        assert me["quality_score"] is None  # never measured
+        assert me["latency_ms"] is None
+        await listener.close()

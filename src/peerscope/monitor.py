@@ -255,6 +255,10 @@ class Monitor:
         with self._lock:
             return list(self._peers)
 
+    def __contains__(self, peer_id: object) -> bool:
+        """Whether ``peer_id`` is registered."""
+        return peer_id in self._peers
+
     # --- hot path -----------------------------------------------------------------------------
 
     def record_latency(self, peer_id: str, latency_ms: float | None) -> None:
@@ -320,7 +324,20 @@ class Monitor:
             if messages_sent or messages_received:
                 peer.last_message_time = now
             if bytes_received or packets_received or messages_received:
+                # Heard from: dirty, so a peer that had gone idle is judged again.
                 peer.last_seen = now
+                peer.dirty = True
+
+    def mark_alive(self, peer_id: str) -> None:
+        """The peer is known to be there (its connection is open and kept alive) though it
+        sent nothing: it does not age by the idle rules. Nothing is counted or measured."""
+        now = self._clock()
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                peer = self._peer_for_recording(peer_id, now)
+            peer.last_seen = now
+            peer.dirty = True
 
     def record_loss(self, peer_id: str, loss_percent: float) -> None:
         """Report loss the app measured itself (0..100); it replaces the measured figure."""
@@ -358,6 +375,7 @@ class Monitor:
                 peer.messages_received += 1
                 peer.bytes_received += size
                 peer.last_seen = now
+                peer.dirty = True
             else:
                 peer.messages_sent += 1
                 peer.bytes_sent += size

@@ -78,6 +78,10 @@ class ClientSession:
             if self._answers_pings:
                 for _ in self._pings:
                     self.monitor.record_latency(self.peer_id, None)
+            else:
+                # uvicorn's WebSocket keepalive closes a dead connection within about 40 s,
+                # so an open socket is a live client even when it only listens.
+                self.monitor.mark_alive(self.peer_id)
             self._pings = {seq: time.monotonic()}
             await self.send({"type": "ping", "seq": seq, "t": self.monitor.now()})
             await asyncio.sleep(self.settings.ws_ping_interval)
