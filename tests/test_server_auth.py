@@ -241,3 +241,29 @@ async def test_serve_refuses_a_public_address_without_a_token(host: str):
 ])
 def test_loopback_or_a_token_may_bind(host: str, token: str | None):
     check_bind(Settings(host=host, token=token))  # no SettingsError
+
+
+# --- DNS rebinding ------------------------------------------------------------------------
+
+async def test_without_a_token_only_loopback_host_names_are_served():
+    """A page on evil.example whose name is re-pointed at 127.0.0.1 sends `Host: evil.example`:
+    the tokenless API must not answer it, while loopback names and configured ones work."""
+    monitor = quiet_monitor(allowed_hosts=["monitor.lan"])
+    async with live_server(monitor) as live, live.http() as http:
+        assert (await http.get("/api/health")).status_code == 200
+        for host in ("localhost", f"localhost:{live.port}", "monitor.lan"):
+            response = await http.get("/api/health", headers={"Host": host})
+            assert response.status_code == 200, host
+        for host in ("evil.example", f"evil.example:{live.port}", "127.0.0.1.evil.example"):
+            response = await http.get("/api/health", headers={"Host": host})
+            assert response.status_code == 400, host
+        with pytest.raises(InvalidStatus):
+            await live.ws(additional_headers={"Host": "evil.example"})
+
+
+async def test_with_a_token_any_host_name_is_served():
+    monitor = quiet_monitor(token=TOKEN)
+    async with live_server(monitor) as live, live.http() as http:
+        response = await http.get("/api/health", headers={
+            "Host": "monitor.example.org", "Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200

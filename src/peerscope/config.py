@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         None, description="Bearer token for REST and WebSocket; required off loopback.")
     metrics_public: bool = Field(
         True, description="Serve /metrics without the token (for Prometheus).")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names accepted besides loopback ones when no token is set.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (none: CORS off).")
     max_body_bytes: int = Field(

@@ -10,6 +10,7 @@ import orjson
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +23,8 @@ from peerscope.server.auth import TokenGuard
 from peerscope.server.broadcast import Broadcaster
 from peerscope.server.rest import build_router
 from peerscope.server.ws import metrics_socket
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class BodyLimit:
@@ -114,6 +117,11 @@ def create_app(monitor: Monitor) -> FastAPI:
         return Response(body, media_type=content_type)
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if not guard.required:
+        # Without a token the API trusts whoever reaches loopback; a Host check stops a web
+        # page from reaching it through a domain re-pointed at 127.0.0.1 (DNS rebinding).
+        app.add_middleware(TrustedHostMiddleware,
+                           allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts])
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"],
