@@ -418,3 +418,38 @@ async def test_listing_survives_peers_removed_by_another_thread():
             stop.set()
             worker.join()
     assert failures == []
+
+
+async def test_latency_and_system_history_take_from_to_and_step(clock: ManualClock):
+    monitor = Monitor(Settings(metrics_interval=3600.0, enable_system_metrics=False),
+                      clock=clock)
+    start = clock.now
+    for k, value in enumerate([10.0, 20.0, 30.0, 40.0, 50.0, 60.0]):
+        clock.now = start + 10 * k  # samples at +0, +10, ..., +50 s
+        monitor.record_latency("p", value)
+    clock.now = start + 60
+    async with live_server(monitor) as live, live.http() as http:
+        ranged = (await http.get("/api/metrics/peers/p/latency",
+                                 params={"from": start + 5, "to": start + 40})).json()
+        assert ranged["from"] == start + 5
+        assert ranged["to"] == start + 40
+        # (from, to]: +10, +20, +30 and +40 s
+        assert [p["value"] for p in ranged["data"]] == [20.0, 30.0, 40.0, 50.0]
+        assert (ranged["stats"]["count"], ranged["stats"]["avg"]) == (4, 35.0)
+        stepped = (await http.get("/api/metrics/peers/p/latency",
+                                  params={"duration": 60, "step": 20})).json()
+        # Buckets aligned to multiples of 20 s; start is a multiple of 20 (1_700_000_000).
+        assert stepped["step"] == 20.0
+        # (now - 60, now] leaves the +0 sample out: +10 | +20, +30 | +40, +50
+        assert [(p["timestamp"] - start, p["value"]) for p in stepped["data"]] == [
+            (0.0, 20.0), (20.0, 35.0), (40.0, 55.0)]
+        empty = (await http.get("/api/metrics/peers/p/latency",
+                                params={"from": start + 40, "to": start + 5})).json()
+        assert (empty["data"], empty["stats"]["count"]) == ([], 0)
+        bad = await http.get("/api/metrics/peers/p/latency", params={"step": 0})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["field"] == "query.step"
+        system = (await http.get("/api/metrics/system/history",
+                                 params={"from": start, "step": 30})).json()
+        assert set(system["data"]) == {"cpu", "memory", "network_sent", "network_received"}
+        assert system["step"] == 30.0

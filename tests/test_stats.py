@@ -155,3 +155,15 @@ def test_aggregate_agrees_with_a_naive_reference(points, window, now):
     assert result == expected
     if result["count"]:
         assert result["min"] <= result["p50"] <= result["p95"] <= result["p99"] <= result["max"]
+
+
+def test_downsample_means_per_aligned_bucket_and_skips_empty_ones():
+    from peerscope.core.stats import downsample
+
+    points = [(100.0, 10.0), (104.9, 20.0), (105.0, 40.0), (119.0, 7.0)]
+    assert downsample(points, 5.0) == [(100.0, 15.0), (105.0, 40.0), (115.0, 7.0)]
+    assert downsample([], 5.0) == []
+    assert downsample(points, 60.0) == [(60.0, 19.25)]
+    for bad in (0.0, 1e-308, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="step"):
+            downsample(points, bad)

@@ -57,3 +57,19 @@ def aggregate(points: Iterable[tuple[float, float]], window_s: float, now: float
         p95=nearest_rank(values, 0.95),
         p99=nearest_rank(values, 0.99),
     )
+
+
+def downsample(points: Iterable[tuple[float, float]], step: float) -> list[tuple[float, float]]:
+    """The mean of each ``step``-second bucket, stamped with the bucket's start, oldest first.
+
+    Buckets are aligned to multiples of ``step`` (so two queries agree on them); empty
+    buckets are left out rather than filled with a made-up value.
+    """
+    if not 0.001 <= step < math.inf:  # samples are stamped to the millisecond
+        raise ValueError(f"step must be a finite number >= 0.001, got {step!r}")
+    sums: dict[int, list[float]] = {}
+    for t, value in points:
+        bucket = sums.setdefault(math.floor(t / step), [0.0, 0.0])
+        bucket[0] += value
+        bucket[1] += 1.0
+    return [(index * step, total / count) for index, (total, count) in sorted(sums.items())]

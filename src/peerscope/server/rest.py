@@ -13,6 +13,7 @@ from peerscope import __version__
 from peerscope.compat.lanrage import MetricsCollector
 from peerscope.core.history import SYSTEM_SERIES
 from peerscope.core.model import ServerStats
+from peerscope.core.stats import aggregate, downsample
 from peerscope.core.validation import validate_number
 from peerscope.message import system_entry
 from peerscope.monitor import Monitor
@@ -23,7 +24,17 @@ from peerscope.server.broadcast import Broadcaster
 Duration = Annotated[float, Query(gt=0, le=30 * 86400, description="Seconds back from now.")]
 Window = Annotated[float | None, Query(gt=0, le=30 * 86400,
                                        description="Also aggregate over this many seconds.")]
+Since = Annotated[float | None, Query(alias="from", ge=0, le=1e11,
+                                      description="Start, epoch seconds (excluded).")]
+Until = Annotated[float | None, Query(alias="to", ge=0, le=1e11,
+                                      description="End, epoch seconds (default: now).")]
+Step = Annotated[float | None, Query(ge=0.001, le=86400,
+                                     description="Return means per this many seconds.")]
 SortKey = Literal["quality", "latency", "id"]
+# The LANrage seed's names for the host series in its history.
+SEED_SYSTEM_SERIES = {"cpu": "cpu_percent", "memory": "memory_percent",
+                      "network_sent": "network_sent_rate",
+                      "network_received": "network_recv_rate"}
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": schemas.ErrorBody, "description": "Invalid parameter"},
 }
@@ -65,6 +76,12 @@ def _sort_key(sort: SortKey) -> Any:
     return lambda entry: (entry["quality_score"] is None, entry["quality_score"] or 0.0)
 
 
+def as_points(points: list[tuple[float, float]], step: float | None) -> list[dict[str, float]]:
+    """The seed's ``[{timestamp, value}]``, as recorded or as ``step``-second means."""
+    shown = downsample(points, step) if step is not None else points
+    return [{"timestamp": t, "value": v} for t, v in shown]
+
+
 def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
                  token_required: bool) -> APIRouter:
     errors = {**INVALID, **(UNAUTHORIZED if token_required else {})}
@@ -95,6 +112,14 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
         if summary is None:
             raise HTTPException(404, f"unknown peer_id {peer_id!r}")
         return summary
+
+    def time_range(duration: float, since: float | None,
+                   until: float | None) -> tuple[float, float]:
+        """``(from, to]`` in epoch seconds: ``from``/``to`` when given, else the last
+        ``duration`` seconds. A range that ends before it starts is empty, not an error."""
+        end = monitor.now() if until is None else until
+        start = end - duration if since is None else since
+        return min(start, end), end
 
     def entry_or_404(peer_id: str) -> dict[str, Any]:
         try:
@@ -131,8 +156,8 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
     # The latency route comes first so ".../latency" is not read as part of an id.
     @router.get("/metrics/peers/{peer_id:path}/latency", response_model=schemas.LatencyHistory,
                 responses=NOT_FOUND, summary="A peer's latency samples and their statistics")
-    async def latency(request: Request, peer_id: str,
-                      duration: Duration = 3600.0) -> Any:
+    async def latency(request: Request, peer_id: str, duration: Duration = 3600.0,
+                      since: Since = None, until: Until = None, step: Step = None) -> Any:
         raw_id = raw_peer_id(request, "/latency")
         if raw_id is None:  # ".../x%2Flatency": the whole tail is one peer's id
             text = request.query_params.get("window")
@@ -144,9 +169,15 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
             return JSONResponse(jsonable_encoder(
                 await one_peer(raw_peer_id(request, "") or peer_id, window)))
         entry_or_404(raw_id)
-        return {"peer_id": raw_id, "duration": duration,
-                "data": seed.get_latency_history(raw_id, duration),
-                "stats": monitor.latency_stats(raw_id, duration)}
+        start, end = time_range(duration, since, until)
+        try:
+            points = [(t, v) for t, v in monitor.latency_history(raw_id, monitor.now() - start)
+                      if t <= end]
+        except KeyError:
+            raise HTTPException(404, f"unknown peer_id {raw_id!r}") from None
+        return {"peer_id": raw_id, "duration": duration, "from": start, "to": end,
+                "step": step, "data": as_points(points, step),
+                "stats": aggregate(points, end - start, end)}
 
     @router.get("/metrics/peers/{peer_id:path}", response_model=schemas.PeerSummary,
                 responses=NOT_FOUND, summary="One peer's figures")
@@ -160,8 +191,14 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
 
     @router.get("/metrics/system/history", response_model=schemas.SystemHistory,
                 summary="Host history (CPU, memory, network rates)")
-    async def system_history(duration: Duration = 3600.0) -> dict[str, Any]:
-        return {"duration": duration, "data": seed.get_system_history(duration)}
+    async def system_history(duration: Duration = 3600.0, since: Since = None,
+                             until: Until = None, step: Step = None) -> dict[str, Any]:
+        start, end = time_range(duration, since, until)
+        back = monitor.now() - start
+        data = {key: as_points([(t, v) for t, v in monitor.system_history(name, back)
+                                if t <= end], step)
+                for key, name in SEED_SYSTEM_SERIES.items()}
+        return {"duration": duration, "from": start, "to": end, "step": step, "data": data}
 
     @router.get("/metrics/system/stats", response_model=schemas.SystemStats,
                 summary="Host figures aggregated over a window")

@@ -139,15 +139,20 @@ class Point(BaseModel):
     value: float
 
 
-class LatencyHistory(BaseModel):
-    peer_id: str
+class TimeRange(BaseModel):
     duration: float
+    start: float = Field(alias="from", description="Epoch seconds, excluded.")
+    end: float = Field(alias="to", description="Epoch seconds, included.")
+    step: float | None = Field(description="Seconds per averaged point; null: as recorded.")
+
+
+class LatencyHistory(TimeRange):
+    peer_id: str
     data: list[Point]
     stats: Aggregate
 
 
-class SystemHistory(BaseModel):
-    duration: float
+class SystemHistory(TimeRange):
     data: dict[str, list[Point]]
 
 
