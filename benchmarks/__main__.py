@@ -12,22 +12,16 @@ from benchmarks import (
 )
 from benchmarks.timing import flags, machine
 
+MODULES = (bench_record, bench_snapshot, bench_memory, bench_metrics_render, bench_fanout,
+           bench_idle)
+
 
 def main(argv: list[str] | None = None) -> None:
     quick = "--quick" in flags(argv)
     print(machine())
-    print()
-    bench_record.run(quick=quick)
-    print()
-    bench_snapshot.run(quick=quick)
-    print()
-    bench_memory.run(quick=quick)
-    print()
-    bench_metrics_render.run(quick=quick)
-    print()
-    bench_fanout.run(quick=quick)
-    print()
-    bench_idle.run(quick=quick)
+    for module in MODULES:
+        print()
+        module.run(quick=quick)
 
 
 if __name__ == "__main__":

@@ -227,6 +227,11 @@ class Monitor:
         self._pending_events.append(PeerAdded(peer_id, now))
         return peer
 
+    def _recording_peer(self, peer_id: str, now: float) -> Peer:
+        """Under the lock: the peer a recording call names, registered if unknown."""
+        peer = self._peers.get(peer_id)
+        return peer if peer is not None else self._peer_for_recording(peer_id, now)
+
     def _peer_for_recording(self, peer_id: str, now: float) -> Peer:
         """Called under the lock for an id not found in the peer table."""
         if self.settings.unknown_peer == "raise":
@@ -312,9 +317,7 @@ class Monitor:
         validate_count(messages_received, "messages_received")
         now = self._clock()
         with self._lock:
-            peer = self._peers.get(peer_id)
-            if peer is None:
-                peer = self._peer_for_recording(peer_id, now)
+            peer = self._recording_peer(peer_id, now)
             peer.bytes_sent += bytes_sent
             peer.bytes_received += bytes_received
             peer.packets_sent += packets_sent
@@ -333,9 +336,7 @@ class Monitor:
         sent nothing: it does not age by the idle rules. Nothing is counted or measured."""
         now = self._clock()
         with self._lock:
-            peer = self._peers.get(peer_id)
-            if peer is None:
-                peer = self._peer_for_recording(peer_id, now)
+            peer = self._recording_peer(peer_id, now)
             peer.last_seen = now
             peer.dirty = True
 
@@ -344,9 +345,7 @@ class Monitor:
         loss = validate_number(loss_percent, "loss_percent", high=100.0)
         now = self._clock()
         with self._lock:
-            peer = self._peers.get(peer_id)
-            if peer is None:
-                peer = self._peer_for_recording(peer_id, now)
+            peer = self._recording_peer(peer_id, now)
             peer.reported_loss_percent = loss
             peer.dirty = True
 
@@ -360,9 +359,7 @@ class Monitor:
         with self._lock:
             peer = None
             if peer_id is not None:
-                peer = self._peers.get(peer_id)
-                if peer is None:
-                    peer = self._peer_for_recording(peer_id, now)
+                peer = self._recording_peer(peer_id, now)
             self._total_messages += 1
             if direction == "in":
                 self._messages_in.add(now)
@@ -386,9 +383,7 @@ class Monitor:
         frame_time = validate_number(frame_time_ms, "frame_time_ms", high=60_000.0)
         now = self._clock()
         with self._lock:
-            peer = self._peers.get(peer_id)
-            if peer is None:
-                peer = self._peer_for_recording(peer_id, now)
+            peer = self._recording_peer(peer_id, now)
             peer.fps, peer.frame_time_ms = rate, frame_time
 
     # --- sessions -----------------------------------------------------------------------------
@@ -431,11 +426,16 @@ class Monitor:
         """One peer's current figures (the ``clients`` entry shape); KeyError if unknown."""
         now = self._clock()
         with self._lock:
-            peer = self._peers.get(peer_id)
-            if peer is None:
-                raise KeyError(f"unknown peer_id {peer_id!r}")
+            peer = self._known_peer(peer_id)
             self._refresh(peer, now)
             return client_entry(peer, now, self._assessor.derived(peer))
+
+    def _known_peer(self, peer_id: str) -> Peer:
+        """Under the lock: a registered peer, or KeyError naming the id."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            raise KeyError(f"unknown peer_id {peer_id!r}")
+        return peer
 
     def peers(self) -> list[dict[str, Any]]:
         now = self._clock()
@@ -449,17 +449,13 @@ class Monitor:
         """(timestamp, ms) samples of the last ``duration_s`` seconds, oldest first."""
         now = self._clock()
         with self._lock:
-            peer = self._peers.get(peer_id)
-            if peer is None:
-                raise KeyError(f"unknown peer_id {peer_id!r}")
+            peer = self._known_peer(peer_id)
             return list(peer.latency.window(duration_s, now))
 
     def latency_stats(self, peer_id: str, window_s: float) -> Aggregate:
         now = self._clock()
         with self._lock:
-            peer = self._peers.get(peer_id)
-            if peer is None:
-                raise KeyError(f"unknown peer_id {peer_id!r}")
+            peer = self._known_peer(peer_id)
             return aggregate(peer.latency, window_s, now)
 
     def sample_system(self) -> SystemSample:
