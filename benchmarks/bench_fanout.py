@@ -39,6 +39,14 @@ extension and uvicorn accepts it unless told not to: ``deflate``, the client off
 if the server accepts, it compresses the frame once per subscriber (each connection has its
 own compression context); ``none``, the client does not offer it and the server sends the
 same bytes to all. What the server answered is printed when it is not what was offered.
+(``serve`` refuses deflate, so both now get the same uncompressed frame.)
+
+A third case, ``floor``, is the same measurement against a bare asyncio server
+(``_floor_main``): a bare 101 to the handshake, then per tick one ``transport.write`` of a
+frame of the same bytes (the real message, its timestamp replaced) to every connection,
+the frame built before the clock starts. No snapshot, no JSON, no ASGI, no bookkeeping: what
+this machine's kernel and asyncio need to put the bytes in N loopback sockets. The ratio
+peerscope / floor is printed per N.
 
 Also printed per case: the first subscriber's receive time, the server's CPU time per tick
 (user + system, everything the server process spent from one tick to the next: the fan-out,
@@ -65,6 +73,9 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
+from websockets.frames import Frame, Opcode
+
 from benchmarks.children import Child
 from benchmarks.timing import run_alone, up
 from peerscope.config import Settings
@@ -80,7 +91,7 @@ WARMUP_TICKS = 2
 PEERS = 200
 TARGET_MS = 25.0
 TARGET_SUBSCRIBERS = 1_000
-CASES = ("deflate", "none")
+CASES = ("deflate", "none", "floor")
 GAP_S = 0.1  # pause between ticks, so each starts with the server idle
 TIMEOUT_S = 120.0
 
@@ -187,6 +198,64 @@ def _serve_child(subscribers: int, profile_to: str | None = None) -> None:
     with cProfile.Profile() as profile:
         asyncio.run(_serve_main())
     profile.dump_stats(profile_to)
+
+
+# --- the floor: the same bytes written by a bare asyncio server --------------------------------
+
+
+class _BareConnection(asyncio.Protocol):
+    """Answers the WebSocket handshake with a bare 101 and one greeting frame, then only
+    keeps its transport: what is left when everything but the writes is taken away."""
+
+    def __init__(self, transports: list[asyncio.Transport]) -> None:
+        self._transports = transports
+        self._request = bytearray()
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._request is None or self._transport is None:
+            return  # the client's pongs
+        self._request += data
+        if b"\r\n\r\n" in self._request:
+            self._request = None  # type: ignore[assignment]
+            self._transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                  b"Connection: Upgrade\r\n\r\n"
+                                  + Frame(Opcode.TEXT, b'{"type":"hello"}').serialize(mask=False))
+            self._transports.append(self._transport)
+
+
+async def _floor_main() -> None:
+    monitor, _ = _probed_monitor()
+    template = orjson.dumps(monitor.tick())  # the real frame's bytes, tick after tick
+    stamp_at = len(METRICS_PREFIX)
+    stamp_end = template.index(b",", stamp_at)
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.Transport] = []
+    server = await loop.create_server(lambda: _BareConnection(transports), "127.0.0.1", 0)
+    commands: asyncio.Queue[str] = asyncio.Queue()
+    threading.Thread(target=_lines_to_queue, args=(loop, commands), daemon=True).start()
+    print(f"ready ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws", flush=True)
+    while (command := await commands.get()) != "quit":
+        if command == "tick":
+            stamp = repr(time.time()).encode()
+            wire = Frame(Opcode.TEXT, template[:stamp_at] + stamp + template[stamp_end:]
+                         ).serialize(mask=False)
+            preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+            cpu = time.process_time()
+            start = monotonic()
+            for transport in transports:
+                transport.write(wire)
+            print(f"ticked {start!r} {stamp.decode()} {cpu!r} {preempted}", flush=True)
+    server.close()
+
+
+def _floor_child(subscribers: int) -> None:
+    raise_fd_limit(subscribers + 256)
+    pin(0)
+    asyncio.run(_floor_main())
 
 
 # --- the subscriber process -----------------------------------------------------------------
@@ -399,7 +468,7 @@ def _subscribe_child(url: str, subscribers: int, compression: str) -> None:
 @dataclass(frozen=True)
 class Result:
     subscribers: int
-    compression: str  # what the client offered
+    case: str  # deflate/none: what the client offered peerscope; floor: the bare server
     negotiated: str  # what the server accepted
     latency_ms: list[float]  # per tick: last subscriber's receive time - tick time
     first_ms: list[float]  # per tick: first subscriber's receive time - tick time
@@ -411,11 +480,13 @@ class Result:
     listed: list[int]  # probed peers listed in the frames, as seen (200 expected)
 
 
-def measure(subscribers: int, compression: str, ticks: int,
+def measure(subscribers: int, case: str, ticks: int,
             profile_to: str | None = None) -> Result:
     """One case; ``profile_to``: run the server under cProfile and dump its stats there."""
-    server = Child("from benchmarks.bench_fanout import _serve_child; "
-                   f"_serve_child({subscribers}, {profile_to!r})", TIMEOUT_S)
+    code = (f"import _floor_child; _floor_child({subscribers})" if case == "floor"
+            else f"import _serve_child; _serve_child({subscribers}, {profile_to!r})")
+    server = Child(f"from benchmarks.bench_fanout {code}", TIMEOUT_S)
+    compression = "deflate" if case == "deflate" else "none"
     client: Child | None = None
     rows: list[tuple[float, float, float, float, float, int]] = []
     sizes: set[tuple[int, int]] = set()
@@ -443,7 +514,7 @@ def measure(subscribers: int, compression: str, ticks: int,
         server.close()
     measured = range(WARMUP_TICKS, WARMUP_TICKS + ticks)
     return Result(
-        subscribers, compression, negotiated,
+        subscribers, case, negotiated,
         latency_ms=[(rows[i][2] - rows[i][0]) * 1000.0 for i in measured],
         first_ms=[(rows[i][1] - rows[i][0]) * 1000.0 for i in measured],
         server_cpu_ms=[(rows[i + 1][3] - rows[i][3]) * 1000.0 for i in measured],
@@ -462,13 +533,13 @@ def run(quick: bool = False) -> list[Result]:
     print("  (first: the first subscriber's copy; srv/cli CPU: server/subscriber process CPU "
           "per tick; preempt: the server's involuntary context switches per tick, a sign of "
           "CPU contention; medians over the ticks)")
-    print(f"  {'subs':>5} {'offered':<8} {'median':>8} {'max':>8} {'first':>7} "
+    print(f"  {'subs':>5} {'case':<8} {'median':>8} {'max':>8} {'first':>7} "
           f"{'srv CPU':>8} {'cli CPU':>8} {'preempt':>7} {'frame bytes':>12} "
           f"{'on the wire':>12}")
     results = []
     for subscribers in sizes:
-        for compression in CASES:
-            result = measure(subscribers, compression, ticks)
+        for case in CASES:
+            result = measure(subscribers, case, ticks)
             results.append(result)
             _report(result)
     _verdict(results)
@@ -477,20 +548,27 @@ def run(quick: bool = False) -> list[Result]:
 
 def _report(result: Result) -> None:
     median = statistics.median
-    print(f"  {result.subscribers:>5} {result.compression:<8} "
+    print(f"  {result.subscribers:>5} {result.case:<8} "
           f"{up(median(result.latency_ms), 2):>8} {up(max(result.latency_ms), 2):>8} "
           f"{up(median(result.first_ms), 2):>7} {up(median(result.server_cpu_ms), 2):>8} "
           f"{up(median(result.client_cpu_ms), 2):>8} {median(result.preempted):>7g} "
           f"{result.frame_bytes:>12} {result.wire_bytes:>12}")
-    if result.negotiated != ("permessage-deflate" if result.compression == "deflate"
-                             else "none"):
+    if result.negotiated != ("permessage-deflate" if result.case == "deflate" else "none"):
         print(f"    (the server answered with extensions: {result.negotiated})")
-    if result.listed != [PEERS]:
+    if result.listed != [PEERS] and result.case != "floor":
         print(f"    (frames listed {result.listed} probed peers, not {PEERS})")
 
 
 def _verdict(results: list[Result]) -> None:
-    judged = [r for r in results if r.subscribers == TARGET_SUBSCRIBERS]
+    for subscribers in sorted({r.subscribers for r in results}):
+        floor = [r for r in results if r.subscribers == subscribers and r.case == "floor"]
+        ours = [r for r in results if r.subscribers == subscribers and r.case != "floor"]
+        if floor and ours:
+            worst_ms = max(statistics.median(r.latency_ms) for r in ours)
+            floor_ms = statistics.median(floor[0].latency_ms)
+            print(f"  {subscribers:>5} subscribers: peerscope (worse case) / bare writes of the "
+                  f"same frame = {up(worst_ms / floor_ms, 3)}x")
+    judged = [r for r in results if r.subscribers == TARGET_SUBSCRIBERS and r.case != "floor"]
     if not judged:
         print(f"  target <= {TARGET_MS:g} ms at {TARGET_SUBSCRIBERS:,} subscribers: judged at "
               f"{TARGET_SUBSCRIBERS:,}, not with --quick")
@@ -499,7 +577,7 @@ def _verdict(results: list[Result]) -> None:
     median = statistics.median(worst.latency_ms)
     verdict = "MET" if median <= TARGET_MS else "MISSED"
     print(f"  target <= {TARGET_MS:g} ms at {TARGET_SUBSCRIBERS:,} subscribers: {verdict} "
-          f"(worse case {worst.compression}: median {up(median, 2)} ms)")
+          f"(worse case {worst.case}: median {up(median, 2)} ms)")
 
 
 if __name__ == "__main__":

@@ -66,17 +66,16 @@ class LiveServer:
 
 
 @contextlib.asynccontextmanager
-async def live_server(monitor: Monitor, *, ws_max_size: int | None = None,
-                      ) -> AsyncIterator[LiveServer]:
+async def live_server(monitor: Monitor, *, mounted: bool = False) -> AsyncIterator[LiveServer]:
     """Serve ``monitor`` on 127.0.0.1:0 until the block ends.
 
-    ``ws_max_size`` is uvicorn's own frame limit; by default it is the Monitor's
-    ``ws_max_message_bytes`` as ``serve()`` sets it. Pass a large one to run the app as it
-    runs mounted in someone else's uvicorn (uvicorn's default is 16 MiB).
+    By default uvicorn runs as ``serve()`` configures it. ``mounted=True`` runs the app as
+    it runs mounted in someone else's uvicorn: uvicorn's own WebSocket protocol (so frames go
+    out through ASGI, not ``DirectWebSocketProtocol``) and its default 16 MiB frame limit.
     """
     overrides: dict[str, Any] = {"timeout_graceful_shutdown": 5}
-    if ws_max_size is not None:
-        overrides["ws_max_size"] = ws_max_size
+    if mounted:
+        overrides.update(ws="websockets-sansio", ws_max_size=16 * 1024 * 1024)
     config = uvicorn_config(monitor, "127.0.0.1", 0, **overrides)
     server = uvicorn.Server(config)
     started_monitor = not monitor.is_running

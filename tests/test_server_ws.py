@@ -72,8 +72,9 @@ def key_shape(value: Any) -> Any:
 
 # --- the stream ---------------------------------------------------------------------------
 
-async def test_every_tick_pushes_one_metrics_message_shaped_like_current():
-    async with live_server(ws_monitor(ws_ping_interval=60)) as live:
+@pytest.mark.parametrize("mounted", [False, True], ids=["served", "mounted"])
+async def test_every_tick_pushes_one_metrics_message_shaped_like_current(mounted: bool):
+    async with live_server(ws_monitor(ws_ping_interval=60), mounted=mounted) as live:
         first = await live.ws("?name=watcher")
         second = await live.ws()
         frames: list[dict[str, Any]] = []
@@ -246,7 +247,7 @@ async def test_a_message_over_the_size_limit_closes_1009(mounted: bool):
     """Served as serve() serves it, uvicorn enforces the limit; mounted into an app served
     with uvicorn's default limit (16 MiB), the app must enforce it itself."""
     monitor = ws_monitor(ws_max_message_bytes=256, ws_ping_interval=60)
-    async with live_server(monitor, ws_max_size=16 * 1024 * 1024 if mounted else None) as live:
+    async with live_server(monitor, mounted=mounted) as live:
         ws = await live.ws("?name=big")
         me = await my_peer(live, "big")
         fits = '{"type": "ping", "t": "' + "x" * 200 + '"}'
@@ -293,7 +294,11 @@ def _tcp_send_buffer_max() -> int:
         return 4 * 1024 * 1024
 
 
-async def test_a_slow_subscriber_misses_frames_and_never_delays_a_fast_one():
+@pytest.mark.parametrize("mounted", [False, True], ids=["served", "mounted"])
+async def test_a_slow_subscriber_misses_frames_and_never_delays_a_fast_one(mounted: bool):
+    """Served, frames are written straight to each transport (``DirectWebSocketProtocol``);
+    mounted, each subscriber's task sends them through ASGI. Both bound what a stalled
+    reader holds."""
     queue_frames = 2
     stall = 2.5
     monitor = ws_monitor(ws_queue_frames=queue_frames, ws_ping_interval=60,
@@ -303,7 +308,7 @@ async def test_a_slow_subscriber_misses_frames_and_never_delays_a_fast_one():
     for i in range(200):
         monitor.add_peer(f"bulk-{i:03d}",
                          labels={f"k{j}": secrets.token_hex(125) for j in range(16)})
-    async with live_server(monitor) as live:
+    async with live_server(monitor, mounted=mounted) as live:
         # The slow reader: a small receive buffer, and a client that stops reading from the
         # socket once one frame waits unread.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -83,7 +83,7 @@ def create_app(monitor: Monitor) -> FastAPI:
 
     def on_event(event: Event) -> None:
         if isinstance(event, MetricsTick) and len(broadcaster):
-            broadcaster.publish(orjson.dumps(event.message).decode())  # once for everyone
+            broadcaster.publish(orjson.dumps(event.message))  # once for everyone
 
     monitor.subscribe(on_event)
     app = FastAPI(title="peerscope", version=__version__,

@@ -16,7 +16,8 @@ from peerscope.config import Settings
 from peerscope.core.rate import SlidingCounter
 from peerscope.monitor import Monitor
 from peerscope.server.auth import TokenGuard
-from peerscope.server.broadcast import Broadcaster
+from peerscope.server.broadcast import Broadcaster, DirectSubscriber, Subscriber
+from peerscope.server.direct import EXTENSION
 
 # RFC 6455 close codes.
 POLICY_VIOLATION = 1008
@@ -46,9 +47,14 @@ class ClientSession:
         self.monitor.add_peer(self.peer_id, kind="client", address=self.address,
                               name=name if name and name.isprintable() and len(name) <= 256
                               else None)
-        subscriber = self.broadcaster.subscribe()
-        tasks = [asyncio.create_task(self._send_frames(subscriber.queue)),
-                 asyncio.create_task(self._ping())]
+        writer = (self.websocket.scope.get("extensions") or {}).get(EXTENSION)
+        subscriber: Subscriber | DirectSubscriber
+        tasks = [asyncio.create_task(self._ping())]
+        if writer is not None:
+            subscriber = self.broadcaster.subscribe_direct(writer["write"], self._frame_sent)
+        else:
+            subscriber = self.broadcaster.subscribe()
+            tasks.append(asyncio.create_task(self._send_frames(subscriber.queue)))
         try:
             await self._receive()
         finally:
@@ -63,11 +69,14 @@ class ClientSession:
         await self.websocket.send_text(text)
         self.monitor.record_message(self.peer_id, size=len(text), direction="out")
 
-    async def _send_frames(self, queue: asyncio.Queue[str]) -> None:
+    async def _send_frames(self, queue: asyncio.Queue[tuple[str, int]]) -> None:
         while True:
-            frame = await queue.get()
+            frame, size = await queue.get()
             await self.websocket.send_text(frame)
-            self.monitor.record_message(self.peer_id, size=len(frame), direction="out")
+            self._frame_sent(size)
+
+    def _frame_sent(self, size: int) -> None:
+        self.monitor.record_message(self.peer_id, size=size, direction="out")
 
     async def _ping(self) -> None:
         """Measure the client's RTT with an application echo: ``ping`` out, ``pong`` back."""
