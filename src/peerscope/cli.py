@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from peerscope import __version__
+from peerscope import __version__, probe_command
 from peerscope.config import Settings, SettingsError
 
 
@@ -39,11 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, metavar="S",
                       help="stop after S seconds (default: run until Ctrl-C)")
     demo.add_argument("--seed", type=int, help="random seed for the simulated peers")
+    probe_command.add_arguments(commands.add_parser(
+        "probe", help="probe one host (TWAMP, ICMP or TCP) and summarise, like ping"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "probe":
+        return probe_command.run(args)
     overrides: dict[str, object] = {}
     if args.metrics_interval is not None:
         overrides["metrics_interval"] = args.metrics_interval

@@ -46,6 +46,21 @@ def client_entry(peer: Peer, now: float, derived: Derived) -> dict[str, Any]:
     }
 
 
+def probe_counts(peer: Peer) -> dict[str, int]:
+    """The outcomes of a peer's sequence-numbered probes (and plain measurements)."""
+    loss = peer.loss
+    return {
+        "sent": loss.sent_total,
+        "received": loss.received_total,
+        "lost": loss.lost_total,
+        "in_flight": loss.in_flight,
+        "late": loss.late,
+        "reordered": loss.reordered,
+        "duplicates": loss.duplicates,
+        "unknown": loss.unknown,
+    }
+
+
 def system_entry(sample: SystemSample) -> dict[str, Any]:
     entry = asdict(sample)
     del entry["timestamp"]

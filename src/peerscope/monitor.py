@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from peerscope.config import Settings
 from peerscope.core import quality
-from peerscope.core.assessment import Assessor
+from peerscope.core.assessment import Assessor, expire_probes
 from peerscope.core.history import SystemHistory
-from peerscope.core.loss import LossTracker
+from peerscope.core.loss import Arrival, LossTracker
 from peerscope.core.model import Peer, PeerKind, ServerStats, Session, SystemSample
 from peerscope.core.quality import Status
 from peerscope.core.rate import SlidingCounter
@@ -48,7 +48,13 @@ from peerscope.events import (
     SessionEnded,
     SessionStarted,
 )
-from peerscope.message import client_entry, network_entry, server_entry, system_entry
+from peerscope.message import (
+    client_entry,
+    network_entry,
+    probe_counts,
+    server_entry,
+    system_entry,
+)
 from peerscope.system import SystemSampler
 from peerscope.ticker import Ticker
 
@@ -75,6 +81,8 @@ class Monitor:
         self._clock = clock
         self._lock = threading.Lock()
         self._peers: dict[str, Peer] = {}
+        # Peers that have had sequence-numbered probes: only these need expiry each tick.
+        self._probed: dict[str, Peer] = {}
         self._status_counts: dict[Status, int] = dict.fromkeys(quality.STATUSES, 0)
         self._assessor = Assessor(self.settings.quality, self.settings.status)
         self._sessions = SessionBook(self.settings.session_history)
@@ -252,6 +260,7 @@ class Monitor:
 
     def _forget(self, peer: Peer, now: float, reason: str) -> None:
         self._status_counts[peer.status] -= 1
+        self._probed.pop(peer.peer_id, None)
         peer.sessions = ()
         self._pending_events.append(PeerRemoved(peer.peer_id, now, reason))
 
@@ -300,6 +309,58 @@ class Monitor:
                     session.add(latency_ms)
         finally:
             lock.release()
+
+    # --- sequence-numbered probes -------------------------------------------------------------
+
+    def record_probe_sent(self, peer_id: str, seq: int, *, timeout_s: float | None = None) -> None:
+        """A probe with sequence number ``seq`` went to the peer; its outcome is pending.
+
+        Until its reply arrives or ``timeout_s`` passes the probe is in flight and not
+        counted as lost; past it, the next refresh (a tick, or a query) counts it lost and as
+        a failed measurement. ``timeout_s`` sets the peer's probe timeout (default 2 s) for
+        every probe of its in flight; the latest value given applies.
+        """
+        validate_count(seq, "seq")
+        if timeout_s is not None:
+            validate_number(timeout_s, "timeout_s", high=3600.0)
+            if timeout_s == 0:
+                raise ValueError("timeout_s must be > 0, got 0")
+        now = self._clock()
+        with self._lock:
+            peer = self._recording_peer(peer_id, now)
+            tracker = peer.loss
+            if timeout_s is not None:
+                tracker.timeout_s = timeout_s
+            tracker.sent(seq, now)
+            self._probed[peer.peer_id] = peer
+
+    def record_probe_reply(self, peer_id: str, seq: int, rtt_ms: float) -> Arrival:
+        """The reply to probe ``seq`` arrived with a round-trip time of ``rtt_ms``.
+
+        Returns how it arrived: ``on_time``; ``late`` (after its timeout: the loss it was
+        counted as is taken back); ``duplicate`` (a second reply to one probe: counted, no
+        sample); or ``unknown`` (a seq never sent, or too old to remember: no sample). On
+        time and late replies are latency samples, with the effects of :meth:`record_latency`.
+        """
+        validate_count(seq, "seq")
+        rtt = validate_number(rtt_ms, "rtt_ms")
+        now = self._clock()
+        with self._lock:
+            peer = self._recording_peer(peer_id, now)
+            # Expire first, so a probe that timed out before this reply counts as a failure.
+            expire_probes(peer, now)
+            arrival = peer.loss.received(seq, now)
+            peer.dirty = True
+            if arrival == "on_time" or arrival == "late":
+                # record_latency's sample steps; the tracker has already counted the outcome.
+                peer.latency.append(now, rtt)
+                peer.last_latency_ms = rtt
+                peer.unfolded += 1
+                peer.consecutive_failures = 0
+                peer.last_seen = now
+                for session in peer.sessions:
+                    session.add(rtt)
+            return arrival
 
     def record_traffic(self, peer_id: str, *, bytes_sent: int = 0, bytes_received: int = 0,
                        packets_sent: int = 0, packets_received: int = 0,
@@ -428,7 +489,9 @@ class Monitor:
         with self._lock:
             peer = self._known_peer(peer_id)
             self._refresh(peer, now)
-            return client_entry(peer, now, self._assessor.derived(peer))
+            entry = client_entry(peer, now, self._assessor.derived(peer))
+            entry["probes"] = probe_counts(peer)
+            return entry
 
     def _known_peer(self, peer_id: str) -> Peer:
         """Under the lock: a registered peer, or KeyError naming the id."""
@@ -521,6 +584,8 @@ class Monitor:
     # --- the tick's work ----------------------------------------------------------------------
 
     def _refresh(self, peer: Peer, now: float) -> None:
+        if peer.peer_id in self._probed:
+            expire_probes(peer, now)
         previous = peer.status
         changed = self._assessor.refresh(peer, now)
         if changed is not None:
@@ -540,6 +605,8 @@ class Monitor:
         now = self._clock()
         settings = self.settings
         with self._lock:
+            for peer in self._probed.values():
+                expire_probes(peer, now)
             sweep = self._assessor.sweep(self._peers.values(), now, settings.peer_ttl_s)
             for peer, previous, status in sweep.changes:
                 self._status_changed(peer, previous, status, now)

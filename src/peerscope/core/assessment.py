@@ -239,6 +239,19 @@ class Assessor:
         )
 
 
+def expire_probes(peer: Peer, now: float) -> int:
+    """Count the peer's probes in flight past their timeout as lost; return how many.
+
+    Each is a failed measurement too, so a peer that stopped answering goes degraded, then
+    disconnected, by the failure rules without any further reply.
+    """
+    expired = peer.loss.expire(now)
+    if expired:
+        peer.consecutive_failures += expired
+        peer.dirty = True
+    return expired
+
+
 def rank(peer: Peer) -> float:
     """Sort key, lowest = worst: status severity first, then score (unscored last)."""
     score = peer.quality_score

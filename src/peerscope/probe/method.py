@@ -1,0 +1,60 @@
+"""What every probe method offers the scheduler: fire a probe now, hear of its reply later."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from peerscope.probe.target import ProbeTarget
+
+ReplyHandler = Callable[[int, float], None]
+"""Called with (seq, rtt_ms) for every reply, on the event loop; late and duplicate ones too."""
+
+
+class ProbeMethod(Protocol):
+    def send(self, target: ProbeTarget, seq: int, timeout_s: float,
+             on_reply: ReplyHandler) -> None:
+        """Send probe ``seq`` to ``target`` without blocking; a reply calls ``on_reply``.
+
+        No reply (lost, refused, unresolvable host) calls nothing: the caller's timeout
+        decides. Never raises for network trouble.
+        """
+
+    async def close(self) -> None:
+        """Release sockets and cancel probes under way."""
+
+
+async def resolve(target: ProbeTarget, kind: socket.SocketKind) -> tuple[int, tuple[str, int]]:
+    """(family, (ip, port)) of the target's first address; a name is looked up off the loop.
+
+    OSError (socket.gaierror) when the name does not resolve.
+    """
+    port = target.port or 0
+    if target.is_literal:
+        family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+        return family, (target.host, port)
+    infos = await asyncio.get_running_loop().getaddrinfo(target.host, port, type=kind)
+    if not infos:
+        raise OSError(f"{target.host!r} has no address")
+    family, _, _, _, sockaddr = infos[0]
+    return family, (str(sockaddr[0]), int(sockaddr[1]))
+
+
+class Background:
+    """The probes a method has under way, as tasks: kept referenced, cancelled on close."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def cancel(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

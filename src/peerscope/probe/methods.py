@@ -1,0 +1,20 @@
+"""The probe methods by name."""
+
+from __future__ import annotations
+
+from peerscope.probe.icmp import IcmpPinger
+from peerscope.probe.method import ProbeMethod
+from peerscope.probe.target import Method
+from peerscope.probe.tcp import TcpConnector
+from peerscope.probe.twamp_sender import TwampSender
+
+
+def open_method(method: Method) -> ProbeMethod:
+    """A fresh sender for ``method``; close it with ``await sender.close()``."""
+    if method == "twamp":
+        return TwampSender()
+    if method == "icmp":
+        return IcmpPinger()
+    if method == "tcp":
+        return TcpConnector()
+    raise ValueError(f"method must be twamp, icmp or tcp, got {method!r}")

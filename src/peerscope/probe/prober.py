@@ -1,0 +1,179 @@
+"""The Prober: probes every target on a schedule and feeds the outcomes to a Monitor.
+
+Each target is probed ``count`` times per ``interval_s``, evenly spaced. Targets are
+staggered over that spacing (the k-th target added starts at the fraction k·φ mod 1 of it,
+a sequence that spreads any number of targets evenly), so 1,000 peers make a steady trickle
+of packets, not one burst a second. One task on the event loop does the scheduling; a
+wake-up sends every probe due within the next few ms, so the cost grows with probes sent,
+not with wake-ups.
+
+Every probe is announced to the Monitor (``record_probe_sent``) before it leaves, and every
+reply is handed over as it arrives (``record_probe_reply``); the Monitor's timeouts decide
+what is lost, so late replies, reordering and duplicates are judged in one place.
+
+Not thread-safe: call ``add``/``remove`` from the event loop's thread (or before ``start``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+from dataclasses import dataclass, field
+
+from peerscope.monitor import Monitor
+from peerscope.probe.method import ProbeMethod, ReplyHandler
+from peerscope.probe.methods import open_method
+from peerscope.probe.target import Method, ProbeTarget
+
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+_BATCH_S = 0.005  # probes due this close together go out in one wake-up
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    target: ProbeTarget
+    phase: float  # fraction of the spacing at which this target's probes go out
+    next_seq: int = 0
+    on_reply: ReplyHandler = field(default=lambda seq, rtt_ms: None)
+
+
+class Prober:
+    """Probes targets and records the results in ``monitor``."""
+
+    def __init__(self, monitor: Monitor, *, interval_s: float = 1.0, count: int = 1,
+                 timeout_s: float = 2.0) -> None:
+        if not 0.001 <= interval_s <= 3600:
+            raise ValueError(f"interval_s must be within 0.001..3600, got {interval_s!r}")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
+            raise ValueError(f"count must be an integer within 1..100, got {count!r}")
+        if not 0.001 <= timeout_s <= 3600:
+            raise ValueError(f"timeout_s must be within 0.001..3600, got {timeout_s!r}")
+        self.monitor = monitor
+        self.interval_s = interval_s
+        self.count = count
+        self.timeout_s = timeout_s
+        self._spacing = interval_s / count
+        self._entries: dict[str, _Entry] = {}
+        self._added = 0
+        self._methods: dict[Method, ProbeMethod] = {}
+        self._queue: list[tuple[float, int, _Entry]] = []
+        self._pushed = 0  # tie-breaker in the heap, so entries are never compared
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+
+    @property
+    def is_running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Start probing on the running loop; a second call does nothing."""
+        if self.is_running:
+            return
+        now = asyncio.get_running_loop().time()
+        for entry in self._entries.values():
+            self._schedule(entry, now + entry.phase * self._spacing)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="peerscope-probe")
+
+    async def stop(self) -> None:
+        """Stop probing and close the sockets; the targets stay for a later ``start``."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._queue.clear()
+        methods, self._methods = list(self._methods.values()), {}
+        for method in methods:
+            await method.close()
+
+    async def __aenter__(self) -> Prober:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # --- targets ------------------------------------------------------------------------------
+
+    def add(self, target: ProbeTarget) -> None:
+        """Probe ``target`` from now on and register it with the Monitor as a peer.
+
+        The peer is labelled ``probe_method``. Adding a known peer id replaces its target.
+        """
+        if not isinstance(target, ProbeTarget):
+            raise ValueError(f"target must be a ProbeTarget, got {type(target).__name__}")
+        self._register(target)
+        previous = self._entries.get(target.peer_id)
+        if previous is None:
+            entry = _Entry(target, (self._added * _GOLDEN) % 1.0)
+            self._added += 1
+        else:
+            entry = _Entry(target, previous.phase, previous.next_seq)
+        entry.on_reply = self._reply_handler(entry)
+        self._entries[target.peer_id] = entry
+        if self.is_running:
+            now = asyncio.get_running_loop().time()
+            self._schedule(entry, now + entry.phase * self._spacing)
+
+    def remove(self, peer_id: str) -> bool:
+        """Stop probing ``peer_id`` and remove the peer from the Monitor; False if unknown."""
+        if self._entries.pop(peer_id, None) is None:
+            return False
+        self.monitor.remove_peer(peer_id)
+        return True
+
+    def targets(self) -> list[ProbeTarget]:
+        return [entry.target for entry in self._entries.values()]
+
+    def _register(self, target: ProbeTarget) -> None:
+        self.monitor.add_peer(target.peer_id, name=target.name, address=target.address,
+                              kind="peer", labels={"probe_method": target.method})
+
+    def _reply_handler(self, entry: _Entry) -> ReplyHandler:
+        peer_id = entry.target.peer_id
+        monitor = self.monitor
+
+        def on_reply(seq: int, rtt_ms: float) -> None:
+            # A reply to a target since removed (or replaced) must not bring its peer back.
+            if self._entries.get(peer_id) is entry and peer_id in monitor:
+                monitor.record_probe_reply(peer_id, seq, rtt_ms)
+
+        return on_reply
+
+    # --- the schedule -------------------------------------------------------------------------
+
+    def _schedule(self, entry: _Entry, due: float) -> None:
+        self._pushed += 1
+        heapq.heappush(self._queue, (due, self._pushed, entry))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        queue, spacing = self._queue, self._spacing
+        while True:
+            now = loop.time()
+            if not queue or queue[0][0] > now + _BATCH_S:
+                await asyncio.sleep(queue[0][0] - now if queue else spacing)
+                continue
+            horizon = now + _BATCH_S
+            while queue and queue[0][0] <= horizon:
+                due, _, entry = heapq.heappop(queue)
+                if self._entries.get(entry.target.peer_id) is not entry:
+                    continue  # removed or replaced
+                self._fire(entry)
+                due += spacing
+                if due < now:  # the loop stalled: skip the missed slots, keep the phase
+                    due += math.ceil((now - due) / spacing) * spacing
+                self._schedule(entry, due)
+
+    def _fire(self, entry: _Entry) -> None:
+        target = entry.target
+        if target.peer_id not in self.monitor:  # pruned by the Monitor after a long outage
+            self._register(target)
+        seq = entry.next_seq
+        entry.next_seq += 1
+        self.monitor.record_probe_sent(target.peer_id, seq, timeout_s=self.timeout_s)
+        method = self._methods.get(target.method)
+        if method is None:
+            method = self._methods[target.method] = open_method(target.method)
+        method.send(target, seq, self.timeout_s, entry.on_reply)
+        self.sent += 1

@@ -1,0 +1,153 @@
+"""The TWAMP Light reflector: answers every TWAMP-Test probe on a UDP port (8701 by default).
+
+The reply carries the time the probe arrived (receive timestamp, taken as the datagram is
+handed over) and the time the reply leaves (timestamp, taken just before ``sendto``), so the
+sender subtracts the reflector's own processing time from the round trip.
+
+For demos and tests it can also act out a network path, and two kinds of delay are kept
+apart because the sender treats them oppositely:
+
+- ``network_delay_ms`` ± ``jitter_ms``: the path. The probe counts as arriving only after
+  the delay (the receive timestamp is the real arrival plus the delay), so the sender sees
+  it in the RTT, as it would see a long cable. The delays applied are kept in
+  ``applied_delays_ms`` as ground truth;
+- ``hold_ms``: the reflector being slow. It lies between receive and send timestamps, so the
+  sender subtracts it and the RTT is unchanged;
+- ``loss_percent``: probes dropped on the path, counted in ``dropped``.
+
+Replies are held with ``loop.call_later``, never by blocking. Datagrams that are not
+TWAMP-Test probes get no answer and are counted in ``rejected``. The IP TTL of probes is
+not available to an asyncio datagram socket, so replies report 255 (unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from typing import Literal, cast
+
+from peerscope.core.validation import validate_number
+from peerscope.probe.twamp import SenderPacket, ntp_from_unix_ns, reply_to
+
+Distribution = Literal["uniform", "normal"]
+DEFAULT_PORT = 8701
+_SEQ_MASK = 0xFFFFFFFF
+
+
+class Reflector(asyncio.DatagramProtocol):
+    """Reflects TWAMP-Test probes: ``await reflector.start()``, ``reflector.stop()``."""
+
+    def __init__(self, *, network_delay_ms: float = 0.0, jitter_ms: float = 0.0,
+                 jitter_distribution: Distribution = "uniform", hold_ms: float = 0.0,
+                 loss_percent: float = 0.0, seed: int | None = None,
+                 keep_delays: int = 100_000) -> None:
+        self.network_delay_ms = validate_number(network_delay_ms, "network_delay_ms",
+                                                high=60_000.0)
+        self.jitter_ms = validate_number(jitter_ms, "jitter_ms", high=60_000.0)
+        if jitter_distribution not in ("uniform", "normal"):
+            raise ValueError("jitter_distribution must be 'uniform' or 'normal', "
+                             f"got {jitter_distribution!r}")
+        self.jitter_distribution = jitter_distribution
+        self.hold_ms = validate_number(hold_ms, "hold_ms", high=60_000.0)
+        self.loss_percent = validate_number(loss_percent, "loss_percent", high=100.0)
+        self._rng = random.Random(seed)
+        self.applied_delays_ms: deque[float] = deque(maxlen=keep_delays)
+        self.port: int | None = None
+        self.reflected = 0
+        self.rejected = 0
+        self.dropped = 0
+        self._transport: asyncio.DatagramTransport | None = None
+        self._seq = 0
+        self._held: dict[int, asyncio.TimerHandle] = {}
+        self._held_ids = 0
+
+    @property
+    def simulates_path(self) -> bool:
+        return bool(self.network_delay_ms or self.jitter_ms)
+
+    async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> int:
+        """Bind and start answering; returns the bound port (``port=0`` picks a free one)."""
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {port!r}")
+        if self._transport is not None:
+            raise RuntimeError("reflector already started")
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        assert self._transport is not None
+        self.port = int(self._transport.get_extra_info("sockname")[1])
+        return self.port
+
+    def stop(self) -> None:
+        """Stop answering and drop held replies; safe to call twice."""
+        for handle in self._held.values():
+            handle.cancel()
+        self._held.clear()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    async def __aenter__(self) -> Reflector:
+        if self._transport is None:
+            await self.start(port=0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- asyncio.DatagramProtocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        arrived_ns = time.time_ns()
+        try:
+            probe = SenderPacket.decode(data)
+        except ValueError:
+            self.rejected += 1
+            return
+        if self.loss_percent and self._rng.random() * 100.0 < self.loss_percent:
+            self.dropped += 1
+            return
+        path_ms = self._path_delay_ms() if self.simulates_path else 0.0
+        wait_ms = path_ms + self.hold_ms
+        received = ntp_from_unix_ns(arrived_ns + round(path_ms * 1e6))
+        if not wait_ms:
+            self._reply(probe, received, addr)
+            return
+        loop = asyncio.get_running_loop()
+        key = self._held_ids = self._held_ids + 1
+        self._held[key] = loop.call_later(wait_ms / 1000.0, self._release, key, probe,
+                                          received, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP error about an earlier reply (its sender went away): nothing to answer.
+        pass
+
+    # --- replies ------------------------------------------------------------------------------
+
+    def _path_delay_ms(self) -> float:
+        if self.jitter_distribution == "uniform":
+            spread = self._rng.uniform(-self.jitter_ms, self.jitter_ms)
+        else:
+            spread = self._rng.gauss(0.0, self.jitter_ms)
+        delay = max(0.0, self.network_delay_ms + spread)
+        self.applied_delays_ms.append(delay)
+        return delay
+
+    def _release(self, key: int, probe: SenderPacket, received: int,
+                 addr: tuple[str | object, int]) -> None:
+        del self._held[key]
+        self._reply(probe, received, addr)
+
+    def _reply(self, probe: SenderPacket, received: int, addr: tuple[str | object, int]) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        self._seq = (self._seq + 1) & _SEQ_MASK
+        packet = reply_to(probe, seq=self._seq, received=received,
+                          sent=ntp_from_unix_ns(time.time_ns())).encode()
+        transport.sendto(packet, addr)
+        self.reflected += 1

@@ -1,0 +1,90 @@
+"""The figures of a probe series: ping's summary plus RFC 3550 jitter, MOS and quality score."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from peerscope.core import quality
+from peerscope.core.quality import Band, Grade, QualityConfig
+from peerscope.probe.series import ProbeResult
+
+DEFAULT_CONFIG = QualityConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a series found. Round-trip figures are None when nothing was answered.
+
+    ``mdev_ms`` is the population standard deviation, as iputils ping prints it; jitter is
+    RFC 3550's running estimate over the replies in sequence order; score and MOS judge the
+    average RTT with that jitter and the loss, as the Monitor judges a peer.
+    """
+
+    sent: int
+    received: int
+    loss_percent: float
+    late: int
+    duplicates: int
+    min_ms: float | None
+    avg_ms: float | None
+    max_ms: float | None
+    mdev_ms: float | None
+    jitter_ms: float | None
+    mos: float | None
+    quality_score: float | None
+    grade: Grade | None
+    band: Band | None
+
+
+def summarize(results: Iterable[ProbeResult], sent: int,
+              config: QualityConfig = DEFAULT_CONFIG) -> Summary:
+    """Summarise a series of ``sent`` probes from its results (in any order)."""
+    first: dict[int, float] = {}  # seq -> RTT of its first reply
+    late = duplicates = 0
+    for result in results:
+        if result.arrival == "duplicate":
+            duplicates += 1
+        elif result.rtt_ms is not None:
+            first.setdefault(result.seq, result.rtt_ms)
+            late += result.arrival == "late"
+    received = len(first)
+    loss = 100.0 * (sent - received) / sent if sent else 0.0
+    if not first:
+        return Summary(sent, received, loss, late, duplicates, None, None, None, None, None,
+                       None, None, None, None)
+    rtts = [first[seq] for seq in sorted(first)]
+    jitter = 0.0
+    for previous, current in itertools.pairwise(rtts):
+        jitter = quality.rfc3550_jitter(jitter, previous, current)
+    average = math.fsum(rtts) / len(rtts)
+    score = quality.quality_score(average, loss, jitter, config)
+    return Summary(sent, received, loss, late, duplicates, min(rtts), average, max(rtts),
+                   statistics.pstdev(rtts), jitter, quality.mos(average, jitter, loss), score,
+                   quality.grade(score, config), quality.quality_band(score, config))
+
+
+def result_line(result: ProbeResult) -> str:
+    """One probe as ping prints it: ``seq=3 rtt=0.412 ms`` or ``seq=4 timeout``."""
+    if result.rtt_ms is None:
+        return f"seq={result.seq} timeout"
+    suffix = {"on_time": "", "late": " (late)", "duplicate": " (DUP!)"}[result.arrival]
+    return f"seq={result.seq} rtt={result.rtt_ms:.3f} ms{suffix}"
+
+
+def summary_lines(address: str, method: str, summary: Summary) -> list[str]:
+    lines = [f"--- {address} {method} probe statistics ---",
+             f"{summary.sent} probes sent, {summary.received} received, "
+             f"{summary.loss_percent:.1f}% loss"
+             + (f", {summary.late} late" if summary.late else "")
+             + (f", {summary.duplicates} duplicates" if summary.duplicates else "")]
+    if summary.avg_ms is not None:
+        lines.append(f"rtt min/avg/max/mdev = {summary.min_ms:.3f}/{summary.avg_ms:.3f}/"
+                     f"{summary.max_ms:.3f}/{summary.mdev_ms:.3f} ms, "
+                     f"jitter {summary.jitter_ms:.3f} ms")
+        lines.append(f"quality {summary.quality_score:.1f} ({summary.band}, grade "
+                     f"{summary.grade}), MOS {summary.mos:.2f}")
+    return lines

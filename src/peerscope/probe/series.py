@@ -1,0 +1,82 @@
+"""A one-shot run of probes to one target, reported as each outcome is known (like ping)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+from peerscope.probe.methods import open_method
+from peerscope.probe.target import ProbeTarget
+
+Outcome = Literal["on_time", "late", "duplicate", "timeout"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One event of a series: a reply to probe ``seq``, or its timeout (``rtt_ms`` None).
+
+    A reply after its timeout comes as a second result, ``late``; a second reply to one
+    probe as ``duplicate``.
+    """
+
+    seq: int
+    rtt_ms: float | None
+    arrival: Outcome
+
+
+async def probe_series(target: ProbeTarget, *, count: int, interval_s: float,
+                       timeout_s: float) -> AsyncIterator[ProbeResult]:
+    """Send ``count`` probes ``interval_s`` apart, yielding results as they happen.
+
+    Ends when every probe has been answered or has timed out; replies after that are not
+    waited for.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be an integer >= 1, got {count!r}")
+    for value, field_name in ((interval_s, "interval_s"), (timeout_s, "timeout_s")):
+        if not 0 < value < 86_400:
+            raise ValueError(f"{field_name} must be > 0 and < 86400 s, got {value!r}")
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[ProbeResult] = asyncio.Queue()
+    answered: set[int] = set()
+    timed_out: set[int] = set()
+    settled: set[int] = set()  # probes whose outcome is known: answered or timed out
+
+    def on_reply(seq: int, rtt_ms: float) -> None:
+        if seq in answered:
+            events.put_nowait(ProbeResult(seq, rtt_ms, "duplicate"))
+            return
+        answered.add(seq)
+        settled.add(seq)
+        events.put_nowait(ProbeResult(seq, rtt_ms, "late" if seq in timed_out else "on_time"))
+
+    def on_timeout(seq: int) -> None:
+        if seq not in answered:
+            timed_out.add(seq)
+            settled.add(seq)
+            events.put_nowait(ProbeResult(seq, None, "timeout"))
+
+    method = open_method(target.method)
+    timers: list[asyncio.TimerHandle] = []
+
+    async def send_all() -> None:
+        start = loop.time()
+        for seq in range(count):
+            await asyncio.sleep(max(0.0, start + seq * interval_s - loop.time()))
+            method.send(target, seq, timeout_s, on_reply)
+            timers.append(loop.call_later(timeout_s, on_timeout, seq))
+
+    sender = loop.create_task(send_all())
+    try:
+        while len(settled) < count:
+            yield await events.get()
+        while not events.empty():  # replies that came with the last outcome
+            yield events.get_nowait()
+    finally:
+        sender.cancel()
+        for timer in timers:
+            timer.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        await method.close()

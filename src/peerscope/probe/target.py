@@ -1,0 +1,119 @@
+"""What to probe: a host, a port and a method, parsed from ``HOST[:PORT]``."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from peerscope.core.validation import validate_id, validate_text
+
+Method = Literal["twamp", "icmp", "tcp"]
+METHODS: tuple[Method, ...] = get_args(Method)
+TWAMP_PORT = 8701  # peerscope's reflector port (RFC 5357 leaves the test port to the session)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """One host to probe. ``port`` is None for ICMP, required for TCP.
+
+    ``host`` is an IP address or a name; names are resolved at probe time, asynchronously,
+    so a target follows DNS changes.
+    """
+
+    peer_id: str
+    host: str
+    port: int | None
+    method: Method = "twamp"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_id(self.peer_id)
+        validate_text(self.host, "host")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method == "icmp":
+            if self.port is not None:
+                raise ValueError("port: ICMP has no port")
+        elif (isinstance(self.port, bool) or not isinstance(self.port, int)
+              or not 1 <= self.port <= 65535):
+            raise ValueError(f"port must be 1..65535 for {self.method}, got {self.port!r}")
+        if self.name is not None:
+            validate_text(self.name, "name")
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as a user writes it (IPv6 in brackets), or the host alone."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+    @property
+    def is_literal(self) -> bool:
+        """Whether ``host`` is an IP address (no name to resolve)."""
+        return _is_ip(self.host)
+
+    @classmethod
+    def parse(cls, address: str, *, method: Method = "twamp", peer_id: str | None = None,
+              name: str | None = None) -> ProbeTarget:
+        """Parse ``HOST``, ``HOST:PORT``, ``[IPv6]`` or ``[IPv6]:PORT``.
+
+        TWAMP defaults to port 8701. TCP needs a port: no default could name the service
+        the user means. ICMP takes none. ``peer_id`` defaults to ``method:address``.
+        """
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        host, port = _split(address)
+        if port is None and method == "twamp":
+            port = TWAMP_PORT
+        elif port is None and method == "tcp":
+            raise ValueError(f"address: TCP probes need a port (HOST:PORT), got {address!r}")
+        elif port is not None and method == "icmp":
+            raise ValueError(f"address: ICMP probes take no port, got {address!r}")
+        if _is_ip(host):
+            host = ipaddress.ip_address(host).compressed  # as the kernel reports it in replies
+        target_id = peer_id if peer_id is not None else f"{method}:{address}"
+        try:
+            return cls(target_id, host, port, method, name)
+        except ValueError as error:
+            raise ValueError(f"address {address!r}: {error}") from None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _split(address: str) -> tuple[str, int | None]:
+    if not isinstance(address, str) or not address or not address.isprintable():
+        raise ValueError(f"address must be HOST[:PORT], got {address!r}")
+    if address.startswith("["):
+        host, bracket, rest = address[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"address: expected [IPv6] or [IPv6]:PORT, got {address!r}")
+        _require_ip(host, address, version=6)
+        return host, _port(rest[1:], address) if rest else None
+    if address.count(":") > 1:
+        _require_ip(address, address, version=6)  # a bare IPv6 address, no port
+        return address, None
+    host, colon, port = address.partition(":")
+    if not host or any(char.isspace() or char in "/@?#" for char in host):
+        raise ValueError(f"address: bad host in {address!r}")
+    return host, _port(port, address) if colon else None
+
+
+def _require_ip(host: str, address: str, *, version: int) -> None:
+    try:
+        valid = ipaddress.ip_address(host).version == version
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(f"address: {host!r} is not an IPv{version} address (in {address!r})")
+
+
+def _port(text: str, address: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"address: port must be 1..65535, got {text!r} in {address!r}")
+    return int(text)

@@ -1,0 +1,167 @@
+"""TWAMP-Test packets in unauthenticated mode ("TWAMP Light", RFC 5357 §4.1.2 and §4.2.1).
+
+Sender → reflector (14 octets, then padding)::
+
+    0       4               12      14
+    | seq   | timestamp (t1)| error | padding ...
+
+Reflector → sender (41 octets, then padding)::
+
+    0     4             12    14    16             24           28            36    38    40  41
+    | seq | timestamp t3| err | MBZ | receive ts t2| sender seq | sender ts t1| err | MBZ | TTL |
+
+Timestamps are NTP 64-bit (32 bits of seconds since 1900, 32 bits of fraction). The error
+estimate is RFC 4656's: S (clock synchronised), Z (0: NTP format), 6-bit scale and 8-bit
+multiplier; its multiplier must not be 0. All fields are big-endian.
+
+Only this module knows the layout; it reads no clock and opens no socket.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+NTP_UNIX_OFFSET_S = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+MAX_DATAGRAM = 1472  # UDP payload of a 1500-octet Ethernet frame, IPv4: no fragmentation
+_SENDER = struct.Struct("!IQH")
+_REFLECTOR = struct.Struct("!IQHHQIQHHB")
+SENDER_SIZE = _SENDER.size  # 14
+REFLECTOR_SIZE = _REFLECTOR.size  # 41
+# RFC 5357 §4.2.1: the reflector shortens the padding by the 27 octets its longer header
+# adds, so a sender that pads by 27 gets replies as long as its probes (symmetric sizes).
+SENDER_PADDING = REFLECTOR_SIZE - SENDER_SIZE
+# Not synchronised to UTC, NTP format, scale 22 and multiplier 1: ±2^-10 s, about 1 ms.
+# Round trips subtract timestamps of one clock each, so synchronisation does not matter.
+ERROR_ESTIMATE = (22 << 8) | 1
+TTL_UNKNOWN = 255  # what a reflector reports when it cannot read the probe's IP TTL
+
+_FRACTION = 1 << 32
+_NS = 1_000_000_000
+_ERA = 1 << 32
+_HALF_RANGE = 1 << 63
+_RANGE = 1 << 64
+
+
+def ntp_from_unix_ns(unix_ns: int) -> int:
+    """An NTP 64-bit timestamp from nanoseconds since the Unix epoch (era wraps in 2036)."""
+    seconds, ns = divmod(unix_ns, _NS)
+    fraction = (ns * _FRACTION + _NS // 2) // _NS  # rounded; < 2^32 for every ns < 10^9
+    return (((seconds + NTP_UNIX_OFFSET_S) % _ERA) << 32) | fraction
+
+
+def unix_ns_from_ntp(ntp: int) -> int:
+    """Nanoseconds since the Unix epoch from an NTP timestamp.
+
+    Seconds below 2^31 are read as era 1 (from 2036 on), per RFC 4330 §3, so the range is
+    1968–2104.
+    """
+    seconds, fraction = ntp >> 32, ntp & (_FRACTION - 1)
+    if seconds < 1 << 31:
+        seconds += _ERA
+    return (seconds - NTP_UNIX_OFFSET_S) * _NS + (fraction * _NS + _FRACTION // 2) // _FRACTION
+
+
+def ntp_difference_ms(later: int, earlier: int) -> float:
+    """``later - earlier`` in ms, across an era wrap (timestamps within 68 years)."""
+    delta = (later - earlier + _HALF_RANGE) % _RANGE - _HALF_RANGE
+    return delta * 1000.0 / _FRACTION
+
+
+def _check_size(data: bytes, minimum: int, kind: str) -> None:
+    if len(data) < minimum:
+        raise ValueError(f"{kind} packet too short: {len(data)} octets, need >= {minimum}")
+    if len(data) > MAX_DATAGRAM:
+        raise ValueError(f"{kind} packet too long: {len(data)} octets, max {MAX_DATAGRAM}")
+
+
+def _check_error_estimate(value: int, field_name: str) -> None:
+    if not value & 0xFF:
+        raise ValueError(f"{field_name}: multiplier must not be 0 (RFC 4656), got {value:#06x}")
+
+
+def _check_padding(padding: int, header: int) -> None:
+    if not 0 <= padding <= MAX_DATAGRAM - header:
+        raise ValueError(f"padding must be within 0..{MAX_DATAGRAM - header}, got {padding}")
+
+
+@dataclass(frozen=True, slots=True)
+class SenderPacket:
+    """A probe: the sender's sequence number and its send timestamp (t1)."""
+
+    seq: int
+    timestamp: int
+    error_estimate: int = ERROR_ESTIMATE
+    padding: int = SENDER_PADDING  # octets of zeros after the header
+
+    def encode(self) -> bytes:
+        _check_error_estimate(self.error_estimate, "error_estimate")
+        _check_padding(self.padding, SENDER_SIZE)
+        return _SENDER.pack(self.seq, self.timestamp, self.error_estimate) + bytes(self.padding)
+
+    @classmethod
+    def decode(cls, data: bytes) -> SenderPacket:
+        """Parse a probe; ValueError for a datagram that is not one."""
+        _check_size(data, SENDER_SIZE, "TWAMP-Test sender")
+        seq, timestamp, error_estimate = _SENDER.unpack_from(data)
+        _check_error_estimate(error_estimate, "error_estimate")
+        return cls(seq, timestamp, error_estimate, len(data) - SENDER_SIZE)
+
+
+@dataclass(frozen=True, slots=True)
+class ReflectorPacket:
+    """A reply: the reflector's own seq and send timestamp (t3), its receive timestamp (t2)
+    and the probe's seq, timestamp (t1), error estimate and IP TTL, echoed."""
+
+    seq: int
+    timestamp: int
+    receive_timestamp: int
+    sender_seq: int
+    sender_timestamp: int
+    sender_error_estimate: int
+    sender_ttl: int = TTL_UNKNOWN
+    error_estimate: int = ERROR_ESTIMATE
+    padding: int = 0
+
+    def encode(self) -> bytes:
+        _check_error_estimate(self.error_estimate, "error_estimate")
+        _check_error_estimate(self.sender_error_estimate, "sender_error_estimate")
+        _check_padding(self.padding, REFLECTOR_SIZE)
+        return _REFLECTOR.pack(self.seq, self.timestamp, self.error_estimate, 0,
+                               self.receive_timestamp, self.sender_seq, self.sender_timestamp,
+                               self.sender_error_estimate, 0,
+                               self.sender_ttl) + bytes(self.padding)
+
+    @classmethod
+    def decode(cls, data: bytes) -> ReflectorPacket:
+        """Parse a reply; ValueError for a datagram that is not one."""
+        _check_size(data, REFLECTOR_SIZE, "TWAMP-Test reflector")
+        (seq, timestamp, error_estimate, mbz1, receive_timestamp, sender_seq, sender_timestamp,
+         sender_error_estimate, mbz2, sender_ttl) = _REFLECTOR.unpack_from(data)
+        if mbz1 or mbz2:
+            raise ValueError("TWAMP-Test reflector packet: MBZ (must be zero) fields are not 0")
+        _check_error_estimate(error_estimate, "error_estimate")
+        _check_error_estimate(sender_error_estimate, "sender_error_estimate")
+        return cls(seq, timestamp, receive_timestamp, sender_seq, sender_timestamp,
+                   sender_error_estimate, sender_ttl, error_estimate,
+                   len(data) - REFLECTOR_SIZE)
+
+    def round_trip_ms(self, arrived: int) -> float:
+        """RTT of this reply arriving at NTP time ``arrived`` (t4): (t4 − t1) − (t3 − t2).
+
+        The reflector's time between receiving and sending is taken out, so its own load
+        does not count as network delay. Clamped at 0: the two intervals come from two
+        clocks of different rates, and a sub-resolution round trip can come out negative.
+        """
+        total = ntp_difference_ms(arrived, self.sender_timestamp)
+        held = ntp_difference_ms(self.timestamp, self.receive_timestamp)
+        return max(0.0, total - held)
+
+
+def reply_to(probe: SenderPacket, *, seq: int, received: int, sent: int,
+             ttl: int = TTL_UNKNOWN) -> ReflectorPacket:
+    """The reflector's answer to ``probe``, received at ``received`` and sent at ``sent``."""
+    return ReflectorPacket(
+        seq=seq, timestamp=sent, receive_timestamp=received, sender_seq=probe.seq,
+        sender_timestamp=probe.timestamp, sender_error_estimate=probe.error_estimate,
+        sender_ttl=ttl, padding=max(0, probe.padding - SENDER_PADDING))

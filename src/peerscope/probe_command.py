@@ -1,0 +1,87 @@
+"""``peerscope probe HOST[:PORT]``: probe one host a few times and summarise, like ping."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from typing import Any
+
+import orjson
+
+from peerscope.probe.report import result_line, summarize, summary_lines
+from peerscope.probe.series import ProbeResult, probe_series
+from peerscope.probe.target import METHODS, ProbeTarget
+
+PROGRESS_FROM = 20  # probes in a run from which a TTY gets a progress bar
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("address", metavar="HOST[:PORT]",
+                        help="host to probe; TWAMP defaults to port 8701, TCP needs a port, "
+                             "ICMP takes none; IPv6 as [::1]:8701")
+    parser.add_argument("--count", "-c", type=int, default=5, metavar="N",
+                        help="probes to send (default 5)")
+    parser.add_argument("--interval", "-i", type=float, default=1.0, metavar="S",
+                        help="seconds between probes (default 1.0)")
+    parser.add_argument("--method", "-m", choices=METHODS, default="twamp",
+                        help="twamp (a peerscope agent or any TWAMP Light reflector), icmp "
+                             "(echo; needs ping permission) or tcp (connect time)")
+    parser.add_argument("--timeout", "-W", type=float, default=2.0, metavar="S",
+                        help="seconds to wait for each reply (default 2.0)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object with every result and the summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit status: 0 if anything answered, 1 if every probe was lost, 2 for bad arguments."""
+    try:
+        target = ProbeTarget.parse(args.address, method=args.method)
+        _check(args.count, 1, 1_000_000, "--count")
+        _check(args.interval, 0.001, 3600.0, "--interval")
+        _check(args.timeout, 0.001, 3600.0, "--timeout")
+    except ValueError as error:
+        print(f"peerscope probe: {error}", file=sys.stderr)
+        return 2
+    results = asyncio.run(_collect(target, args))
+    summary = summarize(results, args.count)
+    if args.json:
+        document: dict[str, Any] = {
+            "address": target.address, "method": target.method,
+            "results": [dataclasses.asdict(result) for result in results],
+            "summary": dataclasses.asdict(summary)}
+        sys.stdout.write(orjson.dumps(document).decode() + "\n")
+    else:
+        print("\n".join(summary_lines(target.address, target.method, summary)))
+    return 0 if summary.received else 1
+
+
+def _check(value: float, low: float, high: float, option: str) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{option} must be within {low:g}..{high:g}, got {value:g}")
+
+
+async def _collect(target: ProbeTarget, args: argparse.Namespace) -> list[ProbeResult]:
+    results: list[ProbeResult] = []
+    series = probe_series(target, count=args.count, interval_s=args.interval,
+                          timeout_s=args.timeout)
+    if not args.json:
+        print(f"PROBE {target.address} ({target.method}): {args.count} probes, "
+              f"{args.interval:g} s apart", flush=True)
+    if args.json or args.count < PROGRESS_FROM or not sys.stdout.isatty():
+        async for result in series:
+            results.append(result)
+            if not args.json:
+                print(result_line(result), flush=True)
+        return results
+    from rich.progress import Progress  # only a long run on a terminal draws one
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("probing", total=args.count)
+        async for result in series:
+            results.append(result)
+            progress.console.print(result_line(result), highlight=False)
+            if result.arrival in ("on_time", "timeout"):
+                progress.advance(task)
+    return results
