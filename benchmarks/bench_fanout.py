@@ -133,7 +133,7 @@ def _probed_monitor(peers: int = PEERS, seed: int = 3) -> tuple[Monitor, Callabl
     rng = random.Random(seed)
     # The subscribers never send anything: with the default idle rules they would turn
     # degraded after 15 s and be listed before the probed peers (worst first).
-    settings = Settings(enable_system_metrics=False, metrics_interval=3600.0,
+    settings = Settings(enable_system_metrics=False, metrics_interval=3600.0, reflector_port=0,
                         ws_ping_interval=3600.0,
                         status=StatusRules(degraded_after_idle_s=3600.0,
                                            disconnected_after_idle_s=3600.0))

@@ -45,6 +45,7 @@ import psutil
 
 from benchmarks.children import Child
 from benchmarks.timing import run_alone, up
+from peerscope.config import Settings
 from peerscope.monitor import Monitor
 from peerscope.server import serve as serve_monitor
 
@@ -103,7 +104,8 @@ def _commands(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> Non
 
 
 async def _idle_main(peers: int, serve: bool) -> None:
-    monitor = Monitor()
+    # Defaults, but the probe reflector on a free port: the cases run at the same time.
+    monitor = Monitor(Settings(reflector_port=0))
     loop = asyncio.get_running_loop()
     commands: asyncio.Queue[str] = asyncio.Queue()
     threading.Thread(target=_commands, args=(loop, commands), daemon=True).start()

@@ -11,13 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
+import re
+import select
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -237,3 +243,54 @@ def seeded_monitor(clock: ManualClock) -> Monitor:
 
 def close_to(a: float | None, b: float, rel: float = 1e-9) -> bool:
     return a is not None and math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
+
+
+# --- `peerscope serve` processes -------------------------------------------------------
+
+READY = re.compile(r"^peerscope serving on http://127\.0\.0\.1:(\d+)\b")
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without its PEERSCOPE_* variables, plus ``extra``; the
+    probe reflector on a free port unless ``extra`` says otherwise."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("PEERSCOPE_")}
+    return {**env, "PEERSCOPE_REFLECTOR_PORT": "0", **extra}
+
+
+def start_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "peerscope.cli", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env if env is not None else cli_env())
+
+
+def wait_ready(process: subprocess.Popen[str], timeout: float = 20) -> tuple[str, int]:
+    """The first stdout line (the ready announcement) and the port in it."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([process.stdout], [], [], 0.1)
+        if readable:
+            line = process.stdout.readline()
+            match = READY.match(line)
+            assert match, f"unexpected first line: {line!r}"
+            return line, int(match.group(1))
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}: "
+                                 f"{process.stderr.read() if process.stderr else ''}")
+    raise AssertionError(f"serve did not announce itself within {timeout} s")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    """Started processes; any still running at the end is killed (by its own pid)."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

@@ -17,12 +17,12 @@ def documented_defaults() -> dict[str, str]:
 
 
 def actual_defaults() -> dict[str, object]:
-    settings = Settings()
+    # The fields' own defaults: Settings() would read PEERSCOPE_* variables (conftest sets one).
     found: dict[str, object] = {}
-    for name in Settings.model_fields:
+    for name, field in Settings.model_fields.items():
         if name in ("quality", "status"):
             continue
-        found[name] = getattr(settings, name)
+        found[name] = field.get_default(call_default_factory=True)
     for prefix, group in (("quality", QualityConfig()), ("status", StatusRules())):
         for field in dataclasses.fields(group):
             found[f"{prefix}.{field.name}"] = getattr(group, field.name)

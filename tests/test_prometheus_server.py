@@ -105,7 +105,7 @@ def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
     # A clean environment: PEERSCOPE_* variables of the caller must not change the agent.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PEERSCOPE_")}
     serve = [sys.executable, "-m", "peerscope.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(peerscope_port)]
+             "--port", str(peerscope_port), "--reflector-port", "0"]
     prometheus = [str(PROMETHEUS), f"--config.file={config}",
                   f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                   f"--web.listen-address=127.0.0.1:{prometheus_port}"]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import select
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 
 import httpx
 import orjson
@@ -19,51 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-READY = re.compile(r"^peerscope serving on http://127\.0\.0\.1:(\d+)\b")
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("PEERSCOPE_")}
-    return {**env, **extra}
-
-
-def start_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "peerscope.cli", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=env if env is not None else cli_env())
-
-
-def wait_ready(process: subprocess.Popen[str], timeout: float = 20) -> tuple[str, int]:
-    """The first stdout line (the ready announcement) and the port in it."""
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([process.stdout], [], [], 0.1)
-        if readable:
-            line = process.stdout.readline()
-            match = READY.match(line)
-            assert match, f"unexpected first line: {line!r}"
-            return line, int(match.group(1))
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited with {process.returncode}: "
-                                 f"{process.stderr.read() if process.stderr else ''}")
-    raise AssertionError(f"serve did not announce itself within {timeout} s")
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    """Started processes; any still running at the end is killed (by its own pid)."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+from tests.server_support import cli_env, start_serve, wait_ready
 
 
 def drain(ws: ClientConnection) -> None:

@@ -42,7 +42,8 @@ async def serving(app: ScopeKeeper, *, deflate: bool) -> AsyncIterator[int]:
     try:
         deadline = time.monotonic() + 10
         while not server.started:
-            assert not task.done() and time.monotonic() < deadline
+            assert not task.done()
+            assert time.monotonic() < deadline
             await asyncio.sleep(0.01)
         yield server.servers[0].sockets[0].getsockname()[1]
     finally:
@@ -56,36 +57,36 @@ def text_frame(payload: bytes) -> bytes:
 
 async def test_a_written_frame_reaches_the_client_as_one_text_message():
     app = ScopeKeeper()
-    async with serving(app, deflate=False) as port:
-        async with connect(f"ws://127.0.0.1:{port}/", compression=None) as client:
-            scope = await asyncio.wait_for(app.scopes.get(), 5)
-            write = scope["extensions"][EXTENSION]["write"]
-            big = b'{"n":"' + b"x" * 200_000 + b'"}'
-            assert write(text_frame(b'{"n":1}'), 1 << 20) is True
-            assert write(text_frame(big), 1 << 20) is True
-            assert await asyncio.wait_for(client.recv(), 5) == '{"n":1}'
-            assert await asyncio.wait_for(client.recv(), 5) == big.decode()
+    async with (serving(app, deflate=False) as port,
+                connect(f"ws://127.0.0.1:{port}/", compression=None) as client):
+        scope = await asyncio.wait_for(app.scopes.get(), 5)
+        write = scope["extensions"][EXTENSION]["write"]
+        big = b'{"n":"' + b"x" * 200_000 + b'"}'
+        assert write(text_frame(b'{"n":1}'), 1 << 20) is True
+        assert write(text_frame(big), 1 << 20) is True
+        assert await asyncio.wait_for(client.recv(), 5) == '{"n":1}'
+        assert await asyncio.wait_for(client.recv(), 5) == big.decode()
 
 
 async def test_a_full_send_buffer_refuses_the_frame_instead_of_growing():
     """A reader that does not read: once the kernel's buffers are full, frames wait in the
     transport, and past the limit the writer says no rather than buffer more."""
     app = ScopeKeeper()
-    async with serving(app, deflate=False) as port:
-        async with connect(f"ws://127.0.0.1:{port}/", compression=None,
-                           max_size=None, max_queue=1, close_timeout=0.5) as client:
-            scope = await asyncio.wait_for(app.scopes.get(), 5)
-            write = scope["extensions"][EXTENSION]["write"]
-            frame = text_frame(b'"' + b"y" * 1_000_000 + b'"')
-            limit = 3 * len(frame)
-            outcomes = [write(frame, limit) for _ in range(200)]
-            # Some went out, then the writer refused: 200 MB were not queued in memory.
-            assert outcomes[0] is True
-            assert outcomes.count(False) > 100
-            refused_at = outcomes.index(False)
-            assert all(not ok for ok in outcomes[refused_at:])
-            # The client still gets whole, valid frames.
-            assert len(await asyncio.wait_for(client.recv(), 5)) == 1_000_002
+    async with (serving(app, deflate=False) as port,
+                connect(f"ws://127.0.0.1:{port}/", compression=None, max_size=None,
+                        max_queue=1, close_timeout=0.5) as client):
+        scope = await asyncio.wait_for(app.scopes.get(), 5)
+        write = scope["extensions"][EXTENSION]["write"]
+        frame = text_frame(b'"' + b"y" * 1_000_000 + b'"')
+        limit = 3 * len(frame)
+        outcomes = [write(frame, limit) for _ in range(200)]
+        # Some went out, then the writer refused: 200 MB were not queued in memory.
+        assert outcomes[0] is True
+        assert outcomes.count(False) > 100
+        refused_at = outcomes.index(False)
+        assert all(not ok for ok in outcomes[refused_at:])
+        # The client still gets whole, valid frames.
+        assert len(await asyncio.wait_for(client.recv(), 5)) == 1_000_002
 
 
 async def test_a_closing_connection_refuses_frames():
@@ -103,8 +104,7 @@ async def test_a_compressed_connection_gets_no_writer(offered: bool):
     """With permessage-deflate agreed, each connection compresses its own frames: the
     shared uncompressed frame must not be written to it, so the extension is not offered."""
     app = ScopeKeeper()
-    async with serving(app, deflate=True) as port:
-        async with connect(f"ws://127.0.0.1:{port}/",
-                           compression="deflate" if offered else None):
-            scope = await asyncio.wait_for(app.scopes.get(), 5)
-            assert (EXTENSION in scope["extensions"]) is not offered
+    async with serving(app, deflate=True) as port, connect(f"ws://127.0.0.1:{port}/",
+                       compression="deflate" if offered else None):
+        scope = await asyncio.wait_for(app.scopes.get(), 5)
+        assert (EXTENSION in scope["extensions"]) is not offered

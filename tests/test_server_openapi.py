@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -92,7 +93,11 @@ async def test_every_api_path_has_a_response_model(live: LiveServer):
             continue
         for method, operation in operations.items():
             where = f"{method.upper()} {path}"
-            ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            if method == "delete":  # 204: nothing to describe
+                assert set(operation["responses"]) >= {"204", "404", "422"}, where
+                continue
+            success = "201" if method == "post" else "200"
+            ok = operation["responses"][success]["content"]["application/json"]["schema"]
             model = resolve(document, ok)
             assert model.get("type") == "object", where
             assert model.get("properties"), f"{where}: empty 200 schema"
@@ -113,10 +118,16 @@ async def test_every_api_path_has_a_response_model(live: LiveServer):
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         live: LiveServer, tmp_path: Path):
     """Every check schemathesis has, over generated valid and invalid requests, ~25 per
-    operation, then its stateful phase; any finding fails the test."""
+    operation, then its stateful phase; any finding fails the test.
+
+    Except ``POST /api/peers``: every accepted request would send real probes to the
+    generated address, and tests send traffic only to loopback. tests/test_server_peers.py
+    covers it (valid peers, each invalid field named, 409, 404, the token).
+    """
     st = Path(sys.executable).with_name("st")
     process = await asyncio.create_subprocess_exec(
         str(st), "run", f"{live.url}/openapi.json", "--checks", "all", "--max-examples", "25",
+        "--exclude-operation-id", "add_probed_api_peers_post",
         "--request-timeout", "10", "--no-color", cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
@@ -127,8 +138,13 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
             await process.wait()
     report = output.decode(errors="replace")
     assert process.returncode == 0, report[-6000:]
-    assert "No issues found" in report, report[-6000:]
-    assert "11 selected" in report
+    # DELETE /api/peers/{id} only ever sees unknown ids (nothing is POSTed), which
+    # schemathesis reports as a warning; a warning is not a finding.
+    counts = re.search(r"(\d+) generated, (\d+) passed\n", report)
+    assert counts is not None, report[-6000:]
+    assert counts[1] == counts[2], report[-6000:]
+    assert "Failures:" not in report, report[-6000:]
+    assert "13 selected" in report
 
 
 async def test_with_a_token_the_bearer_scheme_and_401_are_documented():

@@ -10,8 +10,10 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from pydantic import ValidationError
+
 from peerscope import __version__, probe_command
-from peerscope.config import Settings, SettingsError
+from peerscope.config import PeerSpec, Settings, SettingsError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="TOML settings file")
     serve.add_argument("--token", help="bearer token required by REST and /ws "
                                        "(needed to bind beyond loopback)")
+    serve.add_argument("--peer", action="append", default=[], metavar="HOST[:PORT]",
+                       help="probe this peerscope agent (TWAMP, default port 8701); "
+                            "repeatable; more kinds in [[peers]] of the config file")
+    serve.add_argument("--reflector-port", type=int, metavar="PORT",
+                       help="UDP port answering other agents' probes (default 8701; "
+                            "0 picks a free one)")
+    serve.add_argument("--no-reflector", action="store_true",
+                       help="do not answer other agents' probes")
     demo = commands.add_parser(
         "demo", help="live table of simulated peers and this host's real metrics")
     demo.add_argument("--config", metavar="FILE", help="TOML settings file")
@@ -52,13 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_interval is not None:
         overrides["metrics_interval"] = args.metrics_interval
     if args.command == "serve":
-        for name in ("host", "port", "token"):
+        for name in ("host", "port", "token", "reflector_port"):
             if getattr(args, name) is not None:
                 overrides[name] = getattr(args, name)
         if args.no_monitoring:
             overrides["enable_system_metrics"] = False
+        if args.no_reflector:
+            overrides["reflector_enabled"] = False
     try:
         settings = Settings.load(args.config, **overrides)
+        if args.command == "serve" and args.peer:
+            settings = settings.model_copy(
+                update={"peers": [*settings.peers, *map(_peer_argument, args.peer)]})
     except SettingsError as error:
         print(f"peerscope: {error}", file=sys.stderr)
         return 2
@@ -72,12 +87,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _peer_argument(address: str) -> PeerSpec:
+    try:
+        return PeerSpec(address=address)
+    except ValidationError as error:
+        raise SettingsError(f"--peer {address!r}: " + "; ".join(
+            item["msg"].removeprefix("Value error, ") for item in error.errors())) from None
+
+
 def _serve(settings: Settings) -> int:
     from peerscope.monitor import Monitor
     from peerscope.server import serve
 
+    monitor = Monitor(settings)
+
     def ready(url: str) -> None:
         print(f"peerscope serving on {url} (API docs at {url}/docs)", flush=True)
+        reflector = getattr(monitor.app.state, "reflector", None)
+        if reflector is not None:
+            print(f"answering TWAMP Light probes on UDP {settings.reflector_host}:"
+                  f"{reflector.port}", flush=True)
+        if settings.peers:
+            print(f"probing {len(settings.peers)} peer(s) every {settings.probe_interval:g} s",
+                  flush=True)
 
     def terminate(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)
@@ -86,7 +118,7 @@ def _serve(settings: Settings) -> int:
     # action that would end the process with status -15 after a clean shutdown.
     signal.signal(signal.SIGTERM, terminate)
     try:
-        asyncio.run(serve(Monitor(settings), on_ready=ready))
+        asyncio.run(serve(monitor, on_ready=ready))
     except SettingsError as error:
         print(f"peerscope: {error}", file=sys.stderr)
         return 2

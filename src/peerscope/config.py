@@ -10,7 +10,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,12 +27,46 @@ from pydantic_settings import (
 )
 
 from peerscope.core.quality import QualityConfig, StatusRules
+from peerscope.core.validation import validate_id, validate_text
+from peerscope.probe.target import TWAMP_PORT, Method, ProbeTarget
 
 _config_file: ContextVar[Path | None] = ContextVar("peerscope_config_file", default=None)
 
 
 class SettingsError(ValueError):
     """Invalid settings; the message has one line per offending field."""
+
+
+class PeerSpec(BaseModel):
+    """A peer to probe: a ``[[peers]]`` table in TOML, ``--peer`` or ``POST /api/peers``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Declared before ``address``, whose check reads them.
+    id: str | None = Field(None, description="Peer id (default: METHOD:ADDRESS).")
+    name: str | None = Field(None, description="Display name.")
+    method: Method = Field("twamp", description="twamp (a peerscope agent), icmp or tcp.")
+    address: str = Field(description="HOST, HOST:PORT, [IPv6] or [IPv6]:PORT.")
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str | None) -> str | None:
+        return None if value is None else validate_id(value, "id")
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str | None) -> str | None:
+        return None if value is None else validate_text(value, "name")
+
+    @field_validator("address")
+    @classmethod
+    def _parses(cls, value: str, info: ValidationInfo) -> str:
+        ProbeTarget.parse(value, method=info.data.get("method", "twamp"))
+        return value
+
+    def target(self) -> ProbeTarget:
+        return ProbeTarget.parse(self.address, method=self.method, peer_id=self.id,
+                                 name=self.name)
 
 
 class Settings(BaseSettings):
@@ -77,6 +119,20 @@ class Settings(BaseSettings):
         50.0, gt=0, description="WebSocket messages a client may send per second.")
     ws_ping_interval: float = Field(
         5.0, gt=0, description="Seconds between the server's RTT pings to each WS client.")
+    reflector_enabled: bool = Field(
+        True, description="Answer TWAMP Light probes from other agents (serve only).")
+    reflector_host: str = Field(
+        "127.0.0.1", min_length=1, description="Address the probe reflector binds (UDP).")
+    reflector_port: int = Field(
+        TWAMP_PORT, ge=0, le=65535, description="UDP port of the probe reflector.")
+    probe_interval: float = Field(
+        1.0, ge=0.001, le=3600, description="Seconds between probe rounds to each peer.")
+    probe_count: int = Field(
+        1, ge=1, le=100, description="Probes per round to each peer, evenly spaced.")
+    probe_timeout: float = Field(
+        2.0, ge=0.001, le=3600, description="Seconds before an unanswered probe is lost.")
+    peers: list[PeerSpec] = Field(
+        default_factory=list, description="Peers to probe ([[peers]] tables).")
     quality: QualityConfig = Field(
         default_factory=QualityConfig, description="Quality score weights and thresholds.")
     status: StatusRules = Field(

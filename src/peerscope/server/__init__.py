@@ -11,7 +11,10 @@ from typing import Any
 
 import uvicorn
 
+from peerscope.config import Settings, SettingsError
 from peerscope.monitor import Monitor
+from peerscope.probe.prober import Prober
+from peerscope.probe.reflector import Reflector
 from peerscope.server.app import create_app
 from peerscope.server.auth import check_bind
 from peerscope.server.direct import DirectWebSocketProtocol
@@ -24,9 +27,11 @@ async def serve(monitor: Monitor, *, host: str | None = None, port: int | None =
                 on_ready: Callable[[str], None] | None = None) -> None:
     """Serve ``monitor``'s API in the running event loop until SIGINT/SIGTERM or cancel.
 
-    Starts the Monitor if it is not running (and stops it again on the way out). Refuses
-    to bind beyond loopback without a token. ``on_ready`` gets the base URL once listening
-    (with the real port when ``port`` is 0).
+    This is the agent: it also answers TWAMP Light probes on ``reflector_port`` (unless
+    ``reflector_enabled`` is off) and probes the configured ``peers``. Starts the Monitor if
+    it is not running (and stops it again on the way out). Refuses to bind beyond loopback
+    without a token. ``on_ready`` gets the base URL once listening (with the real port when
+    ``port`` is 0).
     """
     settings = monitor.settings.model_copy(
         update={key: value for key, value in (("host", host), ("port", port))
@@ -34,23 +39,43 @@ async def serve(monitor: Monitor, *, host: str | None = None, port: int | None =
     check_bind(settings)
     config = uvicorn_config(monitor, settings.host, settings.port)
     server = QuietServer(config)
-    started_monitor = not monitor.is_running
-    if started_monitor:
-        await monitor.start()
-    announcer = asyncio.create_task(_announce(server, on_ready)) if on_ready else None
-    serving = asyncio.create_task(server.serve())
+    prober: Prober = monitor.app.state.prober
+    for spec in settings.peers:
+        prober.add(spec.target())
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.reflector_enabled:
+            reflector = Reflector()
+            await _start_reflector(reflector, settings)
+            stack.callback(reflector.stop)
+            monitor.app.state.reflector = reflector
+            stack.callback(delattr, monitor.app.state, "reflector")
+        if not monitor.is_running:
+            await monitor.start()
+            stack.push_async_callback(monitor.stop)
+        await prober.start()
+        stack.push_async_callback(prober.stop)
+        if on_ready is not None:
+            announcer = asyncio.create_task(_announce(server, on_ready))
+            stack.callback(announcer.cancel)
+        serving = asyncio.create_task(server.serve())
+        try:
+            await asyncio.shield(serving)
+        except asyncio.CancelledError:
+            # Cancelled by our caller: let uvicorn close its sockets and connections first.
+            server.stop()
+            await serving
+            raise
+
+
+async def _start_reflector(reflector: Reflector, settings: Settings) -> None:
     try:
-        await asyncio.shield(serving)
-    except asyncio.CancelledError:
-        # Cancelled by our caller: let uvicorn close its sockets and connections first.
-        server.stop()
-        await serving
-        raise
-    finally:
-        if announcer is not None:
-            announcer.cancel()
-        if started_monitor:
-            await monitor.stop()
+        await reflector.start(settings.reflector_host, settings.reflector_port)
+    except OSError as error:
+        raise SettingsError(
+            f"reflector_port: cannot answer probes on UDP {settings.reflector_host}:"
+            f"{settings.reflector_port}: {error.strerror or error}; set another "
+            "reflector_port (PEERSCOPE_REFLECTOR_PORT) or reflector_enabled = false"
+        ) from None
 
 
 class QuietServer(uvicorn.Server):
@@ -94,7 +119,7 @@ def uvicorn_config(monitor: Monitor, host: str, port: int, **overrides: Any) -> 
         # Takes each tick's frame ready-made, so it is written to every subscriber in one loop.
         "ws": DirectWebSocketProtocol,
     }
-    return uvicorn.Config(create_app(monitor), host=host, port=port,
+    return uvicorn.Config(monitor.app, host=host, port=port,
                           **{**options, **overrides})
 
 

@@ -13,15 +13,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from peerscope import __version__
 from peerscope.events import Event, MetricsTick
 from peerscope.export.prometheus import render
 from peerscope.monitor import Monitor
+from peerscope.probe.prober import Prober
 from peerscope.server.auth import TokenGuard
 from peerscope.server.broadcast import Broadcaster
-from peerscope.server.rest import build_router
+from peerscope.server.peers import build_peers_router
+from peerscope.server.rest import api_errors, build_router
 from peerscope.server.ws import metrics_socket
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -75,6 +78,15 @@ def _error(status: int, detail: Any) -> JSONResponse:
                         status_code=status)
 
 
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route serves at this request's path."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(scope)[0] != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def create_app(monitor: Monitor) -> FastAPI:
     """The API over ``monitor``. Mounted in another app, start the Monitor yourself."""
     settings = monitor.settings
@@ -90,12 +102,22 @@ def create_app(monitor: Monitor) -> FastAPI:
                   description="Connection quality and performance of a networked server.")
     app.include_router(build_router(monitor, broadcaster, token_required=guard.required),
                        dependencies=guard.dependencies)
+    # Started by serve(), or by the first POST /api/peers when the app is mounted elsewhere.
+    prober = Prober(monitor, interval_s=settings.probe_interval, count=settings.probe_count,
+                    timeout_s=settings.probe_timeout)
+    app.state.prober = prober
+    app.include_router(build_peers_router(prober, api_errors(guard.required)),
+                       dependencies=guard.dependencies)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         response = _error(error.status_code, error.detail)
         for name, value in (error.headers or {}).items():
             response.headers[name] = value
+        if error.status_code == 405:
+            # Starlette names only the first route with this path; GET and POST /api/peers
+            # are two routes.
+            response.headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -44,20 +44,22 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.ErrorBody, "description": "Unknown peer"},
 }
-_PEERS_PATH = "/metrics/peers/"
+METRICS_PEERS_PATH = "/metrics/peers/"
 
 
-def raw_peer_id(request: Request, suffix: str) -> str | None:
-    """The peer id as the client sent it, with any "%2F" kept inside the id.
+def raw_peer_id(request: Request, suffix: str, *, after: str = METRICS_PEERS_PATH,
+                ) -> str | None:
+    """The peer id as the client sent it (the path part after ``after``), with any "%2F"
+    kept inside the id.
 
     None if the raw path does not end in ``suffix`` (the suffix was part of the id).
     """
     raw = request.scope.get("raw_path") or request.url.path.encode()
     path = raw.decode("latin-1").partition("?")[0]
-    start = path.find(_PEERS_PATH)
+    start = path.find(after)
     if start < 0:
         return None
-    tail = path[start + len(_PEERS_PATH):]
+    tail = path[start + len(after):]
     if suffix:
         if not tail.endswith(suffix):
             return None
@@ -82,10 +84,14 @@ def as_points(points: list[tuple[float, float]], step: float | None) -> list[dic
     return [{"timestamp": t, "value": v} for t, v in shown]
 
 
+def api_errors(token_required: bool) -> dict[int | str, dict[str, Any]]:
+    """The errors any API path may answer with."""
+    return {**INVALID, **(UNAUTHORIZED if token_required else {})}
+
+
 def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
                  token_required: bool) -> APIRouter:
-    errors = {**INVALID, **(UNAUTHORIZED if token_required else {})}
-    router = APIRouter(prefix="/api", responses=errors)
+    router = APIRouter(prefix="/api", responses=api_errors(token_required))
     seed = MetricsCollector(monitor=monitor)
 
     async def peer_summary(entry: dict[str, Any], window: float | None,
@@ -223,9 +229,13 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
         return monitor.last_message or monitor.snapshot()
 
     @router.get("/health", response_model=schemas.Health, summary="Is peerscope up?")
-    async def health() -> dict[str, Any]:
+    async def health(request: Request) -> dict[str, Any]:
+        # Set by serve(): a mounted app answers no probes.
+        reflector = getattr(request.app.state, "reflector", None)
         return {"status": "ok", "version": __version__, "monitor_running": monitor.is_running,
                 "uptime_seconds": monitor.server_stats().uptime_seconds,
-                "peers": len(monitor.peer_ids), "websocket_subscribers": len(broadcaster)}
+                "peers": len(monitor.peer_ids), "websocket_subscribers": len(broadcaster),
+                "probed_peers": len(request.app.state.prober.targets()),
+                "reflector_port": reflector.port if reflector is not None else None}
 
     return router

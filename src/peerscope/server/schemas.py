@@ -202,3 +202,19 @@ class Health(BaseModel):
     uptime_seconds: float
     peers: int
     websocket_subscribers: int
+    probed_peers: int = Field(description="Peers this agent probes (GET /api/peers).")
+    reflector_port: int | None = Field(
+        description="UDP port answering TWAMP Light probes; null when not answering.")
+
+
+class ProbedPeer(BaseModel):
+    """A peer this agent probes."""
+
+    id: str
+    name: str | None
+    address: str = Field(description="HOST:PORT as probed (the host alone for ICMP).")
+    method: str = Field(description="twamp, icmp or tcp.")
+
+
+class ProbedPeers(BaseModel):
+    peers: list[ProbedPeer]
