@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -13,16 +14,23 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
                           text=True, timeout=timeout, env=env, check=False)
 
 
-def test_demo_shows_simulated_peers_and_real_host():
-    result = run_cli("demo", "--duration", "3", "--seed", "7", "--metrics-interval", "0.5")
+def test_demo_serves_and_measures_simulated_peers_for_real():
+    result = run_cli("demo", "--duration", "4", "--seed", "7", "--metrics-interval", "0.5",
+                     "--port", "0", "--reflector-port", "0")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "peers simulated in this process, host metrics real" in out
+    url = re.search(r"dashboard at (http://127\.0\.0\.1:\d+)/", out)
+    assert url is not None, out
+    assert "simulated on this machine" in out
+    assert "measured for real" in out
     for name in ("LAN box (simulated)", "Frankfurt (simulated)", "Virginia (simulated)",
                  "Busy Wi-Fi (simulated)", "Flaky link (simulated)"):
         assert name in out
-    assert "simulated=true" in out
-    assert " ms " in out
+    assert "probe_method=twamp" in out
+    # Virginia's reflector holds each reply 95 ± 6 ms: its measured latency shows that.
+    virginia = next(line for line in out.splitlines()[::-1] if "Virginia" in line)
+    latency = float(re.search(r"(\d+\.\d+) ms", virginia)[1])  # type: ignore[index]
+    assert 85 < latency < 110, virginia
     assert "connected" in out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import sys
 from collections.abc import Sequence
@@ -49,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, metavar="S",
                       help="stop after S seconds (default: run until Ctrl-C)")
     demo.add_argument("--seed", type=int, help="random seed for the simulated peers")
+    demo.add_argument("--port", type=int,
+                      help="HTTP port of the dashboard and API (default 8700; 0 picks one)")
+    demo.add_argument("--reflector-port", type=int, metavar="PORT",
+                      help="UDP port answering other agents' probes (default 8701)")
     probe_command.add_arguments(commands.add_parser(
         "probe", help="probe one host (TWAMP, ICMP or TCP) and summarise, like ping"))
     return parser
@@ -61,10 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides: dict[str, object] = {}
     if args.metrics_interval is not None:
         overrides["metrics_interval"] = args.metrics_interval
+    for name in ("host", "port", "token", "reflector_port"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
     if args.command == "serve":
-        for name in ("host", "port", "token", "reflector_port"):
-            if getattr(args, name) is not None:
-                overrides[name] = getattr(args, name)
         if args.no_monitoring:
             overrides["enable_system_metrics"] = False
         if args.no_reflector:
@@ -82,8 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from peerscope.demo import run_demo
 
-        with contextlib.suppress(KeyboardInterrupt):
+        try:
             asyncio.run(run_demo(settings, duration=args.duration, seed=args.seed))
+        except SettingsError as error:
+            print(f"peerscope: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
