@@ -16,7 +16,9 @@ apart because the sender treats them oppositely:
 - ``loss_percent``: probes dropped on the path, counted in ``dropped``.
 
 Replies are held with ``loop.call_later``, never by blocking. Datagrams that are not
-TWAMP-Test probes get no answer and are counted in ``rejected``. The IP TTL of probes is
+TWAMP-Test probes get no answer and are counted in ``rejected``; so do probes shorter than
+the reply would be (RFC 5357 asks senders to pad by 27 octets), so that reflecting never
+amplifies traffic toward a forged source address. The IP TTL of probes is
 not available to an asyncio datagram socket, so replies report 255 (unknown).
 """
 
@@ -29,7 +31,7 @@ from collections import deque
 from typing import Literal, cast
 
 from peerscope.core.validation import validate_number
-from peerscope.probe.twamp import SenderPacket, ntp_from_unix_ns, reply_to
+from peerscope.probe.twamp import REFLECTOR_SIZE, SenderPacket, ntp_from_unix_ns, reply_to
 
 Distribution = Literal["uniform", "normal"]
 DEFAULT_PORT = 8701
@@ -106,6 +108,9 @@ class Reflector(asyncio.DatagramProtocol):
         try:
             probe = SenderPacket.decode(data)
         except ValueError:
+            self.rejected += 1
+            return
+        if len(data) < REFLECTOR_SIZE:
             self.rejected += 1
             return
         if self.loss_percent and self._rng.random() * 100.0 < self.loss_percent:

@@ -28,8 +28,8 @@ class ProbeTarget:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        validate_id(self.peer_id)
         validate_text(self.host, "host")
+        validate_id(self.peer_id)
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.method == "icmp":
