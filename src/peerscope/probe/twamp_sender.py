@@ -1,8 +1,10 @@
 """The TWAMP Light sender: probes out, replies matched back to their probe by seq.
 
 One UDP socket per address family serves every target, so probing 1,000 peers costs two
-file descriptors. Replies are matched by (reflector address, sender seq) and must come from
-the address the probe went to; anything else is dropped and counted.
+file descriptors. The seq on the wire is the sender's own counter, not the caller's: many
+targets may share one reflector address, and each probe to it must be told apart. Replies
+are matched by (reflector address, wire seq), so they must come from the address the probe
+went to; anything else is dropped and counted.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class TwampSender:
         self._sockets: dict[int, _Socket] = {}
         self._opening: dict[int, asyncio.Future[_Socket]] = {}
         self._sent: OrderedDict[Key, _Sent] = OrderedDict()
+        self._wire_seq = 0
         self._background = Background()
         self.errors = 0  # send failures and ICMP errors on the sockets
         self.rejected = 0  # datagrams that are not TWAMP-Test replies
@@ -113,8 +116,9 @@ class TwampSender:
                   seq: int, on_reply: ReplyHandler) -> None:
         now = asyncio.get_running_loop().time()
         self._forget_before(now - self._remember_s)
-        self._sent[(address[0], address[1], seq & _SEQ_MASK)] = _Sent(seq, now, on_reply)
-        packet = SenderPacket(seq & _SEQ_MASK, ntp_from_unix_ns(time.time_ns()))
+        wire_seq = self._wire_seq = (self._wire_seq + 1) & _SEQ_MASK
+        self._sent[(address[0], address[1], wire_seq)] = _Sent(seq, now, on_reply)
+        packet = SenderPacket(wire_seq, ntp_from_unix_ns(time.time_ns()))
         try:
             transport.sendto(packet.encode(), address)
         except OSError:
