@@ -60,7 +60,8 @@ def test_lines_and_summary_like_ping(reflector_port):
                            r"jitter ([\d.]+) ms", lines[8])
     assert figures is not None, lines[8]
     low, average, high = (float(figures.group(i)) for i in (1, 2, 3))
-    assert low == min(rtts) and high == max(rtts)
+    assert low == min(rtts)
+    assert high == max(rtts)
     assert average == pytest.approx(sum(rtts) / 5, abs=0.002)
     assert re.fullmatch(r"quality \d+\.\d \((excellent|good), grade [AB]\), MOS 4\.\d\d",
                         lines[9]), lines[9]

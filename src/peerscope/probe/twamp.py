@@ -12,7 +12,8 @@ Reflector → sender (41 octets, then padding)::
 
 Timestamps are NTP 64-bit (32 bits of seconds since 1900, 32 bits of fraction). The error
 estimate is RFC 4656's: S (clock synchronised), Z (0: NTP format), 6-bit scale and 8-bit
-multiplier; its multiplier must not be 0, and Z must be 0 (PTP format is not spoken). All fields are big-endian.
+multiplier; its multiplier must not be 0, and Z must be 0 (PTP format is not spoken). All
+fields are big-endian.
 
 Only this module knows the layout; it reads no clock and opens no socket.
 """
