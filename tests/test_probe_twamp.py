@@ -21,6 +21,7 @@ from peerscope.probe.twamp import (
     reply_to,
     unix_ns_from_ntp,
 )
+from peerscope.probe.twamp_sender import encode_probe
 
 u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
@@ -147,3 +148,8 @@ def test_round_trip_subtracts_the_reflector_hold():
     assert reply.round_trip_ms(t1 + 30 * ms) == pytest.approx(10.0, abs=1e-5)
     # A reflector clock running fast cannot make the RTT negative.
     assert reply.round_trip_ms(t1 + 10 * ms) == 0.0
+
+
+@given(u32, u64)
+def test_the_senders_fast_encoding_is_the_codecs(seq, timestamp):
+    assert encode_probe(seq, timestamp) == SenderPacket(seq, timestamp).encode()
