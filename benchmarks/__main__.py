@@ -7,13 +7,14 @@ from benchmarks import (
     bench_idle,
     bench_memory,
     bench_metrics_render,
+    bench_probe,
     bench_record,
     bench_snapshot,
 )
 from benchmarks.timing import flags, machine
 
 MODULES = (bench_record, bench_snapshot, bench_memory, bench_metrics_render, bench_fanout,
-           bench_idle)
+           bench_idle, bench_probe)
 
 
 def main(argv: list[str] | None = None) -> None:

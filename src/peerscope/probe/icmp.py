@@ -9,13 +9,10 @@ every probe goes unanswered (the peer shows as lost, then disconnected); nothing
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
 import socket
-import struct
-import time
 from typing import Any
 
 from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket
@@ -23,10 +20,9 @@ from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
 from peerscope.probe.method import Background, ReplyHandler, resolve
 from peerscope.probe.target import ProbeTarget
+from peerscope.probe.udp import enable_timestamps, kernel_arrival_ns
 
 logger = logging.getLogger(__name__)
-SO_TIMESTAMPNS = 35  # Linux; Python's socket module does not name it
-_TIMESPEC = struct.Struct("@qq")
 _ECHO_REPLY = (0, 129)  # ICMPv4 and ICMPv6 echo reply types
 _SOCKETS: dict[int, Any] = {socket.AF_INET: ICMPv4Socket,
                                            socket.AF_INET6: ICMPv6Socket}
@@ -78,8 +74,7 @@ class IcmpPinger:
             icmp.blocking = False
             # Like ping, take the reply's arrival time from the kernel: the event loop may
             # see the datagram later, and that wait is not network time.
-            with contextlib.suppress(OSError):
-                icmp.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            enable_timestamps(icmp.sock)
             request = ICMPRequest(destination=ip, id=next(self._ids) & 0xFFFF,
                                   sequence=seq & 0xFFFF)
             async with asyncio.timeout(timeout_s):
@@ -111,11 +106,7 @@ async def _echo_reply(icmp: Any, request: Any) -> float:
             except OSError as error:
                 arrived.set_exception(error)
                 return
-            at = time.time()
-            for level, kind, data in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    seconds, ns = _TIMESPEC.unpack_from(data)
-                    at = seconds + ns / 1e9
+            at = kernel_arrival_ns(ancillary) / 1e9
             # icmplib knows where the ICMP header starts (raw sockets include the IP one).
             reply = icmp._parse_reply(packet, None, at)
             if (reply is not None and reply.id == request.id

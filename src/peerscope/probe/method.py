@@ -32,14 +32,17 @@ async def resolve(target: ProbeTarget, kind: socket.SocketKind) -> tuple[int, tu
     OSError (socket.gaierror) when the name does not resolve.
     """
     port = target.port or 0
-    if target.is_literal:
-        family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
-        return family, (target.host, port)
+    if target.ip_version is not None:
+        return family_of(target.ip_version), (target.host, port)
     infos = await asyncio.get_running_loop().getaddrinfo(target.host, port, type=kind)
     if not infos:
         raise OSError(f"{target.host!r} has no address")
     family, _, _, _, sockaddr = infos[0]
     return family, (str(sockaddr[0]), int(sockaddr[1]))
+
+
+def family_of(ip_version: int) -> int:
+    return socket.AF_INET6 if ip_version == 6 else socket.AF_INET
 
 
 class Background:

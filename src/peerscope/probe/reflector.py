@@ -1,8 +1,9 @@
 """The TWAMP Light reflector: answers every TWAMP-Test probe on a UDP port (8701 by default).
 
-The reply carries the time the probe arrived (receive timestamp, taken as the datagram is
-handed over) and the time the reply leaves (timestamp, taken just before ``sendto``), so the
-sender subtracts the reflector's own processing time from the round trip.
+The reply carries the time the probe arrived (receive timestamp: the kernel's arrival stamp,
+see peerscope.probe.udp) and the time the reply leaves (timestamp, taken just before
+``sendto``), so the sender subtracts the reflector's own processing time, the wait for its
+event loop included, from the round trip.
 
 For demos and tests it can also act out a network path, and two kinds of delay are kept
 apart because the sender treats them oppositely:
@@ -16,7 +17,9 @@ apart because the sender treats them oppositely:
 - ``loss_percent``: probes dropped on the path, counted in ``dropped``.
 
 Replies are held with ``loop.call_later``, never by blocking. Datagrams that are not
-TWAMP-Test probes get no answer and are counted in ``rejected``. The IP TTL of probes is
+TWAMP-Test probes get no answer and are counted in ``rejected``; so do probes shorter than
+the reply would be (RFC 5357 asks senders to pad by 27 octets), so that reflecting never
+amplifies traffic toward a forged source address. The IP TTL of probes is
 not available to an asyncio datagram socket, so replies report 255 (unknown).
 """
 
@@ -24,19 +27,21 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import time
 from collections import deque
-from typing import Literal, cast
+from typing import Literal
 
 from peerscope.core.validation import validate_number
-from peerscope.probe.twamp import SenderPacket, ntp_from_unix_ns, reply_to
+from peerscope.probe.twamp import REFLECTOR_SIZE, SenderPacket, ntp_from_unix_ns, reply_to
+from peerscope.probe.udp import Address, UdpEndpoint
 
 Distribution = Literal["uniform", "normal"]
 DEFAULT_PORT = 8701
 _SEQ_MASK = 0xFFFFFFFF
 
 
-class Reflector(asyncio.DatagramProtocol):
+class Reflector:
     """Reflects TWAMP-Test probes: ``await reflector.start()``, ``reflector.stop()``."""
 
     def __init__(self, *, network_delay_ms: float = 0.0, jitter_ms: float = 0.0,
@@ -58,7 +63,7 @@ class Reflector(asyncio.DatagramProtocol):
         self.reflected = 0
         self.rejected = 0
         self.dropped = 0
-        self._transport: asyncio.DatagramTransport | None = None
+        self._endpoint: UdpEndpoint | None = None
         self._seq = 0
         self._held: dict[int, asyncio.TimerHandle] = {}
         self._held_ids = 0
@@ -71,12 +76,13 @@ class Reflector(asyncio.DatagramProtocol):
         """Bind and start answering; returns the bound port (``port=0`` picks a free one)."""
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be 0..65535, got {port!r}")
-        if self._transport is not None:
+        if self._endpoint is not None:
             raise RuntimeError("reflector already started")
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
-        assert self._transport is not None
-        self.port = int(self._transport.get_extra_info("sockname")[1])
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port,
+                                                             type=socket.SOCK_DGRAM)
+        family, _, _, _, address = infos[0]
+        self._endpoint = UdpEndpoint(family, self._received, bind=(str(address[0]), port))
+        self.port = self._endpoint.port
         return self.port
 
     def stop(self) -> None:
@@ -84,28 +90,27 @@ class Reflector(asyncio.DatagramProtocol):
         for handle in self._held.values():
             handle.cancel()
         self._held.clear()
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._endpoint is not None:
+            self._endpoint.close()
+            self._endpoint = None
 
     async def __aenter__(self) -> Reflector:
-        if self._transport is None:
+        if self._endpoint is None:
             await self.start(port=0)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.stop()
 
-    # --- asyncio.DatagramProtocol -------------------------------------------------------------
+    # --- probes in, replies out ------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        arrived_ns = time.time_ns()
+    def _received(self, data: bytes, addr: Address, arrived_ns: int) -> None:
         try:
             probe = SenderPacket.decode(data)
         except ValueError:
+            self.rejected += 1
+            return
+        if len(data) < REFLECTOR_SIZE:
             self.rejected += 1
             return
         if self.loss_percent and self._rng.random() * 100.0 < self.loss_percent:
@@ -122,10 +127,6 @@ class Reflector(asyncio.DatagramProtocol):
         self._held[key] = loop.call_later(wait_ms / 1000.0, self._release, key, probe,
                                           received, addr)
 
-    def error_received(self, exc: Exception) -> None:
-        # An ICMP error about an earlier reply (its sender went away): nothing to answer.
-        pass
-
     # --- replies ------------------------------------------------------------------------------
 
     def _path_delay_ms(self) -> float:
@@ -137,17 +138,16 @@ class Reflector(asyncio.DatagramProtocol):
         self.applied_delays_ms.append(delay)
         return delay
 
-    def _release(self, key: int, probe: SenderPacket, received: int,
-                 addr: tuple[str | object, int]) -> None:
+    def _release(self, key: int, probe: SenderPacket, received: int, addr: Address) -> None:
         del self._held[key]
         self._reply(probe, received, addr)
 
-    def _reply(self, probe: SenderPacket, received: int, addr: tuple[str | object, int]) -> None:
-        transport = self._transport
-        if transport is None:
+    def _reply(self, probe: SenderPacket, received: int, addr: Address) -> None:
+        endpoint = self._endpoint
+        if endpoint is None:
             return
         self._seq = (self._seq + 1) & _SEQ_MASK
         packet = reply_to(probe, seq=self._seq, received=received,
                           sent=ntp_from_unix_ns(time.time_ns())).encode()
-        transport.sendto(packet, addr)
-        self.reflected += 1
+        if endpoint.sendto(packet, addr):
+            self.reflected += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from peerscope.core.validation import validate_id, validate_text
@@ -26,10 +26,13 @@ class ProbeTarget:
     port: int | None
     method: Method = "twamp"
     name: str | None = None
+    # 4 or 6 when host is an IP address, None for a name; worked out once, not per probe.
+    ip_version: int | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        validate_id(self.peer_id)
         validate_text(self.host, "host")
+        object.__setattr__(self, "ip_version", _ip_version(self.host))
+        validate_id(self.peer_id)
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.method == "icmp":
@@ -50,7 +53,7 @@ class ProbeTarget:
     @property
     def is_literal(self) -> bool:
         """Whether ``host`` is an IP address (no name to resolve)."""
-        return _is_ip(self.host)
+        return self.ip_version is not None
 
     @classmethod
     def parse(cls, address: str, *, method: Method = "twamp", peer_id: str | None = None,
@@ -69,7 +72,7 @@ class ProbeTarget:
             raise ValueError(f"address: TCP probes need a port (HOST:PORT), got {address!r}")
         elif port is not None and method == "icmp":
             raise ValueError(f"address: ICMP probes take no port, got {address!r}")
-        if _is_ip(host):
+        if _ip_version(host) is not None:
             host = ipaddress.ip_address(host).compressed  # as the kernel reports it in replies
         target_id = peer_id if peer_id is not None else f"{method}:{address}"
         try:
@@ -78,12 +81,11 @@ class ProbeTarget:
             raise ValueError(f"address {address!r}: {error}") from None
 
 
-def _is_ip(host: str) -> bool:
+def _ip_version(host: str) -> int | None:
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(host).version
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _split(address: str) -> tuple[str, int | None]:

@@ -12,7 +12,8 @@ Reflector → sender (41 octets, then padding)::
 
 Timestamps are NTP 64-bit (32 bits of seconds since 1900, 32 bits of fraction). The error
 estimate is RFC 4656's: S (clock synchronised), Z (0: NTP format), 6-bit scale and 8-bit
-multiplier; its multiplier must not be 0. All fields are big-endian.
+multiplier; its multiplier must not be 0, and Z must be 0 (PTP format is not spoken). All
+fields are big-endian.
 
 Only this module knows the layout; it reads no clock and opens no socket.
 """
@@ -78,6 +79,9 @@ def _check_size(data: bytes, minimum: int, kind: str) -> None:
 def _check_error_estimate(value: int, field_name: str) -> None:
     if not value & 0xFF:
         raise ValueError(f"{field_name}: multiplier must not be 0 (RFC 4656), got {value:#06x}")
+    if value & 0x4000:
+        raise ValueError(f"{field_name}: Z bit set (PTP timestamps, RFC 8186); only NTP "
+                         f"format is spoken here, got {value:#06x}")
 
 
 def _check_padding(padding: int, header: int) -> None:

@@ -1,8 +1,11 @@
-"""The TWAMP Light sender: probes out, replies matched back to their probe by seq.
+"""The TWAMP Light sender: probes out, replies matched back to their probe.
 
 One UDP socket per address family serves every target, so probing 1,000 peers costs two
-file descriptors. Replies are matched by (reflector address, sender seq) and must come from
-the address the probe went to; anything else is dropped and counted.
+file descriptors. The seq on the wire is the sender's own counter, not the caller's: many
+targets may share one reflector address, and each probe to it must be told apart. Replies
+are matched by (reflector address, wire seq), so they must come from the address the probe
+went to; anything else is dropped and counted. Replies are timed by the kernel's arrival
+stamp (see peerscope.probe.udp).
 """
 
 from __future__ import annotations
@@ -10,17 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import cast
 
-from peerscope.probe.method import Background, ReplyHandler, resolve
+from peerscope.probe.method import Background, ReplyHandler, family_of, resolve
 from peerscope.probe.target import ProbeTarget
-from peerscope.probe.twamp import ReflectorPacket, SenderPacket, ntp_from_unix_ns
+from peerscope.probe.twamp import ERROR_ESTIMATE, SENDER_PADDING, ReflectorPacket
+from peerscope.probe.twamp import ntp_from_unix_ns as ntp
+from peerscope.probe.udp import Address, UdpEndpoint
 
 logger = logging.getLogger(__name__)
 _SEQ_MASK = 0xFFFFFFFF
+# SenderPacket(seq, timestamp).encode() without building the object, for the probe loop;
+# a test holds the two to the same bytes.
+_PROBE = struct.Struct(f"!IQH{SENDER_PADDING}x")
 Key = tuple[str, int, int]  # reflector ip, port, wire seq
 
 
@@ -31,20 +39,9 @@ class _Sent:
     on_reply: ReplyHandler
 
 
-class _Socket(asyncio.DatagramProtocol):
-    def __init__(self, sender: TwampSender) -> None:
-        self.sender = sender
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        self.sender.received(data, addr, ntp_from_unix_ns(time.time_ns()))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and the like: the probe simply goes unanswered.
-        self.sender.errors += 1
+def encode_probe(seq: int, timestamp: int) -> bytes:
+    """The bytes of ``SenderPacket(seq, timestamp)``, the default padding and error estimate."""
+    return _PROBE.pack(seq, timestamp, ERROR_ESTIMATE)
 
 
 class TwampSender:
@@ -57,68 +54,55 @@ class TwampSender:
 
     def __init__(self, *, remember_s: float = 60.0) -> None:
         self._remember_s = remember_s
-        self._sockets: dict[int, _Socket] = {}
-        self._opening: dict[int, asyncio.Future[_Socket]] = {}
+        self._endpoints: dict[int, UdpEndpoint] = {}
         self._sent: OrderedDict[Key, _Sent] = OrderedDict()
+        self._wire_seq = 0
         self._background = Background()
-        self.errors = 0  # send failures and ICMP errors on the sockets
         self.rejected = 0  # datagrams that are not TWAMP-Test replies
         self.unmatched = 0  # replies to no probe of ours (or forgotten ones)
 
+    @property
+    def errors(self) -> int:
+        """Sends the kernel refused and ICMP errors received."""
+        return sum(endpoint.errors for endpoint in self._endpoints.values())
+
     def send(self, target: ProbeTarget, seq: int, timeout_s: float,
              on_reply: ReplyHandler) -> None:
-        """Send probe ``seq`` to a TWAMP reflector; an IP literal goes out at once."""
-        if target.is_literal and target.port is not None:
-            family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
-            endpoint = self._sockets.get(family)
-            if endpoint is not None and endpoint.transport is not None:
-                self._send_now(endpoint.transport, (target.host, target.port), seq, on_reply)
-                return
-        self._background.spawn(self._send_later(target, seq, on_reply))
+        """Send probe ``seq`` to a TWAMP reflector: at once to an IP, after lookup to a name."""
+        if target.ip_version is not None and target.port is not None:
+            self._send_now(family_of(target.ip_version), (target.host, target.port), seq,
+                           on_reply)
+        else:
+            self._background.spawn(self._send_later(target, seq, on_reply))
 
     async def _send_later(self, target: ProbeTarget, seq: int, on_reply: ReplyHandler) -> None:
         try:
             family, address = await resolve(target, socket.SOCK_DGRAM)
-            endpoint = await self._socket(family)
         except OSError as error:
-            self.errors += 1
             logger.debug("TWAMP probe to %s not sent: %s", target.address, error)
             return
-        assert endpoint.transport is not None
-        self._send_now(endpoint.transport, address, seq, on_reply)
+        self._send_now(family, address, seq, on_reply)
 
-    async def _socket(self, family: int) -> _Socket:
-        endpoint = self._sockets.get(family)
-        if endpoint is not None:
-            return endpoint
-        opening = self._opening.get(family)
-        if opening is None:  # the first probe of a family opens its socket; others wait
-            loop = asyncio.get_running_loop()
-            opening = self._opening[family] = loop.create_future()
+    def _endpoint(self, family: int) -> UdpEndpoint | None:
+        endpoint = self._endpoints.get(family)
+        if endpoint is None:
             try:
-                _, protocol = await loop.create_datagram_endpoint(
-                    lambda: _Socket(self), family=family)
-            except OSError as error:
-                del self._opening[family]
-                opening.set_exception(error)
-                opening.exception()  # retrieved here, so a lone opener logs nothing
-                raise
-            self._sockets[family] = protocol
-            del self._opening[family]
-            opening.set_result(protocol)
-            return protocol
-        return await asyncio.shield(opening)
+                endpoint = self._endpoints[family] = UdpEndpoint(family, self.received)
+            except OSError as error:  # e.g. no IPv6 on this host
+                logger.debug("TWAMP socket for family %d not opened: %s", family, error)
+                return None
+        return endpoint
 
-    def _send_now(self, transport: asyncio.DatagramTransport, address: tuple[str, int],
-                  seq: int, on_reply: ReplyHandler) -> None:
+    def _send_now(self, family: int, address: Address, seq: int,
+                  on_reply: ReplyHandler) -> None:
+        endpoint = self._endpoint(family)
+        if endpoint is None:
+            return
         now = asyncio.get_running_loop().time()
         self._forget_before(now - self._remember_s)
-        self._sent[(address[0], address[1], seq & _SEQ_MASK)] = _Sent(seq, now, on_reply)
-        packet = SenderPacket(seq & _SEQ_MASK, ntp_from_unix_ns(time.time_ns()))
-        try:
-            transport.sendto(packet.encode(), address)
-        except OSError:
-            self.errors += 1
+        wire_seq = self._wire_seq = (self._wire_seq + 1) & _SEQ_MASK
+        self._sent[(address[0], address[1], wire_seq)] = _Sent(seq, now, on_reply)
+        endpoint.sendto(encode_probe(wire_seq, ntp(time.time_ns())), address)
 
     def _forget_before(self, horizon: float) -> None:
         sent = self._sent
@@ -128,23 +112,23 @@ class TwampSender:
                 return
             del sent[key]
 
-    def received(self, data: bytes, addr: tuple[str | object, int], arrived: int) -> None:
-        """A datagram on one of the sockets, ``arrived`` at this NTP time."""
+    def received(self, data: bytes, address: Address, arrived_ns: int) -> None:
+        """A datagram on one of the sockets, ``arrived_ns`` (Unix ns) by the kernel's stamp."""
         try:
             reply = ReflectorPacket.decode(data)
         except ValueError:
             self.rejected += 1
             return
-        sent = self._sent.get((str(addr[0]), addr[1], reply.sender_seq))
+        sent = self._sent.get((address[0], address[1], reply.sender_seq))
         if sent is None:
             self.unmatched += 1
             return
-        sent.on_reply(sent.seq, reply.round_trip_ms(arrived))
+        sent.on_reply(sent.seq, reply.round_trip_ms(ntp(arrived_ns)))
 
     async def close(self) -> None:
         await self._background.cancel()
-        for endpoint in self._sockets.values():
-            if endpoint.transport is not None:
-                endpoint.transport.close()
-        self._sockets.clear()
+        for endpoint in self._endpoints.values():
+            endpoint.close()
+        self._endpoints.clear()
         self._sent.clear()
+

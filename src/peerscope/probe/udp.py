@@ -1,0 +1,96 @@
+"""A non-blocking UDP socket on the event loop whose datagrams carry the kernel's arrival time.
+
+Why not an asyncio ``DatagramProtocol``: its transport reads one datagram per wake-up of
+the loop and stamps nothing. Probing wants both: the time a datagram reached the host (the
+loop may look at it later, and that wait is not network time; ping stamps replies the same
+way, with ``SO_TIMESTAMPNS``), and draining every queued datagram in one wake-up, which is
+most of the CPU saved when 1,000 peers answer each second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import time
+from collections.abc import Callable
+
+SO_TIMESTAMPNS = 35  # Linux; Python's socket module does not name it
+_TIMESPEC = struct.Struct("@qq")
+_MAX_DATAGRAM = 2048  # larger datagrams are cut short here, and so rejected by the codecs
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
+_DRAIN = 256  # datagrams read per wake-up at most, so one busy socket cannot starve the loop
+
+Address = tuple[str, int]
+DatagramHandler = Callable[[bytes, Address, int], None]
+"""Called with (data, sender address, arrival time in Unix ns) for every datagram."""
+
+
+def kernel_arrival_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The ``SO_TIMESTAMPNS`` arrival time among a datagram's ancillary data, else now."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, ns = _TIMESPEC.unpack_from(data)
+            return int(seconds * 1_000_000_000 + ns)
+    return time.time_ns()
+
+
+def enable_timestamps(sock: socket.socket) -> None:
+    """Ask the kernel to stamp every datagram's arrival (best effort: Linux only)."""
+    # Not Linux: kernel_arrival_ns falls back to reading the clock.
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+
+class UdpEndpoint:
+    """One UDP socket read by the running loop; ``close()`` releases it."""
+
+    def __init__(self, family: int, on_datagram: DatagramHandler,
+                 bind: Address | None = None) -> None:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            enable_timestamps(sock)
+            if bind is not None:
+                sock.bind(bind)
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(sock.fileno(), self._readable)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self._on_datagram = on_datagram
+        self.errors = 0  # failed sends and receive errors (ICMP unreachable and the like)
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def sendto(self, data: bytes, address: Address) -> bool:
+        """Send without blocking; False if the kernel refused (buffer full, unreachable)."""
+        try:
+            self.sock.sendto(data, address)
+        except OSError:
+            self.errors += 1
+            return False
+        return True
+
+    def _readable(self) -> None:
+        recvmsg, handler = self.sock.recvmsg, self._on_datagram
+        for _ in range(_DRAIN):
+            try:
+                data, ancillary, _, address = recvmsg(_MAX_DATAGRAM, _ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                # An ICMP error queued by an earlier send (port unreachable): the probe it
+                # was about goes unanswered; keep reading.
+                self.errors += 1
+                continue
+            handler(data, address, kernel_arrival_ns(ancillary))
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()

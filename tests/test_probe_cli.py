@@ -1,0 +1,114 @@
+"""``peerscope probe``, run as a user runs it, against a reflector in a child process."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+REFLECTOR = """
+import asyncio, sys
+from peerscope.probe.reflector import Reflector
+
+async def main():
+    reflector = Reflector(network_delay_ms=2.0)
+    print(await reflector.start(port=0), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    reflector.stop()
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def reflector_port():
+    child = subprocess.Popen([sys.executable, "-c", REFLECTOR], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        yield int(child.stdout.readline())
+    finally:
+        child.kill()
+        child.wait(10)
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def probe(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "peerscope", "probe", *args],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "COLUMNS": "160"})
+
+
+def test_lines_and_summary_like_ping(reflector_port):
+    result = probe(f"127.0.0.1:{reflector_port}", "--count", "5", "--interval", "0.05")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"PROBE 127.0.0.1:{reflector_port} (twamp): 5 probes, 0.05 s apart"
+    rtts = [float(re.fullmatch(rf"seq={seq} rtt=([\d.]+) ms", line).group(1))
+            for seq, line in enumerate(lines[1:6])]
+    assert all(2.0 <= rtt < 10.0 for rtt in rtts), rtts
+    assert lines[6] == f"--- 127.0.0.1:{reflector_port} twamp probe statistics ---"
+    assert lines[7] == "5 probes sent, 5 received, 0.0% loss"
+    figures = re.fullmatch(r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms, "
+                           r"jitter ([\d.]+) ms", lines[8])
+    assert figures is not None, lines[8]
+    low, average, high = (float(figures.group(i)) for i in (1, 2, 3))
+    assert low == min(rtts)
+    assert high == max(rtts)
+    assert average == pytest.approx(sum(rtts) / 5, abs=0.002)
+    assert re.fullmatch(r"quality \d+\.\d \((excellent|good), grade [AB]\), MOS 4\.\d\d",
+                        lines[9]), lines[9]
+
+
+def test_json(reflector_port):
+    result = probe(f"127.0.0.1:{reflector_port}", "-c", "3", "-i", "0.02", "--json")
+    assert result.returncode == 0, result.stderr
+    document = orjson.loads(result.stdout)
+    assert [r["seq"] for r in document["results"]] == [0, 1, 2]
+    assert all(r["arrival"] == "on_time" and r["rtt_ms"] >= 2.0 for r in document["results"])
+    summary = document["summary"]
+    assert (summary["sent"], summary["received"], summary["loss_percent"]) == (3, 3, 0.0)
+    assert summary["min_ms"] <= summary["avg_ms"] <= summary["max_ms"]
+    assert summary["grade"] in ("A", "B")
+
+
+def test_every_probe_lost_exits_1():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = probe(f"127.0.0.1:{port}", "-c", "2", "-i", "0.02", "--timeout", "0.2")
+    assert result.returncode == 1, result.stderr
+    assert "seq=0 timeout" in result.stdout
+    assert "2 probes sent, 0 received, 100.0% loss" in result.stdout
+    assert "rtt min" not in result.stdout
+
+
+def test_tcp_connect_time(reflector_port):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        result = probe(f"127.0.0.1:{port}", "-m", "tcp", "-c", "2", "-i", "0.02", "--json")
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout)["summary"]["received"] == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["[::1"], "address: expected [IPv6]"),
+    (["db.lan", "-m", "tcp"], "address: TCP probes need a port"),
+    (["127.0.0.1", "--count", "0"], "--count must be within"),
+    (["127.0.0.1", "--interval", "-1"], "--interval must be within"),
+    (["127.0.0.1", "--timeout", "nan"], "--timeout must be within"),
+    (["127.0.0.1", "-m", "udp"], "invalid choice: 'udp'"),
+])
+def test_bad_arguments_exit_2_naming_what_was_wrong(args, message):
+    result = probe(*args)
+    assert result.returncode == 2
+    assert message in result.stderr

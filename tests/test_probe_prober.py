@@ -1,0 +1,109 @@
+"""The Prober feeding a real Monitor over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from peerscope import Monitor, PeerStatusChanged, Settings
+from peerscope.core.quality import QualityConfig, StatusRules
+from peerscope.probe.prober import Prober
+from peerscope.probe.reflector import Reflector
+from peerscope.probe.target import ProbeTarget
+
+
+def make_monitor() -> Monitor:
+    return Monitor(Settings(
+        enable_system_metrics=False, metrics_interval=0.05,
+        status=StatusRules(degraded_after_failures=2, disconnected_after_failures=5),
+        quality=QualityConfig(loss_window=10)))
+
+
+async def wait_for(monitor: Monitor, peer_id: str, status: str, timeout_s: float = 5.0) -> dict:
+    async with asyncio.timeout(timeout_s):
+        while (peer := monitor.peer(peer_id))["status"] != status:
+            await asyncio.sleep(0.02)
+    return peer
+
+
+async def test_a_peer_answering_then_silent_then_back():
+    monitor = make_monitor()
+    statuses = []
+    monitor.subscribe(lambda event: isinstance(event, PeerStatusChanged)
+                      and statuses.append(event.status))
+    reflector = Reflector(network_delay_ms=3.0)
+    port = await reflector.start(port=0)
+    target = ProbeTarget.parse(f"127.0.0.1:{port}", peer_id="vpn-1", name="VPN one")
+    try:
+        async with monitor, Prober(monitor, interval_s=0.05, timeout_s=0.2) as prober:
+            prober.add(target)
+            await asyncio.sleep(0.5)
+            peer = await wait_for(monitor, "vpn-1", "connected")
+            assert 3.0 <= peer["latency_ms"] < 10.0
+            assert peer["name"] == "VPN one"
+            assert peer["address"] == f"127.0.0.1:{port}"
+            assert peer["labels"] == {"probe_method": "twamp"}
+            assert peer["probes"]["received"] >= 5
+            assert peer["packet_loss_percent"] == 0.0
+
+            reflector.stop()
+            await wait_for(monitor, "vpn-1", "degraded")
+            peer = await wait_for(monitor, "vpn-1", "disconnected")
+            assert peer["packet_loss_percent"] >= 50.0
+
+            await reflector.start(port=port)
+            peer = await wait_for(monitor, "vpn-1", "connected")
+            assert peer["probes"]["lost"] >= 5
+            assert prober.targets() == [target]
+            await asyncio.sleep(0.15)  # events go out at the next tick
+    finally:
+        reflector.stop()
+    # Back from disconnected it may pass through degraded while the lost probes are still
+    # in the loss window.
+    assert statuses[:2] == ["degraded", "disconnected"]
+    assert statuses[-1] == "connected", statuses
+
+
+async def test_many_targets_each_methods_and_removal():
+    monitor = make_monitor()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        tcp_port = listener.getsockname()[1]
+        async with Reflector() as reflector, Prober(monitor, interval_s=0.05,
+                                                    timeout_s=0.5) as prober:
+            targets = [ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}")
+                       for i in range(20)]
+            targets.append(ProbeTarget.parse(f"127.0.0.1:{tcp_port}", method="tcp"))
+            targets.append(ProbeTarget.parse("127.0.0.1", method="icmp"))
+            for target in targets:
+                prober.add(target)
+            await asyncio.sleep(0.5)
+            for target in targets:
+                peer = monitor.peer(target.peer_id)
+                assert peer["probes"]["received"] >= 3, (target, peer["probes"])
+                assert peer["latency_ms"] is not None
+            assert prober.remove("t0")
+            assert not prober.remove("t0")
+            assert "t0" not in monitor
+            sent = prober.sent
+            await asyncio.sleep(0.2)
+            assert "t0" not in monitor  # late replies do not bring it back
+            assert prober.sent > sent
+        assert len(prober.targets()) == 21
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"interval_s": 0.0}, "interval_s"), ({"count": 0}, "count"),
+    ({"timeout_s": -1.0}, "timeout_s"),
+])
+def test_bad_settings_are_refused(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        Prober(make_monitor(), **kwargs)
+
+
+def test_add_refuses_what_is_not_a_target():
+    with pytest.raises(ValueError, match="target"):
+        Prober(make_monitor()).add("127.0.0.1:8701")  # type: ignore[arg-type]

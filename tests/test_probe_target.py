@@ -1,0 +1,58 @@
+"""ProbeTarget.parse: HOST[:PORT] for each method, IPv6 in brackets, errors naming the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from peerscope.probe.target import ProbeTarget
+
+
+@pytest.mark.parametrize(("address", "method", "host", "port"), [
+    ("127.0.0.1", "twamp", "127.0.0.1", 8701),
+    ("127.0.0.1:9000", "twamp", "127.0.0.1", 9000),
+    ("example.org", "twamp", "example.org", 8701),
+    ("[::1]:8702", "twamp", "::1", 8702),
+    ("[::1]", "twamp", "::1", 8701),
+    ("::1", "icmp", "::1", None),
+    ("0:0::1", "icmp", "::1", None),  # written as replies will name it
+    ("10.0.0.1", "icmp", "10.0.0.1", None),
+    ("db.lan:5432", "tcp", "db.lan", 5432),
+])
+def test_parse(address, method, host, port):
+    target = ProbeTarget.parse(address, method=method)
+    assert (target.host, target.port, target.method) == (host, port, method)
+    assert target.peer_id == f"{method}:{address}"
+
+
+def test_address_round_trips_and_ids_and_names_are_kept():
+    target = ProbeTarget.parse("[::1]:9", peer_id="vpn-7", name="Office")
+    assert (target.address, target.peer_id, target.name) == ("[::1]:9", "vpn-7", "Office")
+    assert target.is_literal
+    assert not ProbeTarget.parse("example.org").is_literal
+
+
+@pytest.mark.parametrize(("address", "method", "message"), [
+    ("", "twamp", "address"),
+    ("host:0", "twamp", "address: port must be 1..65535"),
+    ("host:65536", "twamp", "address: port"),
+    ("host:http", "twamp", "address: port"),
+    ("host:", "twamp", "address: port"),
+    (":80", "tcp", "address: bad host"),
+    ("a b:80", "tcp", "address: bad host"),
+    ("[::1", "twamp", "address: expected"),
+    ("[::1]x", "twamp", "address: expected"),
+    ("[10.0.0.1]:80", "twamp", "not an IPv6 address"),
+    ("1::2::3", "icmp", "not an IPv6 address"),
+    ("db.lan", "tcp", "address: TCP probes need a port"),
+    ("10.0.0.1:7", "icmp", "address: ICMP probes take no port"),
+    ("10.0.0.1", "udp", "method must be one of twamp, icmp, tcp"),
+    ("x" * 300, "icmp", "host"),
+])
+def test_bad_input_names_the_field(address, method, message):
+    with pytest.raises(ValueError, match=message):
+        ProbeTarget.parse(address, method=method)
+
+
+def test_bad_peer_id_is_refused():
+    with pytest.raises(ValueError, match="peer_id"):
+        ProbeTarget.parse("10.0.0.1", peer_id="")

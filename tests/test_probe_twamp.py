@@ -1,0 +1,155 @@
+"""TWAMP-Test packet codec (RFC 5357 §4.1.2, §4.2.1) and NTP timestamps."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from peerscope.probe.twamp import (
+    MAX_DATAGRAM,
+    NTP_UNIX_OFFSET_S,
+    REFLECTOR_SIZE,
+    SENDER_PADDING,
+    SENDER_SIZE,
+    ReflectorPacket,
+    SenderPacket,
+    ntp_difference_ms,
+    ntp_from_unix_ns,
+    reply_to,
+    unix_ns_from_ntp,
+)
+from peerscope.probe.twamp_sender import encode_probe
+
+u32 = st.integers(0, 2**32 - 1)
+u64 = st.integers(0, 2**64 - 1)
+error_estimates = st.integers(0, 2**16 - 1).filter(lambda value: value & 0xFF
+                                                  and not value & 0x4000)
+# 1968-01-20 .. 2104-02-26: the range unix_ns_from_ntp reads unambiguously.
+unix_ns = st.integers(-(2**31 - NTP_UNIX_OFFSET_S) * 10**9 + 1,
+                      (2**32 + 2**31 - NTP_UNIX_OFFSET_S) * 10**9 - 1)
+
+
+def test_sizes_follow_the_rfc():
+    assert (SENDER_SIZE, REFLECTOR_SIZE, SENDER_PADDING) == (14, 41, 27)
+    assert len(SenderPacket(1, 2).encode()) == REFLECTOR_SIZE  # padded to the reply's size
+
+
+def test_layout_of_a_sender_packet():
+    data = SenderPacket(seq=7, timestamp=0x0102030405060708, error_estimate=0x8001,
+                        padding=3).encode()
+    assert data == bytes.fromhex("00000007" "0102030405060708" "8001" "000000")
+
+
+def test_layout_of_a_reflector_packet():
+    packet = ReflectorPacket(seq=1, timestamp=2, receive_timestamp=3, sender_seq=4,
+                             sender_timestamp=5, sender_error_estimate=0x0101, sender_ttl=64,
+                             error_estimate=0x0102, padding=0)
+    assert packet.encode() == struct.pack("!IQHHQIQHHB", 1, 2, 0x0102, 0, 3, 4, 5, 0x0101, 0, 64)
+
+
+def test_ntp_epoch_and_a_known_instant():
+    assert ntp_from_unix_ns(0) == NTP_UNIX_OFFSET_S << 32
+    assert ntp_from_unix_ns(1_500_000_000) == (NTP_UNIX_OFFSET_S + 1) << 32 | 2**31
+    assert unix_ns_from_ntp((NTP_UNIX_OFFSET_S + 1) << 32 | 2**31) == 1_500_000_000
+
+
+@given(unix_ns)
+def test_ntp_round_trip_is_exact_to_the_nanosecond(ns):
+    assert unix_ns_from_ntp(ntp_from_unix_ns(ns)) == ns
+
+
+def test_era_wrap_in_2036():
+    before, after = (2**32 - NTP_UNIX_OFFSET_S) * 10**9 - 1, (2**32 - NTP_UNIX_OFFSET_S) * 10**9
+    assert ntp_from_unix_ns(after) >> 32 == 0
+    assert unix_ns_from_ntp(ntp_from_unix_ns(after)) == after
+    assert ntp_difference_ms(ntp_from_unix_ns(after), ntp_from_unix_ns(before)) == \
+        pytest.approx(1e-6, abs=3e-7)  # 1 ns, to NTP resolution (0.23 ns)
+
+
+@given(u32, u64, error_estimates, st.integers(0, MAX_DATAGRAM - SENDER_SIZE))
+def test_sender_round_trip(seq, timestamp, error_estimate, padding):
+    packet = SenderPacket(seq, timestamp, error_estimate, padding)
+    data = packet.encode()
+    assert len(data) == SENDER_SIZE + padding
+    assert SenderPacket.decode(data) == packet
+
+
+@given(u32, u64, u64, u32, u64, error_estimates, st.integers(0, 255), error_estimates,
+       st.integers(0, MAX_DATAGRAM - REFLECTOR_SIZE))
+def test_reflector_round_trip(seq, timestamp, received, sender_seq, sender_timestamp,
+                              sender_error, ttl, error, padding):
+    packet = ReflectorPacket(seq, timestamp, received, sender_seq, sender_timestamp,
+                             sender_error, ttl, error, padding)
+    assert ReflectorPacket.decode(packet.encode()) == packet
+
+
+@given(st.binary(max_size=SENDER_SIZE - 1))
+def test_short_datagrams_are_rejected(data):
+    with pytest.raises(ValueError, match="too short"):
+        SenderPacket.decode(data)
+    with pytest.raises(ValueError, match="too short"):
+        ReflectorPacket.decode(data + bytes(REFLECTOR_SIZE - SENDER_SIZE))
+
+
+def test_oversized_datagrams_are_rejected():
+    with pytest.raises(ValueError, match="too long: 1473 octets"):
+        SenderPacket.decode(SenderPacket(1, 2).encode() + bytes(MAX_DATAGRAM + 1 - 41))
+    with pytest.raises(ValueError, match="too long"):
+        ReflectorPacket.decode(bytes(MAX_DATAGRAM + 1))
+
+
+@given(st.binary(min_size=SENDER_SIZE, max_size=MAX_DATAGRAM))
+def test_garbage_is_a_probe_only_if_its_error_estimate_is_valid(data):
+    if data[13] == 0:
+        with pytest.raises(ValueError, match="multiplier must not be 0"):
+            SenderPacket.decode(data)
+    elif data[12] & 0x40:
+        with pytest.raises(ValueError, match="Z bit set"):
+            SenderPacket.decode(data)
+    else:
+        assert SenderPacket.decode(data).seq == int.from_bytes(data[:4], "big")
+
+
+def test_reflector_packet_with_nonzero_mbz_is_rejected():
+    good = bytearray(reply_to(SenderPacket(1, 2), seq=1, received=3, sent=4).encode())
+    for offset in (14, 38):
+        bad = bytearray(good)
+        bad[offset] = 1
+        with pytest.raises(ValueError, match="MBZ"):
+            ReflectorPacket.decode(bytes(bad))
+
+
+@pytest.mark.parametrize(("packet", "field"), [
+    (SenderPacket(1, 2, error_estimate=0x0100), "error_estimate"),
+    (SenderPacket(1, 2, error_estimate=0x4001), "error_estimate: Z bit"),
+    (SenderPacket(1, 2, padding=-1), "padding"),
+    (SenderPacket(1, 2, padding=MAX_DATAGRAM), "padding"),
+])
+def test_encoding_refuses_invalid_fields(packet, field):
+    with pytest.raises(ValueError, match=field):
+        packet.encode()
+
+
+def test_reply_echoes_the_probe_and_keeps_the_size():
+    probe = SenderPacket(seq=9, timestamp=1234, error_estimate=0x0203, padding=27 + 100)
+    reply = reply_to(probe, seq=1, received=5000, sent=6000, ttl=64)
+    assert (reply.sender_seq, reply.sender_timestamp, reply.sender_error_estimate,
+            reply.sender_ttl) == (9, 1234, 0x0203, 64)
+    assert len(reply.encode()) == len(probe.encode())
+
+
+def test_round_trip_subtracts_the_reflector_hold():
+    ms = 2**32 // 1000  # one ms in NTP units, truncated
+    t1 = ntp_from_unix_ns(1_700_000_000 * 10**9)
+    reply = reply_to(SenderPacket(1, t1), seq=1, received=t1 + 5 * ms, sent=t1 + 25 * ms)
+    assert reply.round_trip_ms(t1 + 30 * ms) == pytest.approx(10.0, abs=1e-5)
+    # A reflector clock running fast cannot make the RTT negative.
+    assert reply.round_trip_ms(t1 + 10 * ms) == 0.0
+
+
+@given(u32, u64)
+def test_the_senders_fast_encoding_is_the_codecs(seq, timestamp):
+    assert encode_probe(seq, timestamp) == SenderPacket(seq, timestamp).encode()
