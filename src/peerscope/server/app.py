@@ -21,6 +21,7 @@ from peerscope.export.prometheus import render
 from peerscope.monitor import Monitor
 from peerscope.server.auth import TokenGuard
 from peerscope.server.broadcast import Broadcaster
+from peerscope.server.dashboard import mount_dashboard
 from peerscope.server.rest import build_router
 from peerscope.server.ws import metrics_socket
 
@@ -116,6 +117,7 @@ def create_app(monitor: Monitor) -> FastAPI:
         body, content_type = await asyncio.to_thread(render, monitor)
         return Response(body, media_type=content_type)
 
+    mount_dashboard(app)  # the page and its files need no token: they hold no data
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if not guard.required:
         # Without a token the API trusts whoever reaches loopback; a Host check stops a web
