@@ -66,9 +66,9 @@ class LiveServer:
 
 
 @contextlib.asynccontextmanager
-async def live_server(monitor: Monitor, *, ws_max_size: int | None = None,
+async def live_server(monitor: Monitor, *, ws_max_size: int | None = None, port: int = 0,
                       ) -> AsyncIterator[LiveServer]:
-    """Serve ``monitor`` on 127.0.0.1:0 until the block ends.
+    """Serve ``monitor`` on 127.0.0.1:``port`` (0: an ephemeral one) until the block ends.
 
     ``ws_max_size`` is uvicorn's own frame limit; by default it is the Monitor's
     ``ws_max_message_bytes`` as ``serve()`` sets it. Pass a large one to run the app as it
@@ -77,7 +77,7 @@ async def live_server(monitor: Monitor, *, ws_max_size: int | None = None,
     overrides: dict[str, Any] = {"timeout_graceful_shutdown": 5}
     if ws_max_size is not None:
         overrides["ws_max_size"] = ws_max_size
-    config = uvicorn_config(monitor, "127.0.0.1", 0, **overrides)
+    config = uvicorn_config(monitor, "127.0.0.1", port, **overrides)
     server = uvicorn.Server(config)
     started_monitor = not monitor.is_running
     if started_monitor:

@@ -91,6 +91,11 @@ async def test_live_page_charts_table_detail_and_xss_name_as_text():
         assert ids[0] == "evil"
         await page.locator('#peers th[data-key="id"]').click()  # again: descending
         assert list(await row_texts(page)) == sorted(ids, reverse=True)
+        # A range reads the host history with its step, and the peer's band with its own.
+        async with page.expect_request(lambda r: "/api/metrics/system/history" in r.url
+                                       and "duration=86400" in r.url and "step=60" in r.url), \
+                page.expect_request(lambda r: "/latency?" in r.url and "step=900" in r.url):
+            await page.get_by_role("button", name="24 h").click()
         await browser.screenshot("dashboard-live")
         # The page itself is a measured peer: it answers pings and reports its fps.
         async with live.http() as http:
@@ -148,7 +153,7 @@ async def test_a_token_protected_server_asks_for_the_token_then_works():
     assert [e for e in browser.errors if "401" not in e] == []
 
 
-async def test_more_than_a_page_of_peers_pages_through_rest_and_the_banner_shows_a_lost_server():
+async def test_more_than_a_page_of_peers_pages_through_rest_and_the_page_rides_out_a_restart():
     # Measured once each, with distinct latencies, so the worst-first order holds still
     # between a frame and a REST page. The page's own connection is measured once (the
     # server pings once at connect, then not for an hour).
@@ -176,8 +181,16 @@ async def test_more_than_a_page_of_peers_pages_through_rest_and_the_banner_shows
         # The server is gone: the banner says so while the page retries.
         banner = page.locator("#disconnected-banner")
         await banner.wait_for(state="visible", timeout=5000)
-        assert "Disconnected from server" in await banner.inner_text()
+        assert "Disconnected from server: reconnecting in" in await banner.inner_text()
         await browser.screenshot("dashboard-disconnected-banner")
+        # Back on the same port: the page reconnects by itself (backoff 0.5, 1, 2 s, ...).
+        async with live_server(monitor, port=live.port):
+            await banner.wait_for(state="hidden", timeout=8000)
+            frames_before = await page.evaluate(
+                "window.peerscopeDashboard.hostCharts.messages.points")
+            await page.wait_for_function(
+                f"() => window.peerscopeDashboard.hostCharts.messages.points > {frames_before}",
+                timeout=3000)
     # Reconnection attempts to the stopped server fail by design; nothing else may.
     assert [e for e in browser.errors if "WebSocket" not in e
             and "Failed to fetch" not in e and "ERR_CONNECTION_REFUSED" not in e] == []

@@ -96,6 +96,7 @@ export class PeerscopeClient {
   // A new token (from the user): reconnect at once with it.
   setToken(token) {
     this.token = token;
+    clearInterval(this._report);
     if (this._socket) {
       this._socket.onclose = null;
       this._socket.close();
