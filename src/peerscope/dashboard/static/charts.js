@@ -95,10 +95,4 @@ export class TimeChart {
   get points() {
     return this.columns[0].length;
   }
-
-  destroy() {
-    this._resize.disconnect();
-    this.plot.destroy();
-    this.node.remove();
-  }
 }

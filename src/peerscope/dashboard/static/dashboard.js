@@ -10,7 +10,7 @@ import { PAGE_SIZE, PeersTable } from "./peers_table.js";
 import { FPSCounter, PeerscopeClient } from "./peerscope.js";
 import { RANGES, rangePicker } from "./ranges.js";
 import { SessionsPanel } from "./sessions.js";
-import { readMessage, readPeer } from "./stream.js";
+import { readMessage, readPeer, readSession } from "./stream.js";
 import { storedToken, TokenPrompt } from "./token.js";
 
 const SESSIONS_EVERY_S = 10;
@@ -63,7 +63,7 @@ async function loadHistory() {
 async function loadSessions() {
   sessionsLoadedAt = Date.now() / 1000;
   try {
-    sessions.show((await api.sessions(10)).sessions);
+    sessions.show((await api.sessions(10)).sessions.map(readSession));
   } catch (error) {
     failed(error);
   }

@@ -14,6 +14,7 @@ export class SessionsPanel {
     this.show([]);
   }
 
+  // sessions: as stream.js's readSession gives them.
   show(sessions) {
     if (!sessions.length) {
       this.body.replaceChildren(el("tr", {}, el("td", { colSpan: 6, className: "empty" },
@@ -21,11 +22,11 @@ export class SessionsPanel {
       return;
     }
     this.body.replaceChildren(...sessions.map((s) => el("tr", {},
-      el("td", { title: s.game_id }, s.game_name),
-      el("td", {}, new Date(s.started_at * 1000).toLocaleString()),
-      el("td", {}, s.duration === null ? "running" : duration(s.duration)),
+      el("td", { title: s.id }, s.name),
+      el("td", {}, new Date(s.startedAt * 1000).toLocaleString()),
+      el("td", {}, s.durationS === null ? "running" : duration(s.durationS)),
       el("td", { title: s.peers.join(", ") }, String(s.peers.length)),
-      el("td", {}, ms(s.latency.average)),
-      el("td", {}, ms(s.latency.p95 ?? null)))));
+      el("td", {}, ms(s.averageLatencyMs)),
+      el("td", {}, ms(s.p95LatencyMs)))));
   }
 }

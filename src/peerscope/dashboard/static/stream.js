@@ -1,5 +1,5 @@
 // The one module that knows the layout of what the server sends: the /ws metrics frame, its
-// alert pushes, and the peer entries REST lists. Everything else in the dashboard consumes
+// alert pushes, and what REST lists (peers, histories, sessions). Everything else in the dashboard consumes
 // the plain objects made here, so a new frame format changes this file only.
 
 // A /ws message as {kind: "metrics", frame} | {kind: "alert", alert} | {kind: "other"}.
@@ -88,5 +88,17 @@ export function readBands(history) {
     p50: bands.map((b) => b.p50),
     p95: bands.map((b) => b.p95),
     max: bands.map((b) => b.max),
+  };
+}
+
+export function readSession(session) {
+  return {
+    id: session.game_id,
+    name: session.game_name,
+    startedAt: session.started_at, // epoch seconds
+    durationS: session.duration, // null while it runs
+    peers: session.peers,
+    averageLatencyMs: session.latency.average,
+    p95LatencyMs: session.latency.p95 ?? null,
   };
 }
