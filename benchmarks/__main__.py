@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmarks import (
+    bench_dashboard,
     bench_fanout,
     bench_idle,
     bench_memory,
@@ -14,7 +15,7 @@ from benchmarks import (
 from benchmarks.timing import flags, machine
 
 MODULES = (bench_record, bench_snapshot, bench_memory, bench_metrics_render, bench_fanout,
-           bench_idle, bench_probe)
+           bench_idle, bench_probe, bench_dashboard)
 
 
 def main(argv: list[str] | None = None) -> None:

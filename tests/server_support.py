@@ -72,8 +72,9 @@ class LiveServer:
 
 
 @contextlib.asynccontextmanager
-async def live_server(monitor: Monitor, *, mounted: bool = False) -> AsyncIterator[LiveServer]:
-    """Serve ``monitor`` on 127.0.0.1:0 until the block ends.
+async def live_server(monitor: Monitor, *, mounted: bool = False, port: int = 0,
+                      ) -> AsyncIterator[LiveServer]:
+    """Serve ``monitor`` on 127.0.0.1:``port`` (0: an ephemeral one) until the block ends.
 
     By default uvicorn runs as ``serve()`` configures it. ``mounted=True`` runs the app as
     it runs mounted in someone else's uvicorn: uvicorn's own WebSocket protocol (so frames go
@@ -82,7 +83,7 @@ async def live_server(monitor: Monitor, *, mounted: bool = False) -> AsyncIterat
     overrides: dict[str, Any] = {"timeout_graceful_shutdown": 5}
     if mounted:
         overrides.update(ws="websockets-sansio", ws_max_size=16 * 1024 * 1024)
-    config = uvicorn_config(monitor, "127.0.0.1", 0, **overrides)
+    config = uvicorn_config(monitor, "127.0.0.1", port, **overrides)
     server = uvicorn.Server(config)
     started_monitor = not monitor.is_running
     if started_monitor:

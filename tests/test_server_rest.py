@@ -443,6 +443,12 @@ async def test_latency_and_system_history_take_from_to_and_step(clock: ManualClo
         # (now - 60, now] leaves the +0 sample out: +10 | +20, +30 | +40, +50
         assert [(p["timestamp"] - start, p["value"]) for p in stepped["data"]] == [
             (0.0, 20.0), (20.0, 35.0), (40.0, 55.0)]
+        # The band of each bucket: +20 and +30 s hold 30 and 40 ms.
+        assert [(b["timestamp"] - start, b["count"], b["min"], b["p50"], b["p95"], b["max"])
+                for b in stepped["bands"]] == [(0.0, 1, 20.0, 20.0, 20.0, 20.0),
+                                               (20.0, 2, 30.0, 40.0, 40.0, 40.0),
+                                               (40.0, 2, 50.0, 60.0, 60.0, 60.0)]
+        assert ranged["bands"] is None
         empty = (await http.get("/api/metrics/peers/p/latency",
                                 params={"from": start + 40, "to": start + 5})).json()
         assert (empty["data"], empty["stats"]["count"]) == ([], 0)

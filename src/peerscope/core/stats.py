@@ -59,17 +59,46 @@ def aggregate(points: Iterable[tuple[float, float]], window_s: float, now: float
     )
 
 
-def downsample(points: Iterable[tuple[float, float]], step: float) -> list[tuple[float, float]]:
-    """The mean of each ``step``-second bucket, stamped with the bucket's start, oldest first.
+class Band(TypedDict):
+    """The spread of one ``step``-second bucket: what a SmokePing-style chart draws."""
+
+    timestamp: float
+    count: int
+    min: float
+    p50: float
+    p95: float
+    max: float
+
+
+def _buckets(points: Iterable[tuple[float, float]],
+             step: float) -> list[tuple[float, list[float]]]:
+    """Values grouped by ``step``-second bucket, each stamped with its start, oldest first.
 
     Buckets are aligned to multiples of ``step`` (so two queries agree on them); empty
     buckets are left out rather than filled with a made-up value.
     """
     if not 0.001 <= step < math.inf:  # samples are stamped to the millisecond
         raise ValueError(f"step must be a finite number >= 0.001, got {step!r}")
-    sums: dict[int, list[float]] = {}
+    groups: dict[int, list[float]] = {}
     for t, value in points:
-        bucket = sums.setdefault(math.floor(t / step), [0.0, 0.0])
-        bucket[0] += value
-        bucket[1] += 1.0
-    return [(index * step, total / count) for index, (total, count) in sorted(sums.items())]
+        groups.setdefault(math.floor(t / step), []).append(value)
+    return [(index * step, values) for index, values in sorted(groups.items())]
+
+
+def downsample(points: Iterable[tuple[float, float]], step: float) -> list[tuple[float, float]]:
+    """The mean of each ``step``-second bucket (see :func:`_buckets`), oldest first."""
+    return [(start, sum(values) / len(values)) for start, values in _buckets(points, step)]
+
+
+def bands(points: Iterable[tuple[float, float]], step: float) -> list[Band]:
+    """min, p50, p95 and max of each ``step``-second bucket, oldest first.
+
+    Percentiles are :func:`nearest_rank`, as everywhere else in peerscope.
+    """
+    found: list[Band] = []
+    for start, values in _buckets(points, step):
+        values.sort()
+        found.append(Band(timestamp=start, count=len(values), min=values[0],
+                          p50=nearest_rank(values, 0.50), p95=nearest_rank(values, 0.95),
+                          max=values[-1]))
+    return found

@@ -23,6 +23,7 @@ from peerscope.monitor import Monitor
 from peerscope.probe.prober import Prober
 from peerscope.server.auth import TokenGuard
 from peerscope.server.broadcast import Broadcaster
+from peerscope.server.dashboard import mount_dashboard
 from peerscope.server.peers import build_peers_router
 from peerscope.server.rest import api_errors, build_router
 from peerscope.server.ws import metrics_socket
@@ -138,6 +139,7 @@ def create_app(monitor: Monitor) -> FastAPI:
         body, content_type = await asyncio.to_thread(render, monitor)
         return Response(body, media_type=content_type)
 
+    mount_dashboard(app)  # the page and its files need no token: they hold no data
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if not guard.required:
         # Without a token the API trusts whoever reaches loopback; a Host check stops a web

@@ -13,7 +13,7 @@ from peerscope import __version__
 from peerscope.compat.lanrage import MetricsCollector
 from peerscope.core.history import SYSTEM_SERIES
 from peerscope.core.model import ServerStats
-from peerscope.core.stats import aggregate, downsample
+from peerscope.core.stats import aggregate, bands, downsample
 from peerscope.core.validation import validate_number
 from peerscope.message import system_entry
 from peerscope.monitor import Monitor
@@ -183,6 +183,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
             raise HTTPException(404, f"unknown peer_id {raw_id!r}") from None
         return {"peer_id": raw_id, "duration": duration, "from": start, "to": end,
                 "step": step, "data": as_points(points, step),
+                "bands": None if step is None else bands(points, step),
                 "stats": aggregate(points, end - start, end)}
 
     @router.get("/metrics/peers/{peer_id:path}", response_model=schemas.PeerSummary,

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 # The core's own records where the API returns them as they are: one definition each.
 from peerscope.core.model import ServerStats
-from peerscope.core.stats import Aggregate
+from peerscope.core.stats import Aggregate, Band
 
 
 class ErrorBody(BaseModel):
@@ -149,6 +149,9 @@ class TimeRange(BaseModel):
 class LatencyHistory(TimeRange):
     peer_id: str
     data: list[Point]
+    bands: list[Band] | None = Field(
+        description="With `step`: min, p50, p95 and max of each bucket (the dashboard's "
+                    "latency band); null without.")
     stats: Aggregate
 
 

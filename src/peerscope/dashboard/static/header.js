@@ -1,0 +1,54 @@
+// The header: the network's score and grade, peers by status, the host, uptime, and the
+// banner shown while the connection to the server is down.
+
+import { el, setText } from "./dom.js";
+import { duration, fixed, percent } from "./format.js";
+
+function figure(label) {
+  const value = el("span", { className: "value" }, "–");
+  const node = el("div", { className: "figure" }, el("span", { className: "label" }, label),
+                  value);
+  return { node, value };
+}
+
+export class Header {
+  constructor(parent) {
+    this.figures = {
+      score: figure("Network score"), connected: figure("Connected"),
+      degraded: figure("Degraded"), disconnected: figure("Disconnected"),
+      cpu: figure("Host CPU"), memory: figure("Memory"), uptime: figure("Uptime"),
+      fps: figure("Dashboard fps"),
+    };
+    this.figures.connected.node.classList.add("status-connected");
+    this.figures.degraded.node.classList.add("status-degraded");
+    this.figures.disconnected.node.classList.add("status-disconnected");
+    this.banner = el("div", { id: "disconnected-banner", className: "banner", hidden: true });
+    parent.append(el("div", { className: "figures" },
+                     ...Object.values(this.figures).map((f) => f.node)), this.banner);
+  }
+
+  showFrame(frame) {
+    const { network, system, server } = frame;
+    const f = this.figures;
+    setText(f.score.value, `${fixed(network.score, 0)} (${network.grade ?? "–"})`);
+    setText(f.connected.value, String(network.byStatus.connected ?? 0));
+    setText(f.degraded.value, String(network.byStatus.degraded ?? 0));
+    setText(f.disconnected.value, String(network.byStatus.disconnected ?? 0));
+    setText(f.cpu.value, percent(system.cpuPercent));
+    setText(f.memory.value, `${percent(system.memoryPercent)} of ${fixed(
+      system.memoryTotalMb / 1024, 1, " GB")}`);
+    setText(f.uptime.value, duration(server.uptimeS));
+  }
+
+  showFps(fps) {
+    setText(this.figures.fps.value, fixed(fps, 0));
+  }
+
+  showConnection({ connected, retryInMs, tokenRefused }) {
+    this.banner.hidden = connected;
+    if (connected) return;
+    setText(this.banner, tokenRefused
+      ? "Disconnected from server: it wants a token."
+      : `Disconnected from server: reconnecting in ${Math.ceil(retryInMs / 1000)} s…`);
+  }
+}

@@ -1,0 +1,46 @@
+// The host and server charts: CPU and memory, network rates, messages per second.
+// History comes from REST for the chosen range; live ranges then take one point per frame.
+
+import { COLORS, TimeChart } from "./charts.js";
+import { fixed, rate } from "./format.js";
+import { readPoints } from "./stream.js";
+
+export class HostCharts {
+  constructor(parent) {
+    this.resources = new TimeChart(parent, {
+      title: "CPU and memory", unit: "%", format: (v) => fixed(v, 0, " %"),
+      series: [{ label: "CPU", color: COLORS.blue }, { label: "memory", color: COLORS.purple }],
+    });
+    this.network = new TimeChart(parent, {
+      title: "Network", unit: "bytes/s", format: rate,
+      series: [{ label: "send", color: COLORS.orange },
+               { label: "receive", color: COLORS.green }],
+    });
+    // No REST history holds the message rate: this chart starts when the page opens.
+    this.messages = new TimeChart(parent, {
+      title: "Messages", unit: "msg/s", format: (v) => fixed(v, 1, " /s"),
+      series: [{ label: "messages", color: COLORS.grey }],
+    });
+    this.charts = [this.resources, this.network, this.messages];
+  }
+
+  // history: /api/metrics/system/history's answer.
+  showHistory(history) {
+    const cpu = readPoints(history.data.cpu);
+    const memory = readPoints(history.data.memory);
+    const sent = readPoints(history.data.network_sent);
+    const received = readPoints(history.data.network_received);
+    this.resources.replace(cpu.times, [cpu.values, memory.values]);
+    this.network.replace(sent.times, [sent.values, received.values]);
+  }
+
+  showFrame(frame, range) {
+    const { system, server } = frame;
+    if (range.live) {
+      this.resources.append(frame.time, [system.cpuPercent, system.memoryPercent]);
+      this.network.append(frame.time, [system.sentBytesPerS, system.recvBytesPerS]);
+    }
+    this.messages.append(frame.time, [server.messagesPerS]);
+    for (const chart of this.charts) chart.draw(frame.time, range.seconds);
+  }
+}

@@ -1,0 +1,171 @@
+// The peers table: sortable by any column, filtered by text, 200 peers a page. The first
+// page is the frame's own list (the 200 worst peers); further pages come from REST.
+
+import { el, setText } from "./dom.js";
+import { ago, bytes, duration, fixed, ms, percent } from "./format.js";
+
+export const PAGE_SIZE = 200;
+const STATUSES = ["connected", "degraded", "disconnected"];
+const STATUS_RANK = { disconnected: 0, degraded: 1, connected: 2 };
+
+const COLUMNS = [
+  { key: "name", label: "Name", text: (p) => p.name ?? "", sort: (p) => (p.name ?? "").toLowerCase() },
+  { key: "id", label: "ID", text: (p) => p.id, sort: (p) => p.id },
+  { key: "status", label: "Status", text: (p) => p.status, sort: (p) => STATUS_RANK[p.status] },
+  { key: "latency", label: "Latency", text: (p) => ms(p.latencyMs), sort: (p) => p.latencyMs },
+  { key: "jitter", label: "Jitter", text: (p) => ms(p.jitterMs), sort: (p) => p.jitterMs },
+  { key: "loss", label: "Loss", text: (p) => percent(p.lossPercent), sort: (p) => p.lossPercent },
+  { key: "mos", label: "MOS", text: (p) => fixed(p.mos, 2), sort: (p) => p.mos },
+  { key: "quality", label: "Quality",
+    text: (p) => (p.quality === null ? "–" : `${fixed(p.quality, 0)} ${p.grade}`),
+    sort: (p) => p.quality },
+  { key: "traffic", label: "Traffic ↑/↓",
+    text: (p) => `${bytes(p.bytesSent)} / ${bytes(p.bytesReceived)}`,
+    sort: (p) => p.bytesSent + p.bytesReceived },
+  { key: "uptime", label: "Connected for", text: (p) => duration(p.connectedS),
+    sort: (p) => p.connectedS },
+  { key: "seen", label: "Last seen", text: (p, now) => ago(p.lastSeen, now),
+    sort: (p) => p.lastSeen },
+];
+
+const STATUS_COLUMN = COLUMNS.findIndex((column) => column.key === "status");
+
+function compare(a, b) {
+  // Missing figures sort last whichever the direction.
+  if (a === null || a === undefined) return b === null || b === undefined ? 0 : 1;
+  if (b === null || b === undefined) return -1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function matches(peer, needle) {
+  if (!needle) return true;
+  const haystack = [peer.name ?? "", peer.id, peer.status, peer.address ?? "",
+                    ...Object.entries(peer.labels).map(([k, v]) => `${k}=${v}`)];
+  return haystack.some((text) => text.toLowerCase().includes(needle));
+}
+
+export class PeersTable {
+  // fetchPage(offset) -> Promise<{peers, total}> for pages after the first.
+  constructor(parent, { onSelect, fetchPage }) {
+    this.onSelect = onSelect;
+    this.fetchPage = fetchPage;
+    this.page = 0;
+    this.sortKey = null; // null: as listed (worst quality first)
+    this.descending = false;
+    this.filter = "";
+    this.rows = new Map(); // peer id -> {tr, cells}
+    this.order = [];
+    this.peers = [];
+    this.total = 0;
+    this.now = 0;
+
+    this.headers = COLUMNS.map((column) => {
+      const th = el("th", { scope: "col", dataset: { key: column.key } }, column.label);
+      th.addEventListener("click", () => this.sortBy(column.key));
+      return th;
+    });
+    this.body = el("tbody");
+    this.filterInput = el("input", { type: "search", id: "peer-filter",
+                                     placeholder: "filter: name, id, status, label" });
+    this.filterInput.addEventListener("input", () => {
+      this.filter = this.filterInput.value.trim().toLowerCase();
+      this.render();
+    });
+    this.pageNote = el("span", { id: "peer-page" });
+    this.previous = el("button", { type: "button", id: "peer-previous" }, "‹ previous");
+    this.next = el("button", { type: "button", id: "peer-next" }, "next ›");
+    this.previous.addEventListener("click", () => this.goTo(this.page - 1));
+    this.next.addEventListener("click", () => this.goTo(this.page + 1));
+    parent.append(
+      el("div", { className: "toolbar" }, this.filterInput, this.previous, this.pageNote,
+         this.next),
+      el("table", { id: "peers" }, el("thead", {}, el("tr", {}, ...this.headers)), this.body));
+  }
+
+  // The latest frame: its peers are page one; on a later page, re-read that page.
+  showFrame(frame) {
+    this.now = frame.time;
+    this.total = frame.peersTotal;
+    if (this.page === 0) {
+      this.peers = frame.peers;
+      this.render();
+    } else {
+      this.refreshPage();
+    }
+  }
+
+  async refreshPage() {
+    const page = this.page;
+    const { peers, total } = await this.fetchPage(page * PAGE_SIZE);
+    if (page !== this.page) return;
+    this.peers = peers;
+    this.total = total;
+    this.render();
+  }
+
+  goTo(page) {
+    const last = Math.max(0, Math.ceil(this.total / PAGE_SIZE) - 1);
+    this.page = Math.min(Math.max(0, page), last);
+    if (this.page > 0) this.refreshPage();
+    this.render();
+  }
+
+  sortBy(key) {
+    this.descending = this.sortKey === key ? !this.descending : false;
+    this.sortKey = key;
+    this.headers.forEach((th) => {
+      th.classList.toggle("sorted", th.dataset.key === key);
+      th.classList.toggle("descending", th.dataset.key === key && this.descending);
+    });
+    this.render();
+  }
+
+  visible() {
+    const shown = this.peers.filter((peer) => matches(peer, this.filter));
+    if (this.sortKey !== null) {
+      const key = COLUMNS.find((column) => column.key === this.sortKey).sort;
+      const sign = this.descending ? -1 : 1;
+      shown.sort((a, b) => sign * compare(key(a), key(b)) || compare(a.id, b.id));
+    }
+    return shown;
+  }
+
+  render() {
+    const shown = this.visible();
+    const seen = new Set();
+    const order = shown.map((peer) => {
+      seen.add(peer.id);
+      const row = this.rows.get(peer.id) ?? this.createRow(peer.id);
+      COLUMNS.forEach((column, i) => setText(row.cells[i], column.text(peer, this.now)));
+      const status = STATUSES.includes(peer.status) ? peer.status : "unknown";
+      if (row.status !== status) {
+        row.cells[STATUS_COLUMN].className = `col-status badge status-${status}`;
+        row.status = status;
+      }
+      return row.tr;
+    });
+    for (const [id, row] of this.rows) {
+      if (!seen.has(id)) this.rows.delete(id);
+    }
+    // Moving rows costs a layout: only when the order changed.
+    if (order.length !== this.order.length || order.some((tr, i) => tr !== this.order[i])) {
+      this.body.replaceChildren(...order);
+      this.order = order;
+    }
+    const first = this.page * PAGE_SIZE;
+    setText(this.pageNote, this.total === 0 ? "no peers"
+      : `${first + 1}–${Math.min(first + PAGE_SIZE, this.total)} of ${this.total}`
+        + (this.filter ? ` (${shown.length} match)` : ""));
+    this.previous.disabled = this.page === 0;
+    this.next.disabled = first + PAGE_SIZE >= this.total;
+  }
+
+  createRow(id) {
+    const cells = COLUMNS.map((column) => el("td", { className: `col-${column.key}` }));
+    const tr = el("tr", { dataset: { peer: id } }, ...cells);
+    tr.addEventListener("click", () => this.onSelect(id));
+    const row = { tr, cells, status: null };
+    this.rows.set(id, row);
+    return row;
+  }
+}

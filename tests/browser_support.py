@@ -1,0 +1,95 @@
+"""A real browser for the dashboard tests: Debian's headless Chromium driven by Playwright.
+
+Playwright drives the system's ``/usr/bin/chromium`` (``apt-get install chromium``); it never
+downloads a browser of its own. Each ``browser_page`` launches one Chromium, records the
+page's console errors and uncaught exceptions, and closes the browser however the test
+ends. Screenshots go to ``test-artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from playwright.async_api import Page, async_playwright
+
+from peerscope import Monitor
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@dataclass
+class BrowserPage:
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+    async def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        await self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@contextlib.asynccontextmanager
+async def browser_page(*, extra_args: Iterable[str] = (), width: int = 1400,
+                       height: int = 1600) -> AsyncIterator[BrowserPage]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            page = await browser.new_page(viewport={"width": width, "height": height})
+            found = BrowserPage(page)
+            page.on("console", lambda message: found.errors.append(message.text)
+                    if message.type == "error" else None)
+            page.on("pageerror", lambda error: found.errors.append(f"uncaught: {error}"))
+            # An alert() would mean a peer's name ran as code: record it, never wait on it.
+            page.on("dialog", lambda dialog: (found.errors.append(f"dialog: {dialog.message}"),
+                                              asyncio.ensure_future(dialog.dismiss())))
+            yield found
+        finally:
+            await browser.close()
+
+
+class PeerFeed:
+    """Records a latency for each fed peer every ``interval`` seconds, like a prober would,
+    until stopped; ``silence(peer_id)`` stops one peer's measurements (its reflector died)."""
+
+    def __init__(self, monitor: Monitor, peer_ids: Iterable[str], interval: float = 0.2,
+                 seed: int = 5) -> None:
+        self.monitor = monitor
+        self.peer_ids = list(peer_ids)
+        self.interval = interval
+        self.silent: set[str] = set()
+        self._rng = random.Random(seed)
+        self._task: asyncio.Task[None] | None = None
+
+    def silence(self, peer_id: str) -> None:
+        self.silent.add(peer_id)
+
+    async def _run(self) -> None:
+        while True:
+            for index, peer_id in enumerate(self.peer_ids):
+                if peer_id not in self.silent:
+                    latency = max(0.1, self._rng.gauss(10.0 + index % 50, 2.0))
+                    self.monitor.record_latency(peer_id, latency)
+                    self.monitor.record_traffic(peer_id, bytes_sent=600, bytes_received=900,
+                                                packets_sent=1, packets_received=1)
+            await asyncio.sleep(self.interval)
+
+    async def __aenter__(self) -> PeerFeed:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

@@ -1,0 +1,205 @@
+"""The dashboard in headless Chromium against a real server fed with peers.
+
+Each test starts uvicorn on an ephemeral loopback port over a Monitor whose peers a
+background task measures (``PeerFeed``), opens the page, and reads what it shows.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from playwright.async_api import Page
+
+from peerscope import Monitor, Settings
+from peerscope.core.quality import StatusRules
+from tests.browser_support import PeerFeed, browser_page
+from tests.server_support import live_server, peer_named
+
+XSS_NAME = "<img src=x onerror=alert(1)>"
+
+
+def fed_monitor(**overrides: Any) -> Monitor:
+    values: dict[str, Any] = {"metrics_interval": 0.5, "ws_ping_interval": 0.5}
+    values.update(overrides)
+    return Monitor(Settings(**values))
+
+
+async def row_texts(page: Page) -> dict[str, list[str]]:
+    """The peers table as {peer id: [cell texts]}."""
+    rows: dict[str, list[str]] = await page.evaluate("""() => Object.fromEntries(
+        [...document.querySelectorAll('#peers tbody tr')].map(
+            (tr) => [tr.dataset.peer, [...tr.cells].map((td) => td.textContent)]))""")
+    return rows
+
+
+async def status_of(page: Page, peer_id: str) -> str | None:
+    return (await row_texts(page)).get(peer_id, [None, None, None])[2]
+
+
+async def wait_for_status(page: Page, peer_id: str, status: str, timeout: float) -> float:
+    """Seconds until the table shows ``status`` for ``peer_id``."""
+    start = time.monotonic()
+    while await status_of(page, peer_id) != status:
+        assert time.monotonic() - start < timeout, (
+            f"{peer_id} still {await status_of(page, peer_id)!r}, not {status!r}")
+        await page.wait_for_timeout(100)
+    return time.monotonic() - start
+
+
+async def test_live_page_charts_table_detail_and_xss_name_as_text():
+    monitor = fed_monitor()
+    peer_ids = [f"peer-{k:02d}" for k in range(12)]
+    monitor.add_peer("evil", name=XSS_NAME, labels={"region": "eu"})
+    monitor.start_session(XSS_NAME, ["peer-00", "evil"], session_id="match-1")
+    monitor.record_latency("peer-00", 12.0)
+    monitor.end_session("match-1")
+    async with live_server(monitor) as live, PeerFeed(monitor, [*peer_ids, "evil"]), \
+            browser_page() as browser:
+        page = browser.page
+        await page.goto(live.url + "/")
+        # Charts hold live points within 3 s of opening the page.
+        await page.wait_for_function(
+            "() => window.peerscopeDashboard?.hostCharts.resources.points >= 2"
+            " && window.peerscopeDashboard.hostCharts.messages.points >= 2", timeout=3000)
+        rows = await row_texts(page)
+        assert set(peer_ids) | {"evil"} <= set(rows)
+        name, peer_id, status, latency = rows["peer-03"][:4]
+        assert name == ""  # fed peers have no display name
+        assert (peer_id, status) == ("peer-03", "connected")
+        assert latency.endswith(" ms")
+        # The hostile name is shown as its characters and never became an element.
+        assert rows["evil"][0] == XSS_NAME
+        assert await page.locator("#peers img").count() == 0
+        # Sessions and alerts have their panels (no alert rules exist yet: none active).
+        session = page.locator("#sessions tbody tr").first
+        await session.wait_for(timeout=3000)
+        cells = await session.locator("td").all_inner_texts()
+        assert (cells[0], cells[3], cells[4]) == (XSS_NAME, "2", "12.0 ms")
+        assert await page.locator("#alerts-active").inner_text() == "No active alerts"
+        header = await page.locator("#header").inner_text()
+        assert "Network score" in header
+        assert "Connected" in header
+        # Clicking a row opens that peer's charts, with a latency band from REST.
+        await page.locator('#peers tr[data-peer="peer-03"]').click()
+        await page.wait_for_function(
+            "() => window.peerscopeDashboard.detail.latency.points >= 1"
+            " && window.peerscopeDashboard.detail.jitter.points >= 1", timeout=8000)
+        assert await page.locator("#peer-detail").is_visible()
+        assert await page.locator("#peer-title").inner_text() == "peer-03"
+        # Filtering keeps matching rows only (here by label); a header click sorts.
+        await page.fill("#peer-filter", "region=eu")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#peers tbody tr').length === 1")
+        await page.fill("#peer-filter", "")
+        await page.locator('#peers th[data-key="id"]').click()
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#peers tbody tr').length === 14")
+        ids = list(await row_texts(page))
+        assert ids == sorted(ids)
+        assert ids[0] == "evil"
+        await page.locator('#peers th[data-key="id"]').click()  # again: descending
+        assert list(await row_texts(page)) == sorted(ids, reverse=True)
+        # A range reads the host history with its step, and the peer's band with its own.
+        async with page.expect_request(lambda r: "/api/metrics/system/history" in r.url
+                                       and "duration=86400" in r.url and "step=60" in r.url), \
+                page.expect_request(lambda r: "/latency?" in r.url and "step=900" in r.url):
+            await page.get_by_role("button", name="24 h").click()
+        await browser.screenshot("dashboard-live")
+        # The page itself is a measured peer: it answers pings and reports its fps.
+        async with live.http() as http:
+            dashboard = await peer_named(http, "dashboard")
+            assert dashboard is not None
+            assert dashboard["latency_ms"] is not None
+            assert dashboard["fps"] is not None
+            assert dashboard["fps"] > 0
+    assert browser.errors == []
+
+
+async def test_a_peer_whose_measurements_stop_turns_degraded_then_disconnected():
+    rules = StatusRules(degraded_after_idle_s=1.0, disconnected_after_idle_s=2.5)
+    monitor = fed_monitor(status=rules, metrics_interval=0.25)
+    async with live_server(monitor) as live, \
+            PeerFeed(monitor, ["steady", "fading"]) as feed, browser_page() as browser:
+        page = browser.page
+        await page.goto(live.url + "/dashboard")
+        await wait_for_status(page, "fading", "connected", timeout=3)
+        feed.silence("fading")
+        last_heard = monitor.peer("fading")["last_seen"]  # epoch seconds, the Monitor's clock
+        await wait_for_status(page, "fading", "degraded", timeout=3)
+        await browser.screenshot("dashboard-degraded")
+        await wait_for_status(page, "fading", "disconnected", timeout=4)
+        # Not before the rule says: idle for 2.5 s at least.
+        assert time.time() - last_heard >= 2.5
+        assert await status_of(page, "steady") == "connected"
+        badge = page.locator('#peers tr[data-peer="fading"] td.col-status')
+        assert "status-disconnected" in (await badge.get_attribute("class") or "")
+        await browser.screenshot("dashboard-disconnected")
+    assert browser.errors == []
+
+
+async def test_a_token_protected_server_asks_for_the_token_then_works():
+    monitor = fed_monitor(token="s3cret")
+    async with live_server(monitor) as live, PeerFeed(monitor, ["alpha"]), \
+            browser_page() as browser:
+        page = browser.page
+        await page.goto(live.url + "/")
+        prompt = page.locator("#token-prompt")
+        await prompt.wait_for(state="visible", timeout=3000)
+        await page.fill("#token-input", "wrong")
+        await page.click("#token-form button")
+        await prompt.wait_for(state="visible", timeout=3000)
+        assert "refused" in await page.locator("#token-prompt .note").inner_text()
+        await page.fill("#token-input", "s3cret")
+        await page.click("#token-form button")
+        await page.wait_for_selector('#peers tr[data-peer="alpha"]', timeout=3000)
+        await page.wait_for_function(
+            "() => window.peerscopeDashboard.hostCharts.resources.points >= 1", timeout=3000)
+        assert await prompt.is_hidden()
+        assert await page.evaluate("sessionStorage.getItem('peerscope.token')") == "s3cret"
+        await browser.screenshot("dashboard-token")
+    # The refusals before the right token were 401s on REST: nothing else went wrong.
+    assert [e for e in browser.errors if "401" not in e] == []
+
+
+async def test_more_than_a_page_of_peers_pages_through_rest_and_the_page_rides_out_a_restart():
+    # Measured once each, with distinct latencies, so the worst-first order holds still
+    # between a frame and a REST page. The page's own connection is measured once (the
+    # server pings once at connect, then not for an hour).
+    monitor = fed_monitor(metrics_interval=1.0, ws_ping_interval=3600.0)
+    for k in range(230):
+        monitor.record_latency(f"p{k:03d}", 10.0 + 0.25 * k)
+    async with browser_page() as browser:
+        page = browser.page
+        async with live_server(monitor) as live:
+            await page.goto(live.url + "/")
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#peers tbody tr').length === 200",
+                timeout=4000)
+            # 230 fed peers and the page's own /ws connection.
+            assert await page.locator("#peer-page").inner_text() == "1–200 of 231"
+            first_page = set(await row_texts(page))
+            await page.click("#peer-next")
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#peers tbody tr').length === 31")
+            assert await page.locator("#peer-page").inner_text() == "201–231 of 231"
+            second_page = set(await row_texts(page))
+            assert first_page.isdisjoint(second_page)
+            assert len(first_page | second_page) == 231
+            assert await page.locator("#disconnected-banner").is_hidden()
+        # The server is gone: the banner says so while the page retries.
+        banner = page.locator("#disconnected-banner")
+        await banner.wait_for(state="visible", timeout=5000)
+        assert "Disconnected from server: reconnecting in" in await banner.inner_text()
+        await browser.screenshot("dashboard-disconnected-banner")
+        # Back on the same port: the page reconnects by itself (backoff 0.5, 1, 2 s, ...).
+        async with live_server(monitor, port=live.port):
+            await banner.wait_for(state="hidden", timeout=8000)
+            frames_before = await page.evaluate(
+                "window.peerscopeDashboard.hostCharts.messages.points")
+            await page.wait_for_function(
+                f"() => window.peerscopeDashboard.hostCharts.messages.points > {frames_before}",
+                timeout=3000)
+    # Reconnection attempts to the stopped server fail by design; nothing else may.
+    assert [e for e in browser.errors if "WebSocket" not in e
+            and "Failed to fetch" not in e and "ERR_CONNECTION_REFUSED" not in e] == []
