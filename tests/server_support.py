@@ -17,13 +17,12 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
-import pytest
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -281,17 +280,3 @@ def wait_ready(process: subprocess.Popen[str], timeout: float = 20) -> tuple[str
             raise AssertionError(f"serve exited with {process.returncode}: "
                                  f"{process.stderr.read() if process.stderr else ''}")
     raise AssertionError(f"serve did not announce itself within {timeout} s")
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    """Started processes; any still running at the end is killed (by its own pid)."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()

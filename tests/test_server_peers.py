@@ -16,12 +16,9 @@ from peerscope.probe.reflector import Reflector
 from tests.server_support import (
     cli_env,
     live_server,
-    processes,
     start_serve,
     wait_ready,
 )
-
-__all__ = ["processes"]  # a fixture, used by name
 
 
 def probing_monitor(**overrides: Any) -> Monitor:

@@ -264,8 +264,10 @@ async def test_current_is_the_metrics_message(seeded: LiveServer):
 
 async def test_health(seeded: LiveServer):
     body = await get_json(seeded, "/api/health")
+    # Mounted as live_server runs it, not through serve(): no reflector, nothing probed.
     assert body == {"status": "ok", "version": __version__, "monitor_running": True,
-                    "uptime_seconds": 0.0, "peers": 4, "websocket_subscribers": 0}
+                    "uptime_seconds": 0.0, "peers": 4, "websocket_subscribers": 0,
+                    "probed_peers": 0, "reflector_port": None}
 
 
 # --- the host -----------------------------------------------------------------------------
