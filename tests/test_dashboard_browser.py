@@ -62,6 +62,13 @@ async def test_live_page_charts_table_detail_and_xss_name_as_text():
         await page.wait_for_function(
             "() => window.peerscopeDashboard?.hostCharts.resources.points >= 2"
             " && window.peerscopeDashboard.hostCharts.messages.points >= 2", timeout=3000)
+        # Hovering one chart moves the cursor of the others (uPlot cursor.sync).
+        over = page.locator("#host-charts .u-over").first
+        box = await over.bounding_box()
+        assert box is not None
+        await page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+        await page.wait_for_function(
+            "() => window.peerscopeDashboard.hostCharts.network.plot.cursor.left > 0")
         rows = await row_texts(page)
         assert set(peer_ids) | {"evil"} <= set(rows)
         name, peer_id, status, latency = rows["peer-03"][:4]

@@ -33,13 +33,12 @@ const table = new PeersTable($("peers-panel"), {
     detail.refresh(Date.now() / 1000);
   },
   fetchPage: async (offset) => {
-    try {
+    let found = null;
+    await attempt(async () => {
       const page = await api.peers(PAGE_SIZE, offset);
-      return { peers: page.peers.map(readPeer), total: page.total };
-    } catch (error) {
-      failed(error);
-      return { peers: [], total: 0 };
-    }
+      found = { peers: page.peers.map(readPeer), total: page.total };
+    });
+    return found;
   },
 });
 let range = RANGES[0];
@@ -51,22 +50,27 @@ function failed(error) {
   else console.warn(error.message); // a REST read failed: the next frame tries again
 }
 
-async function loadHistory() {
-  historyLoadedAt = Date.now() / 1000;
+// A REST read whose failure the next frame retries (or that asks for the token).
+async function attempt(read) {
   try {
-    hostCharts.showHistory(await api.systemHistory(range.seconds, range.step));
+    await read();
   } catch (error) {
     failed(error);
   }
 }
 
-async function loadSessions() {
+function loadHistory() {
+  historyLoadedAt = Date.now() / 1000;
+  return attempt(async () => {
+    hostCharts.showHistory(await api.systemHistory(range.seconds, range.step));
+  });
+}
+
+function loadSessions() {
   sessionsLoadedAt = Date.now() / 1000;
-  try {
+  return attempt(async () => {
     sessions.show((await api.sessions(10)).sessions.map(readSession));
-  } catch (error) {
-    failed(error);
-  }
+  });
 }
 
 function showFrame(frame) {

@@ -45,7 +45,8 @@ function matches(peer, needle) {
 }
 
 export class PeersTable {
-  // fetchPage(offset) -> Promise<{peers, total}> for pages after the first.
+  // fetchPage(offset) -> Promise<{peers, total} | null (not read: keep what is shown)>,
+  // for pages after the first.
   constructor(parent, { onSelect, fetchPage }) {
     this.onSelect = onSelect;
     this.fetchPage = fetchPage;
@@ -96,10 +97,10 @@ export class PeersTable {
 
   async refreshPage() {
     const page = this.page;
-    const { peers, total } = await this.fetchPage(page * PAGE_SIZE);
-    if (page !== this.page) return;
-    this.peers = peers;
-    this.total = total;
+    const found = await this.fetchPage(page * PAGE_SIZE);
+    if (found === null || page !== this.page) return;
+    this.peers = found.peers;
+    this.total = found.total;
     this.render();
   }
 
