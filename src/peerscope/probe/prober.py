@@ -38,7 +38,7 @@ class _Entry:
     target: ProbeTarget
     phase: float  # fraction of the spacing at which this target's probes go out
     next_seq: int = 0
-    on_reply: ReplyHandler = field(default=lambda seq, rtt_ms: None)
+    on_reply: ReplyHandler = field(init=False)  # set once the entry exists (it checks itself)
 
 
 class Prober:
