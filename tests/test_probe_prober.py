@@ -95,6 +95,20 @@ async def test_many_targets_each_methods_and_removal():
         assert len(prober.targets()) == 21
 
 
+async def test_a_peer_removed_from_the_monitor_alone_is_registered_again():
+    monitor = make_monitor()
+    async with Reflector() as reflector, Prober(monitor, interval_s=0.02,
+                                                timeout_s=0.5) as prober:
+        prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="p", name="P"))
+        await asyncio.sleep(0.1)
+        assert monitor.remove_peer("p")
+        await asyncio.sleep(0.1)
+        peer = monitor.peer("p")
+    assert peer["name"] == "P"
+    assert peer["labels"] == {"probe_method": "twamp"}
+    assert peer["probes"]["received"] >= 1
+
+
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"interval_s": 0.0}, "interval_s"), ({"count": 0}, "count"),
     ({"timeout_s": -1.0}, "timeout_s"),

@@ -118,3 +118,41 @@ def test_bad_settings_are_refused(kwargs, field):
 async def test_bad_port_is_refused():
     with pytest.raises(ValueError, match="port"):
         await Reflector().start(port=70000)
+
+
+def loopback_v6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe_socket:
+            probe_socket.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not loopback_v6(), reason="no IPv6 loopback")
+async def test_ipv6():
+    reflector = Reflector()
+    port = await reflector.start(host="::1", port=0)
+    try:
+        target = ProbeTarget.parse(f"[::1]:{port}")
+        results = [result async for result in probe_series(target, count=3, interval_s=0.01,
+                                                           timeout_s=1.0)]
+    finally:
+        reflector.stop()
+    assert [result.arrival for result in results] == ["on_time"] * 3
+
+
+async def test_a_host_name_is_resolved_at_probe_time():
+    # Bind where "localhost" resolves first, which may be ::1 or 127.0.0.1 by the host's rules.
+    first = (await asyncio.get_running_loop().getaddrinfo("localhost", 0,
+                                                          type=socket.SOCK_DGRAM))[0][4][0]
+    reflector = Reflector()
+    port = await reflector.start(host=first, port=0)
+    try:
+        target = ProbeTarget.parse(f"localhost:{port}")
+        assert not target.is_literal
+        results = [result async for result in probe_series(target, count=3, interval_s=0.01,
+                                                           timeout_s=1.0)]
+    finally:
+        reflector.stop()
+    assert [result.arrival for result in results] == ["on_time"] * 3

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from peerscope.probe.method import ProbeMethod, ReplyHandler
 from peerscope.probe.methods import open_method
 from peerscope.probe.target import Method, ProbeTarget
 
+logger = logging.getLogger(__name__)
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 # Probes due within this share of the spacing go out in one wake-up (50 ms at 1 Hz): the
 # loop's wake-ups, not the probes, were most of the CPU, and 5 % of the spacing early is no
@@ -38,7 +40,7 @@ class _Entry:
     target: ProbeTarget
     phase: float  # fraction of the spacing at which this target's probes go out
     next_seq: int = 0
-    on_reply: ReplyHandler = field(default=lambda seq, rtt_ms: None)
+    on_reply: ReplyHandler = field(init=False)  # set once the entry exists (it checks itself)
 
 
 class Prober:
@@ -163,7 +165,10 @@ class Prober:
                 due, _, entry = heapq.heappop(queue)
                 if self._entries.get(entry.target.peer_id) is not entry:
                     continue  # removed or replaced
-                self._fire(entry)
+                try:
+                    self._fire(entry)
+                except Exception:  # one target's trouble must not stop every other's probes
+                    logger.exception("peerscope: probing %s failed", entry.target.address)
                 due += spacing
                 if due < now:  # the loop stalled: skip the missed slots, keep the phase
                     due += math.ceil((now - due) / spacing) * spacing

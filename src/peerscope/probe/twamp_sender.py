@@ -52,11 +52,12 @@ class TwampSender:
     counted as ``unmatched``.
     """
 
-    def __init__(self, *, remember_s: float = 60.0) -> None:
+    def __init__(self, *, remember_s: float = 10.0) -> None:
         self._remember_s = remember_s
         self._endpoints: dict[int, UdpEndpoint] = {}
         self._sent: OrderedDict[Key, _Sent] = OrderedDict()
         self._wire_seq = 0
+        self._forgotten_at = 0.0
         self._background = Background()
         self.rejected = 0  # datagrams that are not TWAMP-Test replies
         self.unmatched = 0  # replies to no probe of ours (or forgotten ones)
@@ -99,7 +100,9 @@ class TwampSender:
         if endpoint is None:
             return
         now = asyncio.get_running_loop().time()
-        self._forget_before(now - self._remember_s)
+        if now - self._forgotten_at >= 1.0:  # once a second is enough to bound memory
+            self._forgotten_at = now
+            self._forget_before(now - self._remember_s)
         wire_seq = self._wire_seq = (self._wire_seq + 1) & _SEQ_MASK
         self._sent[(address[0], address[1], wire_seq)] = _Sent(seq, now, on_reply)
         endpoint.sendto(encode_probe(wire_seq, ntp(time.time_ns())), address)
