@@ -71,12 +71,15 @@ def nft_drop():
 
 
 async def test_kernel_dropped_probes_are_measured_as_loss(nft_drop):
-    """Accuracy (2): the kernel drops 5 % of probes; 2,000 probes measure 5 ± 1.5 %."""
+    """Accuracy (2): the kernel drops 5 % of probes; 2,000 probes measure 5 ± 1.5 %.
+
+    5 ms apart: at 2 ms, on a loaded 2-core CI machine, the reflector's socket buffer
+    overflowed now and then and added its own losses (6.65 % measured once)."""
     async with Reflector() as reflector:
         nft_drop(reflector.port, 5)
         target = ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
         results = [result async for result in
-                   probe_series(target, count=2000, interval_s=0.002, timeout_s=0.5)]
+                   probe_series(target, count=2000, interval_s=0.005, timeout_s=0.5)]
     lost = sum(result.arrival == "timeout" for result in results)
     answered = sum(result.arrival == "on_time" for result in results)
     assert lost + answered == 2000
