@@ -60,28 +60,23 @@ async def browser_page(*, extra_args: Iterable[str] = (), width: int = 1400,
 
 class PeerFeed:
     """Records a latency for each fed peer every ``interval`` seconds, like a prober would,
-    until stopped; ``silence(peer_id)`` stops one peer's measurements (its reflector died)."""
+    until stopped."""
 
     def __init__(self, monitor: Monitor, peer_ids: Iterable[str], interval: float = 0.2,
                  seed: int = 5) -> None:
         self.monitor = monitor
         self.peer_ids = list(peer_ids)
         self.interval = interval
-        self.silent: set[str] = set()
         self._rng = random.Random(seed)
         self._task: asyncio.Task[None] | None = None
-
-    def silence(self, peer_id: str) -> None:
-        self.silent.add(peer_id)
 
     async def _run(self) -> None:
         while True:
             for index, peer_id in enumerate(self.peer_ids):
-                if peer_id not in self.silent:
-                    latency = max(0.1, self._rng.gauss(10.0 + index % 50, 2.0))
-                    self.monitor.record_latency(peer_id, latency)
-                    self.monitor.record_traffic(peer_id, bytes_sent=600, bytes_received=900,
-                                                packets_sent=1, packets_received=1)
+                latency = max(0.1, self._rng.gauss(10.0 + index % 50, 2.0))
+                self.monitor.record_latency(peer_id, latency)
+                self.monitor.record_traffic(peer_id, bytes_sent=600, bytes_received=900,
+                                            packets_sent=1, packets_received=1)
             await asyncio.sleep(self.interval)
 
     async def __aenter__(self) -> PeerFeed:

@@ -102,6 +102,7 @@ async def live_server(monitor: Monitor, *, mounted: bool = False, port: int = 0,
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
+        await monitor.app.state.prober.stop()  # started by a POST /api/peers, if any
         if started_monitor:
             await monitor.stop()
 

@@ -1,7 +1,8 @@
 """The dashboard in headless Chromium against a real server fed with peers.
 
 Each test starts uvicorn on an ephemeral loopback port over a Monitor whose peers a
-background task measures (``PeerFeed``), opens the page, and reads what it shows.
+background task measures (``PeerFeed``) or that probes TWAMP reflectors on loopback, opens
+the page, and reads what it shows.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from playwright.async_api import Page
 
 from peerscope import Monitor, Settings
 from peerscope.core.quality import StatusRules
+from peerscope.probe.reflector import Reflector
 from tests.browser_support import PeerFeed, browser_page
 from tests.server_support import live_server, peer_named
 
@@ -123,21 +125,29 @@ async def test_live_page_charts_table_detail_and_xss_name_as_text():
     assert browser.errors == []
 
 
-async def test_a_peer_whose_measurements_stop_turns_degraded_then_disconnected():
-    rules = StatusRules(degraded_after_idle_s=1.0, disconnected_after_idle_s=2.5)
-    monitor = fed_monitor(status=rules, metrics_interval=0.25)
-    async with live_server(monitor) as live, \
-            PeerFeed(monitor, ["steady", "fading"]) as feed, browser_page() as browser:
+async def test_a_peer_whose_reflector_stops_turns_degraded_then_disconnected():
+    """Two peers probed for real (TWAMP, POST /api/peers) through reflectors on loopback;
+    one reflector stops, and the table shows its peer degraded, then disconnected."""
+    rules = StatusRules(degraded_after_failures=3, disconnected_after_failures=8)
+    monitor = fed_monitor(status=rules, metrics_interval=0.25, probe_interval=0.2,
+                          probe_timeout=0.3)
+    async with Reflector() as steady, Reflector() as fading, live_server(monitor) as live, \
+            live.http() as http, browser_page() as browser:
+        for peer_id, reflector in (("steady", steady), ("fading", fading)):
+            added = await http.post("/api/peers", json={
+                "id": peer_id, "address": f"127.0.0.1:{reflector.port}"})
+            assert added.status_code == 201, added.text
         page = browser.page
         await page.goto(live.url + "/dashboard")
         await wait_for_status(page, "fading", "connected", timeout=3)
-        feed.silence("fading")
-        last_heard = monitor.peer("fading")["last_seen"]  # epoch seconds, the Monitor's clock
+        fading.stop()
+        stopped_at = time.monotonic()
         await wait_for_status(page, "fading", "degraded", timeout=3)
+        # Not before three probes (0.2 s apart, each lost after 0.3 s) went unanswered.
+        assert time.monotonic() - stopped_at >= 0.6
         await browser.screenshot("dashboard-degraded")
-        await wait_for_status(page, "fading", "disconnected", timeout=4)
-        # Not before the rule says: idle for 2.5 s at least.
-        assert time.time() - last_heard >= 2.5
+        await wait_for_status(page, "fading", "disconnected", timeout=5)
+        assert time.monotonic() - stopped_at >= 1.6  # eight lost probes
         assert await status_of(page, "steady") == "connected"
         badge = page.locator('#peers tr[data-peer="fading"] td.col-status')
         assert "status-disconnected" in (await badge.get_attribute("class") or "")
