@@ -7,6 +7,10 @@ the page, and reads what it shows.
 
 from __future__ import annotations
 
+import asyncio
+import re
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -16,7 +20,7 @@ from peerscope import Monitor, Settings
 from peerscope.core.quality import StatusRules
 from peerscope.probe.reflector import Reflector
 from tests.browser_support import PeerFeed, browser_page
-from tests.server_support import live_server, peer_named
+from tests.server_support import cli_env, live_server, peer_named
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 
@@ -220,3 +224,38 @@ async def test_more_than_a_page_of_peers_pages_through_rest_and_the_page_rides_o
     # Reconnection attempts to the stopped server fail by design; nothing else may.
     assert [e for e in browser.errors if "WebSocket" not in e
             and "Failed to fetch" not in e and "ERR_CONNECTION_REFUSED" not in e] == []
+
+
+async def test_the_demo_dashboard_lists_the_simulated_peers_measured(
+        processes: list[subprocess.Popen[str]]):
+    """`peerscope demo` as a newcomer runs it (`make demo`): its page lists the five
+    simulated peers with latencies that their reflectors' delays explain."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "peerscope.cli", "demo", "--port", "0", "--duration", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    processes.append(demo)
+    assert demo.stdout is not None
+    url = None
+    while url is None:
+        line = await asyncio.wait_for(asyncio.to_thread(demo.stdout.readline), 20)
+        assert line, f"the demo ended: {demo.stderr.read() if demo.stderr else ''}"
+        found = re.search(r"dashboard at (http://127\.0\.0\.1:\d+)/", line)
+        url = found[1] if found else None
+    async with browser_page() as browser:
+        page = browser.page
+        await page.goto(url + "/")
+        expected = {"sim-lan": (0.3, 10.0), "sim-eu": (24.0, 40.0), "sim-us": (85.0, 110.0)}
+        for peer_id in (*expected, "sim-wifi", "sim-flaky"):
+            await page.wait_for_selector(f'#peers tr[data-peer="{peer_id}"]', timeout=5000)
+        deadline = time.monotonic() + 5
+        rows = await row_texts(page)
+        while any(rows[p][3] in ("", "–") for p in expected) and time.monotonic() < deadline:
+            await page.wait_for_timeout(200)
+            rows = await row_texts(page)
+        for peer_id, (low, high) in expected.items():
+            name, _, status, latency = rows[peer_id][:4]
+            assert "(simulated)" in name
+            assert status == "connected", rows[peer_id]
+            assert low < float(latency.removesuffix(" ms")) < high, rows[peer_id]
+        await browser.screenshot("dashboard-demo")
+    assert browser.errors == []
