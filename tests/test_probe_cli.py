@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
 import socket
 import subprocess
@@ -118,3 +119,35 @@ def test_bad_arguments_exit_2_naming_what_was_wrong(args, message, capsys):
         status = exit_.code
     assert status == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_long_run_on_a_terminal_draws_a_progress_bar(reflector_port):
+    """Run with stdout on a pseudo-terminal, as a user at a shell would."""
+    parent, child = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "peerscope", "probe", f"127.0.0.1:{reflector_port}",
+             "-c", "20", "-i", "0.01"], stdout=child, stderr=subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
+        os.close(child)
+        child = -1
+        output = b""
+        while True:
+            try:
+                chunk = os.read(parent, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(30) == 0
+        assert process.stderr is not None
+        process.stderr.close()
+    finally:
+        os.close(parent)
+        if child >= 0:
+            os.close(child)
+    text = output.decode(errors="replace")
+    assert "probing" in text  # the bar's label, drawn while the run lasted
+    assert "seq=19 rtt=" in text
+    assert "20 probes sent, 20 received, 0.0% loss" in text

@@ -191,3 +191,18 @@ def test_removed_probed_peer_is_no_longer_expired(clock):
     assert monitor.remove_peer("p1")
     clock.advance(5.0)
     assert monitor.tick()["clients"] == []
+
+
+def test_a_peer_still_probed_is_not_pruned_however_long_it_is_silent(clock):
+    rules = StatusRules(degraded_after_failures=1, disconnected_after_failures=2)
+    monitor = make_monitor(clock, status=rules, peer_ttl_s=30)
+    for seq in range(60):  # two minutes of unanswered probes, one every 2 s
+        monitor.record_probe_sent("p1", seq, timeout_s=1.0)
+        clock.advance(2.0)
+        message = monitor.tick()
+        assert [client["status"] for client in message["clients"]] == \
+            (["degraded"] if seq == 0 else ["disconnected"])
+    clock.advance(27.0)  # probing stopped 2 s ago: the TTL counts from the last probe
+    assert monitor.tick()["clients_total"] == 1
+    clock.advance(1.0)
+    assert monitor.tick()["clients_total"] == 0

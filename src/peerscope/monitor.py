@@ -332,6 +332,7 @@ class Monitor:
             if timeout_s is not None:
                 tracker.timeout_s = timeout_s
             tracker.sent(seq, now)
+            peer.probe_sent_at = now
             self._probed[peer.peer_id] = peer
 
     def record_probe_reply(self, peer_id: str, seq: int, rtt_ms: float) -> Arrival:
@@ -611,6 +612,11 @@ class Monitor:
             for peer, previous, status in sweep.changes:
                 self._status_changed(peer, previous, status, now)
             for peer in sweep.expired:
+                sent_at = peer.probe_sent_at
+                if sent_at is not None and now - sent_at < settings.peer_ttl_s:
+                    # Still probed: its prober owns its lifetime. Pruned, it would come back
+                    # as a new, connected peer at the next probe, and flap every TTL.
+                    continue
                 del self._peers[peer.peer_id]
                 self._forget(peer, now, "pruned")
             system = self._system

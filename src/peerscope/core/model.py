@@ -43,6 +43,7 @@ class Peer:
     jitter_ms: float = 0.0
     reported_loss_percent: float | None = None
     consecutive_failures: int = 0
+    probe_sent_at: float | None = None  # latest sequence-numbered probe (record_probe_sent)
     bytes_sent: int = 0
     bytes_received: int = 0
     packets_sent: int = 0

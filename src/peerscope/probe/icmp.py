@@ -25,7 +25,7 @@ from peerscope.probe.udp import enable_timestamps, kernel_arrival_ns
 logger = logging.getLogger(__name__)
 _ECHO_REPLY = (0, 129)  # ICMPv4 and ICMPv6 echo reply types
 _SOCKETS: dict[int, Any] = {socket.AF_INET: ICMPv4Socket,
-                                           socket.AF_INET6: ICMPv6Socket}
+                            socket.AF_INET6: ICMPv6Socket}
 
 
 class IcmpPinger:

@@ -81,7 +81,7 @@ class Reflector:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port,
                                                              type=socket.SOCK_DGRAM)
         family, _, _, _, address = infos[0]
-        self._endpoint = UdpEndpoint(family, self._received, bind=(str(address[0]), port))
+        self._endpoint = UdpEndpoint(family, self._received, bind=address)  # IPv6 scope kept
         self.port = self._endpoint.port
         return self.port
 

@@ -15,6 +15,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from typing import Any
 
 SO_TIMESTAMPNS = 35  # Linux; Python's socket module does not name it
 _TIMESPEC = struct.Struct("@qq")
@@ -47,7 +48,7 @@ class UdpEndpoint:
     """One UDP socket read by the running loop; ``close()`` releases it."""
 
     def __init__(self, family: int, on_datagram: DatagramHandler,
-                 bind: Address | None = None) -> None:
+                 bind: tuple[Any, ...] | None = None) -> None:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
