@@ -5,7 +5,7 @@ The public API is what this module exports; everything else may change.
 
 from typing import TYPE_CHECKING, Any
 
-from peerscope.config import Settings, SettingsError
+from peerscope.config import PeerSpec, Settings, SettingsError
 from peerscope.core.model import Peer, ServerStats, Session, SystemSample
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.stats import Aggregate
@@ -19,19 +19,27 @@ from peerscope.events import (
     SessionStarted,
 )
 from peerscope.monitor import Monitor, UnknownPeerError
+from peerscope.probe.reflector import Reflector
+from peerscope.probe.target import ProbeTarget
 
 if TYPE_CHECKING:
+    from peerscope.probe.prober import Prober
     from peerscope.server import serve
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # `peerscope.serve` loads the HTTP side (FastAPI, uvicorn) only when it is asked for.
+    # `peerscope.serve` loads the HTTP side (FastAPI, uvicorn), and `peerscope.Prober` the
+    # probe methods (icmplib), only when they are asked for.
     if name == "serve":
         from peerscope.server import serve
 
         return serve
+    if name == "Prober":
+        from peerscope.probe.prober import Prober
+
+        return Prober
     raise AttributeError(f"module 'peerscope' has no attribute {name!r}")
 
 __all__ = [
@@ -42,8 +50,12 @@ __all__ = [
     "Peer",
     "PeerAdded",
     "PeerRemoved",
+    "PeerSpec",
     "PeerStatusChanged",
+    "ProbeTarget",
+    "Prober",
     "QualityConfig",
+    "Reflector",
     "ServerStats",
     "Session",
     "SessionEnded",
