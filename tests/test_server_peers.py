@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -191,3 +193,57 @@ def test_two_agents_probe_each_other_and_see_one_go_and_come_back(
             assert back["latency_ms"] < 50
         first.send_signal(signal.SIGINT)
         assert first.wait(10) == 0
+
+
+def test_serve_probes_the_peers_of_its_config_file_and_of_peer_flags(
+        processes: list[subprocess.Popen[str]], tmp_path: Path):
+    reflector = subprocess.Popen(
+        [sys.executable, "-c", REFLECTOR_PROCESS], stdout=subprocess.PIPE, text=True)
+    processes.append(reflector)
+    assert reflector.stdout is not None
+    port = int(reflector.stdout.readline())
+    config = tmp_path / "peerscope.toml"
+    config.write_text(f'probe_interval = 0.2\n\n[[peers]]\nid = "from-file"\n'
+                      f'name = "Listed in TOML"\naddress = "127.0.0.1:{port}"\n')
+    process = start_serve("--config", str(config), "--peer", f"127.0.0.1:{port}",
+                          env=cli_env())
+    processes.append(process)
+    _, http_port = wait_ready(process)
+    with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=5.0) as http:
+        probed = http.get("/api/peers").json()["peers"]
+        assert probed == [
+            {"id": "from-file", "name": "Listed in TOML", "address": f"127.0.0.1:{port}",
+             "method": "twamp"},
+            {"id": f"twamp:127.0.0.1:{port}", "name": None, "address": f"127.0.0.1:{port}",
+             "method": "twamp"}]
+        for peer_id in ("from-file", f"twamp:127.0.0.1:{port}"):
+            assert wait_for(lambda peer_id=peer_id: status_of(http, peer_id, "connected"))
+
+
+def test_serve_refuses_a_bad_peer_naming_it(tmp_path: Path):
+    config = tmp_path / "peerscope.toml"
+    config.write_text('[[peers]]\naddress = "127.0.0.1:70000"\n')
+    bad_file = subprocess.run(
+        [sys.executable, "-m", "peerscope.cli", "serve", "--port", "0", "--config", str(config)],
+        capture_output=True, text=True, timeout=30, env=cli_env(), check=False)
+    assert bad_file.returncode == 2
+    assert "peers.0.address" in bad_file.stderr
+    assert "65535" in bad_file.stderr
+    bad_flag = subprocess.run(
+        [sys.executable, "-m", "peerscope.cli", "serve", "--port", "0", "--peer", "[::1"],
+        capture_output=True, text=True, timeout=30, env=cli_env(), check=False)
+    assert bad_flag.returncode == 2
+    assert "--peer '[::1'" in bad_flag.stderr
+
+
+REFLECTOR_PROCESS = """
+import asyncio
+from peerscope import Reflector
+
+async def main():
+    reflector = Reflector()
+    print(await reflector.start("127.0.0.1", 0), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
