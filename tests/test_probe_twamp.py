@@ -18,6 +18,7 @@ from peerscope.probe.twamp import (
     SenderPacket,
     ntp_difference_ms,
     ntp_from_unix_ns,
+    reply_seq_and_rtt,
     reply_to,
     unix_ns_from_ntp,
 )
@@ -153,3 +154,22 @@ def test_round_trip_subtracts_the_reflector_hold():
 @given(u32, u64)
 def test_the_senders_fast_encoding_is_the_codecs(seq, timestamp):
     assert encode_probe(seq, timestamp) == SenderPacket(seq, timestamp).encode()
+
+
+@given(u32, u64, u64, u32, u64, error_estimates, error_estimates, u64)
+def test_the_senders_fast_decoding_is_the_codecs(seq, timestamp, received, sender_seq,
+                                                 sender_timestamp, sender_error, error,
+                                                 arrived):
+    packet = ReflectorPacket(seq, timestamp, received, sender_seq, sender_timestamp,
+                             sender_error, error_estimate=error)
+    assert reply_seq_and_rtt(packet.encode(), arrived) == (sender_seq,
+                                                           packet.round_trip_ms(arrived))
+
+
+@pytest.mark.parametrize(("data", "why"), [(bytes(REFLECTOR_SIZE - 1), "too short"),
+                                           (bytes(REFLECTOR_SIZE), "multiplier")])
+def test_the_senders_fast_decoding_rejects_what_the_codec_does(data, why):
+    with pytest.raises(ValueError, match=why):
+        ReflectorPacket.decode(data)
+    with pytest.raises(ValueError, match=why):
+        reply_seq_and_rtt(data, 0)

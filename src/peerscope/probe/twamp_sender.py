@@ -10,17 +10,14 @@ stamp (see peerscope.probe.udp).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import struct
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 
 from peerscope.probe.method import Background, ReplyHandler, family_of, resolve
 from peerscope.probe.target import ProbeTarget
-from peerscope.probe.twamp import ERROR_ESTIMATE, SENDER_PADDING, ReflectorPacket
+from peerscope.probe.twamp import ERROR_ESTIMATE, SENDER_PADDING, reply_seq_and_rtt
 from peerscope.probe.twamp import ntp_from_unix_ns as ntp
 from peerscope.probe.udp import Address, UdpEndpoint
 
@@ -29,14 +26,10 @@ _SEQ_MASK = 0xFFFFFFFF
 # SenderPacket(seq, timestamp).encode() without building the object, for the probe loop;
 # a test holds the two to the same bytes.
 _PROBE = struct.Struct(f"!IQH{SENDER_PADDING}x")
-Key = tuple[str, int, int]  # reflector ip, port, wire seq
-
-
-@dataclass(slots=True)
-class _Sent:
-    seq: int
-    at: float  # loop time
-    on_reply: ReplyHandler
+_NS = 1_000_000_000
+# What is kept of a probe, by wire seq: where it went (a reply must come from there), the
+# caller's seq and handler. A tuple, not an object: one is built per probe.
+_Sent = tuple[str, int, int, ReplyHandler]
 
 
 def encode_probe(seq: int, timestamp: int) -> bytes:
@@ -47,17 +40,20 @@ def encode_probe(seq: int, timestamp: int) -> bytes:
 class TwampSender:
     """Sends TWAMP-Test probes and reports each reply's RTT to the probe's handler.
 
-    A probe is remembered for ``remember_s`` after it was sent, so late and duplicate
-    replies still reach their handler (which decides what they mean); after that a reply is
-    counted as ``unmatched``.
+    A probe is remembered for ``remember_s`` (up to twice that) after it was sent, so late
+    and duplicate replies still reach their handler (which decides what they mean); after
+    that a reply is counted as ``unmatched``.
     """
 
     def __init__(self, *, remember_s: float = 10.0) -> None:
-        self._remember_s = remember_s
+        self._remember_ns = int(remember_s * _NS)
         self._endpoints: dict[int, UdpEndpoint] = {}
-        self._sent: OrderedDict[Key, _Sent] = OrderedDict()
+        # Two generations: every remember_s the older one is dropped whole, which bounds
+        # memory without keeping a send time per probe or a queue to trim.
+        self._sent: dict[int, _Sent] = {}
+        self._older: dict[int, _Sent] = {}
         self._wire_seq = 0
-        self._forgotten_at = 0.0
+        self._rotated_ns = 0
         self._background = Background()
         self.rejected = 0  # datagrams that are not TWAMP-Test replies
         self.unmatched = 0  # replies to no probe of ours (or forgotten ones)
@@ -96,37 +92,30 @@ class TwampSender:
 
     def _send_now(self, family: int, address: Address, seq: int,
                   on_reply: ReplyHandler) -> None:
-        endpoint = self._endpoint(family)
+        endpoint = self._endpoints.get(family) or self._endpoint(family)
         if endpoint is None:
             return
-        now = asyncio.get_running_loop().time()
-        if now - self._forgotten_at >= 1.0:  # once a second is enough to bound memory
-            self._forgotten_at = now
-            self._forget_before(now - self._remember_s)
+        now_ns = time.time_ns()  # t1, and the clock for forgetting
+        # A clock stepped back rotates too, so memory stays bounded whatever the clock does.
+        if not 0 <= now_ns - self._rotated_ns < self._remember_ns:
+            self._rotated_ns = now_ns
+            self._older, self._sent = self._sent, {}
         wire_seq = self._wire_seq = (self._wire_seq + 1) & _SEQ_MASK
-        self._sent[(address[0], address[1], wire_seq)] = _Sent(seq, now, on_reply)
-        endpoint.sendto(encode_probe(wire_seq, ntp(time.time_ns())), address)
-
-    def _forget_before(self, horizon: float) -> None:
-        sent = self._sent
-        while sent:
-            key, oldest = next(iter(sent.items()))
-            if oldest.at >= horizon:
-                return
-            del sent[key]
+        self._sent[wire_seq] = (address[0], address[1], seq, on_reply)
+        endpoint.sendto(encode_probe(wire_seq, ntp(now_ns)), address)
 
     def received(self, data: bytes, address: Address, arrived_ns: int) -> None:
         """A datagram on one of the sockets, ``arrived_ns`` (Unix ns) by the kernel's stamp."""
         try:
-            reply = ReflectorPacket.decode(data)
+            wire_seq, rtt_ms = reply_seq_and_rtt(data, ntp(arrived_ns))
         except ValueError:
             self.rejected += 1
             return
-        sent = self._sent.get((address[0], address[1], reply.sender_seq))
-        if sent is None:
+        sent = self._sent.get(wire_seq) or self._older.get(wire_seq)
+        if sent is None or sent[0] != address[0] or sent[1] != address[1]:
             self.unmatched += 1
             return
-        sent.on_reply(sent.seq, reply.round_trip_ms(ntp(arrived_ns)))
+        sent[3](sent[2], rtt_ms)
 
     async def close(self) -> None:
         await self._background.cancel()
@@ -134,4 +123,5 @@ class TwampSender:
             endpoint.close()
         self._endpoints.clear()
         self._sent.clear()
+        self._older.clear()
 
