@@ -160,7 +160,7 @@ class Prober:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        queue, spacing = self._queue, self._spacing
+        queue, spacing, entries = self._queue, self._spacing, self._entries
         batch = spacing * _BATCH_SHARE
         while True:
             now = loop.time()
@@ -170,14 +170,17 @@ class Prober:
             horizon = now + batch
             due_entries: list[_Entry] = []
             while queue and queue[0][0] <= horizon:
-                due, _, entry = heapq.heappop(queue)
-                if self._entries.get(entry.target.peer_id) is not entry:
-                    continue  # removed or replaced
+                due, tie, entry = queue[0]
+                if entries.get(entry.target.peer_id) is not entry:
+                    heapq.heappop(queue)  # removed or replaced
+                    continue
                 due_entries.append(entry)
                 due += spacing
                 if due < now:  # the loop stalled: skip the missed slots, keep the phase
                     due += math.ceil((now - due) / spacing) * spacing
-                self._schedule(entry, due)
+                # Rescheduled in one sift rather than a pop and a push; the tie-breaker
+                # stays unique, as the entry's old place goes.
+                heapq.heapreplace(queue, (due, tie, entry))
             self._fire(due_entries)
 
     def _fire(self, entries: list[_Entry]) -> None:
