@@ -383,15 +383,18 @@ class Monitor:
         need none (its own seqs; RTTs its probe methods measured, finite and >= 0)."""
         now = self._clock()
         arrivals: list[Arrival] = []
+        peers = self._peers
         lock = self._lock
         lock.acquire()
         try:
             for peer_id, seq, rtt in replies:
-                peer = self._recording_peer(peer_id, now)
+                peer = peers.get(peer_id)
+                if peer is None:
+                    peer = self._peer_for_recording(peer_id, now)
                 # Expire first, so a probe that timed out before this reply counts as a
                 # failure.
                 expire_probes(peer, now)
-                arrival = peer.loss.received(seq, now)
+                arrival = peer.loss.arrived(seq)
                 peer.dirty = True
                 if arrival == "on_time" or arrival == "late":
                     # record_latency's sample steps; the tracker has already counted the

@@ -149,6 +149,11 @@ class LossTracker:
     def received(self, seq: int, now: float) -> Arrival:
         """Account for a reply; expire what timed out before ``now`` first."""
         self.expire(now)
+        return self.arrived(seq)
+
+    def arrived(self, seq: int) -> Arrival:
+        """Account for a reply whose caller has just called :meth:`expire` (the Monitor,
+        which counts the expired probes as failures too): ``received`` without the expiry."""
         if self._in_flight.pop(seq, None) is not None:
             self._note_received(seq)
             self.pending_successes += 1  # record(True), folded in later: the common case
