@@ -127,8 +127,9 @@ class LossTracker:
         """Fold ``pending_successes`` into the window, in order: one shift, O(1)."""
         pending, self.pending_successes = self.pending_successes, 0
         self._received += pending
-        self._outcomes = (self._outcomes << min(pending, self._window)) & self._mask
-        self.window_lost = self._outcomes.bit_count()
+        if self.window_lost:  # else the window holds no 1 bits, and shifting changes nothing
+            self._outcomes = (self._outcomes << min(pending, self._window)) & self._mask
+            self.window_lost = self._outcomes.bit_count()
         self._outcome_count += pending
 
     # --- probes with sequence numbers --------------------------------------------------------
