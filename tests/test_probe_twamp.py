@@ -173,3 +173,23 @@ def test_the_senders_fast_decoding_rejects_what_the_codec_does(data, why):
         ReflectorPacket.decode(data)
     with pytest.raises(ValueError, match=why):
         reply_seq_and_rtt(data, 0)
+
+
+def test_the_sender_remembers_probes_for_remember_s_and_grows_to_keep_them():
+    from peerscope.probe.twamp_sender import _SentProbes
+
+    sent = _SentProbes(remember_ns=10 * 10**9)
+    handlers = [lambda seq, rtt: None for _ in range(3000)]
+    for wire_seq in range(3000):  # 3,000 within 3 s: more than the first 1,024 slots
+        sent.add(wire_seq, wire_seq * 10**6, ("127.0.0.1", 862), wire_seq + 7,
+                 handlers[wire_seq])
+    assert sent.find(5, 4 * 10**9, ("127.0.0.1", 862)) == (12, handlers[5])
+    assert sent.find(2999, 4 * 10**9, ("127.0.0.1", 862)) == (3006, handlers[2999])
+    assert sent.find(5, 4 * 10**9, ("127.0.0.2", 862)) is None  # from another address
+    assert sent.find(5, 4 * 10**9, ("127.0.0.1", 863)) is None
+    assert sent.find(3000, 4 * 10**9, ("127.0.0.1", 862)) is None  # never sent
+    assert sent.find(5, 11 * 10**9, ("127.0.0.1", 862)) is None  # forgotten after 10 s
+    # A probe older than remember_s gives up its slot rather than grow the slots further.
+    sent.add(4096 + 5, 20 * 10**9, ("127.0.0.1", 862), 1, handlers[0])
+    assert sent.find(4096 + 5, 20 * 10**9, ("127.0.0.1", 862)) == (1, handlers[0])
+    assert sent.find(5, 12 * 10**9, ("127.0.0.1", 862)) is None
