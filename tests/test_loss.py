@@ -102,6 +102,17 @@ def test_received_expires_what_timed_out_first():
     assert counters(t) == zero(sent=2, received=1, lost=1)
 
 
+def test_arrived_after_expire_is_received():
+    t = LossTracker(timeout_s=2.0)
+    t.sent(1, T)
+    t.sent(2, T + 1.0)
+    assert t.expire(T + 2.5) == 1
+    assert [t.arrived(2), t.arrived(1), t.arrived(2), t.arrived(7)] == [
+        "on_time", "late", "duplicate", "unknown"]
+    assert counters(t) == zero(sent=2, received=2, late=1, reordered=1, duplicates=1,
+                               unknown=1)
+
+
 # --- late, reordered, duplicate, unknown -------------------------------------------------------
 
 

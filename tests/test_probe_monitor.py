@@ -206,3 +206,38 @@ def test_a_peer_still_probed_is_not_pruned_however_long_it_is_silent(clock):
     assert monitor.tick()["clients_total"] == 1
     clock.advance(1.0)
     assert monitor.tick()["clients_total"] == 0
+
+
+def test_batches_record_what_the_single_calls_do(clock):
+    singles, batched = make_monitor(clock), make_monitor(clock)
+    for seq in (1, 2, 3):
+        singles.record_probe_sent("a", seq, timeout_s=1.0)
+        singles.record_probe_sent("b", seq, timeout_s=1.0)
+    batched.record_probes_sent([(peer_id, seq) for seq in (1, 2, 3) for peer_id in "ab"],
+                               timeout_s=1.0)
+    clock.advance(0.01)
+    replies = [("a", 2, 5.0), ("a", 1, 6.0), ("a", 1, 6.0), ("b", 9, 1.0), ("b", 1, 4.0)]
+    assert batched.record_probe_replies(replies) == [
+        singles.record_probe_reply(*reply) for reply in replies]
+    assert batched.record_probe_replies([]) == []
+    clock.advance(1.5)
+    assert batched.record_probe_replies([("b", 2, 7.0)]) == ["late"]
+    assert singles.record_probe_reply("b", 2, 7.0) == "late"
+    for peer_id in "ab":
+        ours, theirs = batched.peer(peer_id), singles.peer(peer_id)
+        assert ours["probes"] == theirs["probes"]
+        assert ours["latency_ms"] == theirs["latency_ms"]
+        assert ours["packet_loss_percent"] == theirs["packet_loss_percent"]
+    assert batched.peer("a")["probes"]["duplicates"] == 1
+    assert batched.peer("a")["probes"]["reordered"] == 1
+
+
+def test_a_batch_with_one_bad_item_records_nothing(clock):
+    monitor = make_monitor(clock)
+    monitor.record_probe_sent("p1", 1)
+    before = monitor.peer("p1")
+    with pytest.raises(ValueError, match="seq"):
+        monitor.record_probes_sent([("p1", 2), ("p1", -3)])
+    with pytest.raises(ValueError, match="rtt_ms"):
+        monitor.record_probe_replies([("p1", 1, 5.0), ("p1", 1, math.nan)])
+    assert monitor.peer("p1") == before

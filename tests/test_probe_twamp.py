@@ -18,6 +18,7 @@ from peerscope.probe.twamp import (
     SenderPacket,
     ntp_difference_ms,
     ntp_from_unix_ns,
+    reply_seq_and_rtt,
     reply_to,
     unix_ns_from_ntp,
 )
@@ -153,3 +154,42 @@ def test_round_trip_subtracts_the_reflector_hold():
 @given(u32, u64)
 def test_the_senders_fast_encoding_is_the_codecs(seq, timestamp):
     assert encode_probe(seq, timestamp) == SenderPacket(seq, timestamp).encode()
+
+
+@given(u32, u64, u64, u32, u64, error_estimates, error_estimates, u64)
+def test_the_senders_fast_decoding_is_the_codecs(seq, timestamp, received, sender_seq,
+                                                 sender_timestamp, sender_error, error,
+                                                 arrived):
+    packet = ReflectorPacket(seq, timestamp, received, sender_seq, sender_timestamp,
+                             sender_error, error_estimate=error)
+    assert reply_seq_and_rtt(packet.encode(), arrived) == (sender_seq,
+                                                           packet.round_trip_ms(arrived))
+
+
+@pytest.mark.parametrize(("data", "why"), [(bytes(REFLECTOR_SIZE - 1), "too short"),
+                                           (bytes(REFLECTOR_SIZE), "multiplier")])
+def test_the_senders_fast_decoding_rejects_what_the_codec_does(data, why):
+    with pytest.raises(ValueError, match=why):
+        ReflectorPacket.decode(data)
+    with pytest.raises(ValueError, match=why):
+        reply_seq_and_rtt(data, 0)
+
+
+def test_the_sender_remembers_probes_for_remember_s_and_grows_to_keep_them():
+    from peerscope.probe.twamp_sender import _SentProbes
+
+    sent = _SentProbes(remember_ns=10 * 10**9)
+    handlers = [lambda seq, rtt: None for _ in range(3000)]
+    for wire_seq in range(3000):  # 3,000 within 3 s: more than the first 1,024 slots
+        sent.add(wire_seq, wire_seq * 10**6, ("127.0.0.1", 862), wire_seq + 7,
+                 handlers[wire_seq])
+    assert sent.find(5, 4 * 10**9, ("127.0.0.1", 862)) == (12, handlers[5])
+    assert sent.find(2999, 4 * 10**9, ("127.0.0.1", 862)) == (3006, handlers[2999])
+    assert sent.find(5, 4 * 10**9, ("127.0.0.2", 862)) is None  # from another address
+    assert sent.find(5, 4 * 10**9, ("127.0.0.1", 863)) is None
+    assert sent.find(3000, 4 * 10**9, ("127.0.0.1", 862)) is None  # never sent
+    assert sent.find(5, 11 * 10**9, ("127.0.0.1", 862)) is None  # forgotten after 10 s
+    # A probe older than remember_s gives up its slot rather than grow the slots further.
+    sent.add(4096 + 5, 20 * 10**9, ("127.0.0.1", 862), 1, handlers[0])
+    assert sent.find(4096 + 5, 20 * 10**9, ("127.0.0.1", 862)) == (1, handlers[0])
+    assert sent.find(5, 12 * 10**9, ("127.0.0.1", 862)) is None

@@ -320,20 +320,43 @@ class Monitor:
         a failed measurement. ``timeout_s`` sets the peer's probe timeout (default 2 s) for
         every probe of its in flight; the latest value given applies.
         """
-        validate_count(seq, "seq")
+        self.record_probes_sent(((peer_id, seq),), timeout_s=timeout_s)
+
+    def record_probes_sent(self, probes: Iterable[tuple[str, int]], *,
+                           timeout_s: float | None = None) -> None:
+        """:meth:`record_probe_sent` for many (peer_id, seq) at once: one clock read for all.
+
+        Every seq is checked before any is recorded; a seq sent twice raises after the probes
+        before it were recorded.
+        """
+        probes = list(probes)
+        for _, seq in probes:
+            validate_count(seq, "seq")
         if timeout_s is not None:
             validate_number(timeout_s, "timeout_s", high=3600.0)
             if timeout_s == 0:
                 raise ValueError("timeout_s must be > 0, got 0")
+        self._record_probes_sent(probes, timeout_s)
+
+    def _record_probes_sent(self, probes: Iterable[tuple[str, int]],
+                            timeout_s: float | None) -> None:
+        """:meth:`record_probes_sent` without the checks, for the Prober, whose arguments
+        need none (its own seqs; timeout and targets checked once, when given to it)."""
         now = self._clock()
-        with self._lock:
-            peer = self._recording_peer(peer_id, now)
-            tracker = peer.loss
-            if timeout_s is not None:
-                tracker.timeout_s = timeout_s
-            tracker.sent(seq, now)
-            peer.probe_sent_at = now
-            self._probed[peer.peer_id] = peer
+        probed = self._probed
+        lock = self._lock
+        lock.acquire()
+        try:
+            for peer_id, seq in probes:
+                peer = self._recording_peer(peer_id, now)
+                tracker = peer.loss
+                if timeout_s is not None:
+                    tracker.timeout_s = timeout_s
+                tracker.sent(seq, now)
+                peer.probe_sent_at = now
+                probed[peer_id] = peer
+        finally:
+            lock.release()
 
     def record_probe_reply(self, peer_id: str, seq: int, rtt_ms: float) -> Arrival:
         """The reply to probe ``seq`` arrived with a round-trip time of ``rtt_ms``.
@@ -343,25 +366,50 @@ class Monitor:
         sample); or ``unknown`` (a seq never sent, or too old to remember: no sample). On
         time and late replies are latency samples, with the effects of :meth:`record_latency`.
         """
-        validate_count(seq, "seq")
-        rtt = validate_number(rtt_ms, "rtt_ms")
+        return self.record_probe_replies(((peer_id, seq, rtt_ms),))[0]
+
+    def record_probe_replies(self, replies: Iterable[tuple[str, int, float]]) -> list[Arrival]:
+        """:meth:`record_probe_reply` for many (peer_id, seq, rtt_ms) at once, all stamped
+        with one clock read; returns each one's arrival, in order.
+
+        Every reply is checked before any is recorded.
+        """
+        checked = [(peer_id, validate_count(seq, "seq"), validate_number(rtt_ms, "rtt_ms"))
+                   for peer_id, seq, rtt_ms in replies]
+        return self._record_probe_replies(checked)
+
+    def _record_probe_replies(self, replies: Iterable[tuple[str, int, float]]) -> list[Arrival]:
+        """:meth:`record_probe_replies` without the checks, for the Prober, whose arguments
+        need none (its own seqs; RTTs its probe methods measured, finite and >= 0)."""
         now = self._clock()
-        with self._lock:
-            peer = self._recording_peer(peer_id, now)
-            # Expire first, so a probe that timed out before this reply counts as a failure.
-            expire_probes(peer, now)
-            arrival = peer.loss.received(seq, now)
-            peer.dirty = True
-            if arrival == "on_time" or arrival == "late":
-                # record_latency's sample steps; the tracker has already counted the outcome.
-                peer.latency.append(now, rtt)
-                peer.last_latency_ms = rtt
-                peer.unfolded += 1
-                peer.consecutive_failures = 0
-                peer.last_seen = now
-                for session in peer.sessions:
-                    session.add(rtt)
-            return arrival
+        arrivals: list[Arrival] = []
+        peers = self._peers
+        lock = self._lock
+        lock.acquire()
+        try:
+            for peer_id, seq, rtt in replies:
+                peer = peers.get(peer_id)
+                if peer is None:
+                    peer = self._peer_for_recording(peer_id, now)
+                # Expire first, so a probe that timed out before this reply counts as a
+                # failure.
+                expire_probes(peer, now)
+                arrival = peer.loss.arrived(seq)
+                peer.dirty = True
+                if arrival == "on_time" or arrival == "late":
+                    # record_latency's sample steps; the tracker has already counted the
+                    # outcome.
+                    peer.latency.append(now, rtt)
+                    peer.last_latency_ms = rtt
+                    peer.unfolded += 1
+                    peer.consecutive_failures = 0
+                    peer.last_seen = now
+                    for session in peer.sessions:
+                        session.add(rtt)
+                arrivals.append(arrival)
+        finally:
+            lock.release()
+        return arrivals
 
     def record_traffic(self, peer_id: str, *, bytes_sent: int = 0, bytes_received: int = 0,
                        packets_sent: int = 0, packets_received: int = 0,

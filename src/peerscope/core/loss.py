@@ -127,8 +127,9 @@ class LossTracker:
         """Fold ``pending_successes`` into the window, in order: one shift, O(1)."""
         pending, self.pending_successes = self.pending_successes, 0
         self._received += pending
-        self._outcomes = (self._outcomes << min(pending, self._window)) & self._mask
-        self.window_lost = self._outcomes.bit_count()
+        if self.window_lost:  # else the window holds no 1 bits, and shifting changes nothing
+            self._outcomes = (self._outcomes << min(pending, self._window)) & self._mask
+            self.window_lost = self._outcomes.bit_count()
         self._outcome_count += pending
 
     # --- probes with sequence numbers --------------------------------------------------------
@@ -149,10 +150,14 @@ class LossTracker:
     def received(self, seq: int, now: float) -> Arrival:
         """Account for a reply; expire what timed out before ``now`` first."""
         self.expire(now)
-        if seq in self._in_flight:
-            del self._in_flight[seq]
+        return self.arrived(seq)
+
+    def arrived(self, seq: int) -> Arrival:
+        """Account for a reply whose caller has just called :meth:`expire` (the Monitor,
+        which counts the expired probes as failures too): ``received`` without the expiry."""
+        if self._in_flight.pop(seq, None) is not None:
             self._note_received(seq)
-            self.record(True)
+            self.pending_successes += 1  # record(True), folded in later: the common case
             return "on_time"
         index = self._lost_at.pop(seq, None)
         if index is not None:
@@ -177,11 +182,12 @@ class LossTracker:
             self._settle()
         expired = 0
         horizon = now - self.timeout_s
-        while self._in_flight:
-            seq, sent_at = next(iter(self._in_flight.items()))
-            if sent_at > horizon:
+        in_flight = self._in_flight
+        while in_flight:
+            seq = next(iter(in_flight))  # the oldest: nothing after it is due if it is not
+            if in_flight[seq] > horizon:
                 break
-            del self._in_flight[seq]
+            del in_flight[seq]
             self._mark_lost(seq)
             expired += 1
         return expired

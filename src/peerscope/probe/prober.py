@@ -7,9 +7,11 @@ of packets, not one burst a second. One task on the event loop does the scheduli
 wake-up sends every probe due within the next 5 % of the spacing, so the cost grows with
 probes sent, not with wake-ups.
 
-Every probe is announced to the Monitor (``record_probe_sent``) before it leaves, and every
-reply is handed over as it arrives (``record_probe_reply``); the Monitor's timeouts decide
-what is lost, so late replies, reordering and duplicates are judged in one place.
+Every probe is announced to the Monitor before it leaves, and every reply is handed over
+once the loop's wake-up that read it is over; the Monitor's timeouts decide what is lost, so
+late replies, reordering and duplicates are judged in one place. Both go over in batches
+(the probes of one wake-up, the replies read in one), so the Monitor's lock and clock are
+taken once per batch, not per probe; and unchecked, as the Prober makes them itself.
 
 Not thread-safe: call ``add``/``remove`` from the event loop's thread (or before ``start``).
 """
@@ -21,6 +23,7 @@ import heapq
 import logging
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 from peerscope.monitor import Monitor
 from peerscope.probe.method import ProbeMethod, ReplyHandler
@@ -40,7 +43,7 @@ class _Entry:
     target: ProbeTarget
     phase: float  # fraction of the spacing at which this target's probes go out
     next_seq: int = 0
-    on_reply: ReplyHandler = field(init=False)  # set once the entry exists (it checks itself)
+    on_reply: ReplyHandler = field(init=False)  # Prober._on_reply bound to this entry
 
 
 class Prober:
@@ -65,6 +68,7 @@ class Prober:
         self._queue: list[tuple[float, int, _Entry]] = []
         self._pushed = 0  # tie-breaker in the heap, so entries are never compared
         self._task: asyncio.Task[None] | None = None
+        self._replies: list[tuple[_Entry, int, float]] = []  # read, not yet given to the Monitor
         self.sent = 0
 
     @property
@@ -114,7 +118,7 @@ class Prober:
             self._added += 1
         else:
             entry = _Entry(target, previous.phase, previous.next_seq)
-        entry.on_reply = self._reply_handler(entry)
+        entry.on_reply = partial(self._on_reply, entry)
         self._entries[target.peer_id] = entry
         if self.is_running:
             now = asyncio.get_running_loop().time()
@@ -134,16 +138,19 @@ class Prober:
         self.monitor.add_peer(target.peer_id, name=target.name, address=target.address,
                               kind="peer", labels={"probe_method": target.method})
 
-    def _reply_handler(self, entry: _Entry) -> ReplyHandler:
-        peer_id = entry.target.peer_id
-        monitor = self.monitor
+    def _on_reply(self, entry: _Entry, seq: int, rtt_ms: float) -> None:
+        replies = self._replies
+        if not replies:  # the first of this wake-up's replies: hand them all over after it
+            asyncio.get_running_loop().call_soon(self._flush_replies)
+        replies.append((entry, seq, rtt_ms))
 
-        def on_reply(seq: int, rtt_ms: float) -> None:
-            # A reply to a target since removed (or replaced) must not bring its peer back.
-            if self._entries.get(peer_id) is entry and peer_id in monitor:
-                monitor.record_probe_reply(peer_id, seq, rtt_ms)
-
-        return on_reply
+    def _flush_replies(self) -> None:
+        replies, self._replies = self._replies, []
+        entries, monitor = self._entries, self.monitor
+        # A reply to a target since removed (or replaced) must not bring its peer back.
+        monitor._record_probe_replies([
+            (peer_id, seq, rtt_ms) for entry, seq, rtt_ms in replies
+            if entries.get(peer_id := entry.target.peer_id) is entry and peer_id in monitor])
 
     # --- the schedule -------------------------------------------------------------------------
 
@@ -153,7 +160,7 @@ class Prober:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        queue, spacing = self._queue, self._spacing
+        queue, spacing, entries = self._queue, self._spacing, self._entries
         batch = spacing * _BATCH_SHARE
         while True:
             now = loop.time()
@@ -161,28 +168,47 @@ class Prober:
                 await asyncio.sleep(queue[0][0] - now if queue else spacing)
                 continue
             horizon = now + batch
+            due_entries: list[_Entry] = []
             while queue and queue[0][0] <= horizon:
-                due, _, entry = heapq.heappop(queue)
-                if self._entries.get(entry.target.peer_id) is not entry:
-                    continue  # removed or replaced
-                try:
-                    self._fire(entry)
-                except Exception:  # one target's trouble must not stop every other's probes
-                    logger.exception("peerscope: probing %s failed", entry.target.address)
+                due, tie, entry = queue[0]
+                if entries.get(entry.target.peer_id) is not entry:
+                    heapq.heappop(queue)  # removed or replaced
+                    continue
+                due_entries.append(entry)
                 due += spacing
                 if due < now:  # the loop stalled: skip the missed slots, keep the phase
                     due += math.ceil((now - due) / spacing) * spacing
-                self._schedule(entry, due)
+                # Rescheduled in one sift rather than a pop and a push; the tie-breaker
+                # stays unique, as the entry's old place goes.
+                heapq.heapreplace(queue, (due, tie, entry))
+            self._fire(due_entries)
 
-    def _fire(self, entry: _Entry) -> None:
-        target = entry.target
-        if target.peer_id not in self.monitor:  # pruned by the Monitor after a long outage
-            self._register(target)
-        seq = entry.next_seq
-        entry.next_seq += 1
-        self.monitor.record_probe_sent(target.peer_id, seq, timeout_s=self.timeout_s)
-        method = self._methods.get(target.method)
-        if method is None:
-            method = self._methods[target.method] = open_method(target.method)
-        method.send(target, seq, self.timeout_s, entry.on_reply)
-        self.sent += 1
+    def _fire(self, entries: list[_Entry]) -> None:
+        monitor = self.monitor
+        ready: list[_Entry] = []
+        for entry in entries:
+            target = entry.target
+            if target.peer_id not in monitor:  # pruned by the Monitor after a long outage
+                try:
+                    self._register(target)
+                except Exception:  # e.g. max_peers reached: this target's probe is skipped
+                    logger.exception("peerscope: probing %s failed", target.address)
+                    continue
+            ready.append(entry)
+        try:
+            monitor._record_probes_sent(
+                [(entry.target.peer_id, entry.next_seq) for entry in ready], self.timeout_s)
+        except Exception:  # a peer removed from another thread meanwhile (unknown_peer="raise")
+            logger.exception("peerscope: recording %d probes failed", len(ready))
+        for entry in ready:
+            target = entry.target
+            seq = entry.next_seq
+            entry.next_seq = seq + 1
+            try:
+                method = self._methods.get(target.method)
+                if method is None:
+                    method = self._methods[target.method] = open_method(target.method)
+                method.send(target, seq, self.timeout_s, entry.on_reply)
+            except Exception:  # one target's trouble must not stop every other's probes
+                logger.exception("peerscope: probing %s failed", target.address)
+        self.sent += len(ready)

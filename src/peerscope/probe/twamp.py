@@ -42,13 +42,16 @@ _NS = 1_000_000_000
 _ERA = 1 << 32
 _HALF_RANGE = 1 << 63
 _RANGE = 1 << 64
+_MASK64 = _RANGE - 1
+_NTP_UNIX_OFFSET_NS = NTP_UNIX_OFFSET_S * _NS
 
 
 def ntp_from_unix_ns(unix_ns: int) -> int:
     """An NTP 64-bit timestamp from nanoseconds since the Unix epoch (era wraps in 2036)."""
-    seconds, ns = divmod(unix_ns, _NS)
-    fraction = (ns * _FRACTION + _NS // 2) // _NS  # rounded; < 2^32 for every ns < 10^9
-    return (((seconds + NTP_UNIX_OFFSET_S) % _ERA) << 32) | fraction
+    # Whole seconds times 2^32 divide by 10^9 exactly, so rounding the whole count of NTP
+    # units rounds only the fraction, which stays < 2^32 for every ns < 10^9; the era wrap
+    # is the 64-bit one. One expression: it runs twice per probe.
+    return ((((unix_ns + _NTP_UNIX_OFFSET_NS) << 32) + _NS // 2) // _NS) & _MASK64
 
 
 def unix_ns_from_ntp(ntp: int) -> int:
@@ -139,13 +142,8 @@ class ReflectorPacket:
     @classmethod
     def decode(cls, data: bytes) -> ReflectorPacket:
         """Parse a reply; ValueError for a datagram that is not one."""
-        _check_size(data, REFLECTOR_SIZE, "TWAMP-Test reflector")
-        (seq, timestamp, error_estimate, mbz1, receive_timestamp, sender_seq, sender_timestamp,
-         sender_error_estimate, mbz2, sender_ttl) = _REFLECTOR.unpack_from(data)
-        if mbz1 or mbz2:
-            raise ValueError("TWAMP-Test reflector packet: MBZ (must be zero) fields are not 0")
-        _check_error_estimate(error_estimate, "error_estimate")
-        _check_error_estimate(sender_error_estimate, "sender_error_estimate")
+        (seq, timestamp, error_estimate, _, receive_timestamp, sender_seq, sender_timestamp,
+         sender_error_estimate, _, sender_ttl) = _unpack_reply(data)
         return cls(seq, timestamp, receive_timestamp, sender_seq, sender_timestamp,
                    sender_error_estimate, sender_ttl, error_estimate,
                    len(data) - REFLECTOR_SIZE)
@@ -157,9 +155,40 @@ class ReflectorPacket:
         does not count as network delay. Clamped at 0: the two intervals come from two
         clocks of different rates, and a sub-resolution round trip can come out negative.
         """
-        total = ntp_difference_ms(arrived, self.sender_timestamp)
-        held = ntp_difference_ms(self.timestamp, self.receive_timestamp)
-        return max(0.0, total - held)
+        return _round_trip_ms(arrived, self.sender_timestamp, self.receive_timestamp,
+                              self.timestamp)
+
+
+def reply_seq_and_rtt(data: bytes, arrived: int) -> tuple[int, float]:
+    """(sender seq, RTT in ms) of a reply arriving at NTP time ``arrived``: what
+    ``decode(data)`` and ``round_trip_ms(arrived)`` give, without building the packet.
+
+    The sender's path for every reply; ValueError for a datagram that is not one.
+    """
+    fields = _unpack_reply(data)
+    return fields[5], _round_trip_ms(arrived, fields[6], fields[4], fields[1])
+
+
+def _unpack_reply(data: bytes) -> tuple[int, ...]:
+    """A reply's header fields, in wire order, once checked."""
+    size = len(data)
+    fields: tuple[int, ...] = _REFLECTOR.unpack_from(data) if size >= REFLECTOR_SIZE else ()
+    # Every reply passes this one test; only a failing one goes through the checks one by
+    # one, for the error that names what is wrong.
+    if (size > MAX_DATAGRAM or not fields or fields[3] or fields[8] or not fields[2] & 0xFF
+            or not fields[7] & 0xFF or (fields[2] | fields[7]) & 0x4000):
+        _check_size(data, REFLECTOR_SIZE, "TWAMP-Test reflector")
+        if fields[3] or fields[8]:
+            raise ValueError("TWAMP-Test reflector packet: MBZ (must be zero) fields are not 0")
+        _check_error_estimate(fields[2], "error_estimate")
+        _check_error_estimate(fields[7], "sender_error_estimate")
+    return fields
+
+
+def _round_trip_ms(arrived: int, sent: int, received: int, replied: int) -> float:
+    """(t4 − t1) − (t3 − t2), clamped at 0 (see ReflectorPacket.round_trip_ms)."""
+    rtt = ntp_difference_ms(arrived, sent) - ntp_difference_ms(replied, received)
+    return rtt if rtt > 0.0 else 0.0
 
 
 def reply_to(probe: SenderPacket, *, seq: int, received: int, sent: int,

@@ -10,17 +10,14 @@ stamp (see peerscope.probe.udp).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import struct
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 
 from peerscope.probe.method import Background, ReplyHandler, family_of, resolve
 from peerscope.probe.target import ProbeTarget
-from peerscope.probe.twamp import ERROR_ESTIMATE, SENDER_PADDING, ReflectorPacket
+from peerscope.probe.twamp import ERROR_ESTIMATE, SENDER_PADDING, reply_seq_and_rtt
 from peerscope.probe.twamp import ntp_from_unix_ns as ntp
 from peerscope.probe.udp import Address, UdpEndpoint
 
@@ -29,19 +26,71 @@ _SEQ_MASK = 0xFFFFFFFF
 # SenderPacket(seq, timestamp).encode() without building the object, for the probe loop;
 # a test holds the two to the same bytes.
 _PROBE = struct.Struct(f"!IQH{SENDER_PADDING}x")
-Key = tuple[str, int, int]  # reflector ip, port, wire seq
-
-
-@dataclass(slots=True)
-class _Sent:
-    seq: int
-    at: float  # loop time
-    on_reply: ReplyHandler
+_NS = 1_000_000_000
+_FIRST_SLOTS = 1024
 
 
 def encode_probe(seq: int, timestamp: int) -> bytes:
     """The bytes of ``SenderPacket(seq, timestamp)``, the default padding and error estimate."""
     return _PROBE.pack(seq, timestamp, ERROR_ESTIMATE)
+
+
+class _SentProbes:
+    """The probes sent and remembered: where each went, when, its caller's seq and handler.
+
+    Slots are picked by wire seq modulo their number. Wire seqs are consecutive, so slots
+    are written in turn and a probe is forgotten when its slot is reused; the slots double
+    whenever that would forget one younger than ``remember_ns``. Parallel lists rather than
+    a dict of tuples: a probe creates no object for the garbage collector to track, and 10 s
+    of probes (10,000 at 1,000 a second) kept as tuples reached its oldest generation and
+    set off a full collection every few seconds.
+    """
+
+    def __init__(self, remember_ns: int) -> None:
+        self.remember_ns = remember_ns
+        self.clear(_FIRST_SLOTS)
+
+    def clear(self, slots: int) -> None:
+        self._mask = slots - 1
+        self._wire_seqs = [-1] * slots
+        self._sent_ns = [0] * slots
+        self._hosts = [""] * slots
+        self._ports = [0] * slots
+        self._seqs = [0] * slots
+        self._handlers: list[ReplyHandler | None] = [None] * slots
+
+    def add(self, wire_seq: int, sent_ns: int, address: Address, seq: int,
+            handler: ReplyHandler) -> None:
+        i = wire_seq & self._mask
+        # A clock stepped back does not make a probe younger, so memory stays bounded.
+        if self._handlers[i] is not None and 0 <= sent_ns - self._sent_ns[i] < self.remember_ns:
+            self._grow()
+            i = wire_seq & self._mask
+        self._wire_seqs[i] = wire_seq
+        self._sent_ns[i] = sent_ns
+        self._hosts[i], self._ports[i] = address[0], address[1]
+        self._seqs[i] = seq
+        self._handlers[i] = handler
+
+    def find(self, wire_seq: int, arrived_ns: int,
+             address: Address) -> tuple[int, ReplyHandler] | None:
+        """(seq, handler) of the remembered probe a reply from ``address`` answers."""
+        i = wire_seq & self._mask
+        handler = self._handlers[i]
+        if (handler is None or self._wire_seqs[i] != wire_seq
+                or arrived_ns - self._sent_ns[i] >= self.remember_ns
+                or self._hosts[i] != address[0] or self._ports[i] != address[1]):
+            return None
+        return self._seqs[i], handler
+
+    def _grow(self) -> None:
+        """Double the slots. Each probe gets its own: one more bit of the wire seq picks it."""
+        old = (self._wire_seqs, self._sent_ns, self._hosts, self._ports, self._seqs,
+               self._handlers)
+        self.clear(2 * len(self._wire_seqs))
+        for wire_seq, sent_ns, host, port, seq, handler in zip(*old, strict=True):
+            if handler is not None:
+                self.add(wire_seq, sent_ns, (host, port), seq, handler)
 
 
 class TwampSender:
@@ -53,11 +102,9 @@ class TwampSender:
     """
 
     def __init__(self, *, remember_s: float = 10.0) -> None:
-        self._remember_s = remember_s
         self._endpoints: dict[int, UdpEndpoint] = {}
-        self._sent: OrderedDict[Key, _Sent] = OrderedDict()
+        self._sent = _SentProbes(int(remember_s * _NS))
         self._wire_seq = 0
-        self._forgotten_at = 0.0
         self._background = Background()
         self.rejected = 0  # datagrams that are not TWAMP-Test replies
         self.unmatched = 0  # replies to no probe of ours (or forgotten ones)
@@ -96,42 +143,31 @@ class TwampSender:
 
     def _send_now(self, family: int, address: Address, seq: int,
                   on_reply: ReplyHandler) -> None:
-        endpoint = self._endpoint(family)
+        endpoint = self._endpoints.get(family) or self._endpoint(family)
         if endpoint is None:
             return
-        now = asyncio.get_running_loop().time()
-        if now - self._forgotten_at >= 1.0:  # once a second is enough to bound memory
-            self._forgotten_at = now
-            self._forget_before(now - self._remember_s)
+        now_ns = time.time_ns()  # t1, and the clock for forgetting
         wire_seq = self._wire_seq = (self._wire_seq + 1) & _SEQ_MASK
-        self._sent[(address[0], address[1], wire_seq)] = _Sent(seq, now, on_reply)
-        endpoint.sendto(encode_probe(wire_seq, ntp(time.time_ns())), address)
-
-    def _forget_before(self, horizon: float) -> None:
-        sent = self._sent
-        while sent:
-            key, oldest = next(iter(sent.items()))
-            if oldest.at >= horizon:
-                return
-            del sent[key]
+        self._sent.add(wire_seq, now_ns, address, seq, on_reply)
+        endpoint.sendto(encode_probe(wire_seq, ntp(now_ns)), address)
 
     def received(self, data: bytes, address: Address, arrived_ns: int) -> None:
         """A datagram on one of the sockets, ``arrived_ns`` (Unix ns) by the kernel's stamp."""
         try:
-            reply = ReflectorPacket.decode(data)
+            wire_seq, rtt_ms = reply_seq_and_rtt(data, ntp(arrived_ns))
         except ValueError:
             self.rejected += 1
             return
-        sent = self._sent.get((address[0], address[1], reply.sender_seq))
+        sent = self._sent.find(wire_seq, arrived_ns, address)
         if sent is None:
             self.unmatched += 1
             return
-        sent.on_reply(sent.seq, reply.round_trip_ms(ntp(arrived_ns)))
+        sent[1](sent[0], rtt_ms)
 
     async def close(self) -> None:
         await self._background.cancel()
         for endpoint in self._endpoints.values():
             endpoint.close()
         self._endpoints.clear()
-        self._sent.clear()
+        self._sent.clear(_FIRST_SLOTS)
 
