@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -247,3 +248,16 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+def test_serve_refuses_a_busy_reflector_port_naming_the_setting():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "peerscope.cli", "serve", "--port", "0",
+             "--reflector-port", str(port)],
+            capture_output=True, text=True, timeout=30, env=cli_env(), check=False)
+    assert result.returncode == 2
+    assert f"UDP 127.0.0.1:{port}" in result.stderr
+    assert "reflector_port" in result.stderr

@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from types import FrameType
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -85,13 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from peerscope.demo import run_demo
 
-        try:
-            asyncio.run(run_demo(settings, duration=args.duration, seed=args.seed))
-        except SettingsError as error:
-            print(f"peerscope: {error}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            pass
+        return _run(run_demo(settings, duration=args.duration, seed=args.seed))
     return 0
 
 
@@ -125,8 +120,14 @@ def _serve(settings: Settings) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; with the default
     # action that would end the process with status -15 after a clean shutdown.
     signal.signal(signal.SIGTERM, terminate)
+    return _run(serve(monitor, on_ready=ready))
+
+
+def _run(main: Coroutine[Any, Any, None]) -> int:
+    """Run ``main`` until it ends or Ctrl-C; settings it finds wrong at start-up (a busy
+    port, say) end it with status 2, like settings refused before it started."""
     try:
-        asyncio.run(serve(monitor, on_ready=ready))
+        asyncio.run(main)
     except SettingsError as error:
         print(f"peerscope: {error}", file=sys.stderr)
         return 2

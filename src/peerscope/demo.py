@@ -15,6 +15,7 @@ import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -130,7 +131,7 @@ async def run_demo(settings: Settings, *, duration: float | None = None,
 
 
 async def _wait_ready(url: asyncio.Future[str], server: asyncio.Task[None]) -> None:
-    waiting: list[asyncio.Future[object]] = [url, server]  # type: ignore[list-item]
+    waiting: list[asyncio.Future[Any]] = [url, server]
     await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     if not url.done():
         server.result()  # raises why the server stopped

@@ -51,7 +51,7 @@ class ClientSession:
         subscriber: Subscriber | DirectSubscriber
         tasks = [asyncio.create_task(self._ping())]
         if writer is not None:
-            subscriber = self.broadcaster.subscribe_direct(writer["write"], self._frame_sent)
+            subscriber = self.broadcaster.subscribe_direct(writer["write"], self._count_sent)
         else:
             subscriber = self.broadcaster.subscribe()
             tasks.append(asyncio.create_task(self._send_frames(subscriber.queue)))
@@ -65,17 +65,17 @@ class ClientSession:
             self.monitor.remove_peer(self.peer_id)
 
     async def send(self, message: dict[str, Any]) -> None:
-        text = orjson.dumps(message).decode()
-        await self.websocket.send_text(text)
-        self.monitor.record_message(self.peer_id, size=len(text), direction="out")
+        payload = orjson.dumps(message)
+        await self.websocket.send_text(payload.decode())
+        self._count_sent(len(payload))
 
     async def _send_frames(self, queue: asyncio.Queue[tuple[str, int]]) -> None:
         while True:
             frame, size = await queue.get()
             await self.websocket.send_text(frame)
-            self._frame_sent(size)
+            self._count_sent(size)
 
-    def _frame_sent(self, size: int) -> None:
+    def _count_sent(self, size: int) -> None:
         self.monitor.record_message(self.peer_id, size=size, direction="out")
 
     async def _ping(self) -> None:
