@@ -5,6 +5,12 @@ the loop and stamps nothing. Probing wants both: the time a datagram reached the
 loop may look at it later, and that wait is not network time; ping stamps replies the same
 way, with ``SO_TIMESTAMPNS``), and draining every queued datagram in one wake-up, which is
 most of the CPU saved when 1,000 peers answer each second.
+
+An endpoint is read either as soon as a datagram is queued (``read_when_ready``, for a
+reflector, which answers at once) or only when its owner calls ``read()`` (for a sender,
+which reads on its own schedule: waking the process for every few replies cost more than
+all the rest of probing, and the kernel's stamps make the time of reading irrelevant to
+the round trip).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ SO_TIMESTAMPNS = 35  # Linux; Python's socket module does not name it
 _TIMESPEC = struct.Struct("@qq")
 _MAX_DATAGRAM = 2048  # larger datagrams are cut short here, and so rejected by the codecs
 _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
-_DRAIN = 256  # datagrams read per wake-up at most, so one busy socket cannot starve the loop
+_DRAIN = 256  # datagrams read per call at most, so one busy socket cannot starve the loop
 
 Address = tuple[str, int]
 DatagramHandler = Callable[[bytes, Address, int], None]
@@ -48,7 +54,7 @@ class UdpEndpoint:
     """One UDP socket read by the running loop; ``close()`` releases it."""
 
     def __init__(self, family: int, on_datagram: DatagramHandler,
-                 bind: tuple[Any, ...] | None = None) -> None:
+                 bind: tuple[Any, ...] | None = None, *, read_when_ready: bool = True) -> None:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
@@ -56,11 +62,13 @@ class UdpEndpoint:
             if bind is not None:
                 sock.bind(bind)
             self._loop = asyncio.get_running_loop()
-            self._loop.add_reader(sock.fileno(), self._readable)
+            if read_when_ready:
+                self._loop.add_reader(sock.fileno(), self.read)
         except BaseException:
             sock.close()
             raise
         self.sock = sock
+        self._read_when_ready = read_when_ready
         self._on_datagram = on_datagram
         self.errors = 0  # failed sends and receive errors (ICMP unreachable and the like)
 
@@ -77,21 +85,24 @@ class UdpEndpoint:
             return False
         return True
 
-    def _readable(self) -> None:
+    def read(self) -> bool:
+        """Hand every queued datagram to the handler, up to a limit; True if more may wait."""
         recvmsg, handler = self.sock.recvmsg, self._on_datagram
         for _ in range(_DRAIN):
             try:
                 data, ancillary, _, address = recvmsg(_MAX_DATAGRAM, _ANCILLARY)
             except (BlockingIOError, InterruptedError):
-                return
+                return False
             except OSError:
                 # An ICMP error queued by an earlier send (port unreachable): the probe it
                 # was about goes unanswered; keep reading.
                 self.errors += 1
                 continue
             handler(data, address, kernel_arrival_ns(ancillary))
+        return True
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:
-            self._loop.remove_reader(self.sock.fileno())
+            if self._read_when_ready:
+                self._loop.remove_reader(self.sock.fileno())
             self.sock.close()
