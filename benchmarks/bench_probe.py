@@ -9,10 +9,11 @@ sender, runs one of three cases against it, each sending 1,000 probes a second:
   the case the target is for: <= 5 % of one core.
 - ``no tick`` (information): the same without the Monitor's 1 s tick, which builds the
   ``/ws`` message and reassesses every peer whether or not they are probed.
-- ``floor``: a bare asyncio loop doing only the socket work of probing: the same 41-octet
-  datagram ``sendto`` the reflector 1,000 times a second in batches every 50 ms (the
-  Prober's batching), every reply read with ``recvmsg`` and its kernel arrival stamp, and
-  nothing decoded, matched or recorded. No probe sender in Python can cost less than this.
+- ``floor``: a bare asyncio loop doing only the socket work of probing, read the way the
+  TWAMP sender reads: every 50 ms (the Prober's batching), every queued reply read with
+  ``recvmsg`` and its kernel arrival stamp, then the same 41-octet datagram ``sendto`` the
+  reflector 50 times; nothing encoded, decoded, matched or recorded. A probe sender in
+  Python on asyncio can hardly cost less than this.
 
 After a warm-up, the sender reports its own CPU time (``time.process_time()``, all threads)
 at the start and end of a window of wall time; the figure is CPU seconds / wall seconds, as
@@ -111,9 +112,9 @@ async def _sender_main(port: int, peers: int, tick: bool) -> None:
         print("ready -", flush=True)
         while await commands.get() != "quit":
             cpu = time.process_time()  # read first: the counting below is not probing
-            peers = [monitor.peer(peer_id) for peer_id in monitor.peer_ids]
-            received = sum(peer["probes"]["received"] for peer in peers)
-            lost = sum(peer["probes"]["lost"] for peer in peers)
+            listed = [monitor.peer(peer_id) for peer_id in monitor.peer_ids]
+            received = sum(peer["probes"]["received"] for peer in listed)
+            lost = sum(peer["probes"]["lost"] for peer in listed)
             print(f"mark {cpu!r} {prober.sent} {received} {lost}", flush=True)
     await monitor.stop()
 
@@ -134,31 +135,27 @@ async def _floor_main(port: int, peers: int) -> None:
     per_batch = round(peers * FLOOR_BATCH_S)
     counts = {"sent": 0, "received": 0}
 
-    def readable() -> None:
-        while True:
-            try:
-                sock.recvmsg(2048, _ANCILLARY)
-            except BlockingIOError:
-                return
-            counts["received"] += 1
-
     async def send() -> None:
         due = loop.time()
         while True:
+            while True:
+                try:
+                    sock.recvmsg(2048, _ANCILLARY)
+                except BlockingIOError:
+                    break
+                counts["received"] += 1
             for _ in range(per_batch):
                 sock.sendto(datagram, address)
             counts["sent"] += per_batch
             due += FLOOR_BATCH_S
             await asyncio.sleep(max(0.0, due - loop.time()))
 
-    loop.add_reader(sock.fileno(), readable)
     sending = loop.create_task(send())
     print("ready -", flush=True)
     while await commands.get() != "quit":
         print(f"mark {time.process_time()!r} {counts['sent']} {counts['received']} -",
               flush=True)
     sending.cancel()
-    loop.remove_reader(sock.fileno())
     sock.close()
 
 

@@ -18,7 +18,7 @@ from peerscope.probe.twamp import (
     SenderPacket,
     ntp_difference_ms,
     ntp_from_unix_ns,
-    reply_seq_and_rtt,
+    reply_seq_and_hold,
     reply_to,
     unix_ns_from_ntp,
 )
@@ -156,14 +156,12 @@ def test_the_senders_fast_encoding_is_the_codecs(seq, timestamp):
     assert encode_probe(seq, timestamp) == SenderPacket(seq, timestamp).encode()
 
 
-@given(u32, u64, u64, u32, u64, error_estimates, error_estimates, u64)
+@given(u32, u64, u64, u32, u64, error_estimates, error_estimates)
 def test_the_senders_fast_decoding_is_the_codecs(seq, timestamp, received, sender_seq,
-                                                 sender_timestamp, sender_error, error,
-                                                 arrived):
+                                                 sender_timestamp, sender_error, error):
     packet = ReflectorPacket(seq, timestamp, received, sender_seq, sender_timestamp,
                              sender_error, error_estimate=error)
-    assert reply_seq_and_rtt(packet.encode(), arrived) == (sender_seq,
-                                                           packet.round_trip_ms(arrived))
+    assert reply_seq_and_hold(packet.encode()) == (sender_seq, packet.hold_ms)
 
 
 @pytest.mark.parametrize(("data", "why"), [(bytes(REFLECTOR_SIZE - 1), "too short"),
@@ -172,7 +170,7 @@ def test_the_senders_fast_decoding_rejects_what_the_codec_does(data, why):
     with pytest.raises(ValueError, match=why):
         ReflectorPacket.decode(data)
     with pytest.raises(ValueError, match=why):
-        reply_seq_and_rtt(data, 0)
+        reply_seq_and_hold(data)
 
 
 def test_the_sender_remembers_probes_for_remember_s_and_grows_to_keep_them():
@@ -183,13 +181,14 @@ def test_the_sender_remembers_probes_for_remember_s_and_grows_to_keep_them():
     for wire_seq in range(3000):  # 3,000 within 3 s: more than the first 1,024 slots
         sent.add(wire_seq, wire_seq * 10**6, ("127.0.0.1", 862), wire_seq + 7,
                  handlers[wire_seq])
-    assert sent.find(5, 4 * 10**9, ("127.0.0.1", 862)) == (12, handlers[5])
-    assert sent.find(2999, 4 * 10**9, ("127.0.0.1", 862)) == (3006, handlers[2999])
+    assert sent.find(5, 4 * 10**9, ("127.0.0.1", 862)) == (12, handlers[5], 5 * 10**6)
+    assert sent.find(2999, 4 * 10**9, ("127.0.0.1", 862)) == (3006, handlers[2999],
+                                                              2999 * 10**6)
     assert sent.find(5, 4 * 10**9, ("127.0.0.2", 862)) is None  # from another address
     assert sent.find(5, 4 * 10**9, ("127.0.0.1", 863)) is None
     assert sent.find(3000, 4 * 10**9, ("127.0.0.1", 862)) is None  # never sent
     assert sent.find(5, 11 * 10**9, ("127.0.0.1", 862)) is None  # forgotten after 10 s
     # A probe older than remember_s gives up its slot rather than grow the slots further.
     sent.add(4096 + 5, 20 * 10**9, ("127.0.0.1", 862), 1, handlers[0])
-    assert sent.find(4096 + 5, 20 * 10**9, ("127.0.0.1", 862)) == (1, handlers[0])
+    assert sent.find(4096 + 5, 20 * 10**9, ("127.0.0.1", 862)) == (1, handlers[0], 20 * 10**9)
     assert sent.find(5, 12 * 10**9, ("127.0.0.1", 862)) is None

@@ -148,6 +148,11 @@ class ReflectorPacket:
                    sender_error_estimate, sender_ttl, error_estimate,
                    len(data) - REFLECTOR_SIZE)
 
+    @property
+    def hold_ms(self) -> float:
+        """The reflector's time between receiving the probe and replying: t3 − t2, in ms."""
+        return ntp_difference_ms(self.timestamp, self.receive_timestamp)
+
     def round_trip_ms(self, arrived: int) -> float:
         """RTT of this reply arriving at NTP time ``arrived`` (t4): (t4 − t1) − (t3 − t2).
 
@@ -155,18 +160,20 @@ class ReflectorPacket:
         does not count as network delay. Clamped at 0: the two intervals come from two
         clocks of different rates, and a sub-resolution round trip can come out negative.
         """
-        return _round_trip_ms(arrived, self.sender_timestamp, self.receive_timestamp,
-                              self.timestamp)
+        rtt = ntp_difference_ms(arrived, self.sender_timestamp) - self.hold_ms
+        return rtt if rtt > 0.0 else 0.0
 
 
-def reply_seq_and_rtt(data: bytes, arrived: int) -> tuple[int, float]:
-    """(sender seq, RTT in ms) of a reply arriving at NTP time ``arrived``: what
-    ``decode(data)`` and ``round_trip_ms(arrived)`` give, without building the packet.
+def reply_seq_and_hold(data: bytes) -> tuple[int, float]:
+    """(sender seq, ``hold_ms``) of a reply: what ``decode(data)`` gives, without building
+    the packet.
 
-    The sender's path for every reply; ValueError for a datagram that is not one.
+    The sender's path for every reply: it knows t1 and t4 on its own clock to the ns, so
+    it needs only these two of the reply's fields. ValueError for a datagram that is not a
+    reply.
     """
     fields = _unpack_reply(data)
-    return fields[5], _round_trip_ms(arrived, fields[6], fields[4], fields[1])
+    return fields[5], ntp_difference_ms(fields[1], fields[4])
 
 
 def _unpack_reply(data: bytes) -> tuple[int, ...]:
@@ -183,12 +190,6 @@ def _unpack_reply(data: bytes) -> tuple[int, ...]:
         _check_error_estimate(fields[2], "error_estimate")
         _check_error_estimate(fields[7], "sender_error_estimate")
     return fields
-
-
-def _round_trip_ms(arrived: int, sent: int, received: int, replied: int) -> float:
-    """(t4 − t1) − (t3 − t2), clamped at 0 (see ReflectorPacket.round_trip_ms)."""
-    rtt = ntp_difference_ms(arrived, sent) - ntp_difference_ms(replied, received)
-    return rtt if rtt > 0.0 else 0.0
 
 
 def reply_to(probe: SenderPacket, *, seq: int, received: int, sent: int,
