@@ -83,6 +83,41 @@ def test_a_probe_exactly_timeout_old_is_lost():
     assert t.expire(T + 100) == 0
 
 
+def test_next_expiry_tells_when_expire_could_first_find_a_probe():
+    t = LossTracker(timeout_s=2.0)
+    assert t.next_expiry == math.inf  # nothing in flight
+    t.sent(1, T)
+    t.sent(2, T + 1.0)
+    assert T + 1.999 < t.next_expiry <= T + 2.0  # the oldest's timeout, a hair early
+    assert t.expire(T + 1.5) == 0
+    assert t.expire(T + 2.0) == 1
+    assert T + 2.999 < t.next_expiry <= T + 3.0  # now seq 2's
+    assert t.received(2, T + 2.1) == "on_time"
+    assert t.next_expiry == math.inf  # answered: nothing left to time out
+
+
+def test_next_expiry_may_be_early_but_never_late():
+    t = LossTracker(timeout_s=2.0)
+    t.sent(1, T)
+    t.sent(2, T + 1.0)
+    assert t.arrived(1) == "on_time"  # the oldest answered; the bound stays at its timeout
+    assert t.next_expiry <= T + 2.0
+    assert t.expire(T + 2.5) == 0  # finds nothing, and moves the bound to seq 2's
+    assert T + 2.999 < t.next_expiry <= T + 3.0
+    assert t.expire(T + 3.0) == 1
+
+
+def test_a_shorter_timeout_applies_to_the_probes_in_flight_at_once():
+    t = LossTracker(timeout_s=2.0)
+    t.sent(1, T)
+    t.set_timeout(0.5)
+    assert t.timeout_s == 0.5
+    assert t.expire(T + 0.6) == 1
+    with pytest.raises(ValueError, match="timeout_s"):
+        t.set_timeout(0.0)
+    assert t.timeout_s == 0.5
+
+
 def test_replies_on_time():
     t = LossTracker()
     for seq in range(4):

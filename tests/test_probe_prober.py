@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
+import time
 
 import pytest
 
@@ -121,3 +123,90 @@ def test_bad_settings_are_refused(kwargs, field):
 def test_add_refuses_what_is_not_a_target():
     with pytest.raises(ValueError, match="target"):
         Prober(make_monitor()).add("127.0.0.1:8701")  # type: ignore[arg-type]
+
+
+# --- the schedule -------------------------------------------------------------------------
+
+
+class SendLog:
+    """When the Prober announced each probe to the Monitor: (loop time, peer id)."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.sends: list[tuple[float, str]] = []
+        record = monitor._record_probes_sent
+
+        def logged(probes, timeout_s):
+            probes = list(probes)
+            now = asyncio.get_running_loop().time()
+            self.sends.extend((now, peer_id) for peer_id, _ in probes)
+            record(probes, timeout_s)
+
+        monitor._record_probes_sent = logged  # type: ignore[method-assign]
+
+    def times(self, peer_id: str) -> list[float]:
+        return [at for at, sent_to in self.sends if sent_to == peer_id]
+
+
+async def test_each_target_goes_out_once_per_spacing_at_its_own_offset():
+    monitor = make_monitor()
+    log = SendLog(monitor)
+    async with Reflector() as reflector, Prober(monitor, interval_s=0.2, count=2,
+                                                timeout_s=1.0) as prober:
+        for i in range(20):
+            prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
+        await asyncio.sleep(1.05)
+    for i in range(20):
+        times = log.times(f"t{i}")
+        assert len(times) in (10, 11), times  # 1 s at a probe every 0.1 s
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        # One spacing apart, give or take the 5 % batch and a loaded machine's slack.
+        assert all(0.06 <= gap <= 0.16 for gap in gaps), gaps
+    firsts = sorted(log.times(f"t{i}")[0] - log.sends[0][0] for i in range(20))
+    assert firsts[-1] - firsts[0] > 0.08  # staggered over the spacing, not one burst
+
+
+async def test_a_stalled_loop_sends_each_target_once_and_keeps_its_place():
+    monitor = make_monitor()
+    log = SendLog(monitor)
+    async with Reflector() as reflector, Prober(monitor, interval_s=0.1,
+                                                timeout_s=1.0) as prober:
+        for i in range(10):
+            prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
+        await asyncio.sleep(0.3)
+        time.sleep(0.45)  # the loop is blocked for 4.5 spacings
+        resumed = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.3)
+    for i in range(10):
+        after = [at for at in log.times(f"t{i}") if at >= resumed]
+        # Once at once for the 4.5 spacings missed (no catching up on each missed slot),
+        # then at its own offset: 3 more slots in 0.3 s, the first of them possibly within
+        # the resuming batch itself.
+        assert len(after) in (3, 4), after
+        assert after[0] - resumed < 0.05, after
+        gaps = [later - earlier for earlier, later in itertools.pairwise(after[1:])]
+        assert all(0.06 <= gap <= 0.16 for gap in gaps), gaps
+
+
+async def test_targets_added_and_removed_while_running():
+    monitor = make_monitor()
+    log = SendLog(monitor)
+    async with Reflector() as reflector, Prober(monitor, interval_s=0.2,
+                                                timeout_s=1.0) as prober:
+        prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="first"))
+        await asyncio.sleep(0.1)
+        added = asyncio.get_running_loop().time()
+        prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="second"))
+        await asyncio.sleep(0.5)
+        assert log.times("second")
+        assert log.times("second")[0] - added < 0.45
+        assert prober.remove("first")
+        removed = asyncio.get_running_loop().time()
+        # Replacing a target keeps its place in the schedule and its numbering.
+        prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="second",
+                                     name="renamed"))
+        await asyncio.sleep(0.5)
+    assert not [at for at in log.times("first") if at > removed]
+    after = [at for at in log.times("second") if at > removed]
+    assert len(after) in (2, 3), after
+    assert monitor.peer("second")["name"] == "renamed"
+    assert monitor.peer("second")["probes"]["sent"] == len(log.times("second"))

@@ -115,24 +115,34 @@ def test_clear_forgets_everything_and_takes_a_new_base():
 # --- mean ---------------------------------------------------------------------------------------
 
 
-def test_mean_is_the_fsum_of_the_float32_values_stored():
+def test_mean_is_the_mean_of_the_float32_values_stored():
     s = Series(4)
     for k, value in enumerate([0.1, 0.2, 0.3]):
         s.append(T + k, value)
-    # (float32(0.1) + float32(0.2) + float32(0.3)) / 3, summed exactly; not 0.2.
+    # (float32(0.1) + float32(0.2) + float32(0.3)) / 3; not 0.2.
     expected = math.fsum([f32(0.1), f32(0.2), f32(0.3)]) / 3
-    assert s.mean() == expected
-    assert s.mean() != 0.2
+    assert s.mean() == pytest.approx(expected, rel=1e-15, abs=0)
+    assert abs(s.mean() - 0.2) > 1e-9
 
 
 def test_mean_follows_the_ring_through_many_laps():
     s = Series(5)
     for k in range(53):
         s.append(T + k, k * 1.1)
-        assert s.mean() == math.fsum(s.values()) / len(s)
+        assert s.mean() == pytest.approx(math.fsum(s.values()) / len(s), rel=1e-15, abs=0)
     # After 53 appends the ring holds samples 48..52.
     assert s.values() == [f32(k * 1.1) for k in range(48, 53)]
-    assert s.mean() == math.fsum(f32(k * 1.1) for k in range(48, 53)) / 5
+    assert s.mean() == pytest.approx(math.fsum(f32(k * 1.1) for k in range(48, 53)) / 5,
+                                     rel=1e-15, abs=0)
+
+
+def test_mean_of_a_full_ring_of_real_latencies_is_within_float64_rounding():
+    s = Series(360)
+    values = [0.05 + (k * 7919 % 1000) * 0.313 for k in range(1000)]  # 0.05-313 ms, mixed
+    for k, value in enumerate(values):
+        s.append(T + k, value)
+    exact = math.fsum(s.values()) / 360
+    assert s.mean() == pytest.approx(exact, rel=1e-13, abs=0)
 
 
 def test_mean_of_a_part_filled_ring_ignores_empty_slots():
@@ -316,8 +326,12 @@ def test_series_matches_a_naive_list(capacity, steps):
         assert s.last() == (at(ref.items[-1][0]), ref.items[-1][1])
     assert list(s) == [(at(m), v) for m, v in ref.items]
     assert s.values() == [v for _, v in ref.items]
-    expected_mean = math.fsum(v for _, v in ref.items) / len(ref.items) if ref.items else None
-    assert s.mean() == expected_mean
+    if ref.items:
+        expected = math.fsum(v for _, v in ref.items) / len(ref.items)
+        scale = max(abs(v) for _, v in ref.items)  # sum's rounding is relative to the terms
+        assert s.mean() == pytest.approx(expected, rel=0, abs=1e-14 * scale)
+    else:
+        assert s.mean() is None
 
 
 @given(

@@ -350,8 +350,8 @@ class Monitor:
             for peer_id, seq in probes:
                 peer = self._recording_peer(peer_id, now)
                 tracker = peer.loss
-                if timeout_s is not None:
-                    tracker.timeout_s = timeout_s
+                if timeout_s is not None and timeout_s != tracker.timeout_s:
+                    tracker.set_timeout(timeout_s)
                 tracker.sent(seq, now)
                 peer.probe_sent_at = now
                 probed[peer_id] = peer
@@ -393,7 +393,8 @@ class Monitor:
                     peer = self._peer_for_recording(peer_id, now)
                 # Expire first, so a probe that timed out before this reply counts as a
                 # failure.
-                expire_probes(peer, now)
+                if peer.loss.next_expiry <= now:
+                    expire_probes(peer, now)
                 arrival = peer.loss.arrived(seq)
                 peer.dirty = True
                 if arrival == "on_time" or arrival == "late":
@@ -633,7 +634,7 @@ class Monitor:
     # --- the tick's work ----------------------------------------------------------------------
 
     def _refresh(self, peer: Peer, now: float) -> None:
-        if peer.peer_id in self._probed:
+        if peer.peer_id in self._probed and peer.loss.next_expiry <= now:
             expire_probes(peer, now)
         previous = peer.status
         changed = self._assessor.refresh(peer, now)
@@ -655,7 +656,8 @@ class Monitor:
         settings = self.settings
         with self._lock:
             for peer in self._probed.values():
-                expire_probes(peer, now)
+                if peer.loss.next_expiry <= now:  # checked here: most peers have none due
+                    expire_probes(peer, now)
             sweep = self._assessor.sweep(self._peers.values(), now, settings.peer_ttl_s)
             for peer, previous, status in sweep.changes:
                 self._status_changed(peer, previous, status, now)

@@ -17,11 +17,16 @@ anything else reads or writes it.
 from __future__ import annotations
 
 import functools
+import math
 from collections import OrderedDict
 from typing import Any, Literal
 
 Arrival = Literal["on_time", "late", "duplicate", "unknown"]
 _EMPTY: OrderedDict[Any, Any] = OrderedDict()  # shared, never written to
+# next_expiry is set this much early, so that skipping expire() before it never differs from
+# what expire()'s own test (sent <= now - timeout) would decide, whatever the rounding: 1 µs
+# is over 4 ulps of a Unix time in seconds.
+_EARLY_S = 1e-6
 
 
 @functools.cache
@@ -33,9 +38,9 @@ def _mask(window: int) -> int:
 class LossTracker:
     __slots__ = (
         "_highest_received", "_in_flight", "_lost_at", "_mask", "_max_in_flight",
-        "_outcome_count", "_outcomes", "_received", "_received_seqs", "_window", "duplicates",
-        "late",
-        "lost_total", "pending_successes", "reordered", "timeout_s", "unknown", "window_lost",
+        "_outcome_count", "_outcomes", "_received", "_received_seqs", "_timeout_s", "_window",
+        "duplicates", "late", "lost_total", "next_expiry", "pending_successes", "reordered",
+        "unknown", "window_lost",
     )
 
     def __init__(self, window: int = 100, timeout_s: float = 2.0,
@@ -47,7 +52,10 @@ class LossTracker:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
         self._window = window
-        self.timeout_s = timeout_s
+        self._timeout_s = timeout_s
+        # No probe in flight can time out before this: callers skip expire() until then. It
+        # may be early (a probe answered since), never late, so a skipped call never misses.
+        self.next_expiry = math.inf
         self._max_in_flight = max_in_flight
         # Sequence bookkeeping is only needed by probes that send sequence numbers; peers fed
         # by record() alone share these empty maps until their first sent() (saves ~400 B).
@@ -143,6 +151,8 @@ class LossTracker:
         if seq in self._in_flight or seq in self._received_seqs or seq in self._lost_at:
             raise ValueError(f"seq {seq} was already sent")
         self._in_flight[seq] = now
+        if len(self._in_flight) == 1:
+            self.next_expiry = now + self._timeout_s - _EARLY_S
         if len(self._in_flight) > self._max_in_flight:
             oldest, _ = self._in_flight.popitem(last=False)
             self._mark_lost(oldest)
@@ -156,6 +166,8 @@ class LossTracker:
         """Account for a reply whose caller has just called :meth:`expire` (the Monitor,
         which counts the expired probes as failures too): ``received`` without the expiry."""
         if self._in_flight.pop(seq, None) is not None:
+            if not self._in_flight:
+                self.next_expiry = math.inf
             self._note_received(seq)
             self.pending_successes += 1  # record(True), folded in later: the common case
             return "on_time"
@@ -176,16 +188,33 @@ class LossTracker:
         self.unknown += 1
         return "unknown"
 
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout_s
+
+    def set_timeout(self, timeout_s: float) -> None:
+        """Change ``timeout_s`` for every probe in flight (a shorter one may be due now)."""
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        self._timeout_s = timeout_s
+        self.next_expiry = -math.inf
+
     def expire(self, now: float) -> int:
         """Declare lost every probe in flight for longer than ``timeout_s``; return how many."""
+        if now < self.next_expiry:
+            return 0
         if self.pending_successes:
             self._settle()
         expired = 0
-        horizon = now - self.timeout_s
+        timeout = self._timeout_s
+        horizon = now - timeout
         in_flight = self._in_flight
+        self.next_expiry = math.inf
         while in_flight:
             seq = next(iter(in_flight))  # the oldest: nothing after it is due if it is not
-            if in_flight[seq] > horizon:
+            sent_at = in_flight[seq]
+            if sent_at > horizon:
+                self.next_expiry = sent_at + timeout - _EARLY_S
                 break
             del in_flight[seq]
             self._mark_lost(seq)

@@ -9,7 +9,6 @@ anything a network measurement can tell apart.
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Iterator
 
@@ -68,7 +67,9 @@ class Series:
         if not count:
             return None
         values = self._values if count == self._capacity else self._values[:count]
-        return math.fsum(values) / count
+        # sum, not math.fsum: float32 samples carry ~7 digits, and summing 360 of them in
+        # float64 loses ~14 at worst; fsum took 1.5x as long, for 200 peers every tick.
+        return sum(values) / count
 
     def _rebase(self, t: float) -> None:
         """Move the base to ``t`` after ~24 days of drift; drops samples it can no longer place."""

@@ -1,11 +1,13 @@
 """The Prober: probes every target on a schedule and feeds the outcomes to a Monitor.
 
 Each target is probed ``count`` times per ``interval_s``, evenly spaced. Targets are
-staggered over that spacing (the k-th target added starts at the fraction k·φ mod 1 of it,
-a sequence that spreads any number of targets evenly), so 1,000 peers make a steady trickle
-of packets, not one burst a second. One task on the event loop does the scheduling; a
-wake-up sends every probe due within the next 5 % of the spacing, so the cost grows with
-probes sent, not with wake-ups.
+staggered over that spacing (the k-th target added goes out at the fraction k·φ mod 1 of
+it, a sequence that spreads any number of targets evenly), so 1,000 peers make a steady
+trickle of packets, not one burst a second. One task on the event loop does the scheduling;
+a wake-up sends every probe due within the next 5 % of the spacing, so the cost grows with
+probes sent, not with wake-ups. The schedule repeats every spacing, so it is kept as the
+targets in order of their offset in it: a wake-up takes the next slice of that list (two
+binary searches), with no per-probe priority queue.
 
 Every probe is announced to the Monitor before it leaves, and every reply is handed over
 once the loop's wake-up that read it is over; the Monitor's timeouts decide what is lost, so
@@ -19,7 +21,7 @@ Not thread-safe: call ``add``/``remove`` from the event loop's thread (or before
 from __future__ import annotations
 
 import asyncio
-import heapq
+import bisect
 import logging
 import math
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ _BATCH_SHARE = 0.05
 @dataclass(slots=True, eq=False)
 class _Entry:
     target: ProbeTarget
-    phase: float  # fraction of the spacing at which this target's probes go out
+    offset_ns: int  # when in each spacing this target's probe goes out
     next_seq: int = 0
     on_reply: ReplyHandler = field(init=False)  # Prober._on_reply bound to this entry
 
@@ -61,12 +63,13 @@ class Prober:
         self.interval_s = interval_s
         self.count = count
         self.timeout_s = timeout_s
-        self._spacing = interval_s / count
+        self._cycle_ns = max(1, round(interval_s / count * 1e9))  # the spacing
         self._entries: dict[str, _Entry] = {}
         self._added = 0
+        # The entries by offset, and their offsets (for bisect); kept in step with _entries.
+        self._order: list[_Entry] = []
+        self._offsets: list[int] = []
         self._methods: dict[Method, ProbeMethod] = {}
-        self._queue: list[tuple[float, int, _Entry]] = []
-        self._pushed = 0  # tie-breaker in the heap, so entries are never compared
         self._task: asyncio.Task[None] | None = None
         self._replies: list[tuple[_Entry, int, float]] = []  # read, not yet given to the Monitor
         self.sent = 0
@@ -79,9 +82,6 @@ class Prober:
         """Start probing on the running loop; a second call does nothing."""
         if self.is_running:
             return
-        now = asyncio.get_running_loop().time()
-        for entry in self._entries.values():
-            self._schedule(entry, now + entry.phase * self._spacing)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="peerscope-probe")
 
     async def stop(self) -> None:
@@ -90,7 +90,6 @@ class Prober:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        self._queue.clear()
         methods, self._methods = list(self._methods.values()), {}
         for method in methods:
             await method.close()
@@ -114,20 +113,24 @@ class Prober:
         self._register(target)
         previous = self._entries.get(target.peer_id)
         if previous is None:
-            entry = _Entry(target, (self._added * _GOLDEN) % 1.0)
+            entry = _Entry(target, int((self._added * _GOLDEN) % 1.0 * self._cycle_ns))
             self._added += 1
-        else:
-            entry = _Entry(target, previous.phase, previous.next_seq)
+            at = bisect.bisect_right(self._offsets, entry.offset_ns)
+            self._offsets.insert(at, entry.offset_ns)
+            self._order.insert(at, entry)
+        else:  # same place in the schedule, numbering carried on
+            entry = _Entry(target, previous.offset_ns, previous.next_seq)
+            self._order[self._order.index(previous)] = entry
         entry.on_reply = partial(self._on_reply, entry)
         self._entries[target.peer_id] = entry
-        if self.is_running:
-            now = asyncio.get_running_loop().time()
-            self._schedule(entry, now + entry.phase * self._spacing)
 
     def remove(self, peer_id: str) -> bool:
         """Stop probing ``peer_id`` and remove the peer from the Monitor; False if unknown."""
-        if self._entries.pop(peer_id, None) is None:
+        entry = self._entries.pop(peer_id, None)
+        if entry is None:
             return False
+        at = self._order.index(entry)
+        del self._order[at], self._offsets[at]
         self.monitor.remove_peer(peer_id)
         return True
 
@@ -154,34 +157,46 @@ class Prober:
 
     # --- the schedule -------------------------------------------------------------------------
 
-    def _schedule(self, entry: _Entry, due: float) -> None:
-        self._pushed += 1
-        heapq.heappush(self._queue, (due, self._pushed, entry))
-
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        queue, spacing, entries = self._queue, self._spacing, self._entries
-        batch = spacing * _BATCH_SHARE
+        cycle = self._cycle_ns
+        batch = int(cycle * _BATCH_SHARE)
+        start = _ns(loop.time())
+        done = -1  # every probe due up to this time (ns since start) has gone out
         while True:
-            now = loop.time()
-            if not queue or queue[0][0] > now + batch:
-                await asyncio.sleep(queue[0][0] - now if queue else spacing)
-                continue
-            horizon = now + batch
-            due_entries: list[_Entry] = []
-            while queue and queue[0][0] <= horizon:
-                due, tie, entry = queue[0]
-                if entries.get(entry.target.peer_id) is not entry:
-                    heapq.heappop(queue)  # removed or replaced
-                    continue
-                due_entries.append(entry)
-                due += spacing
-                if due < now:  # the loop stalled: skip the missed slots, keep the phase
-                    due += math.ceil((now - due) / spacing) * spacing
-                # Rescheduled in one sift rather than a pop and a push; the tie-breaker
-                # stays unique, as the entry's old place goes.
-                heapq.heapreplace(queue, (due, tie, entry))
-            self._fire(due_entries)
+            horizon = _ns(loop.time()) - start + batch
+            if horizon > done:
+                self._fire(self._due(done, horizon))
+                done = horizon
+            # Asleep until the next probe is due: past this batch's horizon, so each wake-up
+            # sends a full batch, not the first few due after it.
+            wake = done + self._until_next(done)
+            await asyncio.sleep((start + wake) / 1e9 - loop.time())
+
+    def _due(self, after: int, until: int) -> list[_Entry]:
+        """The entries with a probe due in (after, until], ns since start; each once.
+
+        A wait of a whole spacing or more (a stalled loop) sends every target once: the
+        missed slots are skipped and each target keeps its place.
+        """
+        order, offsets, cycle = self._order, self._offsets, self._cycle_ns
+        if until - after >= cycle:
+            return list(order)
+        low = after % cycle
+        high = low + (until - after)
+        first = bisect.bisect_right(offsets, low)
+        if high < cycle:
+            return order[first:bisect.bisect_right(offsets, high)]
+        return order[first:] + order[:bisect.bisect_right(offsets, high - cycle)]
+
+    def _until_next(self, after: int) -> int:
+        """ns from ``after`` to the next probe due after it (a spacing if there is none)."""
+        offsets, cycle = self._offsets, self._cycle_ns
+        if not offsets:
+            return cycle
+        low = after % cycle
+        at = bisect.bisect_right(offsets, low)
+        return (offsets[at] if at < len(offsets) else offsets[0] + cycle) - low
 
     def _fire(self, entries: list[_Entry]) -> None:
         monitor = self.monitor
@@ -212,3 +227,7 @@ class Prober:
             except Exception:  # one target's trouble must not stop every other's probes
                 logger.exception("peerscope: probing %s failed", target.address)
         self.sent += len(ready)
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
