@@ -7,6 +7,8 @@ read: the kernel stamped it when it arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -30,88 +32,73 @@ class Replies:
         assert len(self.got) >= count, self.got
 
 
-async def test_a_reply_waits_for_the_next_send_and_keeps_its_arrival_time():
-    replies = Replies()
-    sender = TwampSender(read_wait_s=30.0)  # no timed read within this test
+@contextlib.asynccontextmanager
+async def probing(read_wait_s: float) -> AsyncIterator[tuple[TwampSender, ProbeTarget]]:
+    """A sender and a target on a fresh reflector; the sender closed after."""
+    sender = TwampSender(read_wait_s=read_wait_s)
     async with Reflector() as reflector:
-        target = ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
         try:
-            sender.send(target, 0, 600.0, replies)
-            await asyncio.sleep(0.3)  # the reply has long arrived; nobody has read it
-            assert replies.got == [], (replies.got, reflector.reflected)
-            sender.send(target, 1, 600.0, replies)  # reads what came before it goes out
-            assert [seq for seq, _, _ in replies.got] == [0], (replies.got, reflector.reflected)
-            assert replies.got[0][1] < 50.0, replies.got  # the 300 ms waited are not in it
-            await asyncio.sleep(0.3)
-            sender.send(target, 2, 600.0, replies)
-            assert [seq for seq, _, _ in replies.got] == [0, 1], (replies.got,
-                                                                  reflector.reflected)
+            yield sender, ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
         finally:
             await sender.close()
+
+
+async def test_a_reply_waits_for_the_next_send_and_keeps_its_arrival_time():
+    replies = Replies()
+    async with probing(read_wait_s=30.0) as (sender, target):  # no timed read here
+        sender.send(target, 0, 600.0, replies)
+        await asyncio.sleep(0.3)  # the reply has long arrived; nobody has read it
+        assert replies.got == []
+        sender.send(target, 1, 600.0, replies)  # reads what came before it goes out
+        assert [seq for seq, _, _ in replies.got] == [0], replies.got
+        assert replies.got[0][1] < 50.0, replies.got  # the 300 ms waited are not in it
+        await asyncio.sleep(0.3)
+        sender.send(target, 2, 600.0, replies)
+        assert [seq for seq, _, _ in replies.got] == [0, 1], replies.got
 
 
 async def test_replies_are_read_on_a_timer_when_no_send_follows():
     replies = Replies()
-    sender = TwampSender(read_wait_s=0.1)
-    async with Reflector() as reflector:
-        target = ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
-        try:
-            sent_at = asyncio.get_running_loop().time()
-            sender.send(target, 0, 600.0, replies)
-            await replies.wait_for(1, within_s=5.0)
-            # Read by the 100 ms timer (plus a loaded machine's slack), not at once.
-            assert 0.09 <= replies.got[0][2] - sent_at < 1.0
-        finally:
-            await sender.close()
+    async with probing(read_wait_s=0.1) as (sender, target):
+        sent_at = asyncio.get_running_loop().time()
+        sender.send(target, 0, 600.0, replies)
+        await replies.wait_for(1, within_s=5.0)
+        # Read by the 100 ms timer (plus a loaded machine's slack), not at once.
+        assert 0.09 <= replies.got[0][2] - sent_at < 1.0
 
 
 async def test_a_short_timeout_is_read_within_a_quarter_of_it():
     replies = Replies()
-    sender = TwampSender(read_wait_s=30.0)
-    async with Reflector() as reflector:
-        target = ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
-        try:
-            sent_at = asyncio.get_running_loop().time()
-            sender.send(target, 0, 0.4, replies)  # read every 100 ms, not every 30 s
-            await replies.wait_for(1, within_s=5.0)
-            assert replies.got[0][2] - sent_at < 0.4
-        finally:
-            await sender.close()
+    async with probing(read_wait_s=30.0) as (sender, target):
+        sent_at = asyncio.get_running_loop().time()
+        sender.send(target, 0, 0.4, replies)  # read every 100 ms, not every 30 s
+        await replies.wait_for(1, within_s=5.0)
+        assert replies.got[0][2] - sent_at < 0.4
 
 
 async def test_timed_reads_stop_when_no_probe_can_be_answered_on_time():
     replies = Replies()
-    sender = TwampSender(read_wait_s=0.05)
-    async with Reflector() as reflector:
-        target = ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
-        try:
-            sender.send(target, 0, 0.3, replies)
-            await replies.wait_for(1, within_s=5.0)
-            assert sender._read_timer is not None  # probe 0 may still be answered: reading
-            await asyncio.sleep(0.5)
-            assert sender._read_timer is None  # its timeout is over: the loop is left alone
-            sender.send(target, 1, 0.3, replies)  # a new probe starts them again
-            await replies.wait_for(2, within_s=5.0)
-        finally:
-            await sender.close()
+    async with probing(read_wait_s=0.05) as (sender, target):
+        sender.send(target, 0, 0.3, replies)
+        await replies.wait_for(1, within_s=5.0)
+        assert sender._read_timer is not None  # probe 0 may still be answered: reading
+        await asyncio.sleep(0.5)
+        assert sender._read_timer is None  # its timeout is over: the loop is left alone
+        sender.send(target, 1, 0.3, replies)  # a new probe starts them again
+        await replies.wait_for(2, within_s=5.0)
 
 
 async def test_a_flood_past_the_read_limit_is_read_to_the_end(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(udp, "_DRAIN", 8)  # datagrams per read call
     replies = Replies()
-    sender = TwampSender(read_wait_s=30.0)
-    async with Reflector() as reflector:
-        target = ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
-        try:
-            for seq in range(60):
-                sender.send(target, seq, 600.0, replies)
-            await asyncio.sleep(0.3)
-            sender.send(target, 60, 600.0, replies)  # reads 8, then the rest in later calls
-            assert len(replies.got) == 8
-            await replies.wait_for(60, within_s=5.0)
-            assert sorted(seq for seq, _, _ in replies.got[:60]) == list(range(60))
-        finally:
-            await sender.close()
+    async with probing(read_wait_s=30.0) as (sender, target):
+        for seq in range(60):
+            sender.send(target, seq, 600.0, replies)
+        await asyncio.sleep(0.3)
+        sender.send(target, 60, 600.0, replies)  # reads 8, then the rest in later calls
+        assert len(replies.got) == 8
+        await replies.wait_for(60, within_s=5.0)
+        assert sorted(seq for seq, _, _ in replies.got[:60]) == list(range(60))
 
 
 async def test_close_cancels_the_timed_read():
