@@ -133,12 +133,14 @@ class SendLog:
 
     def __init__(self, monitor: Monitor) -> None:
         self.sends: list[tuple[float, str]] = []
+        self.batches: list[int] = []  # probes per wake-up
         record = monitor._record_probes_sent
 
         def logged(probes, timeout_s):
             probes = list(probes)
             now = asyncio.get_running_loop().time()
             self.sends.extend((now, peer_id) for peer_id, _ in probes)
+            self.batches.append(len(probes))
             record(probes, timeout_s)
 
         monitor._record_probes_sent = logged  # type: ignore[method-assign]
@@ -210,3 +212,19 @@ async def test_targets_added_and_removed_while_running():
     assert len(after) in (2, 3), after
     assert monitor.peer("second")["name"] == "renamed"
     assert monitor.peer("second")["probes"]["sent"] == len(log.times("second"))
+
+
+async def test_a_wake_up_sends_at_most_200_probes_so_their_replies_fit_the_socket():
+    monitor = Monitor(Settings(enable_system_metrics=False))
+    log = SendLog(monitor)
+    async with Reflector() as reflector, Prober(monitor, interval_s=1.0,
+                                                timeout_s=2.0) as prober:
+        for i in range(2500):  # 10 % of the spacing would be 250 probes a wake-up
+            prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
+        await asyncio.sleep(2.0)
+    # 200 due within the window, plus those due while the loop was late to wake.
+    assert max(log.batches) <= 230, sorted(log.batches)[-5:]
+    assert sum(log.batches) >= 2500 * 1.5
+    probes = [monitor.peer(f"t{i}")["probes"] for i in range(2500)]
+    assert sum(p["lost"] for p in probes) == 0
+    assert sum(p["received"] for p in probes) >= sum(log.batches) - 300  # the last in flight
