@@ -67,7 +67,6 @@ import random
 import resource
 import statistics
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -76,7 +75,7 @@ from dataclasses import dataclass
 import orjson
 from websockets.frames import Frame, Opcode
 
-from benchmarks.children import Child
+from benchmarks.children import Child, commands_from_parent
 from benchmarks.timing import run_alone, up
 from peerscope.config import Settings
 from peerscope.core.quality import StatusRules
@@ -159,17 +158,9 @@ def _probed_monitor(peers: int = PEERS, seed: int = 3) -> tuple[Monitor, Callabl
     return monitor, probe_everyone
 
 
-def _lines_to_queue(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:
-    for line in sys.stdin:
-        loop.call_soon_threadsafe(lines.put_nowait, line.strip())
-    loop.call_soon_threadsafe(lines.put_nowait, "quit")
-
-
 async def _serve_main() -> None:
     monitor, probe_everyone = _probed_monitor()
-    loop = asyncio.get_running_loop()
-    commands: asyncio.Queue[str] = asyncio.Queue()
-    threading.Thread(target=_lines_to_queue, args=(loop, commands), daemon=True).start()
+    commands = commands_from_parent()
 
     def ready(url: str) -> None:
         print(f"ready {url.replace('http://', 'ws://')}/ws", flush=True)
@@ -235,8 +226,7 @@ async def _floor_main() -> None:
     loop = asyncio.get_running_loop()
     transports: list[asyncio.Transport] = []
     server = await loop.create_server(lambda: _BareConnection(transports), "127.0.0.1", 0)
-    commands: asyncio.Queue[str] = asyncio.Queue()
-    threading.Thread(target=_lines_to_queue, args=(loop, commands), daemon=True).start()
+    commands = commands_from_parent()
     print(f"ready ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws", flush=True)
     while (command := await commands.get()) != "quit":
         if command == "tick":

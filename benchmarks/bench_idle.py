@@ -36,14 +36,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import sys
 import threading
 import time
 from dataclasses import dataclass
 
 import psutil
 
-from benchmarks.children import Child
+from benchmarks.children import Child, commands_from_parent
 from benchmarks.timing import run_alone, up
 from peerscope.config import Settings
 from peerscope.monitor import Monitor
@@ -97,18 +96,10 @@ async def _feed(monitor: Monitor, peers: int, spent: list[float], seed: int = 5)
         await asyncio.sleep(max(0.0, next_at - loop.time()))
 
 
-def _commands(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:
-    for line in sys.stdin:
-        loop.call_soon_threadsafe(lines.put_nowait, line.strip())
-    loop.call_soon_threadsafe(lines.put_nowait, "quit")
-
-
 async def _idle_main(peers: int, serve: bool) -> None:
     # Defaults, but the probe reflector on a free port: the cases run at the same time.
     monitor = Monitor(Settings(reflector_port=0))
-    loop = asyncio.get_running_loop()
-    commands: asyncio.Queue[str] = asyncio.Queue()
-    threading.Thread(target=_commands, args=(loop, commands), daemon=True).start()
+    commands = commands_from_parent()
     spent = [0.0]
     feeder = asyncio.create_task(_feed(monitor, peers, spent)) if peers else None
     if serve:

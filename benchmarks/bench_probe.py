@@ -37,12 +37,10 @@ import re
 import shutil
 import socket
 import statistics
-import sys
-import threading
 import time
 from dataclasses import dataclass
 
-from benchmarks.children import Child
+from benchmarks.children import Child, commands_from_parent
 from benchmarks.timing import down, run_alone, up
 from peerscope import Monitor, Settings
 from peerscope.probe.prober import Prober
@@ -74,22 +72,9 @@ def _pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def _wait_for_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:
-    for line in sys.stdin:
-        loop.call_soon_threadsafe(lines.put_nowait, line.strip())
-    loop.call_soon_threadsafe(lines.put_nowait, "quit")
-
-
-async def _commands() -> asyncio.Queue[str]:
-    lines: asyncio.Queue[str] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-    threading.Thread(target=_wait_for_stdin, args=(loop, lines), daemon=True).start()
-    return lines
-
-
 async def _reflector_main() -> None:
     _pin(1)
-    commands = await _commands()
+    commands = commands_from_parent()
     async with Reflector() as reflector:
         print(f"ready {reflector.port}", flush=True)
         while await commands.get() != "quit":
@@ -102,7 +87,7 @@ def _reflector_child() -> None:
 
 async def _sender_main(port: int, peers: int, tick: bool) -> None:
     _pin(0)
-    commands = await _commands()
+    commands = commands_from_parent()
     monitor = Monitor(Settings(enable_system_metrics=False))
     if tick:
         await monitor.start()
@@ -126,7 +111,7 @@ def _sender_child(port: int, peers: int, tick: bool) -> None:
 async def _floor_main(port: int, peers: int) -> None:
     """The socket work alone (see the module docstring); no loss is judged, so none is told."""
     _pin(0)
-    commands = await _commands()
+    commands = commands_from_parent()
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)

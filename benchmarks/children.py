@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import subprocess
 import sys
@@ -51,3 +52,18 @@ class Child:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def commands_from_parent() -> asyncio.Queue[str]:
+    """In a child, on its running loop: each line its parent sends (``Child.send``), then
+    ``quit`` once stdin closes. A thread reads stdin, so the loop never blocks on it."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line.strip())
+        loop.call_soon_threadsafe(lines.put_nowait, "quit")
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
