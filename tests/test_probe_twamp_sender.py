@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from peerscope.probe import udp
 from peerscope.probe.reflector import Reflector
 from peerscope.probe.target import ProbeTarget
-from peerscope.probe.twamp_sender import TwampSender
+from peerscope.probe.twamp import SenderPacket, ntp_from_unix_ns, reply_to
+from peerscope.probe.twamp_sender import RECEIVE_BUFFER, TwampSender
 
 
 class Replies:
@@ -99,6 +102,39 @@ async def test_a_flood_past_the_read_limit_is_read_to_the_end(monkeypatch: pytes
         assert len(replies.got) == 8
         await replies.wait_for(60, within_s=5.0)
         assert sorted(seq for seq, _, _ in replies.got[:60]) == list(range(60))
+
+
+async def test_more_replies_than_a_default_socket_holds_wait_unread_and_whole():
+    # A batch's replies wait in the socket until the next read; a socket of the default
+    # size (212,992 bytes) holds 256 of them, and the Prober sends up to 200 a batch.
+    replies = Replies()
+    sender = TwampSender(read_wait_s=30.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reflector:
+        # A stand-in reflector that reads all 400 probes before it answers any.
+        reflector.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        reflector.bind(("127.0.0.1", 0))
+        reflector.settimeout(5.0)
+        target = ProbeTarget.parse(f"127.0.0.1:{reflector.getsockname()[1]}")
+        try:
+            for seq in range(400):
+                sender.send(target, seq, 600.0, replies)
+            await asyncio.sleep(0)  # the probes go out
+            probes = [reflector.recvfrom(2048) for _ in range(400)]
+            for seq, (data, address) in enumerate(probes):
+                stamp = ntp_from_unix_ns(0)
+                reflector.sendto(reply_to(SenderPacket.decode(data), seq=seq, received=stamp,
+                                          sent=stamp).encode(), address)
+            await asyncio.sleep(0.1)
+            assert replies.got == []  # nothing read yet: all 400 wait in the socket
+            sender.send(target, 400, 600.0, replies)  # reads them
+            await replies.wait_for(400, within_s=5.0)
+            assert sorted(seq for seq, _, _ in replies.got[:400]) == list(range(400))
+            granted = sender._endpoints[socket.AF_INET].sock.getsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVBUF)
+            rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+            assert granted == 2 * min(RECEIVE_BUFFER, rmem_max)  # Linux doubles what it grants
+        finally:
+            await sender.close()
 
 
 async def test_close_cancels_the_timed_read():

@@ -44,7 +44,10 @@ _SEQ_MASK = 0xFFFFFFFF
 _PROBE = struct.Struct(f"!IQH{SENDER_PADDING}x")
 _NS = 1_000_000_000
 _FIRST_SLOTS = 1024
-READ_WAIT_S = 0.1
+READ_WAIT_S = 0.2  # as long as the Prober's batches at 1 Hz (peerscope.probe.prober)
+# The replies of a batch wait in the socket until the next read: ask for room for ~1,000
+# (Linux grants 425,984 bytes, 512 small datagrams, where net.core.rmem_max is the default).
+RECEIVE_BUFFER = 1 << 20
 # Sends this close to a read are one batch, which that read served; reading again before
 # each of them would find the socket empty, at the cost of a failed recvmsg.
 _BATCH_NS = 1_000_000
@@ -166,8 +169,8 @@ class TwampSender:
         endpoint = self._endpoints.get(family)
         if endpoint is None:
             try:
-                endpoint = self._endpoints[family] = UdpEndpoint(family, self.received,
-                                                                 read_when_ready=False)
+                endpoint = self._endpoints[family] = UdpEndpoint(
+                    family, self.received, read_when_ready=False, receive_buffer=RECEIVE_BUFFER)
             except OSError as error:  # e.g. no IPv6 on this host
                 logger.debug("TWAMP socket for family %d not opened: %s", family, error)
                 return None

@@ -54,11 +54,16 @@ class UdpEndpoint:
     """One UDP socket read by the running loop; ``close()`` releases it."""
 
     def __init__(self, family: int, on_datagram: DatagramHandler,
-                 bind: tuple[Any, ...] | None = None, *, read_when_ready: bool = True) -> None:
+                 bind: tuple[Any, ...] | None = None, *, read_when_ready: bool = True,
+                 receive_buffer: int | None = None) -> None:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
             enable_timestamps(sock)
+            if receive_buffer is not None:
+                # Linux grants up to twice net.core.rmem_max without privileges; a smaller
+                # buffer than asked for is no error, only less headroom.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
             if bind is not None:
                 sock.bind(bind)
             self._loop = asyncio.get_running_loop()
