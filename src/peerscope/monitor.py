@@ -378,9 +378,14 @@ class Monitor:
                    for peer_id, seq, rtt_ms in replies]
         return self._record_probe_replies(checked)
 
-    def _record_probe_replies(self, replies: Iterable[tuple[str, int, float]]) -> list[Arrival]:
+    def _record_probe_replies(self, replies: Iterable[tuple[str, int, float]], *,
+                              known_only: bool = False) -> list[Arrival]:
         """:meth:`record_probe_replies` without the checks, for the Prober, whose arguments
-        need none (its own seqs; RTTs its probe methods measured, finite and >= 0)."""
+        need none (its own seqs; RTTs its probe methods measured, finite and >= 0).
+
+        ``known_only``: a reply for a peer not registered (any more) is left out, of the
+        result too, instead of registering the peer.
+        """
         now = self._clock()
         arrivals: list[Arrival] = []
         peers = self._peers
@@ -390,6 +395,8 @@ class Monitor:
             for peer_id, seq, rtt in replies:
                 peer = peers.get(peer_id)
                 if peer is None:
+                    if known_only:
+                        continue
                     peer = self._peer_for_recording(peer_id, now)
                 # Expire first, so a probe that timed out before this reply counts as a
                 # failure.

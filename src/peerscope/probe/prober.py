@@ -53,6 +53,7 @@ class _Entry:
     target: ProbeTarget
     offset_ns: int  # when in each spacing this target's probe goes out
     next_seq: int = 0
+    active: bool = True  # False once removed or replaced: its late replies are dropped
     on_reply: ReplyHandler = field(init=False)  # Prober._on_reply bound to this entry
 
 
@@ -129,6 +130,7 @@ class Prober:
         else:  # same place in the schedule, numbering carried on
             entry = _Entry(target, previous.offset_ns, previous.next_seq)
             self._order[self._order.index(previous)] = entry
+            previous.active = False
         entry.on_reply = partial(self._on_reply, entry)
         self._entries[target.peer_id] = entry
 
@@ -137,6 +139,7 @@ class Prober:
         entry = self._entries.pop(peer_id, None)
         if entry is None:
             return False
+        entry.active = False
         at = self._order.index(entry)
         del self._order[at], self._offsets[at]
         self.monitor.remove_peer(peer_id)
@@ -157,11 +160,11 @@ class Prober:
 
     def _flush_replies(self) -> None:
         replies, self._replies = self._replies, []
-        entries, monitor = self._entries, self.monitor
-        # A reply to a target since removed (or replaced) must not bring its peer back.
-        monitor._record_probe_replies([
-            (peer_id, seq, rtt_ms) for entry, seq, rtt_ms in replies
-            if entries.get(peer_id := entry.target.peer_id) is entry and peer_id in monitor])
+        # A reply to a target since removed (or replaced), or to a peer the Monitor has
+        # dropped, must not bring its peer back.
+        self.monitor._record_probe_replies(
+            [(entry.target.peer_id, seq, rtt_ms) for entry, seq, rtt_ms in replies if entry.active],
+            known_only=True)
 
     # --- the schedule -------------------------------------------------------------------------
 
