@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import math
 import os
 import re
@@ -151,10 +152,16 @@ async def read_until_closed(ws: ClientConnection, timeout: float = 5.0) -> list[
 
 async def eventually(check: Callable[[], Any], timeout: float = 5.0,
                      interval: float = 0.05) -> Any:
-    """Poll an async ``check`` until it returns something truthy; return that."""
+    """Poll ``check`` (plain or async) until it returns something truthy; return that.
+
+    What a test waits for this way, rather than for a fixed time, still comes when one
+    stall of a busy CI machine (a few hundred ms) delays it.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        result = await check()
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if time.monotonic() > deadline:

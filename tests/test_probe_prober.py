@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import statistics
 import time
 
 import pytest
@@ -14,12 +15,14 @@ from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
 from peerscope.probe.target import ProbeTarget
+from tests.server_support import eventually
 
 
-def make_monitor() -> Monitor:
+def make_monitor(disconnected_after_failures: int = 5) -> Monitor:
     return Monitor(Settings(
         enable_system_metrics=False, metrics_interval=0.05,
-        status=StatusRules(degraded_after_failures=2, disconnected_after_failures=5),
+        status=StatusRules(degraded_after_failures=2,
+                           disconnected_after_failures=disconnected_after_failures),
         quality=QualityConfig(loss_window=10)))
 
 
@@ -30,8 +33,29 @@ async def wait_for(monitor: Monitor, peer_id: str, status: str, timeout_s: float
     return peer
 
 
+def replied(monitor: Monitor, peer_id: str, replies: int) -> dict | None:
+    """The peer once it is registered with ``replies`` replies recorded, else None."""
+    peer = monitor.peer(peer_id) if peer_id in monitor else None
+    return peer if peer is not None and peer["probes"]["received"] >= replies else None
+
+
+def answering(monitor: Monitor, peer_id: str, replies: int) -> dict | None:
+    """:func:`replied`, connected, and no probe lost.
+
+    Lost counts every probe ever lost, less those a late reply took back: a probe that one
+    stall of the machine held past its timeout is lost only until its reply is read.
+    """
+    peer = replied(monitor, peer_id, replies)
+    if peer is None or peer["status"] != "connected" or peer["probes"]["lost"]:
+        return None
+    return peer
+
+
 async def test_a_peer_answering_then_silent_then_back():
-    monitor = make_monitor()
+    # Degraded from the 2nd lost probe to the 12th: 0.5 s at 20 probes a second. A stall of
+    # the machine lets every probe it held up expire at once, and a shorter stretch (3
+    # probes, 0.15 s) could pass unseen between two looks.
+    monitor = make_monitor(disconnected_after_failures=12)
     statuses = []
     monitor.subscribe(lambda event: isinstance(event, PeerStatusChanged)
                       and statuses.append(event.status))
@@ -41,13 +65,12 @@ async def test_a_peer_answering_then_silent_then_back():
     try:
         async with monitor, Prober(monitor, interval_s=0.05, timeout_s=0.2) as prober:
             prober.add(target)
-            await asyncio.sleep(0.5)
-            peer = await wait_for(monitor, "vpn-1", "connected")
+            # Ten answers (0.5 s at 20 probes a second) and not one probe lost.
+            peer = await eventually(lambda: answering(monitor, "vpn-1", 10), 10)
             assert 3.0 <= peer["latency_ms"] < 10.0
             assert peer["name"] == "VPN one"
             assert peer["address"] == f"127.0.0.1:{port}"
             assert peer["labels"] == {"probe_method": "twamp"}
-            assert peer["probes"]["received"] >= 5
             assert peer["packet_loss_percent"] == 0.0
 
             reflector.stop()
@@ -82,11 +105,10 @@ async def test_many_targets_each_methods_and_removal():
             targets.append(ProbeTarget.parse("127.0.0.1", method="icmp"))
             for target in targets:
                 prober.add(target)
-            await asyncio.sleep(0.5)
+            # Three answers each: 0.15 s at 20 probes a second, unless the machine stalls.
+            await eventually(lambda: all(replied(monitor, t.peer_id, 3) for t in targets), 10)
             for target in targets:
-                peer = monitor.peer(target.peer_id)
-                assert peer["probes"]["received"] >= 3, (target, peer["probes"])
-                assert peer["latency_ms"] is not None
+                assert monitor.peer(target.peer_id)["latency_ms"] is not None, target
             assert prober.remove("t0")
             assert not prober.remove("t0")
             assert "t0" not in monitor
@@ -104,11 +126,29 @@ async def test_a_peer_removed_from_the_monitor_alone_is_registered_again():
         prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="p", name="P"))
         await asyncio.sleep(0.1)
         assert monitor.remove_peer("p")
-        await asyncio.sleep(0.1)
-        peer = monitor.peer("p")
+        # Back at its next probe (20 ms on), with the reply to it.
+        peer = await eventually(lambda: replied(monitor, "p", 1))
     assert peer["name"] == "P"
     assert peer["labels"] == {"probe_method": "twamp"}
-    assert peer["probes"]["received"] >= 1
+
+
+async def test_a_reply_after_removal_replacement_or_a_monitor_drop_is_not_recorded():
+    monitor = make_monitor()
+    prober = Prober(monitor)  # not started: the replies below are handed over directly
+    for peer_id in ("removed", "dropped", "replaced"):
+        prober.add(ProbeTarget.parse("127.0.0.1:8701", peer_id=peer_id))
+    handlers = {peer_id: entry.on_reply for peer_id, entry in prober._entries.items()}
+    assert prober.remove("removed")
+    assert monitor.remove_peer("dropped")  # by the Monitor alone (e.g. pruned)
+    prober.add(ProbeTarget.parse("127.0.0.1:8701", peer_id="replaced", name="new"))
+    for handler in handlers.values():
+        handler(0, 1.0)
+    prober._entries["replaced"].on_reply(1, 1.0)  # the new target's: recorded
+    await asyncio.sleep(0)  # the replies are handed over after the callback that read them
+    assert "removed" not in monitor
+    assert "dropped" not in monitor
+    # Neither seq was sent, so a recorded reply counts as unknown: only the new target's is.
+    assert monitor.peer("replaced")["probes"]["unknown"] == 1
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
@@ -133,20 +173,23 @@ class SendLog:
 
     def __init__(self, monitor: Monitor) -> None:
         self.sends: list[tuple[float, str]] = []
-        self.batches: list[int] = []  # probes per wake-up
+        self.batches: list[tuple[float, int]] = []  # (loop time, probes) per wake-up
         record = monitor._record_probes_sent
 
         def logged(probes, timeout_s):
             probes = list(probes)
             now = asyncio.get_running_loop().time()
             self.sends.extend((now, peer_id) for peer_id, _ in probes)
-            self.batches.append(len(probes))
+            self.batches.append((now, len(probes)))
             record(probes, timeout_s)
 
         monitor._record_probes_sent = logged  # type: ignore[method-assign]
 
     def times(self, peer_id: str) -> list[float]:
         return [at for at, sent_to in self.sends if sent_to == peer_id]
+
+    def times_after(self, peer_id: str, after: float) -> list[float]:
+        return [at for at in self.times(peer_id) if at > after]
 
 
 async def test_each_target_goes_out_once_per_spacing_at_its_own_offset():
@@ -156,15 +199,22 @@ async def test_each_target_goes_out_once_per_spacing_at_its_own_offset():
                                                 timeout_s=1.0) as prober:
         for i in range(20):
             prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
+        end = asyncio.get_running_loop().time() + 1.05
         await asyncio.sleep(1.05)
     for i in range(20):
-        times = log.times(f"t{i}")
-        assert len(times) in (10, 11), times  # 1 s at a probe every 0.1 s
+        times = [at for at in log.times(f"t{i}") if at <= end]
+        # 1 s at a probe every 0.1 s: 10 or 11. A stall of the machine skips the slots it
+        # covers (one probe on resuming stands for them all), so fewer is no fault; more is.
+        assert 6 <= len(times) <= 11, times
         gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-        # One spacing apart, give or take the 5 % batch and a loaded machine's slack.
-        assert all(0.06 <= gap <= 0.16 for gap in gaps), gaps
+        # One spacing apart, give or take the 20 % batch and a loaded machine's slack. A stall
+        # moves two gaps at most: the one across it, and the one from the probe on resuming
+        # to the target's own slot.
+        assert sum(not 0.06 <= gap <= 0.16 for gap in gaps) <= 2, gaps
     firsts = sorted(log.times(f"t{i}")[0] - log.sends[0][0] for i in range(20))
-    assert firsts[-1] - firsts[0] > 0.08  # staggered over the spacing, not one burst
+    # Staggered over the spacing, not one burst: a batch takes what falls due within 20 %
+    # of it, so the first sends spread over at most 80 ms of the 100.
+    assert firsts[-1] - firsts[0] > 0.06, firsts
 
 
 async def test_a_stalled_loop_sends_each_target_once_and_keeps_its_place():
@@ -177,16 +227,21 @@ async def test_a_stalled_loop_sends_each_target_once_and_keeps_its_place():
         await asyncio.sleep(0.3)
         time.sleep(0.45)  # the loop is blocked for 4.5 spacings
         resumed = asyncio.get_running_loop().time()
-        await asyncio.sleep(0.3)
+        await eventually(lambda: all(len(log.times_after(f"t{i}", resumed)) >= 6
+                                     for i in range(10)))
+    # The first wake-up after the block sends each target once for the 4.5 spacings missed
+    # (no catching up on each missed slot): all ten, in one batch.
+    resuming, size = next((at, size) for at, size in log.batches if at > resumed)
+    assert size == 10, log.batches
     for i in range(10):
-        after = [at for at in log.times(f"t{i}") if at >= resumed]
-        # Once at once for the 4.5 spacings missed (no catching up on each missed slot),
-        # then at its own offset: 3 more slots in 0.3 s, the first of them possibly within
-        # the resuming batch itself.
-        assert len(after) in (3, 4), after
-        assert after[0] - resumed < 0.05, after
-        gaps = [later - earlier for earlier, later in itertools.pairwise(after[1:])]
-        assert all(0.06 <= gap <= 0.16 for gap in gaps), gaps
+        after = log.times_after(f"t{i}", resumed)
+        assert after[0] == resuming, after
+        # Then at its own offset: 3 more slots in 0.3 s, the first of them possibly within
+        # the resuming batch itself. (Another stall of the machine could only skip some.)
+        assert len([at for at in after if at <= resumed + 0.3]) <= 4, after
+        gaps = [later - earlier for earlier, later in itertools.pairwise(after[1:6])]
+        # The median: another stall would stretch one gap and may shorten the next.
+        assert 0.06 <= statistics.median(gaps) <= 0.16, gaps
 
 
 async def test_targets_added_and_removed_while_running():
@@ -200,16 +255,20 @@ async def test_targets_added_and_removed_while_running():
         prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="second"))
         await asyncio.sleep(0.5)
         assert log.times("second")
-        assert log.times("second")[0] - added < 0.45
+        # At the Prober's next wake-up (at most a spacing away), or later by one stall of a
+        # busy machine (~0.3 s), not a cycle or more later.
+        assert log.times("second")[0] - added < 0.6
         assert prober.remove("first")
         removed = asyncio.get_running_loop().time()
         # Replacing a target keeps its place in the schedule and its numbering.
         prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="second",
                                      name="renamed"))
         await asyncio.sleep(0.5)
-    assert not [at for at in log.times("first") if at > removed]
-    after = [at for at in log.times("second") if at > removed]
-    assert len(after) in (2, 3), after
+        # Two or three in those 0.5 s; a stall of the machine skips the slots it covers.
+        await eventually(lambda: len(log.times_after("second", removed)) >= 2)
+    assert not log.times_after("first", removed)
+    after = [at for at in log.times_after("second", removed) if at <= removed + 0.5]
+    assert len(after) <= 3, after
     assert monitor.peer("second")["name"] == "renamed"
     assert monitor.peer("second")["probes"]["sent"] == len(log.times("second"))
 
@@ -219,12 +278,23 @@ async def test_a_wake_up_sends_at_most_200_probes_so_their_replies_fit_the_socke
     log = SendLog(monitor)
     async with Reflector() as reflector, Prober(monitor, interval_s=1.0,
                                                 timeout_s=2.0) as prober:
-        for i in range(2500):  # 10 % of the spacing would be 250 probes a wake-up
+        for i in range(2500):  # 20 % of the spacing would be 500 probes a wake-up
             prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
         await asyncio.sleep(2.0)
-    # 200 due within the window, plus those due while the loop was late to wake.
-    assert max(log.batches) <= 230, sorted(log.batches)[-5:]
-    assert sum(log.batches) >= 2500 * 1.5
+    sizes = [size for _, size in log.batches]
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(log.batches)]
+    # A wake-up far later than usual (a stall of a busy machine) sends all that fell due
+    # meanwhile at once, by design, and so many replies may overflow the socket. Judge the
+    # others (the first one included): 200 due within the window, plus those due while the
+    # loop was a little late to wake.
+    usual = statistics.median(gaps)
+    stalled = [size for gap, size in zip(gaps, sizes[1:], strict=True) if gap > 2 * usual]
+    on_time = [sizes[0], *(size for gap, size in zip(gaps, sizes[1:], strict=True)
+                           if gap <= 2 * usual)]
+    assert len(stalled) <= 2, log.batches
+    assert max(on_time) <= 230, sorted(on_time)[-5:]
+    assert sum(sizes) >= 2500 * 1.5
     probes = [monitor.peer(f"t{i}")["probes"] for i in range(2500)]
     assert sum(p["lost"] for p in probes) == 0
-    assert sum(p["received"] for p in probes) >= sum(log.batches) - 300  # the last in flight
+    # Short by the last in flight, and by what a stalled wake-up's batch overflowed.
+    assert sum(p["received"] for p in probes) >= sum(sizes) - 300 - sum(stalled)

@@ -74,20 +74,22 @@ async def test_a_short_timeout_is_read_within_a_quarter_of_it():
     replies = Replies()
     async with probing(read_wait_s=30.0) as (sender, target):
         sent_at = asyncio.get_running_loop().time()
-        sender.send(target, 0, 0.4, replies)  # read every 100 ms, not every 30 s
+        sender.send(target, 0, 1.2, replies)  # read every 0.3 s, not every 30 s
         await replies.wait_for(1, within_s=5.0)
-        assert replies.got[0][2] - sent_at < 0.4
+        # Well before the timeout, even after a stall of the machine (~0.3 s) on top.
+        assert replies.got[0][2] - sent_at < 0.8
 
 
 async def test_timed_reads_stop_when_no_probe_can_be_answered_on_time():
     replies = Replies()
     async with probing(read_wait_s=0.05) as (sender, target):
-        sender.send(target, 0, 0.3, replies)
+        # A timeout that a stall of the machine (~0.3 s) before the first read cannot use up.
+        sender.send(target, 0, 0.6, replies)
         await replies.wait_for(1, within_s=5.0)
         assert sender._read_timer is not None  # probe 0 may still be answered: reading
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.8)
         assert sender._read_timer is None  # its timeout is over: the loop is left alone
-        sender.send(target, 1, 0.3, replies)  # a new probe starts them again
+        sender.send(target, 1, 0.6, replies)  # a new probe starts them again
         await replies.wait_for(2, within_s=5.0)
 
 

@@ -8,6 +8,7 @@ import math
 import re
 import secrets
 import socket
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from peerscope import StatusRules
+from peerscope import MetricsTick, StatusRules
 from tests.server_support import (
     CLIENT_KEYS,
     MESSAGE_KEYS,
@@ -33,6 +34,9 @@ from tests.server_support import (
 )
 
 INTERVAL = 0.1  # ws_monitor's metrics_interval
+# One stall of a busy 2-core CI machine (one of 230 ms was seen): a single wait may be this
+# much longer than the product's own bound.
+STALL = 0.35
 
 
 async def health(live: LiveServer) -> dict[str, Any]:
@@ -74,7 +78,11 @@ def key_shape(value: Any) -> Any:
 
 @pytest.mark.parametrize("mounted", [False, True], ids=["served", "mounted"])
 async def test_every_tick_pushes_one_metrics_message_shaped_like_current(mounted: bool):
-    async with live_server(ws_monitor(ws_ping_interval=60), mounted=mounted) as live:
+    monitor = ws_monitor(ws_ping_interval=60)
+    ticked: list[float] = []
+    monitor.subscribe(
+        lambda e: ticked.append(e.timestamp) if isinstance(e, MetricsTick) else None)
+    async with live_server(monitor, mounted=mounted) as live:
         first = await live.ws("?name=watcher")
         second = await live.ws()
         frames: list[dict[str, Any]] = []
@@ -86,13 +94,14 @@ async def test_every_tick_pushes_one_metrics_message_shaped_like_current(mounted
             if message["type"] == "metrics":
                 frames.append(message)
                 raw_by_timestamp[message["timestamp"]] = raw
-        # One message per tick: about ten in a second, one per timestamp, in order.
-        assert 7 <= len(frames) <= 13, len(frames)
+        # About ten in a second; a stall of the machine skips ticks (never replays them), so
+        # fewer is no fault.
+        assert 5 <= len(frames) <= 13, len(frames)
+        # One message per tick, in order: a run of the Monitor's ticks, none left out or
+        # repeated, however the machine spaced them.
         stamps = [frame["timestamp"] for frame in frames]
-        steps = [b - a for a, b in itertools.pairwise(stamps)]
-        # Strictly one frame per tick; a tick that ran late on a busy machine shortens the
-        # gap to the next one (the schedule is absolute), so only the upper bound is tight.
-        assert all(0 < step < 2.5 * INTERVAL for step in steps), steps
+        start = ticked.index(stamps[0])
+        assert stamps == ticked[start:start + len(stamps)], (stamps, ticked)
         for frame in frames:
             assert set(frame) >= MESSAGE_KEYS
             assert set(frame["system"]) >= SYSTEM_KEYS
@@ -138,12 +147,14 @@ async def test_client_ping_is_answered_with_pong():
 
 async def test_answering_the_server_ping_records_the_client_rtt():
     delay = 0.15
-    async with live_server(ws_monitor(ws_ping_interval=0.3)) as live:
-        ws = await live.ws("?name=rtt-probe")
+    # A ping a second: the pong reaches the server before the next ping replaces the one it
+    # answers, even when a stall of the machine holds it up.
+    async with live_server(ws_monitor(ws_ping_interval=1.0)) as live:
+        # Unbounded: the frames it leaves unread over 2 s must not hold up its close.
+        ws = await live.ws("?name=rtt-probe", max_queue=None)
         ping = await next_of_type(ws, "ping")
         assert isinstance(ping["seq"], int)
         await asyncio.sleep(delay)  # the RTT the server measures includes this wait
-        answered = time.time()
         await ws.send(orjson.dumps({"type": "pong", "seq": ping["seq"]}).decode())
         me = await eventually(lambda: _measured(live, "rtt-probe"))
         assert me["kind"] == "client"
@@ -151,8 +162,12 @@ async def test_answering_the_server_ping_records_the_client_rtt():
         rtt = me["latency_ms"]
         assert delay * 1000 <= rtt < delay * 1000 + 1000, rtt
         assert me["smoothed_latency_ms"] == rtt
-        # The next metrics frame carries the same measurement for this client.
-        frame = await next_of_type(ws, "metrics", where=lambda m: m["timestamp"] > answered)
+        # The metrics frames carry the same measurement for this client (from the first one
+        # made after the server read the pong; with a stall of the machine, a tick may run
+        # between the client's send and that read).
+        frame = await next_of_type(ws, "metrics", where=lambda m: (
+            (entry := entry_for(m, me["client_id"])) is not None
+            and entry["latency_ms"] is not None))
         entry = entry_for(frame, me["client_id"])
         assert entry is not None
         assert entry["latency_ms"] == rtt
@@ -167,7 +182,7 @@ async def test_answering_the_server_ping_records_the_client_rtt():
         async with live.http() as http:
             lossy = await eventually(
                 lambda: _with(http, me["client_id"],
-                              lambda p: p["packet_loss_percent"] > 0), timeout=3)
+                              lambda p: p["packet_loss_percent"] > 0))
         assert lossy["latency_ms"] == rtt
         await ws.close()
 
@@ -189,10 +204,12 @@ async def test_fps_is_stored_on_the_client():
     async with live_server(ws_monitor(ws_ping_interval=60)) as live:
         ws = await live.ws("?name=renderer")
         me = await my_peer(live, "renderer")
-        sent = time.time()
         await ws.send(orjson.dumps({"type": "fps", "fps": 59.5,
                                     "frame_time_ms": 16.75}).decode())
-        frame = await next_of_type(ws, "metrics", where=lambda m: m["timestamp"] > sent + 0.01)
+        # The first frame with figures (not the first tick after sending: a stall of the
+        # machine may let a tick run before the server has read the message).
+        frame = await next_of_type(ws, "metrics", where=lambda m: (
+            (entry := entry_for(m, me["client_id"])) is not None and entry["fps"] is not None))
         entry = entry_for(frame, me["client_id"])
         assert entry is not None
         assert (entry["fps"], entry["frame_time_ms"]) == (59.5, 16.75)
@@ -326,12 +343,16 @@ async def test_a_slow_subscriber_misses_frames_and_never_delays_a_fast_one(mount
             arrivals.append((time.monotonic(), frame["timestamp"]))
         frame_size = len(orjson.dumps(monitor.last_message))
         assert frame_size > 800_000
-        # The fast subscriber got every tick, each on time, while the slow one read nothing.
+        # The fast subscriber got every tick, each on time, while the slow one read nothing:
+        # a tick apart as a rule, and never held up for long (a stall of the machine holds up
+        # one frame or two, and the ticks themselves).
         assert len(arrivals) >= 0.7 * stall / INTERVAL, len(arrivals)
         waits = [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
-        assert max(waits) < 4 * INTERVAL, waits
+        assert statistics.median(waits) < 1.5 * INTERVAL, waits
+        assert max(waits) < 4 * INTERVAL + STALL, waits
         ticks = [b[1] - a[1] for a, b in itertools.pairwise(arrivals)]
-        assert max(ticks) < 2.5 * INTERVAL, ticks
+        assert statistics.median(ticks) < 1.5 * INTERVAL, ticks
+        assert max(ticks) < 2.5 * INTERVAL + STALL, ticks
 
         # The slow one reads again: what reaches it is what was buffered (its bounded queue
         # plus the TCP buffers), then the newest frames; everything in between was dropped.
@@ -350,9 +371,10 @@ async def test_a_slow_subscriber_misses_frames_and_never_delays_a_fast_one(mount
         gaps = [b - a for a, b in itertools.pairwise(stamps)]
         assert max(gaps) >= 4 * INTERVAL, gaps  # it missed frames rather than queue them
         # ... and from then on it gets each new tick again.
-        follow = [(await next_of_type(slow, "metrics"))["timestamp"] for _ in range(3)]
-        assert all(0 < b - a < 2.5 * INTERVAL
-                   for a, b in zip([stamps[-1], *follow], follow, strict=False))
+        follow = [(await next_of_type(slow, "metrics"))["timestamp"] for _ in range(5)]
+        steps = [b - a for a, b in itertools.pairwise([stamps[-1], *follow])]
+        assert all(0 < step < 2.5 * INTERVAL + STALL for step in steps), steps
+        assert statistics.median(steps) < 1.5 * INTERVAL, steps
         await slow.close()
         await fast.close()
 
@@ -408,10 +430,12 @@ async def test_stopping_the_server_closes_open_subscribers_promptly():
 async def test_a_listening_client_stays_connected_while_its_socket_is_open():
     """A subscriber that never answers the echo is unmeasured, not gone: it must not age into
     degraded/disconnected (and crowd real peers out of the frame) while connected."""
-    rules = StatusRules(degraded_after_idle_s=0.3, disconnected_after_idle_s=0.6)
+    # Idle limits well over the server's ping interval (0.2 s) plus one stall of the machine,
+    # and a wait past the longer one, which a client left unmarked would have reached.
+    rules = StatusRules(degraded_after_idle_s=1.0, disconnected_after_idle_s=1.5)
     async with live_server(ws_monitor(status=rules)) as live:
         listener = await live.ws("?name=listener")
-        deadline = time.monotonic() + 1.5
+        deadline = time.monotonic() + 2.0
         frame: dict[str, Any] = {}
         while time.monotonic() < deadline:
             message = await receive_json(listener)
