@@ -21,6 +21,12 @@ process woken by every few replies spent more CPU on waking than on probing (1,0
 a second on loopback: 3.3 % of a core for the socket work alone, against 2.2 % read this
 way; docs/BENCHMARKS.md section 8). The round trip is the same either way, as the kernel
 stamped each reply when it arrived; what waits is only when the caller hears of it.
+
+That holds once the kernel stamps arrivals. Linux turns its receive stamps on for the whole
+host lazily, from a work queue, when the first socket asks for them; a datagram that
+arrives before then is stamped when it is read, which here may be a read wait later. So
+the first probes after the sender opens a socket wait ``STAMPS_WARM_UP_S`` before they go
+out (the loop sleeps meanwhile, so the kernel's worker gets to run).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ READ_WAIT_S = 0.2  # as long as the Prober's batches at 1 Hz (peerscope.probe.pr
 # The replies of a batch wait in the socket until the next read: ask for room for ~1,000
 # (Linux grants 425,984 bytes, 512 small datagrams, where net.core.rmem_max is the default).
 RECEIVE_BUFFER = 1 << 20
+STAMPS_WARM_UP_S = 0.02
 # Sends this close to a read are one batch, which that read served; reading again before
 # each of them would find the socket empty, at the cost of a failed recvmsg.
 _BATCH_NS = 1_000_000
@@ -137,6 +144,7 @@ class TwampSender:
         self._next_read_ns = 0  # a send from then on reads the replies queued before it
         self._answerable_until_ns = 0  # when the newest probe's timeout ends
         self._read_timer: asyncio.Handle | None = None
+        self._warm_at = 0.0  # loop time from which the newest socket's arrivals are stamped
         # Probes asked for and not yet sent: (endpoint, address, caller's seq, handler).
         self._outbox: list[tuple[UdpEndpoint, Address, int, ReplyHandler]] = []
         self.rejected = 0  # datagrams that are not TWAMP-Test replies
@@ -174,6 +182,7 @@ class TwampSender:
             except OSError as error:  # e.g. no IPv6 on this host
                 logger.debug("TWAMP socket for family %d not opened: %s", family, error)
                 return None
+            self._warm_at = asyncio.get_running_loop().time() + STAMPS_WARM_UP_S
         return endpoint
 
     def _send_now(self, family: int, address: Address, seq: int, timeout_s: float,
@@ -185,7 +194,12 @@ class TwampSender:
         if now_ns >= self._next_read_ns:
             self._read(now_ns)
         if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._send_outbox)
+            loop = asyncio.get_running_loop()
+            warming = self._warm_at - loop.time()
+            if warming > 0:
+                loop.call_later(warming, self._send_outbox)
+            else:
+                loop.call_soon(self._send_outbox)
         self._outbox.append((endpoint, address, seq, on_reply))
         timeout_ns = int(timeout_s * _NS)
         if now_ns + timeout_ns > self._answerable_until_ns:
