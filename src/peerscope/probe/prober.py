@@ -44,7 +44,8 @@ _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 _BATCH_SHARE = 0.2
 # But a window of no more probes than this (a late wake-up adds what fell due meanwhile):
 # their replies wait in the socket until the next wake-up. Linux's default receive buffer
-# (208 KiB) holds 256 small datagrams; the TWAMP sender asks for twice as much.
+# (208 KiB) holds 256 small datagrams; the TWAMP sender asks for more (512 where
+# net.core.rmem_max is the default).
 _MAX_BATCH = 200
 
 

@@ -51,8 +51,9 @@ _PROBE = struct.Struct(f"!IQH{SENDER_PADDING}x")
 _NS = 1_000_000_000
 _FIRST_SLOTS = 1024
 READ_WAIT_S = 0.2  # as long as the Prober's batches at 1 Hz (peerscope.probe.prober)
-# The replies of a batch wait in the socket until the next read: ask for room for ~1,000
-# (Linux grants 425,984 bytes, 512 small datagrams, where net.core.rmem_max is the default).
+# The replies of a batch wait in the socket until the next read. Linux grants twice
+# min(this, net.core.rmem_max): 425,984 bytes, 512 small datagrams, where rmem_max is the
+# default, against 256 datagrams for a default socket.
 RECEIVE_BUFFER = 1 << 20
 STAMPS_WARM_UP_S = 0.02
 # Sends this close to a read are one batch, which that read served; reading again before
