@@ -400,8 +400,7 @@ class Monitor:
                     peer = self._peer_for_recording(peer_id, now)
                 # Expire first, so a probe that timed out before this reply counts as a
                 # failure.
-                if peer.loss.next_expiry <= now:
-                    expire_probes(peer, now)
+                expire_probes(peer, now)
                 arrival = peer.loss.arrived(seq)
                 peer.dirty = True
                 if arrival == "on_time" or arrival == "late":
@@ -641,7 +640,7 @@ class Monitor:
     # --- the tick's work ----------------------------------------------------------------------
 
     def _refresh(self, peer: Peer, now: float) -> None:
-        if peer.peer_id in self._probed and peer.loss.next_expiry <= now:
+        if peer.peer_id in self._probed:
             expire_probes(peer, now)
         previous = peer.status
         changed = self._assessor.refresh(peer, now)
@@ -663,8 +662,7 @@ class Monitor:
         settings = self.settings
         with self._lock:
             for peer in self._probed.values():
-                if peer.loss.next_expiry <= now:  # checked here: most peers have none due
-                    expire_probes(peer, now)
+                expire_probes(peer, now)  # at once when none can be due (next_expiry)
             sweep = self._assessor.sweep(self._peers.values(), now, settings.peer_ttl_s)
             for peer, previous, status in sweep.changes:
                 self._status_changed(peer, previous, status, now)

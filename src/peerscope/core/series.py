@@ -89,13 +89,12 @@ class Series:
         self._base_ms = new_base
         self._next = 0
         self._count = 0
-        self._total = 0.0
         for offset, value in kept:
             self._times[self._next] = offset
             self._values[self._next] = value
             self._next += 1
             self._count += 1
-            self._total += self._values[self._next - 1]
+        self._total = sum(self._values[:self._count])
         self._next %= self._capacity
 
     def _iter_raw(self) -> Iterator[tuple[int, float]]:
