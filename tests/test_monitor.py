@@ -404,7 +404,7 @@ def test_system_stats_over_real_samples():
     stats = monitor.system_stats("memory_percent", 60)
     assert stats["count"] == 3
     assert 0.0 < stats["min"] <= stats["avg"] <= stats["max"] <= 100.0
-    with pytest.raises(ValueError, match="name must be one of"):
+    with pytest.raises(ValueError, match="name: must be one of"):
         monitor.system_stats("disk", 60)
 
 

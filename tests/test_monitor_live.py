@@ -126,7 +126,7 @@ async def test_ticks_carry_real_host_metrics():
     assert system["process_rss_mb"] > 1.0
     assert system["process_threads"] >= 1
     assert system["process_fds"] >= 3
-    with pytest.raises(ValueError, match="name must be one of"):
+    with pytest.raises(ValueError, match="name: must be one of"):
         monitor.system_history("gpu", 60)
 
 
@@ -199,7 +199,7 @@ async def test_a_failing_step_is_logged_and_the_schedule_goes_on(caplog):
             raise RuntimeError("step two breaks")
 
     ticker = Ticker(0.02, step, "test-ticker")
-    with pytest.raises(ValueError, match="interval must be > 0"):
+    with pytest.raises(ValueError, match="interval: must be > 0"):
         Ticker(0.0, step, "bad")
     ticker.start()
     await eventually(lambda: len(calls) >= 5, 10, interval=0.01)  # three after the failure

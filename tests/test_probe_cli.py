@@ -106,9 +106,9 @@ def test_tcp_connect_time(reflector_port):
 @pytest.mark.parametrize(("args", "message"), [
     (["[::1"], "address: expected [IPv6]"),
     (["db.lan", "-m", "tcp"], "address: TCP probes need a port"),
-    (["127.0.0.1", "--count", "0"], "--count must be within"),
-    (["127.0.0.1", "--interval", "-1"], "--interval must be within"),
-    (["127.0.0.1", "--timeout", "nan"], "--timeout must be within"),
+    (["127.0.0.1", "--count", "0"], "--count: must be within"),
+    (["127.0.0.1", "--interval", "-1"], "--interval: must be within"),
+    (["127.0.0.1", "--timeout", "nan"], "--timeout: must be within"),
     (["127.0.0.1", "-m", "udp"], "invalid choice: 'udp'"),
 ])
 def test_bad_arguments_exit_2_naming_what_was_wrong(args, message, capsys):

@@ -167,7 +167,7 @@ def test_a_seq_sent_twice_is_refused(clock):
     monitor = make_monitor(clock)
     monitor.record_probe_sent("p1", 1)
     before = monitor.peer("p1")
-    with pytest.raises(ValueError, match="seq 1 was already sent"):
+    with pytest.raises(ValueError, match="seq: 1 was already sent"):
         monitor.record_probe_sent("p1", 1)
     assert monitor.peer("p1") == before
 

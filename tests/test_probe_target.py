@@ -45,7 +45,7 @@ def test_address_round_trips_and_ids_and_names_are_kept():
     ("1::2::3", "icmp", "not an IPv6 address"),
     ("db.lan", "tcp", "address: TCP probes need a port"),
     ("10.0.0.1:7", "icmp", "address: ICMP probes take no port"),
-    ("10.0.0.1", "udp", "method must be one of twamp, icmp, tcp"),
+    ("10.0.0.1", "udp", "method: must be one of twamp, icmp, tcp"),
     ("x" * 300, "icmp", "host"),
 ])
 def test_bad_input_names_the_field(address, method, message):

@@ -201,7 +201,7 @@ class Monitor:
         if address is not None:
             validate_text(address, "address")
         if kind not in ("peer", "client"):
-            raise ValueError(f"kind must be 'peer' or 'client', got {kind!r}")
+            raise ValueError(f"kind: must be 'peer' or 'client', got {kind!r}")
         checked_labels = validate_labels(labels)
         now = self._clock()
         with self._lock:
@@ -285,7 +285,7 @@ class Monitor:
             except TypeError:
                 valid = False
             if not valid:
-                raise ValueError(f"latency_ms must be a finite number >= 0, got {latency_ms!r}")
+                raise ValueError(f"latency_ms: must be a finite number >= 0, got {latency_ms!r}")
         now = self._clock()
         lock = self._lock
         lock.acquire()
@@ -335,7 +335,7 @@ class Monitor:
         if timeout_s is not None:
             validate_number(timeout_s, "timeout_s", high=3600.0)
             if timeout_s == 0:
-                raise ValueError("timeout_s must be > 0, got 0")
+                raise ValueError("timeout_s: must be > 0, got 0")
         self._record_probes_sent(probes, timeout_s)
 
     def _record_probes_sent(self, probes: Iterable[tuple[str, int]],
@@ -471,7 +471,7 @@ class Monitor:
         """Count one application message, from (``in``) or to (``out``) a peer or the server."""
         validate_count(size, "size")
         if direction not in ("in", "out"):
-            raise ValueError(f"direction must be 'in' or 'out', got {direction!r}")
+            raise ValueError(f"direction: must be 'in' or 'out', got {direction!r}")
         now = self._clock()
         with self._lock:
             peer = None

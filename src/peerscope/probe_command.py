@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check(value: float, low: float, high: float, option: str) -> None:
     if not low <= value <= high:
-        raise ValueError(f"{option} must be within {low:g}..{high:g}, got {value:g}")
+        raise ValueError(f"{option}: must be within {low:g}..{high:g}, got {value:g}")
 
 
 async def _collect(target: ProbeTarget, args: argparse.Namespace) -> list[ProbeResult]:

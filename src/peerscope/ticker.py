@@ -20,7 +20,7 @@ class Ticker:
 
     def __init__(self, interval: float, step: Callable[[], object], name: str) -> None:
         if not interval > 0:
-            raise ValueError(f"interval must be > 0, got {interval!r}")
+            raise ValueError(f"interval: must be > 0, got {interval!r}")
         self.interval = interval
         self._step = step
         self._name = name

@@ -58,7 +58,7 @@ def _env_number(name: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{name} must be a number, got {text!r}") from None
+        raise ValueError(f"{name}: must be a number, got {text!r}") from None
 
 
 def _env_enabled() -> bool:
@@ -70,13 +70,13 @@ def _env_enabled() -> bool:
         return True
     if word in _FALSE:
         return False
-    raise ValueError(f"AVATAR_MONITORING_ENABLED must be true or false, got {text!r}")
+    raise ValueError(f"AVATAR_MONITORING_ENABLED: must be true or false, got {text!r}")
 
 
 def _resolve_thresholds(given: dict[str, float] | None) -> dict[str, float]:
     given = {} if given is None else given
     if not isinstance(given, dict):
-        raise ValueError(f"alert_thresholds must be a dict, got {type(given).__name__}")
+        raise ValueError(f"alert_thresholds: must be a dict, got {type(given).__name__}")
     for key in given:
         if key not in DEFAULT_ALERT_THRESHOLDS:
             raise ValueError(f"alert_thresholds: unknown key {key!r}; expected one of "
@@ -102,7 +102,7 @@ def _build_monitor(metrics_interval: float | None, enable_system_metrics: bool |
             source, interval = "metrics_interval", DEFAULT_METRICS_INTERVAL
     if isinstance(interval, bool) or not isinstance(interval, int | float) \
             or not 0.0 < interval < math.inf:
-        raise ValueError(f"{source} must be a finite number > 0, got {interval!r}")
+        raise ValueError(f"{source}: must be a finite number > 0, got {interval!r}")
     try:
         settings = Settings.load(
             metrics_interval=interval,

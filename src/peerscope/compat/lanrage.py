@@ -178,7 +178,7 @@ class MetricsCollector:
     async def record_packet_loss(self, peer_id: str, packet_loss: float) -> None:
         if isinstance(packet_loss, bool) or not isinstance(packet_loss, int | float) \
                 or not math.isfinite(packet_loss):
-            raise ValueError(f"packet_loss must be a finite number, got {packet_loss!r}")
+            raise ValueError(f"packet_loss: must be a finite number, got {packet_loss!r}")
         try:
             self.monitor.record_loss(peer_id, min(100.0, max(0.0, float(packet_loss))))
         except UnknownPeerError:
@@ -214,7 +214,7 @@ class MetricsCollector:
     def get_game_sessions(self, limit: int = 10) -> list[dict[str, Any]]:
         """The last ``limit`` ended sessions, oldest first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValueError(f"limit must be an integer >= 0, got {limit!r}")
+            raise ValueError(f"limit: must be an integer >= 0, got {limit!r}")
         sessions = self.monitor.sessions(limit, include_active=False)
         result = []
         for session in reversed(sessions):

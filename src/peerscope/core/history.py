@@ -23,7 +23,7 @@ class SystemHistory:
     def series(self, name: str) -> Series:
         found = self._series.get(name)
         if found is None:
-            raise ValueError(f"name must be one of {', '.join(SYSTEM_SERIES)}, got {name!r}")
+            raise ValueError(f"name: must be one of {', '.join(SYSTEM_SERIES)}, got {name!r}")
         return found
 
     def window(self, name: str, duration_s: float, now: float) -> list[tuple[float, float]]:

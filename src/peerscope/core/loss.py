@@ -46,11 +46,11 @@ class LossTracker:
     def __init__(self, window: int = 100, timeout_s: float = 2.0,
                  max_in_flight: int = 1024) -> None:
         if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
+            raise ValueError(f"window: must be >= 1, got {window}")
         if not timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+            raise ValueError(f"timeout_s: must be > 0, got {timeout_s!r}")
         if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+            raise ValueError(f"max_in_flight: must be >= 1, got {max_in_flight}")
         self._window = window
         self._timeout_s = timeout_s
         # No probe in flight can time out before this: callers skip expire() until then. It
@@ -149,7 +149,7 @@ class LossTracker:
             self._in_flight, self._lost_at, self._received_seqs = (
                 OrderedDict(), OrderedDict(), OrderedDict())
         if seq in self._in_flight or seq in self._received_seqs or seq in self._lost_at:
-            raise ValueError(f"seq {seq} was already sent")
+            raise ValueError(f"seq: {seq} was already sent")
         self._in_flight[seq] = now
         if len(self._in_flight) == 1:
             self.next_expiry = now + self._timeout_s - _EARLY_S
@@ -195,7 +195,7 @@ class LossTracker:
     def set_timeout(self, timeout_s: float) -> None:
         """Change ``timeout_s`` for every probe in flight (a shorter one may be due now)."""
         if not timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+            raise ValueError(f"timeout_s: must be > 0, got {timeout_s!r}")
         self._timeout_s = timeout_s
         self.next_expiry = -math.inf
 

@@ -18,7 +18,7 @@ class SlidingCounter:
 
     def __init__(self, window_s: float = 1.0) -> None:
         if not 0.001 <= window_s < math.inf:
-            raise ValueError(f"window_s must be finite and >= 0.001, got {window_s!r}")
+            raise ValueError(f"window_s: must be finite and >= 0.001, got {window_s!r}")
         self._window_ms = round(window_s * 1000)
         self._buckets: deque[list[int]] = deque()  # [millisecond, count], oldest first
         self._in_window = 0

@@ -24,7 +24,7 @@ class Series:
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
+            raise ValueError(f"capacity: must be at least 1, got {capacity}")
         self._capacity = capacity
         # Multiplying a one-item array allocates exactly; array(typecode, bytes) over-allocates.
         self._times = array("i", [0]) * capacity

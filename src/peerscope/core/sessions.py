@@ -21,7 +21,7 @@ class SessionBook:
 
     def open(self, session: Session, peers: Mapping[str, Peer]) -> None:
         if session.session_id in self._open:
-            raise ValueError(f"session_id {session.session_id!r} is already active")
+            raise ValueError(f"session_id: {session.session_id!r} is already active")
         self._open[session.session_id] = session
         for peer_id in session.peer_ids:
             peer = peers.get(peer_id)

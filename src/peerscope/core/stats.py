@@ -40,7 +40,7 @@ def aggregate(points: Iterable[tuple[float, float]], window_s: float, now: float
     Percentiles use :func:`nearest_rank` (p95 = ``sorted[min(n-1, int(0.95*n))]``).
     """
     if not window_s >= 0 or math.isinf(window_s):
-        raise ValueError(f"window_s must be a finite number >= 0, got {window_s!r}")
+        raise ValueError(f"window_s: must be a finite number >= 0, got {window_s!r}")
     start = now - window_s
     values = sorted(v for t, v in points if start < t <= now)
     if not values:
@@ -78,7 +78,7 @@ def _buckets(points: Iterable[tuple[float, float]],
     buckets are left out rather than filled with a made-up value.
     """
     if not 0.001 <= step < math.inf:  # samples are stamped to the millisecond
-        raise ValueError(f"step must be a finite number >= 0.001, got {step!r}")
+        raise ValueError(f"step: must be a finite number >= 0.001, got {step!r}")
     groups: dict[int, list[float]] = {}
     for t, value in points:
         groups.setdefault(math.floor(t / step), []).append(value)

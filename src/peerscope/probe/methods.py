@@ -17,4 +17,4 @@ def open_method(method: Method) -> ProbeMethod:
         return IcmpPinger()
     if method == "tcp":
         return TcpConnector()
-    raise ValueError(f"method must be twamp, icmp or tcp, got {method!r}")
+    raise ValueError(f"method: must be twamp, icmp or tcp, got {method!r}")

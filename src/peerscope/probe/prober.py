@@ -64,11 +64,11 @@ class Prober:
     def __init__(self, monitor: Monitor, *, interval_s: float = 1.0, count: int = 1,
                  timeout_s: float = 2.0) -> None:
         if not 0.001 <= interval_s <= 3600:
-            raise ValueError(f"interval_s must be within 0.001..3600, got {interval_s!r}")
+            raise ValueError(f"interval_s: must be within 0.001..3600, got {interval_s!r}")
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
-            raise ValueError(f"count must be an integer within 1..100, got {count!r}")
+            raise ValueError(f"count: must be an integer within 1..100, got {count!r}")
         if not 0.001 <= timeout_s <= 3600:
-            raise ValueError(f"timeout_s must be within 0.001..3600, got {timeout_s!r}")
+            raise ValueError(f"timeout_s: must be within 0.001..3600, got {timeout_s!r}")
         self.monitor = monitor
         self.interval_s = interval_s
         self.count = count
@@ -119,7 +119,7 @@ class Prober:
         The peer is labelled ``probe_method``. Adding a known peer id replaces its target.
         """
         if not isinstance(target, ProbeTarget):
-            raise ValueError(f"target must be a ProbeTarget, got {type(target).__name__}")
+            raise ValueError(f"target: must be a ProbeTarget, got {type(target).__name__}")
         self._register(target)
         previous = self._entries.get(target.peer_id)
         if previous is None:

@@ -52,7 +52,7 @@ class Reflector:
                                                 high=60_000.0)
         self.jitter_ms = validate_number(jitter_ms, "jitter_ms", high=60_000.0)
         if jitter_distribution not in ("uniform", "normal"):
-            raise ValueError("jitter_distribution must be 'uniform' or 'normal', "
+            raise ValueError("jitter_distribution: must be 'uniform' or 'normal', "
                              f"got {jitter_distribution!r}")
         self.jitter_distribution = jitter_distribution
         self.hold_ms = validate_number(hold_ms, "hold_ms", high=60_000.0)
@@ -75,7 +75,7 @@ class Reflector:
     async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> int:
         """Bind and start answering; returns the bound port (``port=0`` picks a free one)."""
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be 0..65535, got {port!r}")
+            raise ValueError(f"port: must be 0..65535, got {port!r}")
         if self._endpoint is not None:
             raise RuntimeError("reflector already started")
         infos = await asyncio.get_running_loop().getaddrinfo(host, port,

@@ -34,10 +34,10 @@ async def probe_series(target: ProbeTarget, *, count: int, interval_s: float,
     waited for.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be an integer >= 1, got {count!r}")
+        raise ValueError(f"count: must be an integer >= 1, got {count!r}")
     for value, field_name in ((interval_s, "interval_s"), (timeout_s, "timeout_s")):
         if not 0 < value < 86_400:
-            raise ValueError(f"{field_name} must be > 0 and < 86400 s, got {value!r}")
+            raise ValueError(f"{field_name}: must be > 0 and < 86400 s, got {value!r}")
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[ProbeResult] = asyncio.Queue()
     answered: set[int] = set()

@@ -34,13 +34,13 @@ class ProbeTarget:
         object.__setattr__(self, "ip_version", _ip_version(self.host))
         validate_id(self.peer_id)
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+            raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.method == "icmp":
             if self.port is not None:
                 raise ValueError("port: ICMP has no port")
         elif (isinstance(self.port, bool) or not isinstance(self.port, int)
               or not 1 <= self.port <= 65535):
-            raise ValueError(f"port must be 1..65535 for {self.method}, got {self.port!r}")
+            raise ValueError(f"port: must be 1..65535 for {self.method}, got {self.port!r}")
         if self.name is not None:
             validate_text(self.name, "name")
 
@@ -64,7 +64,7 @@ class ProbeTarget:
         the user means. ICMP takes none. ``peer_id`` defaults to ``method:address``.
         """
         if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+            raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
         host, port = _split(address)
         if port is None and method == "twamp":
             port = TWAMP_PORT
@@ -90,7 +90,7 @@ def _ip_version(host: str) -> int | None:
 
 def _split(address: str) -> tuple[str, int | None]:
     if not isinstance(address, str) or not address or not address.isprintable():
-        raise ValueError(f"address must be HOST[:PORT], got {address!r}")
+        raise ValueError(f"address: must be HOST[:PORT], got {address!r}")
     if address.startswith("["):
         host, bracket, rest = address[1:].partition("]")
         if not bracket or (rest and not rest.startswith(":")):

@@ -89,7 +89,7 @@ def _check_error_estimate(value: int, field_name: str) -> None:
 
 def _check_padding(padding: int, header: int) -> None:
     if not 0 <= padding <= MAX_DATAGRAM - header:
-        raise ValueError(f"padding must be within 0..{MAX_DATAGRAM - header}, got {padding}")
+        raise ValueError(f"padding: must be within 0..{MAX_DATAGRAM - header}, got {padding}")
 
 
 @dataclass(frozen=True, slots=True)
