@@ -350,3 +350,34 @@ def test_window_matches_a_naive_filter(capacity, deltas, window_ms, now_ms):
         kept = [*kept, (at(ms), float(k))][-capacity:]
     now, window = at(now_ms), window_ms / 1000.0
     assert list(s.window(window, now)) == [(t, v) for t, v in kept if now - window < t <= now]
+
+
+@given(
+    capacity=st.integers(1, 8),
+    deltas=st.lists(st.integers(-2_000, 3_000), max_size=30),
+    window_ms=st.integers(0, 20_000),
+    now_ms=st.integers(-5_000, 60_000),
+)
+def test_window_values_are_the_window_s_values(capacity, deltas, window_ms, now_ms):
+    """Whether every sample is in the window (read in one go) or not (one by one), and
+    with the clock stepping back: the values of window(), in storage order."""
+    s = Series(capacity)
+    ms = 0
+    for k, delta in enumerate(deltas):
+        ms += delta
+        s.append(at(ms), float(k))
+    now, window = at(now_ms), window_ms / 1000.0
+    found = s.window_values(window, now)
+    assert sorted(found) == sorted(v for _, v in s.window(window, now))
+    assert all(type(value) is float for value in found)
+
+
+def test_window_values_of_a_full_ring_wholly_in_the_window_are_all_of_them():
+    s = Series(3)
+    for k in range(5):
+        s.append(T + k, float(k))
+    # Storage order: the ring wrapped, 3 and 4 overwrote 0 and 1.
+    assert s.window_values(60.0, T + 10) == [3.0, 4.0, 2.0]
+    assert s.window_values(2.5, T + 4) == [3.0, 4.0, 2.0]
+    assert s.window_values(1.5, T + 4) == [3.0, 4.0]
+    assert Series(3).window_values(60.0, T) == []

@@ -116,6 +116,21 @@ def test_aggregate_reads_a_series():
                       "p50": 30.0, "p95": 40.0, "p99": 40.0}
 
 
+@given(values=st.lists(st.floats(0.0, 1000.0, width=32), min_size=1, max_size=40),
+       steps_ms=st.lists(st.integers(-500, 2_000), min_size=40, max_size=40),
+       window=st.floats(0.0, 100.0), capacity=st.integers(1, 20))
+def test_aggregate_of_a_series_is_the_aggregate_of_its_samples(values, steps_ms, window,
+                                                               capacity):
+    """A Series is read from its arrays; the figures are those of its (t, value) pairs."""
+    s = Series(capacity)
+    ms = 0
+    for value, step in zip(values, steps_ms, strict=False):
+        ms += step
+        s.append(T + ms / 1000.0, value)
+    now = T + 5.0
+    assert aggregate(s, window, now) == aggregate(list(s), window, now)
+
+
 def test_aggregate_accepts_a_one_shot_iterator():
     points = iter([(T, 2.0), (T + 1, 4.0)])
     assert aggregate(points, 5.0, T + 1)["avg"] == 3.0

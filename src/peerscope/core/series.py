@@ -117,6 +117,26 @@ class Series:
             if start < t <= now:
                 yield t, value
 
+    def window_values(self, window_s: float, now: float) -> list[float]:
+        """The values of :meth:`window` in storage order (not oldest first).
+
+        When every stored sample is in the window, as for a window that spans a peer's
+        whole connection, the values are copied in one go instead of read one by one.
+        """
+        count = self._count
+        if not count:
+            return []
+        full = count == self._capacity
+        times = self._times if full else self._times[:count]
+        values = self._values if full else self._values[:count]
+        base = self._base_ms
+        start = now - window_s
+        # Times as __iter__ computes them, so a sample is in or out exactly as in window().
+        if start < (base + min(times)) / 1000.0 and (base + max(times)) / 1000.0 <= now:
+            return values.tolist()
+        return [value for offset, value in zip(times.tolist(), values.tolist(), strict=True)
+                if start < (base + offset) / 1000.0 <= now]
+
     def last(self) -> tuple[float, float] | None:
         if not self._count:
             return None

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 from typing_extensions import TypedDict  # pydantic (the API) reads it on Python < 3.12
 
+from peerscope.core.series import Series
+
 
 class Aggregate(TypedDict):
     count: int
@@ -41,8 +43,14 @@ def aggregate(points: Iterable[tuple[float, float]], window_s: float, now: float
     """
     if not window_s >= 0 or math.isinf(window_s):
         raise ValueError(f"window_s: must be a finite number >= 0, got {window_s!r}")
-    start = now - window_s
-    values = sorted(v for t, v in points if start < t <= now)
+    if isinstance(points, Series):
+        # Read from its arrays: ~10x faster than a tuple per sample, and a read of every
+        # peer does this once per peer.
+        values = points.window_values(window_s, now)
+    else:
+        start = now - window_s
+        values = [v for t, v in points if start < t <= now]
+    values.sort()
     if not values:
         return Aggregate(count=0, min=None, max=None, avg=None, sum=0.0, p50=None, p95=None,
                          p99=None)
