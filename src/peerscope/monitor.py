@@ -1,10 +1,10 @@
 """The Monitor: the one owner of peerscope's state, its clock loop and its event bus.
 
 Thread safety: every recording and query method may be called from any thread. One lock
-serialises them, held only for the few field updates a call makes, so a recording call
-never waits on I/O. Subscribers' handlers always run on the event loop that called
-:meth:`Monitor.start` (events raised by calls from other threads are delivered at the next
-tick).
+serialises them, held only for the few field updates a call makes (a read of every peer holds
+it for one slice of peers at a time), so a recording call never waits on I/O or for long.
+Subscribers' handlers always run on the event loop that called :meth:`Monitor.start` (events
+raised by calls from other threads are delivered at the next tick).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from peerscope.config import Settings
 from peerscope.core import quality
@@ -55,6 +55,7 @@ from peerscope.message import (
     server_entry,
     system_entry,
 )
+from peerscope.slices import Steps, finish
 from peerscope.system import SystemSampler
 from peerscope.ticker import Ticker
 
@@ -66,6 +67,9 @@ logger = logging.getLogger(__name__)
 _INF = math.inf
 Direction = Literal["in", "out"]
 Handler = Callable[[Event], None]
+T = TypeVar("T")
+# Peers per hold of the lock in a read of every peer: ~1 ms with all of them changed.
+SCAN_SLICE = 128
 
 
 class UnknownPeerError(KeyError):
@@ -557,12 +561,45 @@ class Monitor:
         return peer
 
     def peers(self) -> list[dict[str, Any]]:
-        now = self._clock()
+        """Every peer's current figures (the ``clients`` entry shape).
+
+        Built a slice at a time (see :meth:`scan`): the lock is never held for all peers.
+        """
+        return [entry for chunk in self.peer_slices() for entry in chunk]
+
+    def peer_slices(self, size: int = SCAN_SLICE) -> Iterator[list[dict[str, Any]]]:
+        """:meth:`peers`, a slice of ``size`` peers at a time (see :meth:`scan`)."""
+        derived = self._assessor.derived
+        return self.scan(lambda peer, now: client_entry(peer, now, derived(peer)), size=size)
+
+    def scan(self, view: Callable[[Peer, float], T], *,
+             size: int = SCAN_SLICE) -> Iterator[list[T]]:
+        """``view(peer, now)`` of every peer, brought up to date first, ``size`` at a time.
+
+        The lock is held while one slice is built and let go between slices, so a read of
+        every peer lets recording calls and the tick in between, and a caller on the event
+        loop can let the loop run between slices (:mod:`peerscope.slices`). The peers are
+        those registered at the first slice; one removed before its slice is left out.
+        ``view`` runs under the lock: it must be quick, keep no reference to the peer and
+        not call the Monitor.
+        """
+        if size < 1:
+            raise ValueError(f"size: must be at least 1, got {size!r}")
+        return self._scan(view, size)
+
+    def _scan(self, view: Callable[[Peer, float], T], size: int) -> Iterator[list[T]]:
         with self._lock:
-            derived = self._assessor.derived
-            for peer in self._peers.values():
-                self._refresh(peer, now)
-            return [client_entry(peer, now, derived(peer)) for peer in self._peers.values()]
+            peers = list(self._peers.values())
+        registered = self._peers
+        for start in range(0, len(peers), size):
+            now = self._clock()
+            with self._lock:
+                chunk = []
+                for peer in peers[start:start + size]:
+                    if registered.get(peer.peer_id) is peer:
+                        self._refresh(peer, now)
+                        chunk.append(view(peer, now))
+            yield chunk
 
     def latency_history(self, peer_id: str, duration_s: float) -> list[tuple[float, float]]:
         """(timestamp, ms) samples of the last ``duration_s`` seconds, oldest first."""
@@ -606,23 +643,36 @@ class Monitor:
             return self._system_history.stats(name, window_s, now)
 
     def server_stats(self) -> ServerStats:
+        return finish(self.server_stats_steps())
+
+    def server_stats_steps(self) -> Steps[ServerStats]:
+        """:meth:`server_stats` in slices (see :meth:`scan`), for a caller on the event loop.
+
+        Its average latency is the mean of the peers' smoothed latencies (0 with none
+        measured), each brought up to date first.
+        """
+        measured: list[float] = []
+        for chunk in self.scan(_smoothed_latency):
+            measured.extend(latency for latency in chunk if latency is not None)
+            yield
+        average = math.fsum(measured) / len(measured) if measured else 0.0
         now = self._clock()
         with self._lock:
-            for peer in self._peers.values():
-                self._refresh(peer, now)
-            return self._server_stats(now, self._average_latency())
+            return self._server_stats(now, average)
 
-    def _average_latency(self) -> float:
-        """Mean of the peers' smoothed latencies (0 with none measured)."""
-        measured = [latency for peer in self._peers.values()
-                    if (latency := peer.smoothed_latency_ms) is not None]
-        return math.fsum(measured) / len(measured) if measured else 0.0
+    @property
+    def uptime_seconds(self) -> float:
+        """Seconds since the Monitor started, as in :meth:`server_stats`, at O(1) cost."""
+        return self._uptime(self._clock())
+
+    def _uptime(self, now: float) -> float:
+        return max(0.0, now - self._started_at)
 
     def _server_stats(self, now: float, average_latency: float) -> ServerStats:
         rate_in = self._messages_in.rate(now)
         rate_out = self._messages_out.rate(now)
         return ServerStats(
-            uptime_seconds=max(0.0, now - self._started_at),
+            uptime_seconds=self._uptime(now),
             active_connections=len(self._peers),
             total_connections=self._total_connections,
             total_messages=self._total_messages,
@@ -699,3 +749,7 @@ class Monitor:
 
 
 _rank = attrgetter("rank")
+
+
+def _smoothed_latency(peer: Peer, now: float) -> float | None:
+    return peer.smoothed_latency_ms
