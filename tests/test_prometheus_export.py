@@ -12,7 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from peerscope import Monitor, Settings
-from peerscope.export.prometheus import CONTENT_TYPE, MonitorCollector, label_plan, render
+from peerscope.export.prometheus import (
+    CONTENT_TYPE,
+    RENDER_SLICE,
+    MonitorCollector,
+    label_plan,
+    render,
+    render_steps,
+)
+from peerscope.slices import finish
 from peerscope.testing import ManualClock
 
 PEER_LABELS = {"peer_id", "name", "kind"}
@@ -342,3 +350,42 @@ def test_render_does_not_keep_the_monitor_alive(clock):
     del monitor
     gc.collect()
     assert alive() is None
+
+
+def test_a_render_in_slices_is_what_generate_latest_writes_in_one_go(clock):
+    """Peers over several render slices, in every state, with a label key only the last
+    slice has: the joined pieces are byte for byte the registry's exposition."""
+    monitor = quiet_monitor(clock)
+    peers = 2 * RENDER_SLICE + 37
+    for index in range(peers):
+        peer_id = f"peer-{index}"
+        labels = {"region": "eu"} if index % 5 == 0 else None
+        monitor.add_peer(peer_id, name=f"P{index}" if index % 2 else None, labels=labels)
+        if index % 7:
+            monitor.record_latency(peer_id, 5.0 + index)
+        if index % 11 == 0:
+            monitor.record_loss(peer_id, 100.0)
+        monitor.record_traffic(peer_id, bytes_sent=index, packets_received=2 * index)
+    monitor.add_peer(f"peer-{peers - 1}", labels={"zone": "b"})
+    monitor.record_fps("peer-3", 60.0, 16.5)
+    clock.advance(20.0)  # idle: some degraded or disconnected
+    monitor.tick()
+    steps = render_steps(monitor)
+    pieces = finish(steps)
+    whole = generate_latest(MonitorCollector(monitor).registry)
+    assert b"".join(pieces) == whole
+    assert render(monitor)[0] == whole
+    assert len(pieces) == 1 + 18 * 3  # the head, then each of 18 families per slice
+    up = {sample.labels["peer_id"]: sample.labels
+          for sample in Scrape(monitor).samples["peerscope_peer_up"]}
+    assert len(up) == peers
+    assert up[f"peer-{peers - 1}"]["zone"] == "b"
+    assert up["peer-0"]["zone"] == ""
+    assert up["peer-0"]["region"] == "eu"
+    assert up["peer-1"]["region"] == ""
+
+
+def test_a_render_with_no_peers_still_declares_every_family(clock):
+    monitor = quiet_monitor(clock)
+    assert render(monitor)[0] == generate_latest(MonitorCollector(monitor).registry)
+    assert "# TYPE peerscope_peer_up gauge" in render(monitor)[0].decode()
