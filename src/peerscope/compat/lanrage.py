@@ -54,6 +54,7 @@ from peerscope.core.model import Session
 from peerscope.core.stats import aggregate
 from peerscope.core.validation import validate_number
 from peerscope.monitor import Monitor, UnknownPeerError
+from peerscope.slices import Steps, run_sliced
 
 __all__ = ["GameSession", "MetricPoint", "MetricsCollector", "aggregate_metrics_by_window",
            "predict_connection_quality"]
@@ -123,6 +124,29 @@ def aggregate_metrics_by_window(metrics: Iterable[MetricPoint], window_seconds: 
     window = validate_number(window_seconds, "window_seconds")
     now = time.time() if current_time is None else validate_number(current_time, "current_time")
     return dict(aggregate(((p.timestamp, p.value) for p in metrics), window, now))
+
+
+def summarise_peer(monitor: Monitor, peer_id: str,
+                   ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A peer's figures (``Monitor.peer``) and LANrage's summary of them; None if unknown."""
+    try:
+        entry = monitor.peer(peer_id)
+        # Every stored sample was taken after connecting; the extra second covers the ring's
+        # millisecond rounding of timestamps.
+        stats = monitor.latency_stats(peer_id, entry["connection_duration"] + 1.0)
+    except KeyError:
+        return None
+    return entry, {
+        "peer_id": peer_id,
+        "peer_name": entry["name"],
+        "status": entry["status"],
+        "latency": {"current": entry["latency_ms"], "average": stats["avg"],
+                    "min": stats["min"], "max": stats["max"]},
+        "bandwidth": {"sent": entry["bytes_sent"], "received": entry["bytes_received"]},
+        "packets": {"sent": entry["packets_sent"], "received": entry["packets_received"]},
+        "uptime": entry["connection_duration"],
+        "last_seen": entry["last_seen"],
+    }
 
 
 class MetricsCollector:
@@ -235,31 +259,20 @@ class MetricsCollector:
     # --- peer queries -------------------------------------------------------------------------
 
     async def get_peer_summary(self, peer_id: str) -> dict[str, Any] | None:
-        try:
-            entry = self.monitor.peer(peer_id)
-            # Every stored sample was taken after connecting; the extra second covers the
-            # ring's millisecond rounding of timestamps.
-            stats = self.monitor.latency_stats(peer_id, entry["connection_duration"] + 1.0)
-        except KeyError:
-            return None
-        return {
-            "peer_id": peer_id,
-            "peer_name": entry["name"],
-            "status": entry["status"],
-            "latency": {"current": entry["latency_ms"], "average": stats["avg"],
-                        "min": stats["min"], "max": stats["max"]},
-            "bandwidth": {"sent": entry["bytes_sent"], "received": entry["bytes_received"]},
-            "packets": {"sent": entry["packets_sent"], "received": entry["packets_received"]},
-            "uptime": entry["connection_duration"],
-            "last_seen": entry["last_seen"],
-        }
+        found = summarise_peer(self.monitor, peer_id)
+        return None if found is None else found[1]
 
     async def get_all_peers_summary(self) -> list[dict[str, Any]]:
+        """Every peer's summary; built in slices that let the event loop run in between."""
+        return await run_sliced(self._all_peers_summary())
+
+    def _all_peers_summary(self) -> Steps[list[dict[str, Any]]]:
         summaries = []
         for peer_id in self.monitor.peer_ids:
-            summary = await self.get_peer_summary(peer_id)
-            if summary is not None:  # removed meanwhile
-                summaries.append(summary)
+            found = summarise_peer(self.monitor, peer_id)
+            if found is not None:  # removed meanwhile
+                summaries.append(found[1])
+            yield
         return summaries
 
     def get_latency_history(self, peer_id: str, duration: float = 3600) -> list[dict[str, float]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from http import HTTPStatus
 from typing import Any
 
@@ -18,15 +17,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from peerscope import __version__
 from peerscope.events import Event, MetricsTick
-from peerscope.export.prometheus import render
+from peerscope.export.prometheus import CONTENT_TYPE, render_steps
 from peerscope.monitor import Monitor
 from peerscope.probe.prober import Prober
 from peerscope.server.auth import TokenGuard
+from peerscope.server.bodies import pieces_response
 from peerscope.server.broadcast import Broadcaster
 from peerscope.server.dashboard import mount_dashboard
 from peerscope.server.peers import build_peers_router
 from peerscope.server.rest import api_errors, build_router
 from peerscope.server.ws import metrics_socket
+from peerscope.slices import Turns
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -101,7 +102,10 @@ def create_app(monitor: Monitor) -> FastAPI:
     monitor.subscribe(on_event)
     app = FastAPI(title="peerscope", version=__version__,
                   description="Connection quality and performance of a networked server.")
-    app.include_router(build_router(monitor, broadcaster, token_required=guard.required),
+    # Reads of every peer take turns on the loop, a slice at a time (peerscope.slices).
+    turns = Turns()
+    app.include_router(build_router(monitor, broadcaster, turns,
+                                    token_required=guard.required),
                        dependencies=guard.dependencies)
     # Started by serve(), or by the first POST /api/peers when the app is mounted elsewhere.
     prober = Prober(monitor, interval_s=settings.probe_interval, count=settings.probe_count,
@@ -135,9 +139,8 @@ def create_app(monitor: Monitor) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False, dependencies=metrics_dependencies)
     async def metrics() -> Response:
-        # Rendering thousands of peers takes a while; off the loop, /ws frames keep flowing.
-        body, content_type = await asyncio.to_thread(render, monitor)
-        return Response(body, media_type=content_type)
+        # Rendering thousands of peers takes a while: in slices, so /ws frames keep flowing.
+        return pieces_response(await turns.run(render_steps(monitor)), CONTENT_TYPE)
 
     mount_dashboard(app)  # the page and its files need no token: they hold no data
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

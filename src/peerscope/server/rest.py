@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
-from fastapi import APIRouter, HTTPException, Query, Request
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from peerscope import __version__
-from peerscope.compat.lanrage import MetricsCollector
+from peerscope.compat.lanrage import MetricsCollector, summarise_peer
 from peerscope.core.history import SYSTEM_SERIES
-from peerscope.core.model import ServerStats
+from peerscope.core.model import Peer, ServerStats
 from peerscope.core.stats import aggregate, bands, downsample
 from peerscope.core.validation import validate_number
 from peerscope.message import system_entry
 from peerscope.monitor import Monitor
 from peerscope.server import schemas
+from peerscope.server.bodies import JsonArray, json_object, pieces_response
 from peerscope.server.broadcast import Broadcaster
+from peerscope.slices import Steps, Turns, run_sliced
 
 # Days of history at most; a bound keeps the window arithmetic finite.
 Duration = Annotated[float, Query(gt=0, le=30 * 86400, description="Seconds back from now.")]
@@ -45,6 +51,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.ErrorBody, "description": "Unknown peer"},
 }
 METRICS_PEERS_PATH = "/metrics/peers/"
+JSON = "application/json"
 
 
 def raw_peer_id(request: Request, suffix: str, *, after: str = METRICS_PEERS_PATH,
@@ -67,15 +74,25 @@ def raw_peer_id(request: Request, suffix: str, *, after: str = METRICS_PEERS_PAT
     return unquote(tail)
 
 
-def _sort_key(sort: SortKey) -> Any:
-    if sort == "id":
-        return lambda entry: entry["client_id"]
-    if sort == "latency":
-        # Slowest first; unmeasured peers last.
-        return lambda entry: (entry["smoothed_latency_ms"] is None,
-                              -(entry["smoothed_latency_ms"] or 0.0))
-    # Worst quality first; unscored peers last.
-    return lambda entry: (entry["quality_score"] is None, entry["quality_score"] or 0.0)
+def _by_quality(peer: Peer, now: float) -> tuple[float, str]:
+    """Worst quality first; unscored peers last."""
+    score = peer.quality_score
+    return (math.inf if score is None else score), peer.peer_id
+
+
+def _by_latency(peer: Peer, now: float) -> tuple[float, str]:
+    """Slowest first; unmeasured peers last."""
+    latency = peer.smoothed_latency_ms
+    return (math.inf if latency is None else -latency), peer.peer_id
+
+
+def _by_id(peer: Peer, now: float) -> tuple[str, str]:
+    return peer.peer_id, peer.peer_id
+
+
+# (sort key, peer id) of a peer, read under the Monitor's lock (Monitor.scan).
+SORT_KEYS: dict[SortKey, Callable[[Peer, float], tuple[Any, str]]] = {
+    "quality": _by_quality, "latency": _by_latency, "id": _by_id}
 
 
 def as_points(points: list[tuple[float, float]], step: float | None) -> list[dict[str, float]]:
@@ -89,32 +106,55 @@ def api_errors(token_required: bool) -> dict[int | str, dict[str, Any]]:
     return {**INVALID, **(UNAUTHORIZED if token_required else {})}
 
 
-def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
+def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
                  token_required: bool) -> APIRouter:
+    """The /api routes; ``turns`` runs their reads of every peer (and /metrics) in slices."""
     router = APIRouter(prefix="/api", responses=api_errors(token_required))
     seed = MetricsCollector(monitor=monitor)
 
-    async def peer_summary(entry: dict[str, Any], window: float | None,
-                           ) -> dict[str, Any] | None:
-        """The seed summary beside the entry; None if the peer went away meanwhile."""
-        peer_id = entry["client_id"]
-        summary = await seed.get_peer_summary(peer_id)
-        if summary is None:
+    def peer_summary(peer_id: str, window: float | None) -> dict[str, Any] | None:
+        """The seed summary beside every current figure, in exactly the ``PeerSummary``
+        shape; None if the peer is unknown, or went away meanwhile."""
+        found = summarise_peer(monitor, peer_id)
+        if found is None:
             return None
-        if window is not None:
-            try:
-                summary["window"] = monitor.latency_stats(peer_id, window)
-            except KeyError:
-                return None
-        return {**entry, **summary}
+        entry, summary = found
+        del entry["probes"]  # not part of the shape
+        try:
+            stats = None if window is None else monitor.latency_stats(peer_id, window)
+        except KeyError:
+            return None
+        return {**entry, **summary, "window": stats}
 
-    async def summaries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # Peers may be removed by another thread while the list is built: leave them out.
-        found = [await peer_summary(entry, None) for entry in entries]
-        return [summary for summary in found if summary is not None]
+    def summaries(peer_ids: list[str]) -> Steps[JsonArray]:
+        """The peers' summaries, serialized, a step per peer."""
+        found = JsonArray()
+        for peer_id in peer_ids:
+            # Peers may be removed by another thread while the list is built: left out.
+            summary = peer_summary(peer_id, None)
+            if summary is not None:
+                found.append(orjson.dumps(summary))
+            yield
+        return found
+
+    def every_summary() -> Steps[JsonArray]:
+        return (yield from summaries(monitor.peer_ids))  # the peers when its turn comes
+
+    def page(limit: int, offset: int, sort: SortKey) -> Steps[list[bytes]]:
+        """O(page): only sort keys are read from every peer, summaries only for the page."""
+        keys: list[tuple[Any, str]] = []
+        for chunk in monitor.scan(SORT_KEYS[sort]):
+            keys.extend(chunk)
+            yield
+        keys.sort(key=itemgetter(0))  # stable: ties stay in registration order
+        yield
+        chosen = [peer_id for _, peer_id in keys[offset:offset + limit]]
+        found = yield from summaries(chosen)
+        return json_object("peers", found, {"total": len(keys), "limit": limit,
+                                            "offset": offset, "sort": sort})
 
     async def one_peer(peer_id: str, window: float | None) -> dict[str, Any]:
-        summary = await peer_summary(entry_or_404(peer_id), window)
+        summary = peer_summary(peer_id, window)
         if summary is None:
             raise HTTPException(404, f"unknown peer_id {peer_id!r}")
         return summary
@@ -138,24 +178,23 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
 
     @router.get("/metrics/summary", response_model=schemas.Summary,
                 summary="Peers, host and the network's quality score")
-    async def summary() -> dict[str, Any]:
+    async def summary() -> Response:
+        # The bulk routes build their documented shape themselves: FastAPI's check of a
+        # 10,000-peer body against its model would hold the loop for ~0.3 s.
+        peers = await turns.run(every_summary())
         message = monitor.last_message or monitor.snapshot()
-        return {
-            "peers": await summaries(monitor.peers()),
+        return pieces_response(json_object("peers", peers, {
             "system": await system_summary(),
             "network_quality": message["network"]["score"],
             "network": message["network"],
-        }
+        }), JSON)
 
     @router.get("/metrics/peers", response_model=schemas.PeerPage,
                 summary="Every peer, paged and sorted")
     async def peers(limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                     offset: Annotated[int, Query(ge=0)] = 0,
-                    sort: SortKey = "quality") -> dict[str, Any]:
-        entries = sorted(monitor.peers(), key=_sort_key(sort))
-        page = entries[offset:offset + limit]
-        return {"peers": await summaries(page),
-                "total": len(entries), "limit": limit, "offset": offset, "sort": sort}
+                    sort: SortKey = "quality") -> Response:
+        return pieces_response(await turns.run(page(limit, offset, sort)), JSON)
 
     # Ids may hold "/" (sent as %2F), which the decoded path no longer tells apart from a
     # separator: both routes take the rest of the path and read the id from the raw path.
@@ -222,7 +261,8 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
     @router.get("/metrics/server", response_model=ServerStats,
                 summary="Connections, messages and rates of this server")
     async def server() -> Any:
-        return monitor.server_stats()
+        # Not in turns: it is quick (a key per peer), and must not wait behind a /metrics.
+        return await run_sliced(monitor.server_stats_steps())
 
     @router.get("/metrics/current", response_model=schemas.MetricsMessage,
                 summary="The latest metrics message, as /ws pushes it")
@@ -234,7 +274,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, *,
         # Set by serve(): a mounted app answers no probes.
         reflector = getattr(request.app.state, "reflector", None)
         return {"status": "ok", "version": __version__, "monitor_running": monitor.is_running,
-                "uptime_seconds": monitor.server_stats().uptime_seconds,
+                "uptime_seconds": monitor.uptime_seconds,
                 "peers": len(monitor.peer_ids), "websocket_subscribers": len(broadcaster),
                 "probed_peers": len(request.app.state.prober.targets()),
                 "reflector_port": reflector.port if reflector is not None else None}

@@ -1,0 +1,59 @@
+"""Response bodies about every peer: sent as the pieces they were built in.
+
+At 10,000 peers a body is 10-15 MB. Joined into one ``bytes`` it would be copied whole, in
+one go, two or three times on its way out (~5 ms a copy here); sent piece by piece, each
+write is one piece and uvicorn waits for the client to take it before the next, so the loop
+never holds on for long and the body is never held twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi.responses import StreamingResponse
+
+# Rows joined into one piece: ~64 KB of peer summaries.
+PIECE_ROWS = 64
+
+
+def pieces_response(pieces: list[bytes], media_type: str) -> StreamingResponse:
+    """The body made of ``pieces``, with its Content-Length, written a piece at a time."""
+
+    async def each() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    return StreamingResponse(each(), media_type=media_type,
+                             headers={"content-length": str(sum(map(len, pieces)))})
+
+
+class JsonArray:
+    """The items of a JSON array, each serialized alone, gathered in pieces of up to
+    ``PIECE_ROWS`` items separated by commas (a piece is joined when it is full)."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._batch: list[bytes] = []
+
+    def append(self, item: bytes) -> None:
+        self._batch.append(item)
+        if len(self._batch) == PIECE_ROWS:
+            self._pieces.append(b",".join(self._batch))
+            self._batch = []
+
+    def pieces(self) -> list[bytes]:
+        """The pieces so far, the last one perhaps short."""
+        return [*self._pieces, b",".join(self._batch)] if self._batch else list(self._pieces)
+
+
+def json_object(name: str, array: JsonArray, rest: dict[str, Any]) -> list[bytes]:
+    """The pieces of the JSON object ``{name: [...array...], **rest}``."""
+    pieces = [b"{" + orjson.dumps(name) + b":["]
+    for index, piece in enumerate(array.pieces()):
+        if index:
+            pieces.append(b",")
+        pieces.append(piece)
+    pieces.append(b"]," + orjson.dumps(rest)[1:] if rest else b"]}")
+    return pieces
