@@ -6,6 +6,7 @@ from benchmarks import (
     bench_dashboard,
     bench_fanout,
     bench_idle,
+    bench_loop_block,
     bench_memory,
     bench_metrics_render,
     bench_probe,
@@ -14,8 +15,8 @@ from benchmarks import (
 )
 from benchmarks.timing import flags, machine
 
-MODULES = (bench_record, bench_snapshot, bench_memory, bench_metrics_render, bench_fanout,
-           bench_idle, bench_probe, bench_dashboard)
+MODULES = (bench_record, bench_snapshot, bench_memory, bench_metrics_render, bench_loop_block,
+           bench_fanout, bench_idle, bench_probe, bench_dashboard)
 
 
 def main(argv: list[str] | None = None) -> None:

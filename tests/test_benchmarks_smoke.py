@@ -17,4 +17,6 @@ def test_quick_benchmarks_run_and_print_their_figures():
     assert "ratio peerscope / prometheus cached child (median):" in out
     assert "bench_snapshot:" in out
     assert "tracemalloc, after one tick:" in out
+    assert "bench_loop_block:" in out
+    assert "for reference, one tick with every peer changed" in out
     assert "fps (requestAnimationFrame in the page): mean" in out
