@@ -1,8 +1,9 @@
 """The Prometheus exposition of a Monitor: host, server and per-peer series.
 
 A custom ``prometheus_client`` collector builds every family from one read of the Monitor
-per scrape: ``peers()`` (every peer, not the capped ``clients`` list), ``system``,
-``server_stats()`` and the network score of the latest tick.
+per scrape: every peer (not the capped ``clients`` list), ``system``, ``server_stats()`` and
+the network score of the latest tick. ``render``/``render_steps`` read the peers a slice at a
+time and write each slice's series as they go (the event loop runs between slices).
 
 Conventions (https://prometheus.io/docs/practices/naming/): names start ``peerscope_``; values
 are in base units (seconds, bytes, ratios 0..1 instead of percentages); counters end
