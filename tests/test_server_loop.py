@@ -9,6 +9,7 @@ the loop for 1-3 s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import random
@@ -49,9 +50,9 @@ def probed_monitor() -> Monitor:
     return monitor
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def frozen_heap() -> Iterator[None]:
-    """The heap so far set aside from the garbage collector for the test.
+    """The heap so far (the peers) set aside from the garbage collector meanwhile.
 
     At 10,000 peers a full collection walks every peer's objects and stops the process for
     ~50-150 ms on a slow machine, whoever allocated last. That is the interpreter's pause,
@@ -60,8 +61,10 @@ def frozen_heap() -> Iterator[None]:
     """
     gc.collect()
     gc.freeze()
-    yield
-    gc.unfreeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 async def frames(ws: Any, timestamps: list[float]) -> None:
@@ -72,28 +75,30 @@ async def frames(ws: Any, timestamps: list[float]) -> None:
             timestamps.append(message["timestamp"])
 
 
-async def test_heavy_endpoints_at_10000_peers_never_stall_the_loop(frozen_heap: None):
+async def test_heavy_endpoints_at_10000_peers_never_stall_the_loop():
     monitor = probed_monitor()
     total = PEERS + 1  # and the /ws subscriber
-    async with live_server(monitor) as live, live.http() as http:
-        ws = await live.ws()
-        ticks: list[float] = []
-        reader = asyncio.create_task(frames(ws, ticks))
-        # The /ws subscriber is a peer too: from the tick that lists it on.
-        await eventually(lambda: (monitor.last_message or {}).get("clients_total") == total)
-        paths = ["/api/metrics/summary", "/api/metrics/summary", "/api/metrics/peers",
-                 "/api/metrics/peers?limit=1000&sort=latency", "/metrics",
-                 "/api/metrics/current", "/api/metrics/server", "/api/health",
-                 "/api/metrics/peers/peer-00043/latency?step=5",
-                 "/api/metrics/peers/peer-00007?window=60"]
-        async with LoopStalls() as stalls:
-            started = time.time()
-            responses = await asyncio.gather(*(http.get(path) for path in paths))
-            ended = time.time()
-            stalls_seen = stalls.reset()
-        assert not reader.done(), reader
-        reader.cancel()
-        await ws.close()
+    paths = ["/api/metrics/summary", "/api/metrics/summary", "/api/metrics/peers",
+             "/api/metrics/peers?limit=1000&sort=latency", "/metrics",
+             "/api/metrics/current", "/api/metrics/server", "/api/health",
+             "/api/metrics/peers/peer-00043/latency?step=5",
+             "/api/metrics/peers/peer-00007?window=60"]
+    with frozen_heap():
+        async with live_server(monitor) as live, live.http() as http:
+            ws = await live.ws()
+            ticks: list[float] = []
+            reader = asyncio.create_task(frames(ws, ticks))
+            # The /ws subscriber is a peer too: from the tick that lists it on.
+            await eventually(
+                lambda: (monitor.last_message or {}).get("clients_total") == total)
+            async with LoopStalls() as stalls:
+                started = time.time()
+                responses = await asyncio.gather(*(http.get(path) for path in paths))
+                ended = time.time()
+                stalls_seen = stalls.reset()
+            assert not reader.done(), reader
+            reader.cancel()
+            await ws.close()
 
     assert [response.status_code for response in responses] == [200] * len(paths)
     summary, again, page, slowest, metrics, current, server, health, latency, one = (
