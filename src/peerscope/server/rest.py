@@ -261,7 +261,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
     @router.get("/metrics/server", response_model=ServerStats,
                 summary="Connections, messages and rates of this server")
     async def server() -> Any:
-        # Not in turns: it is quick (a key per peer), and must not wait behind a /metrics.
+        # In slices but not in turns: a few ms in all, it should not wait behind a /metrics.
         return await run_sliced(monitor.server_stats_steps())
 
     @router.get("/metrics/current", response_model=schemas.MetricsMessage,
