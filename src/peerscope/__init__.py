@@ -18,7 +18,7 @@ from peerscope.events import (
     SessionEnded,
     SessionStarted,
 )
-from peerscope.monitor import Monitor, UnknownPeerError
+from peerscope.monitor import Monitor, PeerLimitError, UnknownPeerError
 from peerscope.probe.reflector import Reflector
 from peerscope.probe.target import ProbeTarget
 
@@ -49,6 +49,7 @@ __all__ = [
     "Monitor",
     "Peer",
     "PeerAdded",
+    "PeerLimitError",
     "PeerRemoved",
     "PeerSpec",
     "PeerStatusChanged",

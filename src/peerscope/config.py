@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     max_peers: int = Field(
         100_000, ge=1, description="Registering more peers than this raises ValueError.")
     session_history: int = Field(100, ge=1, description="Ended sessions kept in memory.")
+    max_pending_events: int = Field(
+        10_000, ge=1, le=10_000_000,
+        description="Events (peer added, removed, status changed…) held for subscribers "
+                    "between two ticks; past it the oldest are dropped.")
     enable_system_metrics: bool = Field(True, description="Sample the host and this process.")
     host: str = Field("127.0.0.1", min_length=1,
                       description="Address the HTTP server binds (another needs a token).")
