@@ -208,7 +208,7 @@ def test_past_max_peers_registration_is_refused_with_its_own_error():
     monitor = Monitor(Settings(enable_system_metrics=False, max_peers=2))
     monitor.record_latency("a", 1.0)
     monitor.record_latency("b", 1.0)
-    with pytest.raises(PeerLimitError, match=r"^max_peers: 2 peers are registered"):
+    with pytest.raises(PeerLimitError, match=r"^max_peers: the limit of 2 peers is reached"):
         monitor.record_latency("c", 1.0)
     assert sorted(monitor.peer_ids) == ["a", "b"]
     monitor.record_latency("a", 2.0)  # known peers still record

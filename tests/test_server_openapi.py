@@ -157,4 +157,5 @@ async def test_with_a_token_the_bearer_scheme_and_401_are_documented():
         if path.startswith("/api/"):
             for method, operation in operations.items():
                 assert operation["security"] == [{"HTTPBearer": []}], (method, path)
-                assert "401" in operation["responses"], (method, path)
+                # Health answers without the token too (less), so it never says 401.
+                assert ("401" in operation["responses"]) == (path != "/api/health"), path

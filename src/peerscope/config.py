@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     ws_queue_frames: int = Field(
         4, ge=1, le=1000,
         description="Metrics frames queued per WebSocket subscriber before it misses some.")
+    ws_stall_timeout_s: float = Field(
+        10.0, gt=0, le=3600,
+        description="Seconds a WebSocket subscriber may take no frame (its queue or socket "
+                    "buffer full) before it is closed with 1008.")
     ws_max_message_bytes: int = Field(
         65_536, ge=1, description="Largest WebSocket message a client may send.")
     ws_max_messages_per_second: float = Field(

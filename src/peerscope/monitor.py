@@ -239,8 +239,8 @@ class Monitor:
 
     def _register(self, peer_id: str, now: float) -> Peer:
         if len(self._peers) >= self.settings.max_peers:
-            raise PeerLimitError(f"max_peers: {self.settings.max_peers} peers are registered, "
-                                 f"the limit; peer_id {peer_id!r} was not added")
+            raise PeerLimitError(f"max_peers: the limit of {self.settings.max_peers} peers is "
+                                 f"reached; peer_id {preview(peer_id)} was not added")
         peer = Peer(
             peer_id=peer_id,
             latency=Series(self.settings.latency_samples),
