@@ -18,7 +18,7 @@ from websockets.protocol import State
 EXTENSION = "peerscope.frame_writer"
 # How long a dropped connection may take to hand over what waits in its buffer, the close
 # frame last, before it is aborted.
-DROP_GRACE_S = 2.0
+DROP_GRACE_S = 5.0
 
 
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
