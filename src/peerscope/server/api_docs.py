@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from peerscope.server.dashboard import STATIC_DIR
-from peerscope.server.vendored import vendored_page
+from peerscope.server.vendored import page_headers, vendored_page
 
 SWAGGER_FILES = ("vendor/swagger-ui-bundle.js", "vendor/swagger-ui.css")
 # The dashboard's policy, less WebSockets. Swagger UI's stylesheet draws its icons as data:
@@ -28,9 +28,7 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
     "form-action 'none'")
-PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY,
-                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-                "Cache-Control": "no-cache"}
+PAGE_HEADERS = page_headers(CONTENT_SECURITY_POLICY)
 
 
 def mount_api_docs(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:

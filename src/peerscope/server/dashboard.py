@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from peerscope.server.vendored import vendored_page
+from peerscope.server.vendored import page_headers, vendored_page
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 VENDOR_FILES = ("vendor/uPlot.esm.js", "vendor/uPlot.min.css")
@@ -24,9 +24,7 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'none'")
-PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY,
-                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-                "Cache-Control": "no-cache"}
+PAGE_HEADERS = page_headers(CONTENT_SECURITY_POLICY)
 
 
 def mount_dashboard(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:

@@ -24,6 +24,13 @@ vendored files into the package), then reload. The REST API under <code>/api</co
 """
 
 
+def page_headers(policy: str) -> dict[str, str]:
+    """A page's headers: its Content-Security-Policy, no MIME sniffing of its files, no
+    referrer to other sites, and revalidation so a new release's page is never stale."""
+    return {"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+
+
 def missing_assets(static_dir: Path, needed: Sequence[str]) -> list[str]:
     """The files of ``needed`` (relative to ``static_dir``) that ``static_dir`` lacks."""
     return [name for name in needed if not (static_dir / name).is_file()]
