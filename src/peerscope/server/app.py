@@ -17,6 +17,7 @@ from peerscope.events import Event, MetricsTick
 from peerscope.export.prometheus import render
 from peerscope.monitor import Monitor
 from peerscope.probe.prober import Prober
+from peerscope.server.api_docs import mount_api_docs
 from peerscope.server.auth import TokenGuard
 from peerscope.server.broadcast import Broadcaster
 from peerscope.server.dashboard import mount_dashboard
@@ -55,8 +56,10 @@ def create_app(monitor: Monitor) -> FastAPI:
             broadcaster.publish(orjson.dumps(event.message))  # once for everyone
 
     monitor.subscribe(on_event)
+    # FastAPI's own /docs and /redoc load from a CDN: mount_api_docs serves /docs offline.
     app = FastAPI(title="peerscope", version=__version__,
-                  description="Connection quality and performance of a networked server.")
+                  description="Connection quality and performance of a networked server.",
+                  docs_url=None, redoc_url=None)
     app.include_router(build_router(monitor, broadcaster, token_required=guard.required),
                        dependencies=guard.dependencies)
     # Outside the guard: its bare answer is for health checks that hold no token.
@@ -97,6 +100,7 @@ def create_app(monitor: Monitor) -> FastAPI:
         return Response(body, media_type=content_type)
 
     mount_dashboard(app)  # the page and its files need no token: they hold no data
+    mount_api_docs(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if not guard.required:
         # Without a token the API trusts whoever reaches loopback; a Host check stops a web
