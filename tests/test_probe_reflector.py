@@ -7,6 +7,7 @@ import contextlib
 import socket
 import statistics
 
+import httpx
 import pytest
 
 from peerscope import Monitor, Settings
@@ -273,6 +274,12 @@ async def test_serve_answers_probes_within_its_settings():
         assert await exchange(reflector, "127.0.0.1", 3) == []
         assert await exchange(reflector, "127.0.0.2", 5) == [0, 1]
         assert (reflector.not_allowed, reflector.rate_limited, reflector.reflected) == (3, 3, 2)
+        # What was refused shows in the health details, for an operator to see.
+        async with httpx.AsyncClient(base_url=await ready, timeout=5.0) as http:
+            health = (await http.get("/api/health")).json()
+        assert health["reflector_port"] == reflector.port
+        assert health["reflector"] == {"reflected": 2, "rejected": 0, "not_allowed": 3,
+                                       "rate_limited": 3, "sources": 1}
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -41,6 +41,8 @@ def build_health_router(monitor: Monitor, broadcaster: Broadcaster,
                 "probed_peers": len(request.app.state.prober.targets()),
                 "reflector_port": reflector.port if reflector is not None else None,
                 "reflector": None if reflector is None else {
-                    "reflected": reflector.reflected, "rejected": reflector.rejected}}
+                    "reflected": reflector.reflected, "rejected": reflector.rejected,
+                    "not_allowed": reflector.not_allowed,
+                    "rate_limited": reflector.rate_limited, "sources": reflector.sources}}
 
     return router

@@ -201,6 +201,10 @@ class MetricsMessage(BaseModel):
 class ReflectorCounts(BaseModel):
     reflected: int = Field(description="Probes answered.")
     rejected: int = Field(description="Datagrams that were not TWAMP-Test probes, unanswered.")
+    not_allowed: int = Field(description="Probes from senders outside reflector_allow.")
+    rate_limited: int = Field(
+        description="Probes over a sender's reflector_rate_limit / reflector_burst.")
+    sources: int = Field(description="Sender addresses whose rate is being tracked.")
 
 
 class Health(BaseModel):
