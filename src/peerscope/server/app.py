@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
 
-from peerscope import __version__
+from peerscope._version import __version__
 from peerscope.events import Event, MetricsTick
 from peerscope.export.prometheus import render
 from peerscope.monitor import Monitor

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from peerscope import __version__
+from peerscope._version import __version__
 from peerscope.monitor import Monitor
 from peerscope.server import schemas
 from peerscope.server.auth import BEARER_SCHEME, TokenGuard
