@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The dashboard's charting library: pinned in web/package-lock.json, copied into the package.
+# Third-party browser code: the dashboard's charting library (uPlot) and the API docs' Swagger
+# UI, pinned in web/package-lock.json and copied into the package.
 VENDOR := src/peerscope/dashboard/static/vendor
 ASSETS := $(VENDOR)/.copied
 UPLOT := web/node_modules/uplot/dist
+SWAGGER := web/node_modules/swagger-ui-dist
 
 .PHONY: demo test lint typecheck unit bench assets clean
 
@@ -16,10 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(ASSETS): web/package.json web/package-lock.json
+# Swagger UI is Apache-2.0: its licence and notice ship beside it.
+$(ASSETS): web/package.json web/package-lock.json web/.npmrc Makefile
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)
 	cp $(UPLOT)/uPlot.esm.js $(UPLOT)/uPlot.min.css $(VENDOR)/
+	cp $(SWAGGER)/swagger-ui-bundle.js $(SWAGGER)/swagger-ui.css $(VENDOR)/
+	cp $(SWAGGER)/swagger-ui-bundle.js.LICENSE.txt $(VENDOR)/
+	cp $(SWAGGER)/LICENSE $(VENDOR)/swagger-ui.LICENSE.txt
+	cp $(SWAGGER)/NOTICE $(VENDOR)/swagger-ui.NOTICE.txt
 	touch $(ASSETS)
 
 assets: $(ASSETS)

@@ -52,12 +52,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
-# Every chart of the page to 3,600 points per series, one a second up to now.
+# Every chart of the page to 3,600 points per series, one a second up to now (the server's
+# clock, as the page's charts keep it).
 FILL_CHARTS = """(points) => {
   const d = window.peerscopeDashboard;
   const charts = [d.hostCharts.resources, d.hostCharts.network, d.hostCharts.messages,
                   d.detail.jitter, d.detail.quality];
-  const now = Date.now() / 1000;
+  const now = d.clock.now();
   for (const chart of charts) {
     const times = Array.from({length: points}, (_, i) => now - points + 1 + i);
     const columns = chart.columns.slice(1).map((_, s) =>

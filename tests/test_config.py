@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
-from peerscope import QualityConfig, Settings, SettingsError
+from peerscope import QualityConfig, Reflector, Settings, SettingsError
 
 
 def test_defaults_reproduce_the_seeds():
@@ -59,3 +61,52 @@ def test_unknown_setting_is_rejected_by_name(tmp_path):
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(SettingsError, match=r"config file not found: .*nope\.toml"):
         Settings.load(tmp_path / "nope.toml")
+
+
+def test_reflector_allow_takes_networks_and_addresses(tmp_path, monkeypatch):
+    config = tmp_path / "peerscope.toml"
+    config.write_text('reflector_allow = ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", '
+                      '"::ffff:172.16.0.0/108"]\n')
+    assert Settings.load(config).reflector_allow == [
+        "10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::ffff:172.16.0.0/108"]
+    monkeypatch.setenv("PEERSCOPE_REFLECTOR_ALLOW", '["127.0.0.2/32"]')
+    assert Settings.load().reflector_allow == ["127.0.0.2/32"]
+    assert Settings.load(reflector_allow=[]).reflector_allow == []
+
+
+@pytest.mark.parametrize(("allow", "line"), [
+    (["10.0.0.0/8", "10.0.0.999"], "reflector_allow: not an IP address or network: '10.0.0.999'"),
+    (["myhost"], "reflector_allow: not an IP address or network: 'myhost'"),
+    (["10.0.0.1/8"], "reflector_allow: '10.0.0.1/8' has host bits set; the network is "
+                     "'10.0.0.0/8'"),
+])
+def test_an_invalid_reflector_allow_entry_is_named(allow, line):
+    with pytest.raises(SettingsError) as refused:
+        Settings.load(reflector_allow=allow)
+    assert str(refused.value).splitlines()[1:] == [f"  {line}"]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("reflector_rate_limit", 0, "greater than 0"),
+    ("reflector_rate_limit", float("nan"), "a finite number"),
+    ("reflector_rate_limit", float("inf"), "a finite number"),
+    ("reflector_burst", 0, "greater than or equal to 1"),
+    ("reflector_max_sources", 0, "greater than or equal to 1"),
+])
+def test_reflector_limits_are_checked(field, value, message):
+    with pytest.raises(SettingsError) as refused:
+        Settings.load(**{field: value})
+    assert str(refused.value).splitlines()[1:] == [f"  {field}: Input should be {message}"]
+
+
+def test_the_reflectors_defaults_are_the_settings_defaults():
+    settings = Settings()
+    reflector = Reflector()
+    assert (settings.reflector_rate_limit, settings.reflector_burst,
+            settings.reflector_max_sources, settings.reflector_allow) == (2000.0, 2000, 16_384, [])
+    defaults = inspect.signature(Reflector).parameters
+    assert (defaults["rate_limit"].default, defaults["burst"].default,
+            defaults["max_sources"].default, tuple(defaults["allow"].default)) == (
+        settings.reflector_rate_limit, settings.reflector_burst,
+        settings.reflector_max_sources, tuple(settings.reflector_allow))
+    assert (reflector.rate_limited, reflector.not_allowed, reflector.sources) == (0, 0, 0)

@@ -13,8 +13,10 @@ import subprocess
 import sys
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from playwright.async_api import Page
+import pytest
+from playwright.async_api import Page, Request
 
 from peerscope import Monitor, Settings
 from peerscope.core.quality import StatusRules
@@ -37,6 +39,20 @@ async def row_texts(page: Page) -> dict[str, list[str]]:
         [...document.querySelectorAll('#peers tbody tr')].map(
             (tr) => [tr.dataset.peer, [...tr.cells].map((td) => td.textContent)]))""")
     return rows
+
+
+# What one chart plots: its x range and the times of the points drawn, in epoch seconds.
+CHART_VIEW = """(name) => {
+  const chart = name.split(".").reduce((o, key) => o[key], window.peerscopeDashboard);
+  return { min: chart.plot.scales.x.min, max: chart.plot.scales.x.max,
+           times: Array.from(chart.plot.data[0]) };
+}"""
+
+
+async def chart_view(page: Page, name: str) -> dict[str, Any]:
+    """``name``: a chart's path under ``window.peerscopeDashboard`` (``detail.jitter``)."""
+    view: dict[str, Any] = await page.evaluate(CHART_VIEW, name)
+    return view
 
 
 async def status_of(page: Page, peer_id: str) -> str | None:
@@ -126,6 +142,91 @@ async def test_live_page_charts_table_detail_and_xss_name_as_text():
             assert dashboard["latency_ms"] is not None
             assert dashboard["fps"] is not None
             assert dashboard["fps"] > 0
+    assert browser.errors == []
+
+
+def asked_window(url: str, server_time: float) -> tuple[float, float]:
+    """The ``(from, to]`` window a history request asks for, ``server_time`` being the
+    server's clock when it was asked (the server's own now for a request without ``to``)."""
+    query = parse_qs(urlsplit(url).query)
+    end = float(query["to"][0]) if "to" in query else server_time
+    start = float(query["from"][0]) if "from" in query else end - float(query["duration"][0])
+    return start, end
+
+
+@pytest.mark.parametrize("shift_s", [300.0, -300.0], ids=["ahead", "behind"])
+async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift_s: float):
+    """The browser's clock runs 5 min ahead of the server's, or behind it: the charts still
+    end at the server's now with the latest points in view, the peer's charts fill with
+    points at the server's times, "ago" is right, and every history window asked for ends
+    at the server's now."""
+    monitor = fed_monitor()
+    asked: list[tuple[float, str]] = []  # (the server's clock, URL) of each history request
+
+    def on_request(request: Request) -> None:
+        if urlsplit(request.url).path.endswith(("/system/history", "/latency")):
+            asked.append((monitor.now(), request.url))
+
+    async with live_server(monitor) as live, PeerFeed(monitor, ["alpha", "beta"]), \
+            browser_page() as browser:
+        page = browser.page
+        page.on("request", on_request)
+        # Installed at a shifted time, Playwright's clock then runs at the real pace (timers,
+        # animation frames and performance.now() keep theirs): only the wall clock is off.
+        await page.clock.install(time=time.time() + shift_s)
+        await page.goto(live.url + "/")
+        # Drawn points: the messages chart takes them from frames only (no REST history).
+        await page.wait_for_function(
+            "() => window.peerscopeDashboard?.hostCharts.messages.plot.data[0].length >= 2",
+            timeout=3000)
+        assert abs(await page.evaluate("Date.now() / 1000") - monitor.now() - shift_s) < 5
+        # Each host chart shows the last 5 min by the server's clock, its latest point in view.
+        for name in ("hostCharts.resources", "hostCharts.network", "hostCharts.messages"):
+            view = await chart_view(page, name)
+            assert abs(view["max"] - monitor.now()) < 3, (name, view["max"], monitor.now())
+            assert view["max"] - view["min"] == 300, name
+            assert view["min"] <= view["times"][-1] <= view["max"], (name, view)
+        # "Last seen" of a peer measured five times a second.
+        assert re.fullmatch(r"[0-2] s ago", (await row_texts(page))["alpha"][-1])
+        # The peer's charts fill from the moment it is opened, each point at a server time.
+        opened_at = monitor.now()
+        await page.locator('#peers tr[data-peer="alpha"]').click()
+        await page.wait_for_function(
+            """() => { const d = window.peerscopeDashboard.detail;
+                       return d.latency.plot.data[0].length >= 1
+                              && d.jitter.plot.data[0].length >= 3
+                              && d.quality.plot.data[0].length >= 3; }""", timeout=8000)
+        for name in ("detail.latency", "detail.jitter", "detail.quality"):
+            view = await chart_view(page, name)
+            assert abs(view["max"] - monitor.now()) < 3, (name, view["max"], monitor.now())
+            assert view["min"] <= view["times"][-1] <= view["max"], (name, view)
+        for name in ("detail.jitter", "detail.quality"):
+            times = (await chart_view(page, name))["times"]
+            assert times[0] >= opened_at - 1, (name, times)
+            assert times[-1] <= monitor.now() + 1, (name, times)
+        # A long range: the host history for the last 24 h by the server's clock.
+        async with page.expect_request(lambda r: "/system/history" in r.url
+                                       and "duration=86400" in r.url):
+            await page.get_by_role("button", name="24 h").click()
+        await page.wait_for_function(
+            """() => { const x = window.peerscopeDashboard.hostCharts.resources.plot.scales.x;
+                       return x.max - x.min === 86400; }""", timeout=3000)
+        view = await chart_view(page, "hostCharts.resources")
+        assert abs(view["max"] - monitor.now()) < 3
+        assert view["times"]
+        assert all(view["min"] <= t <= view["max"] for t in view["times"]), view
+        # The page learned how far the server's clock is from its own.
+        offset = await page.evaluate("window.peerscopeDashboard.clock.offset")
+        assert abs(offset + shift_s) < 2
+        # The page's clock is set to the other side of the server's: the next frame tells.
+        await page.clock.set_system_time(time.time() - shift_s)
+        await page.wait_for_function(
+            f"() => Math.abs(window.peerscopeDashboard.clock.offset - {shift_s}) < 2",
+            timeout=3000)
+    windows = [(url, server_time, asked_window(url, server_time)) for server_time, url in asked]
+    assert {end - start for _, _, (start, end) in windows} == {300, 86400}
+    for url, server_time, (_, end) in windows:
+        assert abs(end - server_time) < 3, url
     assert browser.errors == []
 
 

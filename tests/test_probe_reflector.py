@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import statistics
 
+import httpx
 import pytest
 
+from peerscope import Monitor, Settings
 from peerscope.core import quality
+from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
 from peerscope.probe.series import probe_series
 from peerscope.probe.target import ProbeTarget
 from peerscope.probe.twamp import REFLECTOR_SIZE, ReflectorPacket, SenderPacket
+from peerscope.server import serve
+from tests.server_support import eventually
 
 
 async def rtts(port: int, count: int, interval_s: float, timeout_s: float = 1.0) -> list[float]:
@@ -51,6 +57,8 @@ async def test_garbage_gets_no_answer_and_the_reflector_keeps_answering():
             with pytest.raises(TimeoutError):
                 await asyncio.to_thread(client.recvfrom, 2048)
             assert reflector.rejected == len(garbage)
+            # Garbage spends no source's rate and takes no place in the table.
+            assert (reflector.sources, reflector.rate_limited, reflector.not_allowed) == (0, 0, 0)
             assert len(await rtts(reflector.port, 5, 0.01)) == 5
             assert reflector.reflected == 5
 
@@ -147,3 +155,132 @@ async def test_a_host_name_is_resolved_at_probe_time():
     finally:
         reflector.stop()
     assert [result.arrival for result in results] == ["on_time"] * 3
+
+
+# --- who is answered: the allow-list and the rate per source address ---------------------
+
+def counted(reflector: Reflector) -> int:
+    """Probes the reflector has decided about (answered or refused)."""
+    return (reflector.reflected + reflector.rate_limited + reflector.not_allowed
+            + reflector.rejected)
+
+
+async def exchange(reflector: Reflector, source: str, probes: int, *,
+                   to: str = "127.0.0.1", sockets: int = 1) -> list[int]:
+    """Send ``probes`` probes from ``source`` (spread over ``sockets`` sockets, so over as
+    many ports); the sequence numbers answered, once the reflector has decided about all."""
+    family = socket.AF_INET6 if ":" in to else socket.AF_INET
+    clients = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(sockets)]
+    try:
+        for client in clients:
+            client.bind((source, 0))
+            client.setblocking(False)
+        before = counted(reflector)
+        for seq in range(probes):
+            clients[seq % sockets].sendto(SenderPacket(seq, 1).encode(), (to, reflector.port))
+        await eventually(lambda: counted(reflector) - before == probes, 10)
+        # Every reply the reflector counted is already in the loopback socket's queue.
+        answered = []
+        for client in clients:
+            while True:
+                try:
+                    answered.append(ReflectorPacket.decode(client.recv(2048)).sender_seq)
+                except BlockingIOError:
+                    break
+        return sorted(answered)
+    finally:
+        for client in clients:
+            client.close()
+
+
+async def test_a_source_over_its_rate_gets_its_burst_and_no_more():
+    # After the burst, one probe per 100 s: within this test, exactly the burst is answered.
+    async with Reflector(rate_limit=0.01, burst=5) as reflector:
+        # Two ports of one address share its bucket: forged floods pick any port.
+        assert await exchange(reflector, "127.0.0.1", 40, sockets=2) == [0, 1, 2, 3, 4]
+        assert (reflector.reflected, reflector.rate_limited) == (5, 35)
+        assert await exchange(reflector, "127.0.0.1", 3) == []
+        assert reflector.rate_limited == 38
+        # Another address has its own bucket.
+        assert await exchange(reflector, "127.0.0.2", 7) == [0, 1, 2, 3, 4]
+        assert (reflector.reflected, reflector.rate_limited) == (10, 40)
+        assert (reflector.sources, reflector.not_allowed, reflector.rejected) == (2, 0, 0)
+
+
+async def test_a_source_outside_the_allow_list_gets_nothing():
+    async with Reflector(allow=["127.0.0.2/32"]) as reflector:
+        assert await exchange(reflector, "127.0.0.1", 5) == []
+        assert (reflector.not_allowed, reflector.reflected, reflector.sources) == (5, 0, 0)
+        assert await exchange(reflector, "127.0.0.2", 5) == [0, 1, 2, 3, 4]
+        assert (reflector.not_allowed, reflector.reflected, reflector.sources) == (5, 5, 1)
+        assert reflector.rate_limited == 0
+
+
+@pytest.mark.parametrize(("allow", "answered"), [
+    (["127.0.0.1"], True),
+    (["127.0.0.0/8"], True),
+    (["::ffff:127.0.0.0/104"], True),
+    (["127.0.0.2"], False),
+    (["::1"], False),
+])
+async def test_ipv4_senders_on_a_dual_stack_socket_match_ipv4_networks(allow, answered):
+    """Bound to an IPv6 address, the socket sees IPv4 senders as ::ffff:a.b.c.d."""
+    reflector = Reflector(allow=allow)
+    await reflector.start(host="::ffff:127.0.0.1", port=0)
+    try:
+        replies = await exchange(reflector, "127.0.0.1", 3)
+    finally:
+        reflector.stop()
+    assert replies == ([0, 1, 2] if answered else [])
+    assert reflector.not_allowed == (0 if answered else 3)
+
+
+async def test_the_table_of_sources_stays_bounded():
+    """Forged sources cannot be sent on loopback; the receive path is fed them directly (not
+    started, so the replies go nowhere)."""
+    reflector = Reflector(max_sources=1000)
+    probe = SenderPacket(1, 2).encode()
+    for i in range(50_000):
+        reflector._received(probe, (f"127.{i >> 16}.{(i >> 8) & 255}.{i & 255}", 9), 0)
+        assert reflector.sources <= 1000
+    assert reflector.sources == 1000
+    assert (reflector.rate_limited, reflector.rejected) == (0, 0)
+
+
+async def test_default_limits_do_not_touch_1000_peers_probed_once_a_second():
+    """The benchmark's case (benchmarks/bench_probe.py): 1,000 peers behind one reflector,
+    probed from one address at 1 Hz, through a reflector with the default limits."""
+    monitor = Monitor(Settings(enable_system_metrics=False))
+    async with Reflector() as reflector, Prober(monitor, interval_s=1.0,
+                                                timeout_s=2.0) as prober:
+        for i in range(1000):
+            prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
+        await eventually(lambda: reflector.reflected >= 2500, 30)
+    assert (reflector.rate_limited, reflector.not_allowed, reflector.rejected) == (0, 0, 0)
+    probes = [monitor.peer(f"t{i}")["probes"] for i in range(1000)]
+    assert sum(p["lost"] for p in probes) == 0
+
+
+async def test_serve_answers_probes_within_its_settings():
+    settings = Settings(enable_system_metrics=False, reflector_port=0,
+                        reflector_allow=["127.0.0.2/32", "::1"], reflector_rate_limit=0.01,
+                        reflector_burst=2)
+    monitor = Monitor(settings)
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(monitor, port=0, on_ready=ready.set_result))
+    try:
+        await asyncio.wait_for(ready, 10)
+        reflector = monitor.app.state.reflector
+        assert await exchange(reflector, "127.0.0.1", 3) == []
+        assert await exchange(reflector, "127.0.0.2", 5) == [0, 1]
+        assert (reflector.not_allowed, reflector.rate_limited, reflector.reflected) == (3, 3, 2)
+        # What was refused shows in the health details, for an operator to see.
+        async with httpx.AsyncClient(base_url=await ready, timeout=5.0) as http:
+            health = (await http.get("/api/health")).json()
+        assert health["reflector_port"] == reflector.port
+        assert health["reflector"] == {"reflected": 2, "rejected": 0, "not_allowed": 3,
+                                       "rate_limited": 3, "sources": 1}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -35,3 +35,19 @@ def test_importing_peerscope_does_not_load_the_http_side_or_icmplib():
 def test_unknown_attribute_is_an_attribute_error():
     with pytest.raises(AttributeError, match="nonexistent"):
         peerscope.nonexistent  # noqa: B018
+
+
+def test_the_version_is_written_once():
+    """The package metadata and ``peerscope.__version__`` come from one line, and no module
+    imports the version through the package root (which imports the Monitor: a cycle)."""
+    from importlib.metadata import version
+    from pathlib import Path
+
+    assert version("peerscope") == peerscope.__version__
+    source = Path(peerscope.__file__).parent
+    literals = [path for path in source.rglob("*.py")
+                if f'"{peerscope.__version__}"' in path.read_text()]
+    assert [path.name for path in literals] == ["_version.py"]
+    through_root = [path for path in source.rglob("*.py")
+                    if "from peerscope import __version__" in path.read_text()]
+    assert through_root == []

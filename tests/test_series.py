@@ -24,6 +24,11 @@ def f32(value: float) -> float:
     return struct.unpack("f", struct.pack("f", value))[0]
 
 
+def values(series: Series) -> list[float]:
+    """The stored values, oldest first, as iteration gives them."""
+    return [value for _, value in series]
+
+
 def at(ms: int) -> float:
     """The time ``ms`` milliseconds after T."""
     return (T_MS + ms) / 1000.0
@@ -43,7 +48,7 @@ def test_empty_series():
     assert s.capacity == 4
     assert len(s) == 0
     assert s.last() is None
-    assert s.values() == []
+    assert values(s) == []
     assert list(s) == []
     assert s.mean() is None
     assert list(s.window(10.0, T)) == []
@@ -64,7 +69,7 @@ def test_samples_come_back_oldest_first():
     s.append(T + 2, 30.0)
     assert len(s) == 3
     assert list(s) == [(T, 10.0), (T + 1, 20.0), (T + 2, 30.0)]
-    assert s.values() == [10.0, 20.0, 30.0]
+    assert values(s) == [10.0, 20.0, 30.0]
     assert s.last() == (T + 2, 30.0)
 
 
@@ -73,7 +78,7 @@ def test_ring_wraps_and_keeps_the_last_capacity_samples():
     for k in range(1, 8):  # 7 samples into 3 slots: keeps samples 5, 6, 7
         s.append(T + k, float(k))
     assert len(s) == 3
-    assert s.values() == [5.0, 6.0, 7.0]
+    assert values(s) == [5.0, 6.0, 7.0]
     assert list(s) == [(T + 5, 5.0), (T + 6, 6.0), (T + 7, 7.0)]
     assert s.last() == (T + 7, 7.0)
     assert s.mean() == 6.0  # (5 + 6 + 7) / 3
@@ -91,10 +96,10 @@ def test_exactly_full_ring_then_one_more():
     s = Series(4)
     for k in range(4):
         s.append(T + k, float(k))
-    assert s.values() == [0.0, 1.0, 2.0, 3.0]
+    assert values(s) == [0.0, 1.0, 2.0, 3.0]
     assert s.last() == (T + 3, 3.0)
     s.append(T + 4, 4.0)
-    assert s.values() == [1.0, 2.0, 3.0, 4.0]
+    assert values(s) == [1.0, 2.0, 3.0, 4.0]
     assert s.last() == (T + 4, 4.0)
 
 
@@ -129,19 +134,19 @@ def test_mean_follows_the_ring_through_many_laps():
     s = Series(5)
     for k in range(53):
         s.append(T + k, k * 1.1)
-        assert s.mean() == pytest.approx(math.fsum(s.values()) / len(s), rel=1e-15, abs=0)
+        assert s.mean() == pytest.approx(math.fsum(values(s)) / len(s), rel=1e-15, abs=0)
     # After 53 appends the ring holds samples 48..52.
-    assert s.values() == [f32(k * 1.1) for k in range(48, 53)]
+    assert values(s) == [f32(k * 1.1) for k in range(48, 53)]
     assert s.mean() == pytest.approx(math.fsum(f32(k * 1.1) for k in range(48, 53)) / 5,
                                      rel=1e-15, abs=0)
 
 
 def test_mean_of_a_full_ring_of_real_latencies_is_within_float64_rounding():
     s = Series(360)
-    values = [0.05 + (k * 7919 % 1000) * 0.313 for k in range(1000)]  # 0.05-313 ms, mixed
-    for k, value in enumerate(values):
+    latencies = [0.05 + (k * 7919 % 1000) * 0.313 for k in range(1000)]  # 0.05-313 ms, mixed
+    for k, value in enumerate(latencies):
         s.append(T + k, value)
-    exact = math.fsum(s.values()) / 360
+    exact = math.fsum(values(s)) / 360
     assert s.mean() == pytest.approx(exact, rel=1e-13, abs=0)
 
 
@@ -159,15 +164,15 @@ def test_mean_of_a_part_filled_ring_ignores_empty_slots():
 def test_values_are_stored_as_float32(value):
     s = Series(2)
     s.append(T, value)
-    assert s.values() == [f32(value)]
+    assert values(s) == [f32(value)]
     assert s.last() == (T, f32(value))
 
 
 def test_float32_keeps_about_seven_significant_digits():
     s = Series(1)
     s.append(T, 12.345678)
-    assert s.values()[0] == pytest.approx(12.345678, rel=1e-7)
-    assert s.values()[0] != 12.345678
+    assert values(s)[0] == pytest.approx(12.345678, rel=1e-7)
+    assert values(s)[0] != 12.345678
 
 
 def test_times_are_kept_to_the_millisecond_rounding_down():
@@ -246,7 +251,7 @@ def test_rebase_keeps_samples_within_reach_and_drops_older_ones():
     # Appending carries on normally from the new base, wrapping as usual.
     s.append(T + 31 * DAY, 5.0)
     s.append(T + 32 * DAY, 6.0)
-    assert s.values() == [3.0, 4.0, 5.0, 6.0]
+    assert values(s) == [3.0, 4.0, 5.0, 6.0]
     assert s.mean() == 4.5  # (3 + 4 + 5 + 6) / 4
 
 
@@ -266,7 +271,7 @@ def test_rebase_of_a_full_ring_overwrites_the_oldest():
     s.append(T + 10 * DAY, 2.0)
     s.append(T + 20 * DAY, 3.0)
     s.append(T + 24 * DAY, 4.0)  # fits: overwrites the T sample
-    assert s.values() == [2.0, 3.0, 4.0]
+    assert values(s) == [2.0, 3.0, 4.0]
     s.append(T + 26 * DAY, 5.0)  # rebase keeps 10d, 20d, 24d (full), then drops 10d
     assert list(s) == [(T + 20 * DAY, 3.0), (T + 24 * DAY, 4.0), (T + 26 * DAY, 5.0)]
     assert s.mean() == 4.0  # (3 + 4 + 5) / 3
@@ -325,7 +330,7 @@ def test_series_matches_a_naive_list(capacity, steps):
         assert len(s) == len(ref.items)
         assert s.last() == (at(ref.items[-1][0]), ref.items[-1][1])
     assert list(s) == [(at(m), v) for m, v in ref.items]
-    assert s.values() == [v for _, v in ref.items]
+    assert values(s) == [v for _, v in ref.items]
     if ref.items:
         expected = math.fsum(v for _, v in ref.items) / len(ref.items)
         scale = max(abs(v) for _, v in ref.items)  # sum's rounding is relative to the terms

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from tests.server_support import (
 TOKEN = "s3cret-Token_42"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 UNAUTHORIZED = {"error": "unauthorized", "detail": "missing or wrong bearer token"}
-API_PATHS = ["/api/health", "/api/metrics/summary", "/api/metrics/peers",
+API_PATHS = ["/api/metrics/summary", "/api/metrics/peers",
              "/api/metrics/peers/alpha", "/api/metrics/peers/alpha/latency",
              "/api/metrics/system", "/api/metrics/system/history", "/api/metrics/system/stats",
              "/api/metrics/sessions", "/api/metrics/server", "/api/metrics/current"]
@@ -62,6 +63,21 @@ async def test_rest_needs_the_bearer_token():
         assert (await http.get("/api/metrics/peers/nope", headers=BEARER)).status_code == 404
         assert (await http.get("/api/metrics/peers/alpha", headers=BEARER)).json()[
             "latency_ms"] == 12.0
+
+
+async def test_health_answers_liveness_without_the_token_and_details_with_it():
+    async with live_server(quiet_monitor(token=TOKEN)) as live, live.http() as http:
+        for headers in ({}, {"Authorization": "Bearer wrong-token"}):
+            response = await http.get("/api/health", headers=headers)
+            assert response.status_code == 200
+            assert response.json() == {"status": "ok"}  # nothing more without the token
+        details = (await http.get("/api/health", headers=BEARER)).json()
+        assert details["status"] == "ok"
+        assert details["peers"] == 1
+        assert details["monitor_running"] is True
+        assert details["reflector"] is None  # live_server runs no reflector
+    async with live_server(quiet_monitor()) as live, live.http() as http:
+        assert (await http.get("/api/health")).json()["peers"] == 1  # no token: all of it
 
 
 async def test_without_a_token_rest_is_open():
@@ -136,7 +152,7 @@ async def test_metrics_is_public_by_default_even_with_a_token():
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("text/plain")
         assert "# TYPE " in response.text
-        assert (await http.get("/api/health")).status_code == 401  # the rest stays closed
+        assert (await http.get("/api/metrics/server")).status_code == 401  # the rest stays closed
 
 
 async def test_metrics_needs_the_token_when_not_public():
@@ -177,7 +193,7 @@ async def test_cors_allows_only_the_configured_origins():
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == ORIGIN
         # A browser can read the 401 too, so the dashboard can ask for the token.
-        response = await http.get("/api/health", headers={"Origin": ORIGIN})
+        response = await http.get("/api/metrics/server", headers={"Origin": ORIGIN})
         assert response.status_code == 401
         assert response.headers["access-control-allow-origin"] == ORIGIN
         # The preflight is answered without the token (browsers never send it there).
@@ -200,7 +216,8 @@ async def test_cors_allows_only_the_configured_origins():
 async def test_a_body_over_the_limit_gets_413_json_before_routing():
     monitor = quiet_monitor(token=TOKEN, max_body_bytes=1024)
     async with live_server(monitor) as live, live.http() as http:
-        too_large = {"error": "request body too large", "detail": "at most 1024 bytes"}
+        too_large = {"error": "request body too large",
+                     "detail": "body: at most 1024 bytes (max_body_bytes)"}
         for method, path in (("POST", "/api/health"), ("GET", "/api/health"),
                              ("PUT", "/api/no-such-route"), ("POST", "/metrics")):
             response = await http.request(method, path, content=b"x" * 2048, headers=BEARER)
@@ -212,8 +229,37 @@ async def test_a_body_over_the_limit_gets_413_json_before_routing():
                                 headers=BEARER)).status_code == 405
         assert (await http.request("GET", "/api/health", content=b"x" * 1024,
                                    headers=BEARER)).status_code == 200
-        assert (await http.request("GET", "/api/health",
+        assert (await http.request("GET", "/api/metrics/server",
                                    content=b"x" * 10)).status_code == 401
+
+
+async def chunks(total: int, size: int = 100) -> AsyncIterator[bytes]:
+    for start in range(0, total, size):
+        yield b"x" * min(size, total - start)
+
+
+async def test_a_chunked_body_over_the_limit_gets_413_too():
+    """No Content-Length to refuse up front: the body is counted as it arrives (it was
+    reported as FastAPI's 400 "error parsing the body")."""
+    monitor = quiet_monitor(max_body_bytes=1024)
+    async with live_server(monitor) as live, live.http() as http:
+        response = await http.post("/api/peers", content=chunks(2048),
+                                   headers={"content-type": "application/json"})
+        assert "content-length" not in response.request.headers  # really chunked
+        assert response.status_code == 413
+        assert response.json() == {"error": "request body too large",
+                                   "detail": "body: at most 1024 bytes (max_body_bytes)"}
+        # Within the limit, a chunked body reaches the route whole.
+        body = b'{"address": "127.0.0.1:9", "id": "chunked"}'
+
+        async def one_by_one() -> AsyncIterator[bytes]:
+            for byte in body:
+                yield bytes([byte])
+
+        response = await http.post("/api/peers", content=one_by_one(),
+                                   headers={"content-type": "application/json"})
+        assert response.status_code == 201, response.text
+        assert response.json()["id"] == "chunked"
 
 
 # --- where the server may listen ----------------------------------------------------------
@@ -254,11 +300,22 @@ async def test_without_a_token_only_loopback_host_names_are_served():
         for host in ("localhost", f"localhost:{live.port}", "monitor.lan"):
             response = await http.get("/api/health", headers={"Host": host})
             assert response.status_code == 200, host
-        for host in ("evil.example", f"evil.example:{live.port}", "127.0.0.1.evil.example"):
+        for host in ("localhost", "[::1]:8700", "LOCALHOST", "Monitor.LAN:80"):
+            assert (await http.get("/api/health", headers={"Host": host})).status_code == 200
+        for host in ("evil.example", f"evil.example:{live.port}", "127.0.0.1.evil.example",
+                     "[::1", "monitor.lan.evil.example", "x" * 5000):
             response = await http.get("/api/health", headers={"Host": host})
             assert response.status_code == 400, host
-        with pytest.raises(InvalidStatus):
+            # JSON like every other refusal, naming the field, the bad value cut short.
+            assert response.headers["content-type"] == "application/json"
+            body = response.json()
+            assert body["error"] == "bad request"
+            assert body["detail"].startswith("host: "), body
+            assert "allowed_hosts" in body["detail"]
+            assert len(body["detail"]) < 200
+        with pytest.raises(InvalidStatus) as refused:
             await live.ws(additional_headers={"Host": "evil.example"})
+        assert refused.value.response.status_code == 400
 
 
 async def test_with_a_token_any_host_name_is_served():

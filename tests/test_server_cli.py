@@ -62,10 +62,13 @@ def test_serve_takes_a_token_from_the_command_line(processes: list[subprocess.Po
     process = start_serve("--token", "cli-token")
     processes.append(process)
     _, port = wait_ready(process)
-    url = f"http://127.0.0.1:{port}/api/health"
+    url = f"http://127.0.0.1:{port}/api/metrics/server"
     assert httpx.get(url, timeout=5).status_code == 401
     response = httpx.get(url, headers={"Authorization": "Bearer cli-token"}, timeout=5)
     assert response.status_code == 200
+    # A health check that holds no token still learns the agent is up.
+    health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
+    assert health.json() == {"status": "ok"}
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 0
 

@@ -82,8 +82,8 @@ async def test_openapi_and_docs_are_served(live: LiveServer):
         docs = await http.get("/docs")
     assert docs.status_code == 200
     assert docs.headers["content-type"].startswith("text/html")
-    assert "swagger-ui" in docs.text
-    assert "/openapi.json" in docs.text
+    # Swagger UI from the package, offline: tests/test_api_docs_server.py and _browser.py.
+    assert "static/vendor/swagger-ui-bundle.js" in docs.text
 
 
 async def test_every_api_path_has_a_response_model(live: LiveServer):
@@ -157,4 +157,5 @@ async def test_with_a_token_the_bearer_scheme_and_401_are_documented():
         if path.startswith("/api/"):
             for method, operation in operations.items():
                 assert operation["security"] == [{"HTTPBearer": []}], (method, path)
-                assert "401" in operation["responses"], (method, path)
+                # Health answers without the token too (less), so it never says 401.
+                assert ("401" in operation["responses"]) == (path != "/api/health"), path

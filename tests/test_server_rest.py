@@ -212,7 +212,34 @@ async def test_unknown_peer_is_a_404_json_error(seeded: LiveServer):
             assert response.status_code == 404
             assert response.headers["content-type"] == "application/json"
             assert response.json() == {"error": "not found",
-                                       "detail": "unknown peer_id 'nope'"}
+                                       "detail": "peer_id: unknown peer 'nope'"}
+        # A long unknown id is named by a short prefix, not echoed back whole.
+        for path in ("/api/metrics/peers/{}", "/api/metrics/peers/{}/latency",
+                     "/api/peers/{}"):
+            response = await http.request("DELETE" if path.startswith("/api/peers") else "GET",
+                                          path.format("z" * 60_000))
+            assert response.status_code == 404, path
+            assert len(response.content) < 200, (path, len(response.content))
+            assert "'zzzzzzzzzz" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("query", ["window=nan", "window=inf", "window=-inf"])
+async def test_a_number_that_is_not_finite_is_named_as_such(seeded: LiveServer, query: str):
+    """It was reported as "less than or equal to 2592000"."""
+    async with seeded.http() as http:
+        for path in ("/api/metrics/peers/alpha", "/api/metrics/system/stats",
+                     "/api/metrics/peers/x%2Flatency"):
+            response = await http.get(f"{path}?{query}")
+            assert response.status_code == 422, path
+            (problem,) = response.json()["detail"]
+            assert problem["field"] == "query.window", path
+            assert "finite" in problem["message"], (path, problem)
+        for name in ("duration", "from", "to", "step"):
+            value = query.partition("=")[2]
+            response = await http.get(f"/api/metrics/system/history?{name}={value}")
+            assert response.status_code == 422, name
+            assert response.json()["detail"] == [{"field": f"query.{name}",
+                                                  "message": "Input should be a finite number"}]
 
 
 # --- sessions, server, current message, health ---------------------------------------------
@@ -267,7 +294,7 @@ async def test_health(seeded: LiveServer):
     # Mounted as live_server runs it, not through serve(): no reflector, nothing probed.
     assert body == {"status": "ok", "version": __version__, "monitor_running": True,
                     "uptime_seconds": 0.0, "peers": 4, "websocket_subscribers": 0,
-                    "probed_peers": 0, "reflector_port": None}
+                    "probed_peers": 0, "reflector_port": None, "reflector": None}
 
 
 # --- the host -----------------------------------------------------------------------------
@@ -384,8 +411,28 @@ async def test_unknown_paths_and_methods_are_json_errors(seeded: LiveServer):
     assert missing.status_code == 404
     assert missing.json() == {"error": "not found", "detail": "Not Found"}
     assert wrong_method.status_code == 405
-    assert wrong_method.json() == {"error": "method not allowed",
-                                   "detail": "Method Not Allowed"}
+    assert wrong_method.json() == {
+        "error": "method not allowed",
+        "detail": "method: DELETE is not served at this path; it serves GET"}
+    assert wrong_method.headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("PUT", "/api/peers", "GET, POST"),
+    ("POST", "/api/metrics/summary", "GET"),
+    ("PATCH", "/api/metrics/peers/alpha", "GET"),
+    ("GET", "/api/peers/alpha", "DELETE"),
+    ("POST", "/metrics", "GET"),
+])
+async def test_every_405_names_the_methods_the_path_serves(seeded: LiveServer, method: str,
+                                                            path: str, allowed: str):
+    """FastAPI keeps included routers as routes of their own with no list of methods: the
+    Allow header was empty on every API path."""
+    async with seeded.http() as http:
+        response = await http.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.json()["detail"].endswith(f"it serves {allowed}")
 
 
 async def test_listing_survives_peers_removed_by_another_thread():

@@ -447,3 +447,84 @@ async def test_a_listening_client_stays_connected_while_its_socket_is_open():
         assert me["quality_score"] is None  # never measured
         assert me["latency_ms"] is None
         await listener.close()
+
+
+# --- limits that answer -------------------------------------------------------------------
+
+async def test_past_max_peers_a_client_is_closed_1013_with_the_limit_named():
+    """Every /ws client is measured as a peer: past max_peers the handshake used to end in a
+    dropped connection (1006) and a traceback in the log."""
+    monitor = ws_monitor(max_peers=2, ws_ping_interval=60)
+    monitor.record_latency("a", 1.0)
+    monitor.record_latency("b", 1.0)
+    async with live_server(monitor) as live:
+        ws = await live.ws()
+        await read_until_closed(ws)
+        assert ws.close_code == 1013  # try again later
+        assert ws.close_reason == "max_peers (2) reached; try later"
+        assert sorted(monitor.peer_ids) == ["a", "b"]
+        assert (await health(live))["websocket_subscribers"] == 0
+        monitor.remove_peer("b")  # room again: the next client is served
+        ws = await live.ws()
+        assert (await next_of_type(ws, "metrics"))["clients_total"] == 2
+        await ws.close()
+
+
+def _bulk_monitor(**overrides: Any) -> Any:
+    """Frames of about 1 MB, so a reader's socket buffers hold only a few of them."""
+    monitor = ws_monitor(ws_queue_frames=2, ws_ping_interval=60, enable_system_metrics=False,
+                         **overrides)
+    for i in range(200):
+        monitor.add_peer(f"bulk-{i:03d}",
+                         labels={f"k{j}": secrets.token_hex(125) for j in range(16)})
+    return monitor
+
+
+async def _stopped_reader(live: LiveServer, name: str) -> Any:
+    """A client with a small receive buffer that stops reading once one frame waits."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", live.port))
+    sock.setblocking(False)
+    return await live.ws(f"?name={name}", sock=sock, max_queue=1, max_size=None)
+
+
+@pytest.mark.parametrize("mounted", [False, True], ids=["served", "mounted"])
+async def test_a_subscriber_that_stops_reading_is_closed_1008_and_freed(mounted: bool):
+    """20 such clients used to hold 2.8 MB each in the kernel for over 120 s, still counted
+    as subscribers and peers. A reader that is only slow, and one that keeps up, stay."""
+    async with live_server(_bulk_monitor(ws_stall_timeout_s=1.0), mounted=mounted) as live:
+        stopped = await _stopped_reader(live, "stopped")
+        fast = await live.ws("?name=fast", max_size=None)
+        slow = await live.ws("?name=slow", max_size=None)
+        assert (await health(live))["websocket_subscribers"] == 3
+        stopped_id = (await my_peer(live, "stopped"))["client_id"]
+        # The fast one reads every frame; the slow one a frame every 0.3 s, three ticks.
+        started = time.monotonic()
+        slow_frames = 0
+        while (await health(live))["websocket_subscribers"] != 2:
+            assert time.monotonic() - started < 10, "the stopped reader was never dropped"
+            await next_of_type(fast, "metrics", timeout=5)
+            if time.monotonic() - started > 0.3 * slow_frames:
+                await next_of_type(slow, "metrics", timeout=5)
+                slow_frames += 1
+        dropped_after = time.monotonic() - started
+        assert dropped_after > 1.0  # not before the stall timeout ...
+        status, _ = await get_peer(live, stopped_id)
+        assert status == 404  # ... and then no longer a peer either
+        # Served, the close frame follows what waited in the buffers, so a client that
+        # reads again learns why; mounted, ASGI can only ask its server to close.
+        if not mounted:
+            await read_until_closed(stopped, timeout=5)
+            assert stopped.close_code == 1008
+            assert stopped.close_reason == "not reading: no frame taken for 1 s"
+        # A few more seconds: the slow and the fast readers are kept.
+        until = time.monotonic() + 2.0
+        while time.monotonic() < until:
+            await next_of_type(fast, "metrics", timeout=5)
+            await next_of_type(slow, "metrics", timeout=5)
+            await asyncio.sleep(0.2)
+        assert (await health(live))["websocket_subscribers"] == 2
+        await fast.close()
+        await slow.close()
+        await stopped.close()

@@ -5,6 +5,7 @@ The public API is what this module exports; everything else may change.
 
 from typing import TYPE_CHECKING, Any
 
+from peerscope._version import __version__
 from peerscope.config import PeerSpec, Settings, SettingsError
 from peerscope.core.model import Peer, ServerStats, Session, SystemSample
 from peerscope.core.quality import QualityConfig, StatusRules
@@ -18,15 +19,13 @@ from peerscope.events import (
     SessionEnded,
     SessionStarted,
 )
-from peerscope.monitor import Monitor, UnknownPeerError
+from peerscope.monitor import Monitor, PeerLimitError, UnknownPeerError
 from peerscope.probe.reflector import Reflector
 from peerscope.probe.target import ProbeTarget
 
 if TYPE_CHECKING:
     from peerscope.probe.prober import Prober
     from peerscope.server import serve
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
@@ -49,6 +48,7 @@ __all__ = [
     "Monitor",
     "Peer",
     "PeerAdded",
+    "PeerLimitError",
     "PeerRemoved",
     "PeerSpec",
     "PeerStatusChanged",

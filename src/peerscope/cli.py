@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from peerscope import __version__, probe_command
+from peerscope import probe_command
+from peerscope._version import __version__
 from peerscope.config import PeerSpec, Settings, SettingsError
 
 

@@ -28,6 +28,12 @@ from pydantic_settings import (
 
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.validation import validate_id, validate_text
+from peerscope.probe.admission import (
+    DEFAULT_BURST,
+    DEFAULT_MAX_SOURCES,
+    DEFAULT_RATE_LIMIT,
+    parse_network,
+)
 from peerscope.probe.target import TWAMP_PORT, Method, ProbeTarget
 
 _config_file: ContextVar[Path | None] = ContextVar("peerscope_config_file", default=None)
@@ -95,6 +101,10 @@ class Settings(BaseSettings):
     max_peers: int = Field(
         100_000, ge=1, description="Registering more peers than this raises ValueError.")
     session_history: int = Field(100, ge=1, description="Ended sessions kept in memory.")
+    max_pending_events: int = Field(
+        10_000, ge=1, le=10_000_000,
+        description="Events (peer added, removed, status changed…) held for subscribers "
+                    "between two ticks; past it the oldest are dropped.")
     enable_system_metrics: bool = Field(True, description="Sample the host and this process.")
     host: str = Field("127.0.0.1", min_length=1,
                       description="Address the HTTP server binds (another needs a token).")
@@ -113,6 +123,10 @@ class Settings(BaseSettings):
     ws_queue_frames: int = Field(
         4, ge=1, le=1000,
         description="Metrics frames queued per WebSocket subscriber before it misses some.")
+    ws_stall_timeout_s: float = Field(
+        10.0, gt=0, le=3600,
+        description="Seconds a WebSocket subscriber may take no frame (its queue or socket "
+                    "buffer full) before it is closed with 1008.")
     ws_max_message_bytes: int = Field(
         65_536, ge=1, description="Largest WebSocket message a client may send.")
     ws_max_messages_per_second: float = Field(
@@ -125,6 +139,21 @@ class Settings(BaseSettings):
         "127.0.0.1", min_length=1, description="Address the probe reflector binds (UDP).")
     reflector_port: int = Field(
         TWAMP_PORT, ge=0, le=65535, description="UDP port of the probe reflector.")
+    reflector_rate_limit: float = Field(
+        DEFAULT_RATE_LIMIT, gt=0, allow_inf_nan=False,
+        description="Probes a second the reflector answers per source address, after a "
+                    "burst.")
+    reflector_burst: int = Field(
+        DEFAULT_BURST, ge=1,
+        description="Probes the reflector answers at once from one source address.")
+    reflector_max_sources: int = Field(
+        DEFAULT_MAX_SOURCES, ge=1,
+        description="Source addresses whose rate the reflector tracks; past it the one seen "
+                    "first is forgotten.")
+    reflector_allow: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) or addresses whose probes the reflector answers "
+                    "(none: any).")
     probe_interval: float = Field(
         1.0, ge=0.001, le=3600, description="Seconds between probe rounds to each peer.")
     probe_count: int = Field(
@@ -137,6 +166,13 @@ class Settings(BaseSettings):
         default_factory=QualityConfig, description="Quality score weights and thresholds.")
     status: StatusRules = Field(
         default_factory=StatusRules, description="When peers turn degraded or disconnected.")
+
+    @field_validator("reflector_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parse_network(entry)
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -16,6 +16,7 @@ import math
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 from types import TracebackType
@@ -33,6 +34,8 @@ from peerscope.core.series import Series
 from peerscope.core.sessions import SessionBook
 from peerscope.core.stats import Aggregate, aggregate
 from peerscope.core.validation import (
+    preview,
+    real_number,
     validate_count,
     validate_id,
     validate_labels,
@@ -76,6 +79,10 @@ class UnknownPeerError(KeyError):
     """A recording call named a peer that is not registered (with ``unknown_peer="raise"``)."""
 
 
+class PeerLimitError(ValueError):
+    """Registering one more peer would pass ``max_peers``; nothing was changed."""
+
+
 class Monitor:
     """Peers, host and server figures, refreshed every tick and published to subscribers."""
 
@@ -90,7 +97,11 @@ class Monitor:
         self._status_counts: dict[Status, int] = dict.fromkeys(quality.STATUSES, 0)
         self._assessor = Assessor(self.settings.quality, self.settings.status)
         self._sessions = SessionBook(self.settings.session_history)
-        self._pending_events: list[Event] = []
+        # Events wait here for the next tick's dispatch, only while someone listens, and at
+        # most max_pending_events of them (the oldest go first): a Monitor that never ticks,
+        # or ticks rarely under a flood of add/remove calls, holds bounded memory.
+        self._pending_events: deque[Event] = deque()
+        self.events_dropped = 0
         self._handlers: list[Handler] = []
         self._messages_in = SlidingCounter(1.0)
         self._messages_out = SlidingCounter(1.0)
@@ -161,7 +172,7 @@ class Monitor:
         message = self.snapshot()
         with self._lock:
             self._last_message = message
-            self._pending_events.append(MetricsTick(message, message["timestamp"]))
+            self._emit(MetricsTick(message, message["timestamp"]))
         self._dispatch()
         return message
 
@@ -183,9 +194,19 @@ class Monitor:
 
         return unsubscribe
 
+    def _emit(self, event: Event) -> None:
+        """Under the lock: queue ``event`` for the next dispatch, if anyone is subscribed."""
+        if not self._handlers:
+            return
+        pending = self._pending_events
+        if len(pending) >= self.settings.max_pending_events:
+            pending.popleft()
+            self.events_dropped += 1
+        pending.append(event)
+
     def _dispatch(self) -> None:
         with self._lock:
-            events, self._pending_events = self._pending_events, []
+            events, self._pending_events = self._pending_events, deque()
             handlers = list(self._handlers)
         for event in events:
             for handler in handlers:
@@ -205,7 +226,7 @@ class Monitor:
         if address is not None:
             validate_text(address, "address")
         if kind not in ("peer", "client"):
-            raise ValueError(f"kind: must be 'peer' or 'client', got {kind!r}")
+            raise ValueError(f"kind: must be 'peer' or 'client', got {preview(kind)}")
         checked_labels = validate_labels(labels)
         now = self._clock()
         with self._lock:
@@ -222,8 +243,8 @@ class Monitor:
 
     def _register(self, peer_id: str, now: float) -> Peer:
         if len(self._peers) >= self.settings.max_peers:
-            raise ValueError(f"peer_id {peer_id!r}: max_peers ({self.settings.max_peers}) "
-                             "reached")
+            raise PeerLimitError(f"max_peers: the limit of {self.settings.max_peers} peers is "
+                                 f"reached; peer_id {preview(peer_id)} was not added")
         peer = Peer(
             peer_id=peer_id,
             latency=Series(self.settings.latency_samples),
@@ -236,7 +257,7 @@ class Monitor:
         self._peers[peer_id] = peer
         self._status_counts["connected"] += 1
         self._total_connections += 1
-        self._pending_events.append(PeerAdded(peer_id, now))
+        self._emit(PeerAdded(peer_id, now))
         return peer
 
     def _recording_peer(self, peer_id: str, now: float) -> Peer:
@@ -254,6 +275,7 @@ class Monitor:
 
     def remove_peer(self, peer_id: str) -> bool:
         """Forget a peer (a connection closed); its messages stay in the server totals."""
+        _check_key(peer_id)
         now = self._clock()
         with self._lock:
             peer = self._peers.pop(peer_id, None)
@@ -266,7 +288,7 @@ class Monitor:
         self._status_counts[peer.status] -= 1
         self._probed.pop(peer.peer_id, None)
         peer.sessions = ()
-        self._pending_events.append(PeerRemoved(peer.peer_id, now, reason))
+        self._emit(PeerRemoved(peer.peer_id, now, reason))
 
     @property
     def peer_ids(self) -> list[str]:
@@ -283,12 +305,12 @@ class Monitor:
         """Record one round-trip time in ms, or ``None`` for a measurement that failed."""
         # The hottest call in peerscope: it only stores; jitter, smoothing and loss take the
         # sample in at the next refresh (peerscope.core.assessment).
+        if type(peer_id) is not str:
+            validate_id(peer_id)
         if latency_ms is not None:
-            try:
-                valid = 0.0 <= latency_ms < _INF
-            except TypeError:
-                valid = False
-            if not valid:
+            if type(latency_ms) is not float:
+                latency_ms = real_number(latency_ms, "latency_ms")
+            if not 0.0 <= latency_ms < _INF:
                 raise ValueError(f"latency_ms: must be a finite number >= 0, got {latency_ms!r}")
         now = self._clock()
         lock = self._lock
@@ -333,14 +355,12 @@ class Monitor:
         Every seq is checked before any is recorded; a seq sent twice raises after the probes
         before it were recorded.
         """
-        probes = list(probes)
-        for _, seq in probes:
-            validate_count(seq, "seq")
+        checked = [(_check_key(peer_id), validate_count(seq, "seq")) for peer_id, seq in probes]
         if timeout_s is not None:
-            validate_number(timeout_s, "timeout_s", high=3600.0)
+            timeout_s = validate_number(timeout_s, "timeout_s", high=3600.0)
             if timeout_s == 0:
                 raise ValueError("timeout_s: must be > 0, got 0")
-        self._record_probes_sent(probes, timeout_s)
+        self._record_probes_sent(checked, timeout_s)
 
     def _record_probes_sent(self, probes: Iterable[tuple[str, int]],
                             timeout_s: float | None) -> None:
@@ -378,8 +398,8 @@ class Monitor:
 
         Every reply is checked before any is recorded.
         """
-        checked = [(peer_id, validate_count(seq, "seq"), validate_number(rtt_ms, "rtt_ms"))
-                   for peer_id, seq, rtt_ms in replies]
+        checked = [(_check_key(peer_id), validate_count(seq, "seq"),
+                    validate_number(rtt_ms, "rtt_ms")) for peer_id, seq, rtt_ms in replies]
         return self._record_probe_replies(checked)
 
     def _record_probe_replies(self, replies: Iterable[tuple[str, int, float]], *,
@@ -430,12 +450,13 @@ class Monitor:
         Use :meth:`record_message` for each application message instead when you want it in
         the server's totals and messages-per-second too.
         """
-        validate_count(bytes_sent, "bytes_sent")
-        validate_count(bytes_received, "bytes_received")
-        validate_count(packets_sent, "packets_sent")
-        validate_count(packets_received, "packets_received")
-        validate_count(messages_sent, "messages_sent")
-        validate_count(messages_received, "messages_received")
+        _check_key(peer_id)
+        bytes_sent = validate_count(bytes_sent, "bytes_sent")
+        bytes_received = validate_count(bytes_received, "bytes_received")
+        packets_sent = validate_count(packets_sent, "packets_sent")
+        packets_received = validate_count(packets_received, "packets_received")
+        messages_sent = validate_count(messages_sent, "messages_sent")
+        messages_received = validate_count(messages_received, "messages_received")
         now = self._clock()
         with self._lock:
             peer = self._recording_peer(peer_id, now)
@@ -455,6 +476,7 @@ class Monitor:
     def mark_alive(self, peer_id: str) -> None:
         """The peer is known to be there (its connection is open and kept alive) though it
         sent nothing: it does not age by the idle rules. Nothing is counted or measured."""
+        _check_key(peer_id)
         now = self._clock()
         with self._lock:
             peer = self._recording_peer(peer_id, now)
@@ -463,6 +485,7 @@ class Monitor:
 
     def record_loss(self, peer_id: str, loss_percent: float) -> None:
         """Report loss the app measured itself (0..100); it replaces the measured figure."""
+        _check_key(peer_id)
         loss = validate_number(loss_percent, "loss_percent", high=100.0)
         now = self._clock()
         with self._lock:
@@ -473,9 +496,11 @@ class Monitor:
     def record_message(self, peer_id: str | None = None, *, size: int = 0,
                        direction: Direction = "in") -> None:
         """Count one application message, from (``in``) or to (``out``) a peer or the server."""
-        validate_count(size, "size")
+        if peer_id is not None:
+            _check_key(peer_id)
+        size = validate_count(size, "size")
         if direction not in ("in", "out"):
-            raise ValueError(f"direction: must be 'in' or 'out', got {direction!r}")
+            raise ValueError(f"direction: must be 'in' or 'out', got {preview(direction)}")
         now = self._clock()
         with self._lock:
             peer = None
@@ -500,6 +525,7 @@ class Monitor:
 
     def record_fps(self, peer_id: str, fps: float, frame_time_ms: float) -> None:
         """A client's own rendering performance (frames per second, ms per frame)."""
+        _check_key(peer_id)
         rate = validate_number(fps, "fps", high=10_000.0)
         frame_time = validate_number(frame_time_ms, "frame_time_ms", high=60_000.0)
         now = self._clock()
@@ -521,14 +547,14 @@ class Monitor:
         with self._lock:
             self._sessions.open(Session(session_id=sid, name=name, started_at=now, peer_ids=ids,
                                         labels=checked_labels), self._peers)
-            self._pending_events.append(SessionStarted(sid, name, now))
+            self._emit(SessionStarted(sid, name, now))
         return sid
 
     def end_session(self, session_id: str) -> Session:
         now = self._clock()
         with self._lock:
             session = self._sessions.close(session_id, now, self._peers)
-            self._pending_events.append(SessionEnded(session_id, session.name, now))
+            self._emit(SessionEnded(session_id, session.name, now))
         return session
 
     def session(self, session_id: str) -> Session:
@@ -700,7 +726,7 @@ class Monitor:
     def _status_changed(self, peer: Peer, previous: Status, status: Status, now: float) -> None:
         self._status_counts[previous] -= 1
         self._status_counts[status] += 1
-        self._pending_events.append(PeerStatusChanged(peer.peer_id, previous, status, now))
+        self._emit(PeerStatusChanged(peer.peer_id, previous, status, now))
 
     def snapshot(self) -> dict[str, Any]:
         """Build the ``/ws`` metrics message from the current state.
@@ -753,3 +779,12 @@ _rank = attrgetter("rank")
 
 def _smoothed_latency(peer: Peer, now: float) -> float | None:
     return peer.smoothed_latency_ms
+
+
+def _check_key(peer_id: object) -> str:
+    """A peer id as a recording call may look it up: a str is taken as it is (an unknown one
+    is checked in full when it is registered); anything else is refused here, before an
+    unhashable object reaches the peer table as a TypeError."""
+    if type(peer_id) is str:
+        return peer_id
+    return validate_id(peer_id)

@@ -200,11 +200,10 @@ class MetricsCollector:
             return
 
     async def record_packet_loss(self, peer_id: str, packet_loss: float) -> None:
-        if isinstance(packet_loss, bool) or not isinstance(packet_loss, int | float) \
-                or not math.isfinite(packet_loss):
-            raise ValueError(f"packet_loss: must be a finite number, got {packet_loss!r}")
+        # The seed clamps to 0..100; only what is not a finite number is refused.
+        loss = validate_number(packet_loss, "packet_loss", low=-math.inf)
         try:
-            self.monitor.record_loss(peer_id, min(100.0, max(0.0, float(packet_loss))))
+            self.monitor.record_loss(peer_id, min(100.0, max(0.0, loss)))
         except UnknownPeerError:
             return
 

@@ -45,7 +45,7 @@ class Derived(TypedDict):
 def current_jitter(peer: Peer, config: QualityConfig) -> float:
     """Jitter by the configured method: the running RFC 3550 value or the seed's stddev."""
     if config.jitter_method == "stddev":
-        return quality.stddev_jitter(peer.latency.values()[-config.stddev_jitter_samples:])
+        return quality.stddev_jitter(peer.latency.tail(config.stddev_jitter_samples))
     return peer.jitter_ms
 
 

@@ -149,10 +149,6 @@ class Series:
         values, cap, end = self._values, self._capacity, self._next
         return [values[(end - n + k) % cap] for k in range(n)]
 
-    def values(self) -> list[float]:
-        """Stored values oldest first."""
-        return [value for _, value in self._iter_raw()]
-
     def clear(self) -> None:
         self._next = 0
         self._count = 0

@@ -1,4 +1,4 @@
-"""The TWAMP Light reflector: answers every TWAMP-Test probe on a UDP port (8701 by default).
+"""The TWAMP Light reflector: answers TWAMP-Test probes on a UDP port (8701 by default).
 
 The reply carries the time the probe arrived (receive timestamp: the kernel's arrival stamp,
 see peerscope.probe.udp) and the time the reply leaves (timestamp, taken just before
@@ -19,7 +19,10 @@ apart because the sender treats them oppositely:
 Replies are held with ``loop.call_later``, never by blocking. Datagrams that are not
 TWAMP-Test probes get no answer and are counted in ``rejected``; so do probes shorter than
 the reply would be (RFC 5357 asks senders to pad by 27 octets), so that reflecting never
-amplifies traffic toward a forged source address. The IP TTL of probes is
+amplifies traffic toward a forged source address. Since about half of all random datagrams
+pass for probes, a probe is then answered only if its source address is in ``allow`` (when
+that is set; else ``not_allowed``) and within its rate (``rate_limit`` probes a second after
+a ``burst``; else ``rate_limited``): see peerscope.probe.admission. The IP TTL of probes is
 not available to an asyncio datagram socket, so replies report 255 (unknown).
 """
 
@@ -30,9 +33,16 @@ import random
 import socket
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import Literal
 
 from peerscope.core.validation import validate_number
+from peerscope.probe.admission import (
+    DEFAULT_BURST,
+    DEFAULT_MAX_SOURCES,
+    DEFAULT_RATE_LIMIT,
+    SourceGate,
+)
 from peerscope.probe.twamp import REFLECTOR_SIZE, SenderPacket, ntp_from_unix_ns, reply_to
 from peerscope.probe.udp import Address, UdpEndpoint
 
@@ -47,7 +57,9 @@ class Reflector:
     def __init__(self, *, network_delay_ms: float = 0.0, jitter_ms: float = 0.0,
                  jitter_distribution: Distribution = "uniform", hold_ms: float = 0.0,
                  loss_percent: float = 0.0, seed: int | None = None,
-                 keep_delays: int = 100_000) -> None:
+                 keep_delays: int = 100_000, rate_limit: float = DEFAULT_RATE_LIMIT,
+                 burst: int = DEFAULT_BURST, max_sources: int = DEFAULT_MAX_SOURCES,
+                 allow: Iterable[str] = ()) -> None:
         self.network_delay_ms = validate_number(network_delay_ms, "network_delay_ms",
                                                 high=60_000.0)
         self.jitter_ms = validate_number(jitter_ms, "jitter_ms", high=60_000.0)
@@ -57,6 +69,8 @@ class Reflector:
         self.jitter_distribution = jitter_distribution
         self.hold_ms = validate_number(hold_ms, "hold_ms", high=60_000.0)
         self.loss_percent = validate_number(loss_percent, "loss_percent", high=100.0)
+        self._gate = SourceGate(rate_limit=rate_limit, burst=burst, max_sources=max_sources,
+                                allow=allow)
         self._rng = random.Random(seed)
         self.applied_delays_ms: deque[float] = deque(maxlen=keep_delays)
         self.port: int | None = None
@@ -67,6 +81,21 @@ class Reflector:
         self._seq = 0
         self._held: dict[int, asyncio.TimerHandle] = {}
         self._held_ids = 0
+
+    @property
+    def not_allowed(self) -> int:
+        """Probes not answered: their source is outside ``allow``."""
+        return self._gate.not_allowed
+
+    @property
+    def rate_limited(self) -> int:
+        """Probes not answered: their source sent more than ``burst``, then ``rate_limit``/s."""
+        return self._gate.rate_limited
+
+    @property
+    def sources(self) -> int:
+        """Source addresses whose rate is tracked (at most ``max_sources``)."""
+        return self._gate.sources
 
     @property
     def simulates_path(self) -> bool:
@@ -112,6 +141,8 @@ class Reflector:
             return
         if len(data) < REFLECTOR_SIZE:
             self.rejected += 1
+            return
+        if not self._gate.admit(addr[0], time.monotonic_ns()):
             return
         if self.loss_percent and self._rng.random() * 100.0 < self.loss_percent:
             self.dropped += 1

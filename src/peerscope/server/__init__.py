@@ -44,7 +44,10 @@ async def serve(monitor: Monitor, *, host: str | None = None, port: int | None =
         prober.add(spec.target())
     async with contextlib.AsyncExitStack() as stack:
         if settings.reflector_enabled:
-            reflector = Reflector()
+            reflector = Reflector(rate_limit=settings.reflector_rate_limit,
+                                  burst=settings.reflector_burst,
+                                  max_sources=settings.reflector_max_sources,
+                                  allow=settings.reflector_allow)
             await _start_reflector(reflector, settings)
             stack.callback(reflector.stop)
             monitor.app.state.reflector = reflector

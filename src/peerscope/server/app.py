@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from http import HTTPStatus
-from typing import Any
-
 import orjson
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.trustedhost import TrustedHostMiddleware
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import Match
+from starlette.types import Scope
 
-from peerscope import __version__
+from peerscope._version import __version__
 from peerscope.events import Event, MetricsTick
 from peerscope.export.prometheus import CONTENT_TYPE, render_steps
 from peerscope.monitor import Monitor
 from peerscope.probe.prober import Prober
+from peerscope.server.api_docs import mount_api_docs
 from peerscope.server.auth import TokenGuard
 from peerscope.server.bodies import pieces_response
 from peerscope.server.broadcast import Broadcaster
 from peerscope.server.dashboard import mount_dashboard
+from peerscope.server.edge import BodyLimit, HostCheck, error_response
+from peerscope.server.health import build_health_router
 from peerscope.server.peers import build_peers_router
 from peerscope.server.rest import api_errors, build_router
 from peerscope.server.ws import metrics_socket
@@ -32,81 +30,43 @@ from peerscope.slices import Turns
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
-class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413, before the route reads them."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _BodyTooLargeError
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _BodyTooLargeError:
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps({"error": "request body too large",
-                             "detail": f"at most {self.limit} bytes"})
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLargeError(Exception):
-    pass
-
-
-def _error(status: int, detail: Any) -> JSONResponse:
-    return JSONResponse({"error": HTTPStatus(status).phrase.lower(), "detail": detail},
-                        status_code=status)
+# Every method the API might serve; 405's Allow header lists those some route takes here.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
-    """Every method some route serves at this request's path."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        if isinstance(route, BaseRoute) and route.matches(scope)[0] != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+    """Every method some route serves at this request's path.
+
+    Asked of the routes themselves, one method at a time: FastAPI keeps included routers as
+    routes of their own, which hold no list of methods to read.
+    """
+    return [method for method in HTTP_METHODS
+            if any(route.matches({**scope, "method": method})[0] == Match.FULL
+                   for route in app.router.routes)]
 
 
 def create_app(monitor: Monitor) -> FastAPI:
     """The API over ``monitor``. Mounted in another app, start the Monitor yourself."""
     settings = monitor.settings
     guard = TokenGuard(settings)
-    broadcaster = Broadcaster(settings.ws_queue_frames)
+    broadcaster = Broadcaster(settings.ws_queue_frames, settings.ws_stall_timeout_s)
 
     def on_event(event: Event) -> None:
         if isinstance(event, MetricsTick) and len(broadcaster):
             broadcaster.publish(orjson.dumps(event.message))  # once for everyone
 
     monitor.subscribe(on_event)
+    # FastAPI's own /docs and /redoc load from a CDN: mount_api_docs serves /docs offline.
     app = FastAPI(title="peerscope", version=__version__,
-                  description="Connection quality and performance of a networked server.")
+                  description="Connection quality and performance of a networked server.",
+                  docs_url=None, redoc_url=None)
     # Reads of every peer take turns on the loop, a slice at a time (peerscope.slices).
     turns = Turns()
     app.include_router(build_router(monitor, broadcaster, turns,
                                     token_required=guard.required),
                        dependencies=guard.dependencies)
+    # Outside the guard: its bare answer is for health checks that hold no token.
+    app.include_router(build_health_router(monitor, broadcaster, guard))
     # Started by serve(), or by the first POST /api/peers when the app is mounted elsewhere.
     prober = Prober(monitor, interval_s=settings.probe_interval, count=settings.probe_count,
                     timeout_s=settings.probe_timeout)
@@ -116,20 +76,19 @@ def create_app(monitor: Monitor) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        response = _error(error.status_code, error.detail)
-        for name, value in (error.headers or {}).items():
-            response.headers[name] = value
-        if error.status_code == 405:
-            # Starlette names only the first route with this path; GET and POST /api/peers
-            # are two routes.
-            response.headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
-        return response
+        if error.status_code != 405:
+            return error_response(error.status_code, error.detail, dict(error.headers or {}))
+        # Starlette names only the first route with this path; GET and POST /api/peers are
+        # two routes.
+        allowed = ", ".join(allowed_methods(app, request.scope))
+        return error_response(405, f"method: {request.method} is not served at this path; "
+                                   f"it serves {allowed}", {"Allow": allowed})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
         problems = [{"field": ".".join(str(part) for part in item["loc"]),
                      "message": item["msg"]} for item in error.errors()]
-        return _error(422, problems)
+        return error_response(422, problems)
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
@@ -143,12 +102,12 @@ def create_app(monitor: Monitor) -> FastAPI:
         return pieces_response(await turns.run(render_steps(monitor)), CONTENT_TYPE)
 
     mount_dashboard(app)  # the page and its files need no token: they hold no data
+    mount_api_docs(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if not guard.required:
         # Without a token the API trusts whoever reaches loopback; a Host check stops a web
         # page from reaching it through a domain re-pointed at 127.0.0.1 (DNS rebinding).
-        app.add_middleware(TrustedHostMiddleware,
-                           allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts])
+        app.add_middleware(HostCheck, allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts])
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"],

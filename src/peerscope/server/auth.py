@@ -64,10 +64,13 @@ class TokenGuard:
             return []
         return [Depends(self), Depends(BEARER_SCHEME)]
 
+    def allows(self, request: Request) -> bool:
+        """Whether ``request`` may read what the token guards."""
+        return self._token is None or token_matches(
+            self._token, bearer(request.headers.get("authorization")))
+
     def __call__(self, request: Request) -> None:
-        if self._token is None:
-            return
-        if not token_matches(self._token, bearer(request.headers.get("authorization"))):
+        if not self.allows(request):
             raise HTTPException(status_code=401, detail="missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
 

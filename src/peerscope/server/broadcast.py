@@ -11,10 +11,13 @@ tick reach 1,000 subscribers in a few tens of milliseconds.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable
 
 from websockets.frames import Frame, Opcode
 
+logger = logging.getLogger(__name__)
 # Writes one finished frame to a connection unless more than the given number of bytes
 # already wait in its send buffer; False when it was not written (closing, or a slow reader).
 FrameWriter = Callable[[bytes, int], bool]
@@ -24,48 +27,65 @@ class Subscriber:
     """A subscriber's bounded queue of frames. When it is full the oldest frame goes: a slow
     reader misses frames (and sees the newest), it never holds up others or grows memory."""
 
-    __slots__ = ("missed", "queue")
+    __slots__ = ("missed", "on_stall", "queue", "stalled_since")
 
-    def __init__(self, frames: int) -> None:
+    def __init__(self, frames: int, on_stall: Callable[[], None]) -> None:
         # (frame text, its size in bytes as sent)
         self.queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue(maxsize=frames)
         self.missed = 0
+        self.on_stall = on_stall
+        self.stalled_since: float | None = None
 
-    def offer(self, frame: tuple[str, int]) -> None:
-        if self.queue.full():
+    def offer(self, frame: tuple[str, int]) -> bool:
+        """Queue ``frame``; False when the queue was full (the oldest frame went for it)."""
+        full = self.queue.full()
+        if full:
             self.queue.get_nowait()
             self.missed += 1
         self.queue.put_nowait(frame)
+        return not full
 
 
 class DirectSubscriber:
     """A connection the frame is written to directly; ``on_sent`` is told each frame's size."""
 
-    __slots__ = ("missed", "on_sent", "write")
+    __slots__ = ("missed", "on_sent", "on_stall", "stalled_since", "write")
 
-    def __init__(self, write: FrameWriter, on_sent: Callable[[int], None]) -> None:
+    def __init__(self, write: FrameWriter, on_sent: Callable[[int], None],
+                 on_stall: Callable[[], None]) -> None:
         self.write = write
         self.on_sent = on_sent
         self.missed = 0
+        self.on_stall = on_stall
+        self.stalled_since: float | None = None
 
 
 class Broadcaster:
-    def __init__(self, frames: int) -> None:
+    """Fans each frame out; gives up on a subscriber that has taken no frame for
+    ``stall_timeout_s`` (every offer found its queue, or its socket buffer, full): its
+    ``on_stall`` is called once and it is unsubscribed. A reader that is merely slow takes
+    some frames and is kept; one that stopped reading would otherwise be counted, and hold
+    its buffers, for as long as TCP keeps the connection."""
+
+    def __init__(self, frames: int, stall_timeout_s: float = 10.0, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._frames = frames
+        self._stall_timeout_s = stall_timeout_s
+        self._clock = clock
         self._queued: set[Subscriber] = set()
         self._direct: set[DirectSubscriber] = set()
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._direct)
 
-    def subscribe(self) -> Subscriber:
-        subscriber = Subscriber(self._frames)
+    def subscribe(self, on_stall: Callable[[], None]) -> Subscriber:
+        subscriber = Subscriber(self._frames, on_stall)
         self._queued.add(subscriber)
         return subscriber
 
-    def subscribe_direct(self, write: FrameWriter,
-                         on_sent: Callable[[int], None]) -> DirectSubscriber:
-        subscriber = DirectSubscriber(write, on_sent)
+    def subscribe_direct(self, write: FrameWriter, on_sent: Callable[[int], None],
+                         on_stall: Callable[[], None]) -> DirectSubscriber:
+        subscriber = DirectSubscriber(write, on_sent, on_stall)
         self._direct.add(subscriber)
         return subscriber
 
@@ -77,10 +97,15 @@ class Broadcaster:
 
     def publish(self, payload: bytes) -> None:
         """Send ``payload`` (one UTF-8 JSON text, serialized once) to every subscriber."""
+        now = self._clock()
+        stalled: list[Subscriber | DirectSubscriber] = []
         if self._queued:
             text = (payload.decode(), len(payload))
             for subscriber in self._queued:
-                subscriber.offer(text)
+                if subscriber.offer(text):
+                    subscriber.stalled_since = None
+                elif self._stalled(subscriber, now):
+                    stalled.append(subscriber)
         if self._direct:
             wire = Frame(Opcode.TEXT, payload).serialize(mask=False)
             size = len(payload)
@@ -88,6 +113,22 @@ class Broadcaster:
             limit = (self._frames - 1) * len(wire)
             for direct in self._direct:
                 if direct.write(wire, limit):
+                    direct.stalled_since = None
                     direct.on_sent(size)
                 else:
                     direct.missed += 1
+                    if self._stalled(direct, now):
+                        stalled.append(direct)
+        for given_up in stalled:
+            self.unsubscribe(given_up)
+            try:
+                given_up.on_stall()
+            except Exception:  # one subscriber's failure must not stop the others' frames
+                logger.exception("closing a stalled /ws subscriber failed")
+
+    def _stalled(self, subscriber: Subscriber | DirectSubscriber, now: float) -> bool:
+        """Whether a subscriber that just missed a frame has gone too long without one."""
+        if subscriber.stalled_since is None:
+            subscriber.stalled_since = now
+            return False
+        return now - subscriber.stalled_since > self._stall_timeout_s

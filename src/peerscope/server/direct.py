@@ -16,6 +16,9 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 EXTENSION = "peerscope.frame_writer"
+# How long a dropped connection may take to hand over what waits in its buffer, the close
+# frame last, before it is aborted.
+DROP_GRACE_S = 5.0
 
 
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -24,7 +27,8 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         # Compressed connections need a frame of their own; the ASGI path does that.
         if self.response.status_code == 101 and not self.conn.extensions:
             # The ASGI task was created but has not run yet: it sees the extension.
-            self.scope["extensions"][EXTENSION] = {"write": self.write_frame}
+            self.scope["extensions"][EXTENSION] = {"write": self.write_frame,
+                                                   "drop": self.drop}
 
     def write_frame(self, frame: bytes, buffer_limit: int) -> bool:
         """Write one serialized frame; False (and nothing written) when the connection is not
@@ -36,3 +40,21 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         self.transport.write(frame)
         return True
+
+    def drop(self, code: int, reason: str) -> None:
+        """Close with ``code`` and ``reason`` and let the connection go, whether or not the
+        client reads: the close frame is queued behind what waits, and if the buffer has not
+        drained ``DROP_GRACE_S`` later the connection is aborted. A plain close would wait
+        for a client that stopped reading as long as TCP keeps the connection up."""
+        if not self.close_sent and self.conn.state is State.OPEN:
+            self.conn.send_close(code, reason)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+        # The app's receive() returns at once, so its connection handler ends now.
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.transport.close()
+        self.loop.call_later(DROP_GRACE_S, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self.disconnected:
+            self.transport.abort()

@@ -7,13 +7,16 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from peerscope.config import PeerSpec
+from peerscope.core.validation import preview
+from peerscope.monitor import PeerLimitError
 from peerscope.probe.prober import Prober
 from peerscope.probe.target import ProbeTarget
 from peerscope.server import schemas
 from peerscope.server.rest import NOT_FOUND, raw_peer_id
 
 CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": schemas.ErrorBody, "description": "A peer with this id exists already"}}
+    409: {"model": schemas.ErrorBody,
+          "description": "A peer with this id exists already, or max_peers are registered"}}
 
 
 def probed(target: ProbeTarget) -> dict[str, Any]:
@@ -34,8 +37,12 @@ def build_peers_router(prober: Prober, errors: dict[int | str, dict[str, Any]]) 
         target = spec.target()
         if target.peer_id in prober.monitor:
             # Replacing it would take over another source's peer (a /ws client, say).
-            raise HTTPException(409, f"peer {target.peer_id!r} exists; DELETE it first")
-        prober.add(target)
+            raise HTTPException(409, f"id: peer {preview(target.peer_id)} exists; DELETE it "
+                                     "first")
+        try:
+            prober.add(target)
+        except PeerLimitError as error:
+            raise HTTPException(409, str(error)) from None
         if not prober.is_running:
             await prober.start()
         return probed(target)
@@ -45,7 +52,7 @@ def build_peers_router(prober: Prober, errors: dict[int | str, dict[str, Any]]) 
     async def remove_probed(request: Request, peer_id: str) -> Response:
         peer_id = raw_peer_id(request, "", after="/api/peers/") or peer_id
         if not prober.remove(peer_id):
-            raise HTTPException(404, f"peer_id {peer_id!r} is not probed")
+            raise HTTPException(404, f"peer_id: {preview(peer_id)} is not probed")
         return Response(status_code=204)
 
     return router

@@ -13,12 +13,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from peerscope import __version__
 from peerscope.compat.lanrage import MetricsCollector, summarise_peer
 from peerscope.core.history import SYSTEM_SERIES
 from peerscope.core.model import Peer, ServerStats
 from peerscope.core.stats import aggregate, bands, downsample
-from peerscope.core.validation import validate_number
+from peerscope.core.validation import preview, validate_number
 from peerscope.message import system_entry
 from peerscope.monitor import Monitor
 from peerscope.server import schemas
@@ -27,14 +26,15 @@ from peerscope.server.broadcast import Broadcaster
 from peerscope.slices import Steps, Turns, run_sliced
 
 # Days of history at most; a bound keeps the window arithmetic finite.
-Duration = Annotated[float, Query(gt=0, le=30 * 86400, description="Seconds back from now.")]
-Window = Annotated[float | None, Query(gt=0, le=30 * 86400,
+Duration = Annotated[float, Query(gt=0, le=30 * 86400, allow_inf_nan=False,
+                                  description="Seconds back from now.")]
+Window = Annotated[float | None, Query(gt=0, le=30 * 86400, allow_inf_nan=False,
                                        description="Also aggregate over this many seconds.")]
-Since = Annotated[float | None, Query(alias="from", ge=0, le=1e11,
+Since = Annotated[float | None, Query(alias="from", ge=0, le=1e11, allow_inf_nan=False,
                                       description="Start, epoch seconds (excluded).")]
-Until = Annotated[float | None, Query(alias="to", ge=0, le=1e11,
+Until = Annotated[float | None, Query(alias="to", ge=0, le=1e11, allow_inf_nan=False,
                                       description="End, epoch seconds (default: now).")]
-Step = Annotated[float | None, Query(ge=0.001, le=86400,
+Step = Annotated[float | None, Query(ge=0.001, le=86400, allow_inf_nan=False,
                                      description="Return means per this many seconds.")]
 SortKey = Literal["quality", "latency", "id"]
 # The LANrage seed's names for the host series in its history.
@@ -72,6 +72,11 @@ def raw_peer_id(request: Request, suffix: str, *, after: str = METRICS_PEERS_PAT
             return None
         tail = tail[: -len(suffix)]
     return unquote(tail)
+
+
+def unknown_peer(peer_id: str) -> str:
+    """The 404's detail; a long id is named by a short prefix, not echoed back whole."""
+    return f"peer_id: unknown peer {preview(peer_id)}"
 
 
 def _by_quality(peer: Peer, now: float) -> tuple[float, str]:
@@ -156,7 +161,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
     async def one_peer(peer_id: str, window: float | None) -> dict[str, Any]:
         summary = peer_summary(peer_id, window)
         if summary is None:
-            raise HTTPException(404, f"unknown peer_id {peer_id!r}")
+            raise HTTPException(404, unknown_peer(peer_id))
         return summary
 
     def time_range(duration: float, since: float | None,
@@ -171,7 +176,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
         try:
             return monitor.peer(peer_id)
         except KeyError:
-            raise HTTPException(404, f"unknown peer_id {peer_id!r}") from None
+            raise HTTPException(404, unknown_peer(peer_id)) from None
 
     async def system_summary() -> dict[str, Any]:
         return {**seed.get_system_summary(), "current": system_entry(monitor.system)}
@@ -209,8 +214,11 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
             try:
                 window = None if text is None else validate_number(
                     float(text), "window", high=30 * 86400)
-            except ValueError as error:
-                raise HTTPException(422, f"query.window: {error}") from None
+            except ValueError:
+                raise HTTPException(422, [{
+                    "field": "query.window",
+                    "message": f"must be a finite number within 0..{30 * 86400}, got "
+                               f"{preview(text)}"}]) from None
             return JSONResponse(jsonable_encoder(
                 await one_peer(raw_peer_id(request, "") or peer_id, window)))
         entry_or_404(raw_id)
@@ -219,7 +227,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
             points = [(t, v) for t, v in monitor.latency_history(raw_id, monitor.now() - start)
                       if t <= end]
         except KeyError:
-            raise HTTPException(404, f"unknown peer_id {raw_id!r}") from None
+            raise HTTPException(404, unknown_peer(raw_id)) from None
         return {"peer_id": raw_id, "duration": duration, "from": start, "to": end,
                 "step": step, "data": as_points(points, step),
                 "bands": None if step is None else bands(points, step),
@@ -248,7 +256,8 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
 
     @router.get("/metrics/system/stats", response_model=schemas.SystemStats,
                 summary="Host figures aggregated over a window")
-    async def system_stats(window: Annotated[float, Query(gt=0, le=30 * 86400)] = 60.0,
+    async def system_stats(window: Annotated[float, Query(gt=0, le=30 * 86400,
+                                                          allow_inf_nan=False)] = 60.0,
                            ) -> dict[str, Any]:
         return {"window": window,
                 "stats": {name: monitor.system_stats(name, window) for name in SYSTEM_SERIES}}
@@ -268,15 +277,5 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
                 summary="The latest metrics message, as /ws pushes it")
     async def current() -> dict[str, Any]:
         return monitor.last_message or monitor.snapshot()
-
-    @router.get("/health", response_model=schemas.Health, summary="Is peerscope up?")
-    async def health(request: Request) -> dict[str, Any]:
-        # Set by serve(): a mounted app answers no probes.
-        reflector = getattr(request.app.state, "reflector", None)
-        return {"status": "ok", "version": __version__, "monitor_running": monitor.is_running,
-                "uptime_seconds": monitor.uptime_seconds,
-                "peers": len(monitor.peer_ids), "websocket_subscribers": len(broadcaster),
-                "probed_peers": len(request.app.state.prober.targets()),
-                "reflector_port": reflector.port if reflector is not None else None}
 
     return router

@@ -198,16 +198,30 @@ class MetricsMessage(BaseModel):
     alerts: list[dict[str, Any]]
 
 
+class ReflectorCounts(BaseModel):
+    reflected: int = Field(description="Probes answered.")
+    rejected: int = Field(description="Datagrams that were not TWAMP-Test probes, unanswered.")
+    not_allowed: int = Field(description="Probes from senders outside reflector_allow.")
+    rate_limited: int = Field(
+        description="Probes over a sender's reflector_rate_limit / reflector_burst.")
+    sources: int = Field(description="Sender addresses whose rate is being tracked.")
+
+
 class Health(BaseModel):
-    status: str
-    version: str
-    monitor_running: bool
-    uptime_seconds: float
-    peers: int
-    websocket_subscribers: int
-    probed_peers: int = Field(description="Peers this agent probes (GET /api/peers).")
+    """``/api/health``: ``status`` for anyone; the rest only with the token (or for everyone
+    when none is set), absent otherwise."""
+
+    status: str = Field(description="\"ok\" while the server answers.")
+    version: str | None = None
+    monitor_running: bool | None = None
+    uptime_seconds: float | None = None
+    peers: int | None = None
+    websocket_subscribers: int | None = None
+    probed_peers: int | None = Field(None, description="Peers this agent probes (GET /api/peers).")
     reflector_port: int | None = Field(
-        description="UDP port answering TWAMP Light probes; null when not answering.")
+        None, description="UDP port answering TWAMP Light probes; null when not answering.")
+    reflector: ReflectorCounts | None = Field(
+        None, description="What the reflector answered and refused; null when not answering.")
 
 
 class ProbedPeer(BaseModel):

@@ -14,7 +14,7 @@ from starlette.websockets import WebSocketState
 
 from peerscope.config import Settings
 from peerscope.core.rate import SlidingCounter
-from peerscope.monitor import Monitor
+from peerscope.monitor import Monitor, PeerLimitError
 from peerscope.server.auth import TokenGuard
 from peerscope.server.broadcast import Broadcaster, DirectSubscriber, Subscriber
 from peerscope.server.direct import EXTENSION
@@ -22,6 +22,7 @@ from peerscope.server.direct import EXTENSION
 # RFC 6455 close codes.
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
+TRY_AGAIN_LATER = 1013
 _connection_ids = itertools.count(1)
 
 
@@ -44,25 +45,47 @@ class ClientSession:
 
     async def run(self) -> None:
         name = self.websocket.query_params.get("name")
-        self.monitor.add_peer(self.peer_id, kind="client", address=self.address,
-                              name=name if name and name.isprintable() and len(name) <= 256
-                              else None)
+        try:
+            self.monitor.add_peer(self.peer_id, kind="client", address=self.address,
+                                  name=name if name and name.isprintable() and len(name) <= 256
+                                  else None)
+        except PeerLimitError:
+            # Every client is measured as a peer; past the limit it is turned away before
+            # it is served, with a code that tells it to come back later.
+            await self._close(TRY_AGAIN_LATER,
+                              f"max_peers ({self.settings.max_peers}) reached; try later")
+            return
         writer = (self.websocket.scope.get("extensions") or {}).get(EXTENSION)
+        stalled = asyncio.Event()
         subscriber: Subscriber | DirectSubscriber
         tasks = [asyncio.create_task(self._ping())]
         if writer is not None:
-            subscriber = self.broadcaster.subscribe_direct(writer["write"], self._count_sent)
+            subscriber = self.broadcaster.subscribe_direct(
+                writer["write"], self._count_sent,
+                lambda: writer["drop"](POLICY_VIOLATION, self._stall_reason()))
         else:
-            subscriber = self.broadcaster.subscribe()
+            subscriber = self.broadcaster.subscribe(stalled.set)
             tasks.append(asyncio.create_task(self._send_frames(subscriber.queue)))
+        receiving = asyncio.create_task(self._receive())
+        giving_up = asyncio.create_task(stalled.wait())
         try:
-            await self._receive()
+            await asyncio.wait((receiving, giving_up), return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.broadcaster.unsubscribe(subscriber)
-            for task in tasks:
+            for task in (*tasks, receiving, giving_up):
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, receiving, giving_up, return_exceptions=True)
             self.monitor.remove_peer(self.peer_id)
+        if stalled.is_set():
+            # Through plain ASGI a close waits for the send buffer to drain, which a client
+            # that stopped reading never lets happen: give it a moment, then leave the
+            # connection to the server.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._close(POLICY_VIOLATION, self._stall_reason()),
+                                       timeout=1.0)
+
+    def _stall_reason(self) -> str:
+        return f"not reading: no frame taken for {self.settings.ws_stall_timeout_s:g} s"
 
     async def send(self, message: dict[str, Any]) -> None:
         payload = orjson.dumps(message)

@@ -1,5 +1,6 @@
 // Time-series charts (uPlot): a fixed window of columns, filled from REST history and then
-// one point per frame, with the cursor synchronised across every chart on the page.
+// one point per frame, with the cursor synchronised across every chart on the page. Times
+// are the server's: the x axis ends at the `now` each draw is given.
 
 import uPlot from "./vendor/uPlot.esm.js";
 import { el } from "./dom.js";
@@ -19,13 +20,14 @@ function yAxis(unit, format, scale, side) {
 }
 
 export class TimeChart {
-  // series: [{label, color, scale?, points?, width?}]; unit and format label the left axis;
-  // extraAxes: [{scale, unit, format}] on the right; bands: uPlot bands (series indices).
-  constructor(parent, { title, unit, format, series, capacity = 3600, height = 170,
+  // clock: the page's ServerClock; series: [{label, color, scale?, points?, width?}]; unit
+  // and format label the left axis; extraAxes: [{scale, unit, format}] on the right; bands:
+  // uPlot bands (series indices).
+  constructor(parent, { clock, title, unit, format, series, capacity = 3600, height = 170,
                         extraAxes = [], bands = [] }) {
     this.capacity = capacity;
     this.span = 300; // seconds shown, up to now
-    this.now = Date.now() / 1000;
+    this.now = clock.now(); // until the first draw
     this.columns = [[], ...series.map(() => [])];
     this.node = el("div", { className: "chart" });
     parent.append(this.node);

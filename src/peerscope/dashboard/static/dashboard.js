@@ -1,7 +1,9 @@
-// The dashboard page: wires the /ws stream and REST to the panels.
+// The dashboard page: wires the /ws stream and REST to the panels. Every time it shows or
+// charts is the server's (clock.js): each frame's own, or the server's clock between frames.
 
 import { AlertsPanel } from "./alerts.js";
 import { Api, Unauthorized } from "./api.js";
+import { monotonicS, ServerClock } from "./clock.js";
 import { el } from "./dom.js";
 import { Header } from "./header.js";
 import { HostCharts } from "./host_charts.js";
@@ -18,19 +20,20 @@ const LONG_RANGE_EVERY_S = 60;
 
 const $ = (id) => document.getElementById(id);
 const api = new Api(storedToken);
+const clock = new ServerClock();
 const tokenPrompt = new TokenPrompt(document.body, (token) => {
   client.setToken(token);
   loadHistory();
 });
 const header = new Header($("header"));
-const hostCharts = new HostCharts($("host-charts"));
+const hostCharts = new HostCharts($("host-charts"), clock);
 const alerts = new AlertsPanel($("alerts"));
 const sessions = new SessionsPanel($("sessions-panel"));
-const detail = new PeerDetail($("detail"), api, failed);
+const detail = new PeerDetail($("detail"), api, clock, failed);
 const table = new PeersTable($("peers-panel"), {
   onSelect: (id) => {
     detail.open(id, range);
-    detail.refresh(Date.now() / 1000);
+    detail.refresh(clock.now());
   },
   fetchPage: async (offset) => {
     let found = null;
@@ -42,8 +45,8 @@ const table = new PeersTable($("peers-panel"), {
   },
 });
 let range = RANGES[0];
-let historyLoadedAt = 0;
-let sessionsLoadedAt = 0;
+let historyLoadedAt = -Infinity; // monotonicS() of the last read
+let sessionsLoadedAt = -Infinity;
 
 function failed(error) {
   if (error instanceof Unauthorized) tokenPrompt.show();
@@ -60,14 +63,14 @@ async function attempt(read) {
 }
 
 function loadHistory() {
-  historyLoadedAt = Date.now() / 1000;
+  historyLoadedAt = monotonicS();
   return attempt(async () => {
     hostCharts.showHistory(await api.systemHistory(range.seconds, range.step));
   });
 }
 
 function loadSessions() {
-  sessionsLoadedAt = Date.now() / 1000;
+  sessionsLoadedAt = monotonicS();
   return attempt(async () => {
     sessions.show((await api.sessions(10)).sessions.map(readSession));
   });
@@ -80,7 +83,7 @@ function showFrame(frame) {
   table.showFrame(frame);
   alerts.showActive(frame.alerts);
   detail.refresh(frame.time);
-  const now = Date.now() / 1000;
+  const now = monotonicS();
   if (!range.live && now - historyLoadedAt >= LONG_RANGE_EVERY_S) loadHistory();
   if (now - sessionsLoadedAt >= SESSIONS_EVERY_S) loadSessions();
 }
@@ -98,7 +101,10 @@ const client = new PeerscopeClient({
   fps,
   onMessage: (message) => {
     const read = readMessage(message);
-    if (read.kind === "metrics") showFrame(read.frame);
+    if (read.kind === "metrics") {
+      clock.observe(read.frame.time);
+      showFrame(read.frame);
+    }
     else if (read.kind === "alert") alerts.pushed(read.alert);
   },
   onState: (state) => {
@@ -109,5 +115,5 @@ const client = new PeerscopeClient({
 }).connect();
 
 // Tests and the benchmark read how the page is doing from here.
-window.peerscopeDashboard = { fps, client, table, hostCharts, detail };
+window.peerscopeDashboard = { fps, client, clock, table, hostCharts, detail };
 document.body.append(el("span", { id: "ready", hidden: true }));

@@ -6,19 +6,19 @@ import { fixed, rate } from "./format.js";
 import { readPoints } from "./stream.js";
 
 export class HostCharts {
-  constructor(parent) {
+  constructor(parent, clock) {
     this.resources = new TimeChart(parent, {
-      title: "CPU and memory", unit: "%", format: (v) => fixed(v, 0, " %"),
+      clock, title: "CPU and memory", unit: "%", format: (v) => fixed(v, 0, " %"),
       series: [{ label: "CPU", color: COLORS.blue }, { label: "memory", color: COLORS.purple }],
     });
     this.network = new TimeChart(parent, {
-      title: "Network", unit: "bytes/s", format: rate,
+      clock, title: "Network", unit: "bytes/s", format: rate,
       series: [{ label: "send", color: COLORS.orange },
                { label: "receive", color: COLORS.green }],
     });
     // No REST history holds the message rate: this chart starts when the page opens.
     this.messages = new TimeChart(parent, {
-      title: "Messages", unit: "msg/s", format: (v) => fixed(v, 1, " /s"),
+      clock, title: "Messages", unit: "msg/s", format: (v) => fixed(v, 1, " /s"),
       series: [{ label: "messages", color: COLORS.grey }],
     });
     this.charts = [this.resources, this.network, this.messages];

@@ -14,7 +14,7 @@ const READ_EVERY_S = 1;
 const BAND_EVERY_S = 5;
 
 export class PeerDetail {
-  constructor(parent, api, onError) {
+  constructor(parent, api, clock, onError) {
     this.api = api;
     this.onError = onError;
     this.id = null;
@@ -27,7 +27,7 @@ export class PeerDetail {
                    el("div", { className: "toolbar" }, this.title, close), this.summary, charts);
     parent.append(this.node);
     this.latency = new TimeChart(charts, {
-      title: "Latency (band: p50–p95; marks: loss)", unit: "ms", format: ms,
+      clock, title: "Latency (band: p50–p95; marks: loss)", unit: "ms", format: ms,
       series: [{ label: "p50", color: COLORS.blue, width: 2 },
                { label: "p95", color: "rgba(59,130,246,0.5)", width: 1 },
                { label: "loss", color: COLORS.red, scale: "loss", width: 0,
@@ -38,11 +38,11 @@ export class PeerDetail {
       bands: [{ series: [2, 1], fill: "rgba(59,130,246,0.2)" }],
     });
     this.jitter = new TimeChart(charts, {
-      title: "Jitter", unit: "ms", format: ms,
+      clock, title: "Jitter", unit: "ms", format: ms,
       series: [{ label: "jitter", color: COLORS.orange }],
     });
     this.quality = new TimeChart(charts, {
-      title: "Quality", unit: "score", format: (v) => fixed(v, 0),
+      clock, title: "Quality", unit: "score", format: (v) => fixed(v, 0),
       series: [{ label: "score", color: COLORS.green },
                { label: "MOS", color: COLORS.purple, scale: "mos",
                  format: (v) => fixed(v, 2) }],
@@ -75,7 +75,9 @@ export class PeerDetail {
     this.lastBand = 0;
   }
 
-  // Called every frame (`now`: the frame's time); reads REST at its own pace.
+  // Called every frame (`now`: the frame's time, or the server's clock when the peer is
+  // opened); reads REST at its own pace, by the frames' times so that 1 s frames give one
+  // reading each.
   async refresh(now) {
     const id = this.id;
     if (id === null) return;
