@@ -5,9 +5,11 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +173,23 @@ def test_an_address_this_host_does_not_have_is_named():
     assert result.stderr.splitlines() == [
         "peerscope: host: 192.0.2.1 is not an address of this host (TCP 192.0.2.1:0: Cannot "
         "assign requested address); bind one it has, or 127.0.0.1"]
+
+
+def test_a_privileged_port_is_named():
+    start = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+    if not start.exists() or int(start.read_text()) <= 1:
+        pytest.skip("port 1 is not privileged here")
+    command = [sys.executable, "-m", "peerscope.cli", "serve", "--port", "1",
+               "--reflector-port", "0"]
+    if os.geteuid() == 0:  # run without the capability that lets root bind it
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root, and no setpriv to drop CAP_NET_BIND_SERVICE")
+        command = [setpriv, "--inh-caps=-net_bind_service",
+                   "--bounding-set=-net_bind_service", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "COLUMNS": "160"}, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "peerscope: port: 1 needs privileges (TCP 127.0.0.1:1; ports below 1024 need root or "
+        "CAP_NET_BIND_SERVICE); set another port (--port or PEERSCOPE_PORT)"]

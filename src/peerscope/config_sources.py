@@ -105,11 +105,14 @@ class Environment(EnvSettingsSource):
             return [item.strip() for item in value.split(",") if item.strip()]
         return super().decode_complex_value(field_name, field, value)  # type: ignore[arg-type]
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        """The variables, less those that are no setting, each warned about: in a group
-        (``PEERSCOPE_QUALITY__...``) they would fail as an unexpected key, at the top level
-        they would be ignored without a word."""
-        variables = super()._load_env_vars()
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self.env_vars = self._settings_only(self.env_vars)
+
+    def _settings_only(self, variables: Mapping[str, str | None]) -> dict[str, str | None]:
+        """``variables`` less those with the prefix that are no setting, each warned about:
+        in a group (``PEERSCOPE_QUALITY__...``) they would fail as an unexpected key, at the
+        top level they would be ignored without a word."""
         prefix = self.env_prefix.upper()
         known = {name[len(prefix):] for name in variables_of(self.settings_cls, prefix)}
         unknown = sorted(name for name in variables if name.upper().startswith(prefix)
