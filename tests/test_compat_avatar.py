@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 
 import pytest
 
@@ -337,6 +338,20 @@ def test_bad_environment_values_raise_naming_the_variable(monkeypatch, variable,
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError, match=variable):
         PerformanceMonitor(enable_system_metrics=False)
+
+
+@pytest.mark.parametrize(("arguments", "environment", "message"), [
+    ({"metrics_interval": 7200.0}, {},
+     "metrics_interval: Input should be less than or equal to 3600"),
+    ({}, {"AVATAR_METRICS_INTERVAL": "99999"},
+     "AVATAR_METRICS_INTERVAL: Input should be less than or equal to 3600"),
+])
+def test_an_interval_peerscope_refuses_is_named_once(monkeypatch, arguments, environment,
+                                                      message):
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        PerformanceMonitor(enable_system_metrics=False, **arguments)
 
 
 @pytest.mark.parametrize("value", ["false", "0", "No", " off "])

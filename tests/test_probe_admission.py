@@ -146,7 +146,7 @@ def test_parse_network_names_the_bad_entry(entry: str, message: str):
     ({"rate_limit": 0.0}, "rate_limit: must be > 0 probes a second, got 0.0"),
     ({"rate_limit": float("nan")}, "rate_limit: must be a finite number"),
     ({"rate_limit": float("inf")}, "rate_limit: must be a finite number"),
-    ({"rate_limit": True}, "rate_limit: must be a finite number"),
+    ({"rate_limit": True}, "rate_limit: must be a real number, got bool True"),
     ({"burst": 0}, "burst: must be an integer >= 1, got 0"),
     ({"burst": 1.5}, "burst: must be an integer >= 0, got 1.5"),
     ({"max_sources": 0}, "max_sources: must be an integer >= 1, got 0"),

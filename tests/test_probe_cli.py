@@ -109,7 +109,12 @@ def test_tcp_connect_time(reflector_port):
     (["127.0.0.1", "--count", "0"], "--count: must be within"),
     (["127.0.0.1", "--interval", "-1"], "--interval: must be within"),
     (["127.0.0.1", "--timeout", "nan"], "--timeout: must be within"),
-    (["127.0.0.1", "-m", "udp"], "invalid choice: 'udp'"),
+    (["127.0.0.1", "-m", "udp"], "peerscope: --method: invalid choice: 'udp'"),
+    # Refused at once, where they showed 100 % loss.
+    (["999.1.1.1"], "peerscope: address: '999.1.1.1' is not a valid IPv4 address\n"),
+    (["nosuch.invalid", "-c", "1"], "peerscope: address: 'nosuch.invalid' does not resolve: "),
+    (["nosuch.invalid:80", "-m", "tcp", "-c", "1"],
+     "peerscope: address: 'nosuch.invalid' does not resolve: "),
 ])
 def test_bad_arguments_exit_2_naming_what_was_wrong(args, message, capsys):
     # In this process: nothing is probed, so a child interpreter would only add its start-up.
@@ -118,7 +123,10 @@ def test_bad_arguments_exit_2_naming_what_was_wrong(args, message, capsys):
     except SystemExit as exit_:  # argparse's own checks (the method's choices)
         status = exit_.code
     assert status == 2
-    assert message in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == ""  # no PROBE line: nothing was sent
+    assert len(captured.err.splitlines()) == 1, captured.err
 
 
 def test_a_long_run_on_a_terminal_draws_a_progress_bar(reflector_port):

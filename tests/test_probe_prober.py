@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import socket
 import statistics
 import time
@@ -117,6 +118,37 @@ async def test_many_targets_each_methods_and_removal():
             assert "t0" not in monitor  # late replies do not bring it back
             assert prober.sent > sent
         assert len(prober.targets()) == 21
+
+
+async def test_a_name_that_does_not_resolve_is_said_once_per_target_not_lost(caplog):
+    monitor = make_monitor()
+    caplog.set_level(logging.WARNING, logger="peerscope")
+    async with Reflector() as reflector, Prober(monitor, interval_s=0.05,
+                                                timeout_s=0.3) as prober:
+        prober.add(ProbeTarget.parse("nosuch-a.invalid", peer_id="a"))
+        prober.add(ProbeTarget.parse("nosuch-b.invalid:80", method="tcp", peer_id="b"))
+        prober.add(ProbeTarget.parse(f"localhost:{reflector.port}", peer_id="named"))
+        # Ten rounds or more, each a look-up of both names.
+        await eventually(lambda: prober.sent >= 30 and prober.error("a") and prober.error("b"))
+        for peer_id, host in (("a", "nosuch-a.invalid"), ("b", "nosuch-b.invalid")):
+            error = prober.error(peer_id)
+            assert error is not None
+            assert error.startswith(f"{host!r} does not resolve: ")
+            said = [record.getMessage() for record in caplog.records
+                    if f"peer {peer_id!r}:" in record.getMessage()]
+            assert said == [f"peerscope: peer {peer_id!r}: {error}; no probes go to "
+                            f"{prober_address(prober, peer_id)} until it does"]
+        assert await eventually(lambda: replied(monitor, "named", 2))
+        assert prober.error("named") is None
+        assert prober.error("unknown") is None
+        # Its target replaced by one that resolves: the error goes with the old one.
+        prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="a"))
+        assert prober.error("a") is None
+        await eventually(lambda: replied(monitor, "a", 1))
+
+
+def prober_address(prober: Prober, peer_id: str) -> str:
+    return next(target.address for target in prober.targets() if target.peer_id == peer_id)
 
 
 async def test_a_peer_removed_from_the_monitor_alone_is_registered_again():

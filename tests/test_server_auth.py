@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from peerscope import Monitor, Settings
@@ -279,6 +280,23 @@ async def test_serve_refuses_a_public_address_without_a_token(host: str):
     configured = Monitor(Settings(host=host, port=0, enable_system_metrics=False))
     with pytest.raises(SettingsError, match="without a token"):
         await asyncio.wait_for(serve(configured), 5)
+
+
+async def test_a_blank_token_is_no_token_for_the_bind_check_and_the_guard():
+    """Settings copied without validation can still hold one: the bind check and the guard
+    read the token the same way, so neither takes it for a token the other ignores."""
+    blank = Settings(enable_system_metrics=False).model_copy(
+        update={"token": SecretStr(""), "host": "0.0.0.0"})
+    with pytest.raises(SettingsError, match=r"refusing to bind 0\.0\.0\.0 without a token"):
+        check_bind(blank)
+    with pytest.raises(SettingsError, match=r"refusing to bind 0\.0\.0\.0 without a token"):
+        await asyncio.wait_for(serve(Monitor(blank), port=0), 5)
+    loopback = Monitor(blank.model_copy(update={"host": "127.0.0.1"}))
+    async with live_server(loopback) as live, live.http() as http:
+        # Served as without a token: Host checked, no 401 (and no bearer scheme documented).
+        assert (await http.get("/api/health")).status_code == 200
+        assert (await http.get("/api/health", headers={"Host": "evil.example"})
+                ).status_code == 400
 
 
 @pytest.mark.parametrize(("host", "token"), [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import signal
 import socket
@@ -16,6 +18,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from peerscope import Monitor, Settings
+from peerscope.config import SettingsError
+from peerscope.server import serve
 from tests.server_support import cli_env, start_serve, wait_ready
 
 
@@ -128,3 +133,61 @@ def test_serve_releases_its_port_when_cancelled():
     assert re.fullmatch(r"url http://127\.0\.0\.1:\d+", lines[0])
     assert lines[1:4] == ["health 200", "monitor_running True", "monitor_running False"]
     assert lines[4] == "port_open False", "the listening socket outlived the cancelled serve()"
+
+
+def test_list_settings_from_the_environment_as_comma_separated_items(
+        processes: list[subprocess.Popen[str]]):
+    """PEERSCOPE_ALLOWED_HOSTS=myhost and PEERSCOPE_PEERS=127.0.0.1 ended in a traceback."""
+    process = start_serve(env=cli_env(PEERSCOPE_ALLOWED_HOSTS="myhost,monitor.lan",
+                                      PEERSCOPE_PEERS="127.0.0.1,10.0.0.2:8702"))
+    processes.append(process)
+    _, port = wait_ready(process)
+    url = f"http://127.0.0.1:{port}"
+    for host, status in (("myhost", 200), ("monitor.lan", 200), ("evil.example", 400)):
+        response = httpx.get(f"{url}/api/health", headers={"Host": host}, timeout=5)
+        assert response.status_code == status, host
+    peers = httpx.get(f"{url}/api/peers", timeout=5).json()["peers"]
+    assert [peer["id"] for peer in peers] == ["twamp:127.0.0.1", "twamp:10.0.0.2:8702"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+
+
+async def test_serve_says_which_setting_to_change_when_the_port_is_busy():
+    monitor = Monitor(Settings(enable_system_metrics=False, reflector_port=0))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(SettingsError) as refused:
+            await asyncio.wait_for(serve(monitor, port=port), 10)
+    assert str(refused.value) == (f"port: {port} is in use (TCP 127.0.0.1:{port}); set "
+                                  "another port (--port or PEERSCOPE_PORT)")
+    # Refused before anything started: nothing to stop, nothing left behind.
+    assert not monitor.is_running
+    assert not monitor.app.state.prober.is_running
+    assert not hasattr(monitor.app.state, "reflector")
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this host")
+async def test_serve_on_ipv6_announces_a_url_that_works():
+    monitor = Monitor(Settings(enable_system_metrics=False, reflector_port=0))
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(monitor, host="::1", port=0, on_ready=ready.set_result))
+    try:
+        url = await asyncio.wait_for(ready, 10)
+        assert re.fullmatch(r"http://\[::1\]:\d+", url), url
+        async with httpx.AsyncClient(verify=False) as http:
+            assert (await http.get(f"{url}/api/health", timeout=5)).status_code == 200
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -6,7 +6,7 @@ The public API is what this module exports; everything else may change.
 from typing import TYPE_CHECKING, Any
 
 from peerscope._version import __version__
-from peerscope.config import PeerSpec, Settings, SettingsError
+from peerscope.config import PeerSpec, Settings, SettingsError, SettingsWarning
 from peerscope.core.model import Peer, ServerStats, Session, SystemSample
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.stats import Aggregate
@@ -62,6 +62,7 @@ __all__ = [
     "SessionStarted",
     "Settings",
     "SettingsError",
+    "SettingsWarning",
     "StatusRules",
     "SystemSample",
     "UnknownPeerError",

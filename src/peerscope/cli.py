@@ -4,21 +4,45 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import re
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+import warnings
+from collections.abc import Coroutine, Iterator, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 from pydantic import ValidationError
 
 from peerscope import probe_command
 from peerscope._version import __version__
-from peerscope.config import PeerSpec, Settings, SettingsError
+from peerscope.config import (
+    PeerSpec,
+    Settings,
+    SettingsError,
+    SettingsWarning,
+    check_unique_peers,
+    describe_errors,
+)
+
+# The settings each option sets, so that an error names the option the user typed.
+OPTIONS = {"host": "--host", "port": "--port", "token": "--token",
+           "metrics_interval": "--metrics-interval", "reflector_port": "--reflector-port",
+           "enable_system_metrics": "--no-monitoring", "reflector_enabled": "--no-reflector"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors worded like every other: one line, ``peerscope: --option:
+    what is wrong``, rather than the usage and ``peerscope serve: error: argument ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument ([^/:]+)(/[^:]+)?: ", r"\1: ", message)
+        self.exit(2, f"peerscope: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="peerscope",
         description="Real-time connection-quality and performance monitoring.")
     parser.add_argument("--version", action="version", version=f"peerscope {__version__}")
@@ -75,12 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_reflector:
             overrides["reflector_enabled"] = False
     try:
-        settings = Settings.load(args.config, **overrides)
-        if args.command == "serve" and args.peer:
-            settings = settings.model_copy(
-                update={"peers": [*settings.peers, *map(_peer_argument, args.peer)]})
+        with _warnings_on_stderr():
+            settings = _settings(args, overrides)
     except SettingsError as error:
-        print(f"peerscope: {error}", file=sys.stderr)
+        report(error)
         return 2
     if args.command == "serve":
         return _serve(settings)
@@ -91,12 +113,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace, overrides: dict[str, object]) -> Settings:
+    settings = Settings.load(args.config, argument_names=OPTIONS, **overrides)
+    if args.command != "serve" or not args.peer:
+        return settings
+    added = [(f"--peer {address}", _peer_argument(address)) for address in args.peer]
+    try:
+        check_unique_peers([*((f"peers[{index}]", spec)
+                              for index, spec in enumerate(settings.peers)), *added])
+    except ValueError as error:
+        raise SettingsError(f"--peer: {error}") from None
+    return settings.model_copy(update={"peers": [*settings.peers, *(s for _, s in added)]})
+
+
 def _peer_argument(address: str) -> PeerSpec:
     try:
         return PeerSpec(address=address)
     except ValidationError as error:
-        raise SettingsError(f"--peer {address!r}: " + "; ".join(
-            item["msg"].removeprefix("Value error, ") for item in error.errors())) from None
+        raise SettingsError(describe_errors(error, lambda path, missing: "--peer")) from None
+
+
+@contextlib.contextmanager
+def _warnings_on_stderr() -> Iterator[None]:
+    """Each SettingsWarning as one line, ``peerscope: warning: ...``, rather than Python's
+    report with a file and line number that mean nothing to whoever runs the command."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SettingsWarning)
+        show = warnings.showwarning
+
+        def shown(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+            if issubclass(category, SettingsWarning):
+                print(f"peerscope: warning: {message}", file=sys.stderr)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = shown
+        yield
+
+
+def report(error: SettingsError) -> None:
+    """Each line of ``error`` as one line on stderr, ``peerscope: where: what``."""
+    for line in str(error).splitlines():
+        print(f"peerscope: {line}", file=sys.stderr)
 
 
 def _serve(settings: Settings) -> int:
@@ -130,7 +189,7 @@ def _run(main: Coroutine[Any, Any, None]) -> int:
     try:
         asyncio.run(main)
     except SettingsError as error:
-        print(f"peerscope: {error}", file=sys.stderr)
+        report(error)
         return 2
     except KeyboardInterrupt:
         pass

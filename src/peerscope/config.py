@@ -1,11 +1,15 @@
 """Settings: constructor arguments, then ``PEERSCOPE_*`` environment variables, then a TOML file.
 
 Nested groups use ``__`` in environment variables (``PEERSCOPE_QUALITY__LATENCY_WEIGHT=0.5``)
-and tables in TOML (``[quality]``).
+and tables in TOML (``[quality]``). A list setting takes JSON or comma-separated items from
+the environment (``PEERSCOPE_ALLOWED_HOSTS=a.lan,b.lan``).
 """
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -19,13 +23,21 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from peerscope.config_sources import (
+    ENV_PREFIX,
+    Environment,
+    Location,
+    SettingsError,
+    SettingsWarning,
+    Sources,
+    closest,
+    dotted,
+    fields_of,
+    item_type,
+    toml_source,
+)
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.validation import validate_id, validate_text
 from peerscope.probe.admission import (
@@ -36,11 +48,11 @@ from peerscope.probe.admission import (
 )
 from peerscope.probe.target import TWAMP_PORT, Method, ProbeTarget
 
+__all__ = ["MIN_TOKEN_LENGTH", "PeerSpec", "Settings", "SettingsError", "SettingsWarning",
+           "check_unique_peers", "describe_errors"]
+
+MIN_TOKEN_LENGTH = 16  # shorter draws a SettingsWarning: guessable by anyone who can connect
 _config_file: ContextVar[Path | None] = ContextVar("peerscope_config_file", default=None)
-
-
-class SettingsError(ValueError):
-    """Invalid settings; the message has one line per offending field."""
 
 
 class PeerSpec(BaseModel):
@@ -75,9 +87,20 @@ class PeerSpec(BaseModel):
                                  name=self.name)
 
 
+def check_unique_peers(peers: Iterable[tuple[str, PeerSpec]]) -> None:
+    """Refuse two peers with one id (they would be merged into one), naming both: each
+    peer comes with where it was given (``peers[2]``, ``--peer 10.0.0.1``)."""
+    seen: dict[str, str] = {}
+    for where, spec in peers:
+        peer_id = spec.target().peer_id
+        if peer_id in seen:
+            raise ValueError(f"{seen[peer_id]} and {where} have the same id {peer_id!r}")
+        seen[peer_id] = where
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="PEERSCOPE_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
@@ -110,7 +133,8 @@ class Settings(BaseSettings):
                       description="Address the HTTP server binds (another needs a token).")
     port: int = Field(8700, ge=0, le=65535, description="HTTP port (0 picks a free one).")
     token: SecretStr | None = Field(
-        None, description="Bearer token for REST and WebSocket; required off loopback.")
+        None, description="Bearer token for REST and WebSocket; required off loopback; "
+                          f"not blank, and {MIN_TOKEN_LENGTH} characters or more.")
     metrics_public: bool = Field(
         True, description="Serve /metrics without the token (for Prometheus).")
     allowed_hosts: list[str] = Field(
@@ -161,7 +185,8 @@ class Settings(BaseSettings):
     probe_timeout: float = Field(
         2.0, ge=0.001, le=3600, description="Seconds before an unanswered probe is lost.")
     peers: list[PeerSpec] = Field(
-        default_factory=list, description="Peers to probe ([[peers]] tables).")
+        default_factory=list,
+        description="Peers to probe ([[peers]] tables; an item may be an address alone).")
     quality: QualityConfig = Field(
         default_factory=QualityConfig, description="Quality score weights and thresholds.")
     status: StatusRules = Field(
@@ -174,6 +199,49 @@ class Settings(BaseSettings):
             parse_network(entry)
         return value
 
+    @field_validator("token")
+    @classmethod
+    def _usable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if not secret.strip():
+            # Taken as "no token", it would turn authentication off where one was meant.
+            raise ValueError(
+                "token: must not be empty or blank; leave it unset to serve loopback "
+                f"without one, or set a random string of {MIN_TOKEN_LENGTH} or more characters")
+        if len(secret) < MIN_TOKEN_LENGTH:
+            warnings.warn(
+                f"token: {len(secret)} characters is short enough to guess; use "
+                f"{MIN_TOKEN_LENGTH} or more random ones (python -c \"import secrets; "
+                "print(secrets.token_urlsafe())\")", SettingsWarning, stacklevel=2)
+        return value
+
+    @field_validator("peers", mode="before")
+    @classmethod
+    def _addresses(cls, value: Any) -> Any:
+        """A peer may be its address alone, as ``--peer`` takes it."""
+        if isinstance(value, list):
+            return [{"address": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("peers")
+    @classmethod
+    def _unique_peers(cls, peers: list[PeerSpec]) -> list[PeerSpec]:
+        try:
+            check_unique_peers((f"peers[{index}]", spec) for index, spec in enumerate(peers))
+        except ValueError as error:
+            raise ValueError(f"peers: {error}") from None
+        return peers
+
+    @property
+    def bearer_token(self) -> str | None:
+        """The token clients must send, or None when there is none: the one definition of
+        "a token is set" for the bind check and the guard. Blank counts as none, also in
+        settings built without validation (``model_copy(update=...)``)."""
+        secret = self.token.get_secret_value() if self.token is not None else ""
+        return secret if secret.strip() else None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -183,37 +251,70 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, Environment(settings_cls)]
         path = _config_file.get()
         if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            sources.append(toml_source(settings_cls, path))
         return tuple(sources)
 
     @classmethod
-    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    def load(cls, config_file: str | Path | None = None, *,
+             argument_names: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``overrides``, the environment and ``config_file`` (TOML).
 
-        Raises :class:`SettingsError` with one line per invalid field, naming where it is.
+        Raises :class:`SettingsError` with one line per problem, naming where the value came
+        from: the variable, the file, or the override (by its name in ``argument_names``,
+        e.g. a command-line option, else the field's). Warns (:class:`SettingsWarning`)
+        about ``PEERSCOPE_*`` variables that are no setting, and about a short token.
         """
         path: Path | None = None
         if config_file is not None:
             path = Path(config_file)
             if not path.is_file():
-                raise SettingsError(f"config file not found: {path}")
+                raise SettingsError(f"{path}: config file not found")
         token = _config_file.set(path)
         try:
             return cls(**overrides)
         except ValidationError as error:
-            raise SettingsError(describe_errors(error)) from None
+            sources = Sources(overrides, argument_names or {}, os.environ, path)
+            raise SettingsError(describe_errors(error, sources)) from None
         finally:
             _config_file.reset(token)
 
 
-def describe_errors(error: ValidationError) -> str:
-    """One line per field, e.g. ``  quality: latency_weight: must be within 0..1, got 3.0``."""
-    lines = ["invalid peerscope settings:"]
+def describe_errors(error: ValidationError,
+                    where: Callable[[Location, bool], str | None] | None = None) -> str:
+    """One line per problem, ``where: what``, e.g. ``quality.latency_weight: must be within
+    0..1, got 3.0``. ``where(path, missing)`` may name the source of the value at ``path``
+    (a variable, a file, an option); by default the line names the field."""
+    lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "settings"
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where}: {message}")
+        path, message = _located(list(item["loc"]), item["msg"].removeprefix("Value error, "))
+        if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            message = _not_a_setting(path)
+        field = dotted(path) or "settings"
+        source = where(path, item["type"] == "missing") if where is not None else None
+        lines.append(f"{source or field}: {message}")
     return "\n".join(lines)
+
+
+def _located(path: list[str | int], message: str) -> tuple[list[str | int], str]:
+    """The path and message of a problem, the field a validator's ``field: message`` names
+    moved into the path (``quality`` + ``latency_weight: ...``), not said twice."""
+    name, colon, rest = message.partition(": ")
+    if colon and name.isidentifier() and name.islower():
+        if not path or path[-1] != name:
+            path = [*path, name]
+        message = rest
+    return path, message
+
+
+def _not_a_setting(path: Location) -> str:
+    """What to say about a key that is no setting, with the closest one there is."""
+    group: Any = Settings
+    for part in path[:-1]:
+        group = item_type(group) if isinstance(part, int) else fields_of(group).get(part)
+    guess = closest(str(path[-1]), fields_of(group))
+    return "not a setting" + (f"; did you mean {guess}?" if guess else "")
+
+

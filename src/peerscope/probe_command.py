@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import socket
 import sys
 from typing import Any
 
 import orjson
 
+from peerscope.probe.method import resolve
 from peerscope.probe.report import result_line, summarize, summary_lines
 from peerscope.probe.series import ProbeResult, probe_series
 from peerscope.probe.target import METHODS, ProbeTarget
@@ -41,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
         _check(args.count, 1, 1_000_000, "--count")
         _check(args.interval, 0.001, 3600.0, "--interval")
         _check(args.timeout, 0.001, 3600.0, "--timeout")
+        results = asyncio.run(_collect(target, args))
     except ValueError as error:
-        print(f"peerscope probe: {error}", file=sys.stderr)
+        print(f"peerscope: {error}", file=sys.stderr)
         return 2
-    results = asyncio.run(_collect(target, args))
     summary = summarize(results, args.count)
     if args.json:
         document: dict[str, Any] = {
@@ -63,6 +65,13 @@ def _check(value: float, low: float, high: float, option: str) -> None:
 
 
 async def _collect(target: ProbeTarget, args: argparse.Namespace) -> list[ProbeResult]:
+    """The run's results; ValueError, before any probe, if the host name does not resolve
+    (a mistake to say so, not a host to report as 100 % loss)."""
+    try:
+        await resolve(target, socket.SOCK_DGRAM)
+    except OSError as error:
+        raise ValueError(f"address: {target.host!r} does not resolve: "
+                         f"{error.strerror or error}") from None
     results: list[ProbeResult] = []
     series = probe_series(target, count=args.count, interval_s=args.interval,
                           timeout_s=args.timeout)

@@ -21,7 +21,7 @@ import math
 import os
 from typing import Any
 
-from peerscope.config import Settings, SettingsError
+from peerscope.config import Settings
 from peerscope.core.model import SystemSample
 from peerscope.core.validation import validate_number
 from peerscope.message import server_entry
@@ -103,15 +103,14 @@ def _build_monitor(metrics_interval: float | None, enable_system_metrics: bool |
     if isinstance(interval, bool) or not isinstance(interval, int | float) \
             or not 0.0 < interval < math.inf:
         raise ValueError(f"{source}: must be a finite number > 0, got {interval!r}")
-    try:
-        settings = Settings.load(
-            metrics_interval=interval,
-            enable_system_metrics=True if enable_system_metrics is None else enable_system_metrics,
-            # Refused unknown ids let the tracking calls ignore clients never connected.
-            unknown_peer="raise",
-        )
-    except SettingsError as error:
-        raise ValueError(f"{source}: {error}") from None
+    # A SettingsError (a ValueError) names the interval by where it came from.
+    settings = Settings.load(
+        argument_names={"metrics_interval": source},
+        metrics_interval=interval,
+        enable_system_metrics=True if enable_system_metrics is None else enable_system_metrics,
+        # Refused unknown ids let the tracking calls ignore clients never connected.
+        unknown_peer="raise",
+    )
     return Monitor(settings)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
-from peerscope.probe.method import Background, ReplyHandler, resolve
+from peerscope.probe.method import Background, ReplyHandler, ResolveHandler, resolve
 from peerscope.probe.target import ProbeTarget
 from peerscope.probe.udp import enable_timestamps, kernel_arrival_ns
 
@@ -38,10 +38,10 @@ class IcmpPinger:
         self._background = Background()
 
     def send(self, target: ProbeTarget, seq: int, timeout_s: float,
-             on_reply: ReplyHandler) -> None:
+             on_reply: ReplyHandler, on_resolved: ResolveHandler | None = None) -> None:
         if self.unavailable is not None:
             return
-        self._background.spawn(self._ping(target, seq, timeout_s, on_reply))
+        self._background.spawn(self._ping(target, seq, timeout_s, on_reply, on_resolved))
 
     def _open(self, family: int) -> Any:
         """An icmplib socket of whichever kind this process may open; None if neither."""
@@ -61,9 +61,9 @@ class IcmpPinger:
         return None
 
     async def _ping(self, target: ProbeTarget, seq: int, timeout_s: float,
-                    on_reply: ReplyHandler) -> None:
+                    on_reply: ReplyHandler, on_resolved: ResolveHandler | None) -> None:
         try:
-            family, (ip, _) = await resolve(target, socket.SOCK_RAW)
+            family, (ip, _) = await resolve(target, socket.SOCK_RAW, on_resolved)
             icmp = self._open(family)
         except (ICMPLibError, OSError) as error:  # unresolvable, or e.g. no IPv6 here
             logger.debug("ICMP probe to %s not sent: %s", target.host, error)

@@ -11,32 +11,45 @@ from peerscope.probe.target import ProbeTarget
 
 ReplyHandler = Callable[[int, float], None]
 """Called with (seq, rtt_ms) for every reply, on the event loop; late and duplicate ones too."""
+ResolveHandler = Callable[[OSError | None], None]
+"""Told how each look-up of a target's name went: None if it resolved, else the error."""
 
 
 class ProbeMethod(Protocol):
     def send(self, target: ProbeTarget, seq: int, timeout_s: float,
-             on_reply: ReplyHandler) -> None:
+             on_reply: ReplyHandler, on_resolved: ResolveHandler | None = None) -> None:
         """Send probe ``seq`` to ``target`` without blocking; a reply calls ``on_reply``.
 
         No reply (lost, refused, unresolvable host) calls nothing: the caller's timeout
-        decides. Never raises for network trouble.
+        decides. A host name is looked up first, and ``on_resolved`` told how that went
+        (a name that does not resolve is the one failure that is not the network's).
+        Never raises for network trouble.
         """
 
     async def close(self) -> None:
         """Release sockets and cancel probes under way."""
 
 
-async def resolve(target: ProbeTarget, kind: socket.SocketKind) -> tuple[int, tuple[str, int]]:
-    """(family, (ip, port)) of the target's first address; a name is looked up off the loop.
+async def resolve(target: ProbeTarget, kind: socket.SocketKind,
+                  on_resolved: ResolveHandler | None = None) -> tuple[int, tuple[str, int]]:
+    """(family, (ip, port)) of the target's first address; a name is looked up off the loop,
+    and ``on_resolved`` told the outcome.
 
     OSError (socket.gaierror) when the name does not resolve.
     """
     port = target.port or 0
     if target.ip_version is not None:
         return family_of(target.ip_version), (target.host, port)
-    infos = await asyncio.get_running_loop().getaddrinfo(target.host, port, type=kind)
-    if not infos:
-        raise OSError(f"{target.host!r} has no address")
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(target.host, port, type=kind)
+        if not infos:
+            raise OSError(f"{target.host!r} has no address")
+    except OSError as error:
+        if on_resolved is not None:
+            on_resolved(error)
+        raise
+    if on_resolved is not None:
+        on_resolved(None)
     family, _, _, _, sockaddr = infos[0]
     return family, (str(sockaddr[0]), int(sockaddr[1]))
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from peerscope.monitor import Monitor
-from peerscope.probe.method import ProbeMethod, ReplyHandler
+from peerscope.probe.method import ProbeMethod, ReplyHandler, ResolveHandler
 from peerscope.probe.methods import open_method
 from peerscope.probe.target import Method, ProbeTarget
 
@@ -55,7 +55,9 @@ class _Entry:
     offset_ns: int  # when in each spacing this target's probe goes out
     next_seq: int = 0
     active: bool = True  # False once removed or replaced: its late replies are dropped
+    unresolved: str | None = None  # why its name does not resolve, while it does not
     on_reply: ReplyHandler = field(init=False)  # Prober._on_reply bound to this entry
+    on_resolved: ResolveHandler = field(init=False)  # Prober._on_resolved bound to it
 
 
 class Prober:
@@ -133,6 +135,7 @@ class Prober:
             self._order[self._order.index(previous)] = entry
             previous.active = False
         entry.on_reply = partial(self._on_reply, entry)
+        entry.on_resolved = partial(self._on_resolved, entry)
         self._entries[target.peer_id] = entry
 
     def remove(self, peer_id: str) -> bool:
@@ -149,6 +152,11 @@ class Prober:
     def targets(self) -> list[ProbeTarget]:
         return [entry.target for entry in self._entries.values()]
 
+    def error(self, peer_id: str) -> str | None:
+        """Why ``peer_id``'s probes do not go out (its name does not resolve), else None."""
+        entry = self._entries.get(peer_id)
+        return None if entry is None else entry.unresolved
+
     def _register(self, target: ProbeTarget) -> None:
         self.monitor.add_peer(target.peer_id, name=target.name, address=target.address,
                               kind="peer", labels={"probe_method": target.method})
@@ -158,6 +166,22 @@ class Prober:
         if not replies:  # the first of this wake-up's replies: hand them all over after it
             asyncio.get_running_loop().call_soon(self._flush_replies)
         replies.append((entry, seq, rtt_ms))
+
+    def _on_resolved(self, entry: _Entry, error: OSError | None) -> None:
+        """Say once that a name does not resolve (its probes are not lost: none are sent),
+        and once that it does again; the rounds between repeat nothing."""
+        target = entry.target
+        if error is None:
+            if entry.unresolved is not None:
+                entry.unresolved = None
+                logger.info("peerscope: peer %r: %r resolves again", target.peer_id,
+                            target.host)
+            return
+        reason = f"{target.host!r} does not resolve: {error.strerror or error}"
+        if entry.unresolved is None and entry.active:
+            logger.warning("peerscope: peer %r: %s; no probes go to %s until it does",
+                           target.peer_id, reason, target.address)
+        entry.unresolved = reason
 
     def _flush_replies(self) -> None:
         replies, self._replies = self._replies, []
@@ -236,7 +260,7 @@ class Prober:
                 method = self._methods.get(target.method)
                 if method is None:
                     method = self._methods[target.method] = open_method(target.method)
-                method.send(target, seq, self.timeout_s, entry.on_reply)
+                method.send(target, seq, self.timeout_s, entry.on_reply, entry.on_resolved)
             except Exception:  # one target's trouble must not stop every other's probes
                 logger.exception("peerscope: probing %s failed", target.address)
         self.sent += len(ready)

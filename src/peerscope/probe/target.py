@@ -78,7 +78,7 @@ class ProbeTarget:
         try:
             return cls(target_id, host, port, method, name)
         except ValueError as error:
-            raise ValueError(f"address {address!r}: {error}") from None
+            raise ValueError(f"address: {error}") from None
 
 
 def _ip_version(host: str) -> int | None:
@@ -103,6 +103,11 @@ def _split(address: str) -> tuple[str, int | None]:
     host, colon, port = address.partition(":")
     if not host or any(char.isspace() or char in "/@?#" for char in host):
         raise ValueError(f"address: bad host in {address!r}")
+    if not host.strip("0123456789."):
+        # Digits and dots are meant as an IPv4 address (no top-level domain is numeric);
+        # the resolver would take 999.1.1.1 as a name that never resolves, and 10.1 as
+        # 10.0.0.1.
+        _require_ip(host, address, version=4)
     return host, _port(port, address) if colon else None
 
 
@@ -112,7 +117,8 @@ def _require_ip(host: str, address: str, *, version: int) -> None:
     except ValueError:
         valid = False
     if not valid:
-        raise ValueError(f"address: {host!r} is not an IPv{version} address (in {address!r})")
+        within = f" (in {address!r})" if address != host else ""
+        raise ValueError(f"address: {host!r} is not a valid IPv{version} address{within}")
 
 
 def _port(text: str, address: str) -> int:

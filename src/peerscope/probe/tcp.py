@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 
-from peerscope.probe.method import Background, ReplyHandler, resolve
+from peerscope.probe.method import Background, ReplyHandler, ResolveHandler, resolve
 from peerscope.probe.target import ProbeTarget
 
 logger = logging.getLogger(__name__)
@@ -26,14 +26,14 @@ class TcpConnector:
         self._background = Background()
 
     def send(self, target: ProbeTarget, seq: int, timeout_s: float,
-             on_reply: ReplyHandler) -> None:
-        self._background.spawn(self._connect(target, seq, timeout_s, on_reply))
+             on_reply: ReplyHandler, on_resolved: ResolveHandler | None = None) -> None:
+        self._background.spawn(self._connect(target, seq, timeout_s, on_reply, on_resolved))
 
     async def _connect(self, target: ProbeTarget, seq: int, timeout_s: float,
-                       on_reply: ReplyHandler) -> None:
+                       on_reply: ReplyHandler, on_resolved: ResolveHandler | None) -> None:
         # The name is resolved before the clock starts: DNS time is not path time.
         try:
-            family, (ip, port) = await resolve(target, socket.SOCK_STREAM)
+            family, (ip, port) = await resolve(target, socket.SOCK_STREAM, on_resolved)
         except OSError as error:
             logger.debug("TCP probe to %s not sent: %s", target.address, error)
             return

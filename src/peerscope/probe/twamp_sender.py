@@ -37,7 +37,13 @@ import socket
 import struct
 import time
 
-from peerscope.probe.method import Background, ReplyHandler, family_of, resolve
+from peerscope.probe.method import (
+    Background,
+    ReplyHandler,
+    ResolveHandler,
+    family_of,
+    resolve,
+)
 from peerscope.probe.target import ProbeTarget
 from peerscope.probe.twamp import ERROR_ESTIMATE, SENDER_PADDING, reply_seq_and_hold
 from peerscope.probe.twamp import ntp_from_unix_ns as ntp
@@ -157,18 +163,19 @@ class TwampSender:
         return sum(endpoint.errors for endpoint in self._endpoints.values())
 
     def send(self, target: ProbeTarget, seq: int, timeout_s: float,
-             on_reply: ReplyHandler) -> None:
+             on_reply: ReplyHandler, on_resolved: ResolveHandler | None = None) -> None:
         """Send probe ``seq`` to a TWAMP reflector: at once to an IP, after lookup to a name."""
         if target.ip_version is not None and target.port is not None:
             self._send_now(family_of(target.ip_version), (target.host, target.port), seq,
                            timeout_s, on_reply)
         else:
-            self._background.spawn(self._send_later(target, seq, timeout_s, on_reply))
+            self._background.spawn(
+                self._send_later(target, seq, timeout_s, on_reply, on_resolved))
 
     async def _send_later(self, target: ProbeTarget, seq: int, timeout_s: float,
-                          on_reply: ReplyHandler) -> None:
+                          on_reply: ReplyHandler, on_resolved: ResolveHandler | None) -> None:
         try:
-            family, address = await resolve(target, socket.SOCK_DGRAM)
+            family, address = await resolve(target, socket.SOCK_DGRAM, on_resolved)
         except OSError as error:
             logger.debug("TWAMP probe to %s not sent: %s", target.address, error)
             return

@@ -23,9 +23,9 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(settings: Settings) -> None:
     """Refuse to listen beyond loopback without a token: the API shows who plays from where."""
-    if settings.token is None and not is_loopback(settings.host):
+    if settings.bearer_token is None and not is_loopback(settings.host):
         raise SettingsError(
-            f"refusing to bind {settings.host} without a token: anyone who can reach it "
+            f"host: refusing to bind {settings.host} without a token: anyone who can reach it "
             "could read every peer's address and figures. Set one with --token, "
             "PEERSCOPE_TOKEN or `token = \"...\"` in the config file, or bind 127.0.0.1.")
 
@@ -51,7 +51,7 @@ class TokenGuard:
     """FastAPI dependency: 401 unless the request carries the configured token."""
 
     def __init__(self, settings: Settings) -> None:
-        self._token = settings.token.get_secret_value() if settings.token else None
+        self._token = settings.bearer_token
 
     @property
     def required(self) -> bool:

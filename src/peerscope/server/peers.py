@@ -19,9 +19,9 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
           "description": "A peer with this id exists already, or max_peers are registered"}}
 
 
-def probed(target: ProbeTarget) -> dict[str, Any]:
+def probed(target: ProbeTarget, error: str | None = None) -> dict[str, Any]:
     return {"id": target.peer_id, "name": target.name, "address": target.address,
-            "method": target.method}
+            "method": target.method, "error": error}
 
 
 def build_peers_router(prober: Prober, errors: dict[int | str, dict[str, Any]]) -> APIRouter:
@@ -29,7 +29,8 @@ def build_peers_router(prober: Prober, errors: dict[int | str, dict[str, Any]]) 
 
     @router.get("/peers", response_model=schemas.ProbedPeers, summary="The peers probed")
     async def list_probed() -> dict[str, Any]:
-        return {"peers": [probed(target) for target in prober.targets()]}
+        return {"peers": [probed(target, prober.error(target.peer_id))
+                          for target in prober.targets()]}
 
     @router.post("/peers", status_code=201, response_model=schemas.ProbedPeer,
                  responses=CONFLICT, summary="Start probing a peer")

@@ -231,6 +231,8 @@ class ProbedPeer(BaseModel):
     name: str | None
     address: str = Field(description="HOST:PORT as probed (the host alone for ICMP).")
     method: str = Field(description="twamp, icmp or tcp.")
+    error: str | None = Field(
+        None, description="Why no probes go out, e.g. the host name does not resolve.")
 
 
 class ProbedPeers(BaseModel):
