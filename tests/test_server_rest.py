@@ -508,3 +508,15 @@ async def test_latency_and_system_history_take_from_to_and_step(clock: ManualClo
                                  params={"from": start, "step": 30})).json()
         assert set(system["data"]) == {"cpu", "memory", "network_sent", "network_received"}
         assert system["step"] == 30.0
+
+
+async def test_an_offset_past_every_peer_is_an_empty_page_and_a_huge_one_is_refused(
+        seeded: LiveServer):
+    """Found by schemathesis: an offset over 64 bits reached the JSON encoder (500)."""
+    async with seeded.http() as http:
+        far = await http.get("/api/metrics/peers", params={"offset": 2**53})
+        huge = await http.get("/api/metrics/peers", params={"offset": 2**70})
+    assert far.status_code == 200
+    assert (far.json()["peers"], far.json()["offset"], far.json()["total"]) == ([], 2**53, 4)
+    assert huge.status_code == 422
+    assert huge.json()["detail"][0]["field"] == "query.offset"

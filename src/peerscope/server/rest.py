@@ -17,7 +17,7 @@ from peerscope.compat.lanrage import MetricsCollector, summarise_peer
 from peerscope.core.history import SYSTEM_SERIES
 from peerscope.core.model import Peer, ServerStats
 from peerscope.core.stats import aggregate, bands, downsample
-from peerscope.core.validation import preview, validate_number
+from peerscope.core.validation import MAX_COUNT, preview, validate_number
 from peerscope.message import system_entry
 from peerscope.monitor import Monitor
 from peerscope.server import schemas
@@ -197,7 +197,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
     @router.get("/metrics/peers", response_model=schemas.PeerPage,
                 summary="Every peer, paged and sorted")
     async def peers(limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                    offset: Annotated[int, Query(ge=0)] = 0,
+                    offset: Annotated[int, Query(ge=0, le=MAX_COUNT)] = 0,
                     sort: SortKey = "quality") -> Response:
         return pieces_response(await turns.run(page(limit, offset, sort)), JSON)
 
