@@ -137,6 +137,28 @@ async def test_an_existing_peer_id_is_a_conflict():
         await ws.close()
 
 
+async def test_past_max_peers_a_new_peer_is_a_409_naming_the_limit():
+    """It was a plain-text 500 with a traceback, and a reset connection."""
+    monitor = probing_monitor(max_peers=2)
+    monitor.record_latency("app-peer", 5.0)
+    async with live_server(monitor) as live, live.http() as http:
+        first = await http.post("/api/peers", json={"id": "one", "address": "127.0.0.1:9"})
+        assert first.status_code == 201, first.text
+        second = await http.post("/api/peers", json={"id": "two", "address": "127.0.0.1:9"})
+        assert second.status_code == 409
+        assert second.headers["content-type"] == "application/json"
+        assert second.json() == {
+            "error": "conflict",
+            "detail": "max_peers: the limit of 2 peers is reached; peer_id 'two' was not added"}
+        # Nothing changed: the probed list and the peers are as they were, and the server
+        # goes on answering on the same connection.
+        assert [peer["id"] for peer in (await http.get("/api/peers")).json()["peers"]] == ["one"]
+        assert sorted(monitor.peer_ids) == ["app-peer", "one"]
+        assert (await http.delete("/api/peers/one")).status_code == 204
+        again = await http.post("/api/peers", json={"id": "two", "address": "127.0.0.1:9"})
+        assert again.status_code == 201, again.text
+
+
 async def test_with_a_token_adding_and_removing_peers_needs_it():
     async with live_server(probing_monitor(token="s3cret")) as live, live.http() as http:
         body = {"id": "p", "address": "127.0.0.1:9"}

@@ -267,10 +267,10 @@ class Monitor:
 
     def _peer_for_recording(self, peer_id: str, now: float) -> Peer:
         """Called under the lock for an id not found in the peer table."""
+        validate_id(peer_id)  # first: an id that is no id is a ValueError, never "unknown"
         if self.settings.unknown_peer == "raise":
             raise UnknownPeerError(f"unknown peer_id {peer_id!r}; call add_peer first or set "
                                    "unknown_peer='register'")
-        validate_id(peer_id)
         return self._register(peer_id, now)
 
     def remove_peer(self, peer_id: str) -> bool:
@@ -305,8 +305,6 @@ class Monitor:
         """Record one round-trip time in ms, or ``None`` for a measurement that failed."""
         # The hottest call in peerscope: it only stores; jitter, smoothing and loss take the
         # sample in at the next refresh (peerscope.core.assessment).
-        if type(peer_id) is not str:
-            validate_id(peer_id)
         if latency_ms is not None:
             if type(latency_ms) is not float:
                 latency_ms = real_number(latency_ms, "latency_ms")
@@ -316,7 +314,13 @@ class Monitor:
         lock = self._lock
         lock.acquire()
         try:
-            peer = self._peers.get(peer_id)
+            try:
+                peer = self._peers.get(peer_id)
+            except TypeError:
+                # Unhashable, so no str: this raises the ValueError naming it. A hashable id
+                # that is no str is simply not found, and refused when it would be registered.
+                validate_id(peer_id)
+                raise
             if peer is None:
                 peer = self._peer_for_recording(peer_id, now)
             peer.dirty = True
