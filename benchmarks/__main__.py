@@ -1,4 +1,7 @@
-"""Run every benchmark and print its figures: ``python -m benchmarks [--quick]``."""
+"""Run every benchmark, record and judge its figures: ``python -m benchmarks [--quick]``.
+
+Options and exit status: see ``benchmarks.runner``.
+"""
 
 from __future__ import annotations
 
@@ -13,19 +16,10 @@ from benchmarks import (
     bench_record,
     bench_snapshot,
 )
-from benchmarks.timing import flags, machine
+from benchmarks.runner import main
 
 MODULES = (bench_record, bench_snapshot, bench_memory, bench_metrics_render, bench_loop_block,
            bench_fanout, bench_idle, bench_probe, bench_dashboard)
 
-
-def main(argv: list[str] | None = None) -> None:
-    quick = "--quick" in flags(argv)
-    print(machine())
-    for module in MODULES:
-        print()
-        module.run(quick=quick)
-
-
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main([module.run for module in MODULES], "python -m benchmarks"))

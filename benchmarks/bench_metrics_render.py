@@ -26,7 +26,9 @@ import random
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.metrics_core import Metric
 
-from benchmarks.timing import Stats, down, repeat, run_alone, up
+from benchmarks.results import Reference, Result, Target
+from benchmarks.runner import run_alone
+from benchmarks.timing import Stats, down, repeat, up
 from peerscope.config import Settings
 from peerscope.export.prometheus import MonitorCollector, render
 from peerscope.monitor import Monitor
@@ -84,7 +86,7 @@ def _untyped(body: bytes) -> list[bytes]:
     return [line for line in body.splitlines() if not line.startswith(b"# TYPE ")]
 
 
-def run(quick: bool = False) -> dict[str, Stats]:
+def run(quick: bool = False) -> list[Result]:
     repeats = 5 if quick else 30
     monitor = filled_monitor()
     families = list(MonitorCollector(monitor).collect())
@@ -92,8 +94,9 @@ def run(quick: bool = False) -> dict[str, Stats]:
     ours_body, _ = render(monitor)
     theirs_body = generate_latest(registry)
     if _untyped(ours_body) != _untyped(theirs_body):
-        raise SystemExit("bench_metrics_render: the two registries do not expose the same "
-                         "series; the comparison would be meaningless")
+        # An error, not an exit: a whole run goes on with the other benchmarks.
+        raise RuntimeError("bench_metrics_render: the two registries do not expose the same "
+                           "series; the comparison would be meaningless")
     samples = sum(len(family.samples) for family in families)
     cases = {
         "peerscope render(monitor)": lambda: render(monitor),
@@ -105,18 +108,26 @@ def run(quick: bool = False) -> dict[str, Stats]:
     print(f"bench_metrics_render: {PEERS} peers, {samples} samples, {len(ours_body)} bytes "
           f"per scrape, {repeats} repeats, gc on; ms per render")
     print(f"  {'case':<36} {'median ms':>10} {'min ms':>9} {'max ms':>9}")
-    for name, result in ms.items():
+    for name, stats in ms.items():
         fmt = up if name.startswith("peerscope") else down
-        print(f"  {name:<36} {fmt(result.median, 3):>10} {fmt(result.minimum, 3):>9} "
-              f"{fmt(result.maximum, 3):>9}")
+        print(f"  {name:<36} {fmt(stats.median, 3):>10} {fmt(stats.minimum, 3):>9} "
+              f"{fmt(stats.maximum, 3):>9}")
     found = ratios(ms)
     for name, value in found.items():
         print(f"  ratio peerscope / prometheus generate_latest ({name}): {up(value, 3)}x")
     worst = max(found.values())
-    verdict = "MET" if worst <= TARGET_RATIO else "MISSED"
-    print(f"  target <= {TARGET_RATIO}x: {verdict} (judged on the worse of the two: "
-          f"{up(worst, 3)}x)")
-    return ms
+    result = Result(
+        name="bench_metrics_render", title=f"`/metrics` render at {PEERS:,} peers vs "
+        "prometheus_client `generate_latest` over plain labelled gauges, judged on the worse "
+        "of the median and min ratios", unit="ms", digits=3,
+        target=Target(TARGET_RATIO, on="ratio"),
+        figure=ms["peerscope render(monitor)"].median, quick=quick,
+        reference=Reference("prometheus_client `generate_latest`",
+                            ms["prometheus generate_latest(gauges)"].median, floor=False),
+        ratio=worst)
+    print(f"  target <= {TARGET_RATIO}x: {result.verdict.label} (judged on the worse of the "
+          f"two: {up(worst, 3)}x)")
+    return [result]
 
 
 def ratios(results: dict[str, Stats]) -> dict[str, float]:

@@ -41,7 +41,9 @@ import time
 from dataclasses import dataclass
 
 from benchmarks.children import Child, commands_from_parent
-from benchmarks.timing import down, run_alone, up
+from benchmarks.results import Reference, Result, Target
+from benchmarks.runner import run_alone
+from benchmarks.timing import down, up
 from peerscope import Monitor, Settings
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
@@ -177,7 +179,7 @@ class Window:
         return 1e6 * self.cpu_s / max(self.sent, 1)
 
 
-def _cpu(quick: bool) -> None:
+def _cpu(quick: bool) -> Result:
     window, warmup = (QUICK_WINDOW_S, QUICK_WARMUP_S) if quick else (WINDOW_S, WARMUP_S)
     cases, rounds = (("tick", "floor"), 1) if quick else (tuple(CASES), ROUNDS)
     print(f"  (a) {PEERS} TWAMP peers at 1 Hz, one reflector process on one port, "
@@ -193,10 +195,10 @@ def _cpu(quick: bool) -> None:
                   f"{result.wall_s:.2f} s: {up(result.percent, 2)} % of one core; probes "
                   f"sent {result.sent} ({down(result.sent / result.wall_s)} /s), replies "
                   f"{result.received}, lost {lost}; {up(result.per_probe_us)} µs per probe")
-    _cpu_summary(windows)
+    return _cpu_summary(windows, quick)
 
 
-def _cpu_summary(windows: list[Window]) -> None:
+def _cpu_summary(windows: list[Window], quick: bool) -> Result:
     def worst(case: str) -> Window:
         return max((w for w in windows if w.case == case), key=lambda w: w.percent)
 
@@ -204,13 +206,20 @@ def _cpu_summary(windows: list[Window]) -> None:
         return min((w for w in windows if w.case == case), key=lambda w: w.percent)
 
     ours, floor = worst("tick"), best("floor")
-    verdict = "MET" if ours.percent <= TARGET_PERCENT else "MISSED"
+    result = Result(name="bench_probe", title=f"CPU of the probe sender, {PEERS:,} TWAMP "
+                    "peers at 1 Hz with the Monitor ticking (worst window)",
+                    unit="% of one core", digits=2, target=Target(TARGET_PERCENT),
+                    figure=ours.percent, quick=quick,
+                    reference=Reference("bare asyncio socket work, best window",
+                                        floor.percent, floor=True),
+                    ratio=ours.percent / floor.percent)
     print(f"      worst tick window {up(ours.percent, 2)} % of one core "
-          f"(target <= {TARGET_PERCENT:g} %: {verdict}); best floor window "
+          f"(target <= {TARGET_PERCENT:g} %: {result.verdict.label}); best floor window "
           f"{down(floor.percent, 2)} %: {up(ours.percent / floor.percent, 3)}x the floor, "
           f"{up(ours.percent - floor.percent, 2)} points above it "
           f"({up(ours.per_probe_us - floor.per_probe_us)} µs per probe); the target leaves "
           f"{down(TARGET_PERCENT - floor.percent, 2)} points above the floor")
+    return result
 
 
 def _cpu_window(case: str, window: float, warmup: float) -> Window:
@@ -295,10 +304,11 @@ def _rtt(quick: bool) -> None:
               f"{rounded(median / reference, 2):>7}")
 
 
-def run(quick: bool = False) -> None:
+def run(quick: bool = False) -> list[Result]:
     print("bench_probe: probing cost and loopback RTT overhead")
-    _cpu(quick)
-    _rtt(quick)
+    result = _cpu(quick)
+    _rtt(quick)  # information: no target
+    return [result]
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,23 +78,6 @@ def down(value: float, digits: int = 1) -> str:
     """``value`` rounded down at ``digits`` decimals (for a peer library's costs)."""
     scale = 10**digits
     return f"{math.floor(value * scale) / scale:.{digits}f}"
-
-
-def run_alone(run: Callable[..., object], argv: Sequence[str] | None = None) -> None:
-    """Entry point of one benchmark module: ``python -m benchmarks.<module> [--quick]``."""
-    quick = "--quick" in flags(argv)
-    print(machine())
-    run(quick=quick)
-
-
-def flags(argv: Sequence[str] | None = None, allowed: Sequence[str] = ("--quick",)) -> set[str]:
-    """Parse the benchmarks' options: ``--quick`` (small counts for a smoke test)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    unknown = [arg for arg in args if arg not in allowed]
-    if unknown:
-        usage = " ".join(f"[{option}]" for option in allowed)
-        raise SystemExit(f"usage: python -m benchmarks[.<module>] {usage}; got {unknown}")
-    return set(args)
 
 
 def _cpu_model() -> str:
