@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from benchmarks.children import Child, commands_from_parent
 from benchmarks.timing import down, run_alone, up
 from peerscope import Monitor, Settings
+from peerscope.probe.one_shot import probe_series
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.series import probe_series
 from peerscope.probe.target import ProbeTarget
 from peerscope.probe.twamp_sender import RECEIVE_BUFFER, encode_probe
 from peerscope.probe.udp import enable_timestamps
