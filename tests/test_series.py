@@ -103,20 +103,6 @@ def test_exactly_full_ring_then_one_more():
     assert s.last() == (T + 4, 4.0)
 
 
-def test_clear_forgets_everything_and_takes_a_new_base():
-    s = Series(3)
-    s.append(T, 1.0)
-    s.append(T + 1, 2.0)
-    s.clear()
-    assert len(s) == 0
-    assert s.last() is None
-    assert s.mean() is None
-    # A time more than 24.8 days from the old base needs no rebase after clear().
-    s.append(T + 100 * DAY, 5.0)
-    assert list(s) == [(T + 100 * DAY, 5.0)]
-    assert s.mean() == 5.0
-
-
 # --- mean ---------------------------------------------------------------------------------------
 
 

@@ -148,9 +148,3 @@ class Series:
         n = min(n, self._count)
         values, cap, end = self._values, self._capacity, self._next
         return [values[(end - n + k) % cap] for k in range(n)]
-
-    def clear(self) -> None:
-        self._next = 0
-        self._count = 0
-        self._total = 0.0
-        self._base_ms = _UNSET_BASE
