@@ -1,14 +1,20 @@
-"""The README's configuration table lists every setting with its real default."""
+"""The README's configuration table lists every setting with its real default, and every
+``peerscope.…`` name the docs and docstrings mention exists."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 from pathlib import Path
 
 from peerscope import QualityConfig, Settings, StatusRules
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOTTED = re.compile(r"\bpeerscope(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+# Dotted names that are no Python: files named after the package, an ASGI scope extension.
+NOT_PYTHON = {"peerscope.js", "peerscope.toml", "peerscope.frame_writer"}
 
 
 def documented_defaults() -> dict[str, str]:
@@ -68,3 +74,31 @@ def test_readme_tour_example_runs_and_prints_real_figures():
     assert float(score) == 58.2
     assert "'total_messages': 1," in server
     assert "'active_connections': 1," in server
+
+
+def resolves(name: str) -> bool:
+    """Whether ``name`` is a module of the package, or an attribute reached from one."""
+    parts = name.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:split]))
+        except ModuleNotFoundError:
+            continue
+        for part in parts[split:]:
+            if not hasattr(found, part):
+                return False
+            found = getattr(found, part)
+        return True
+    return False
+
+
+def test_every_module_and_name_the_docs_mention_exists():
+    # A module renamed without its mentions leaves readers a path that fails to import.
+    texts = [README, *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "src" / "peerscope").rglob("*.py"))]
+    mentioned = {(name, path.relative_to(ROOT).as_posix()) for path in texts
+                 for name in DOTTED.findall(path.read_text())}
+    assert len({name for name, _ in mentioned}) > 50  # the pattern finds what it should
+    missing = sorted((name, where) for name, where in mentioned
+                     if name not in NOT_PYTHON and not resolves(name))
+    assert missing == []

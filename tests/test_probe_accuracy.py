@@ -15,8 +15,8 @@ import subprocess
 
 import pytest
 
+from peerscope.probe.one_shot import probe_series
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.series import probe_series
 from peerscope.probe.target import ProbeTarget
 
 

@@ -8,7 +8,7 @@ import socket
 from icmplib.exceptions import SocketPermissionError
 
 from peerscope.probe import icmp
-from peerscope.probe.series import probe_series
+from peerscope.probe.one_shot import probe_series
 from peerscope.probe.target import ProbeTarget
 
 

@@ -174,6 +174,28 @@ async def test_more_replies_than_a_default_socket_holds_wait_unread_and_whole():
             await sender.close()
 
 
+async def test_a_reflector_clock_running_fast_cannot_make_the_rtt_negative():
+    # The reply says the probe was held 500 ms (t3 - t2 on the reflector's clock), longer
+    # than the whole round trip on ours: the reflector's clock runs at another rate.
+    replies = Replies()
+    sender = TwampSender(read_wait_s=0.01)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reflector:
+        reflector.bind(("127.0.0.1", 0))
+        reflector.setblocking(False)
+        target = ProbeTarget.parse(f"127.0.0.1:{reflector.getsockname()[1]}")
+        try:
+            sender.send(target, 0, 600.0, replies)
+            async with asyncio.timeout(5.0):
+                data, address = await asyncio.get_running_loop().sock_recvfrom(reflector, 2048)
+            received = ntp_from_unix_ns(0)
+            reflector.sendto(reply_to(SenderPacket.decode(data), seq=0, received=received,
+                                      sent=received + (2**32 // 2)).encode(), address)
+            await replies.wait_for(1, within_s=5.0)
+            assert [(seq, rtt_ms) for seq, rtt_ms, _ in replies.got] == [(0, 0.0)]
+        finally:
+            await sender.close()
+
+
 async def test_close_cancels_the_timed_read():
     sender = TwampSender(read_wait_s=0.05)
     async with Reflector() as reflector:

@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from peerscope.probe.method import resolve
+from peerscope.probe.method_protocol import resolve
+from peerscope.probe.one_shot import ProbeResult, probe_series
 from peerscope.probe.report import result_line, summarize, summary_lines
-from peerscope.probe.series import ProbeResult, probe_series
 from peerscope.probe.target import METHODS, ProbeTarget
 
 PROGRESS_FROM = 20  # probes in a run from which a TTY gets a progress bar

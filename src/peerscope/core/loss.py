@@ -93,12 +93,6 @@ class LossTracker:
         return len(self._in_flight)
 
     @property
-    def window_outcomes(self) -> int:
-        if self.pending_successes:
-            self._settle()
-        return min(self._outcome_count, self._window)
-
-    @property
     def loss_percent(self) -> float:
         """Lost share of the last ``window`` outcomes, 0..100 (0 before any outcome)."""
         if not self.window_lost:
@@ -157,14 +151,10 @@ class LossTracker:
             oldest, _ = self._in_flight.popitem(last=False)
             self._mark_lost(oldest)
 
-    def received(self, seq: int, now: float) -> Arrival:
-        """Account for a reply; expire what timed out before ``now`` first."""
-        self.expire(now)
-        return self.arrived(seq)
-
     def arrived(self, seq: int) -> Arrival:
-        """Account for a reply whose caller has just called :meth:`expire` (the Monitor,
-        which counts the expired probes as failures too): ``received`` without the expiry."""
+        """Account for a reply. Call :meth:`expire` with the reply's time first, so that a
+        probe which timed out before it counts as lost (the Monitor does, and counts the
+        expired probes as failures too)."""
         if self._in_flight.pop(seq, None) is not None:
             if not self._in_flight:
                 self.next_expiry = math.inf

@@ -22,8 +22,9 @@ class Peer:
 
     The hot-path fields (latency ring, last sample, counters) are written by the Monitor
     under its lock; the running figures (jitter, smoothed latency) and the judged ones
-    (score, trend averages, status, rank) are brought up to date once per tick while
-    ``dirty`` is set (see peerscope.core.assessment).
+    (score, trend averages, status, rank) are brought up to date at the next refresh (the
+    tick, or a query that reads the peer) while ``dirty`` is set (see
+    peerscope.core.assessment).
     """
 
     peer_id: str

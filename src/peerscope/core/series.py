@@ -34,10 +34,6 @@ class Series:
         self._total = 0.0  # of the stored values, kept as they come and go, for mean()
         self._base_ms = _UNSET_BASE
 
-    @property
-    def capacity(self) -> int:
-        return self._capacity
-
     def __len__(self) -> int:
         return self._count
 
@@ -137,20 +133,8 @@ class Series:
         return [value for offset, value in zip(times.tolist(), values.tolist(), strict=True)
                 if start < (base + offset) / 1000.0 <= now]
 
-    def last(self) -> tuple[float, float] | None:
-        if not self._count:
-            return None
-        i = (self._next - 1) % self._capacity
-        return (self._base_ms + self._times[i]) / 1000.0, self._values[i]
-
     def tail(self, n: int) -> list[float]:
         """The newest ``n`` values (fewer if fewer are stored), oldest first; O(n)."""
         n = min(n, self._count)
         values, cap, end = self._values, self._capacity, self._next
         return [values[(end - n + k) % cap] for k in range(n)]
-
-    def clear(self) -> None:
-        self._next = 0
-        self._count = 0
-        self._total = 0.0
-        self._base_ms = _UNSET_BASE

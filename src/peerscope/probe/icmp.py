@@ -18,7 +18,7 @@ from typing import Any
 from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
-from peerscope.probe.method import Background, ReplyHandler, ResolveHandler, resolve
+from peerscope.probe.method_protocol import Background, ReplyHandler, ResolveHandler, resolve
 from peerscope.probe.target import ProbeTarget
 from peerscope.probe.udp import enable_timestamps, kernel_arrival_ns
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from peerscope.monitor import Monitor
-from peerscope.probe.method import ProbeMethod, ReplyHandler, ResolveHandler
-from peerscope.probe.methods import open_method
+from peerscope.probe.method_factory import open_method
+from peerscope.probe.method_protocol import ProbeMethod, ReplyHandler, ResolveHandler
 from peerscope.probe.target import Method, ProbeTarget
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from peerscope.core import quality
 from peerscope.core.quality import Band, Grade, QualityConfig
-from peerscope.probe.series import ProbeResult
+from peerscope.probe.one_shot import ProbeResult
 
 DEFAULT_CONFIG = QualityConfig()
 

@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 
-from peerscope.probe.method import Background, ReplyHandler, ResolveHandler, resolve
+from peerscope.probe.method_protocol import Background, ReplyHandler, ResolveHandler, resolve
 from peerscope.probe.target import ProbeTarget
 
 logger = logging.getLogger(__name__)

@@ -39,7 +39,6 @@ TTL_UNKNOWN = 255  # what a reflector reports when it cannot read the probe's IP
 
 _FRACTION = 1 << 32
 _NS = 1_000_000_000
-_ERA = 1 << 32
 _HALF_RANGE = 1 << 63
 _RANGE = 1 << 64
 _MASK64 = _RANGE - 1
@@ -52,18 +51,6 @@ def ntp_from_unix_ns(unix_ns: int) -> int:
     # units rounds only the fraction, which stays < 2^32 for every ns < 10^9; the era wrap
     # is the 64-bit one. One expression: it runs twice per probe.
     return ((((unix_ns + _NTP_UNIX_OFFSET_NS) << 32) + _NS // 2) // _NS) & _MASK64
-
-
-def unix_ns_from_ntp(ntp: int) -> int:
-    """Nanoseconds since the Unix epoch from an NTP timestamp.
-
-    Seconds below 2^31 are read as era 1 (from 2036 on), per RFC 4330 §3, so the range is
-    1968–2104.
-    """
-    seconds, fraction = ntp >> 32, ntp & (_FRACTION - 1)
-    if seconds < 1 << 31:
-        seconds += _ERA
-    return (seconds - NTP_UNIX_OFFSET_S) * _NS + (fraction * _NS + _FRACTION // 2) // _FRACTION
 
 
 def ntp_difference_ms(later: int, earlier: int) -> float:
@@ -152,16 +139,6 @@ class ReflectorPacket:
     def hold_ms(self) -> float:
         """The reflector's time between receiving the probe and replying: t3 − t2, in ms."""
         return ntp_difference_ms(self.timestamp, self.receive_timestamp)
-
-    def round_trip_ms(self, arrived: int) -> float:
-        """RTT of this reply arriving at NTP time ``arrived`` (t4): (t4 − t1) − (t3 − t2).
-
-        The reflector's time between receiving and sending is taken out, so its own load
-        does not count as network delay. Clamped at 0: the two intervals come from two
-        clocks of different rates, and a sub-resolution round trip can come out negative.
-        """
-        rtt = ntp_difference_ms(arrived, self.sender_timestamp) - self.hold_ms
-        return rtt if rtt > 0.0 else 0.0
 
 
 def reply_seq_and_hold(data: bytes) -> tuple[int, float]:

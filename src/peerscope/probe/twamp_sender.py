@@ -37,7 +37,7 @@ import socket
 import struct
 import time
 
-from peerscope.probe.method import (
+from peerscope.probe.method_protocol import (
     Background,
     ReplyHandler,
     ResolveHandler,

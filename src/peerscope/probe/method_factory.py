@@ -1,9 +1,10 @@
-"""The probe methods by name."""
+"""The probe methods by name: ``open_method("twamp" | "icmp" | "tcp")`` gives a fresh sender
+that follows :class:`peerscope.probe.method_protocol.ProbeMethod`."""
 
 from __future__ import annotations
 
 from peerscope.probe.icmp import IcmpPinger
-from peerscope.probe.method import ProbeMethod
+from peerscope.probe.method_protocol import ProbeMethod
 from peerscope.probe.target import Method
 from peerscope.probe.tcp import TcpConnector
 from peerscope.probe.twamp_sender import TwampSender

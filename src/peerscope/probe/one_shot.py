@@ -1,4 +1,7 @@
-"""A one-shot run of probes to one target, reported as each outcome is known (like ping)."""
+"""A one-shot run of probes to one target, reported as each outcome is known (like ping).
+
+What ``peerscope probe`` runs; the agent's continuous probing of many peers is the Prober's.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from peerscope.probe.methods import open_method
+from peerscope.probe.method_factory import open_method
 from peerscope.probe.target import ProbeTarget
 
 Outcome = Literal["on_time", "late", "duplicate", "timeout"]

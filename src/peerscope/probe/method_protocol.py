@@ -1,4 +1,8 @@
-"""What every probe method offers the scheduler: fire a probe now, hear of its reply later."""
+"""The ProbeMethod protocol every probe method offers (fire a probe now, hear of its reply
+later), and what the methods share: the look-up of a target's address, their background tasks.
+
+The methods themselves are opened by name in :mod:`peerscope.probe.method_factory`.
+"""
 
 from __future__ import annotations
 
