@@ -324,10 +324,14 @@ async def test_a_wake_up_sends_at_most_200_probes_so_their_replies_fit_the_socke
     # loop was a little late to wake.
     usual = statistics.median(gaps)
     stalled = [size for gap, size in zip(gaps, sizes[1:], strict=True) if gap > 2 * usual]
-    on_time = [sizes[0], *(size for gap, size in zip(gaps, sizes[1:], strict=True)
-                           if gap <= 2 * usual)]
     assert len(stalled) <= 2, log.batches
-    assert max(on_time) <= 230, sorted(on_time)[-5:]
+    assert sizes[0] <= 230, log.batches[:3]
+    # A wake-up a little late (a busy machine: tens of ms) also sends those that fell due
+    # while it was late, 2,500 a second: no more than that.
+    over = [(round(gap - usual, 4), size)
+            for gap, size in zip(gaps, sizes[1:], strict=True)
+            if gap <= 2 * usual and size > 230 + 2500 * max(0.0, gap - usual)]
+    assert over == [], over
     assert sum(sizes) >= 2500 * 1.5
     probes = [monitor.peer(f"t{i}")["probes"] for i in range(2500)]
     assert sum(p["lost"] for p in probes) == 0
