@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_quick_benchmarks_run_and_print_their_figures():
     result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick"], cwd=ROOT,
                             capture_output=True, text=True, timeout=300, check=False)

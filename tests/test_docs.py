@@ -6,6 +6,8 @@ import dataclasses
 import re
 from pathlib import Path
 
+import pytest
+
 from peerscope import QualityConfig, Settings, StatusRules
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -54,6 +56,7 @@ def test_readme_opens_with_the_two_commands():
     assert "make test" in opening
 
 
+@pytest.mark.slow
 def test_readme_tour_example_runs_and_prints_real_figures():
     import subprocess
     import sys
