@@ -1,4 +1,5 @@
-# The two commands a newcomer runs: `make demo` and `make test`. Both set up .venv first.
+# The two commands a newcomer runs: `make demo` and `make test`; `make check` is the quick
+# one to run while working. All of them set up .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ ASSETS := $(VENDOR)/.copied
 UPLOT := web/node_modules/uplot/dist
 SWAGGER := web/node_modules/swagger-ui-dist
 
-.PHONY: demo test lint typecheck unit bench assets clean
+.PHONY: demo test check lint typecheck unit fast bench assets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,10 @@ demo: $(STAMP) $(ASSETS)
 
 test: lint typecheck unit
 
+# Under a minute: the tests marked slow or browser (see pyproject.toml) run only in `make
+# test`. --durations shows the slowest fast tests, so one that has grown slow gets its mark.
+check: lint typecheck fast
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
@@ -44,6 +49,9 @@ typecheck: $(STAMP)
 
 unit: $(STAMP) $(ASSETS)
 	$(BIN)/pytest -q
+
+fast: $(STAMP) $(ASSETS)
+	$(BIN)/pytest -q -m "not slow and not browser" --durations=5
 
 bench: $(STAMP) $(ASSETS)
 	$(BIN)/python -m benchmarks

@@ -1,4 +1,8 @@
-"""Shared fixtures: a clock the test moves by hand, so time-dependent figures are exact."""
+"""Shared fixtures: a clock the test moves by hand, so time-dependent figures are exact.
+
+Also the markers that follow from what a test uses (see the markers in pyproject.toml):
+they are set here so a new test gets them without anyone remembering to.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,25 @@ from collections.abc import Iterator
 import pytest
 
 from peerscope.testing import ManualClock
+from tests.browser_support import browser_page
 
 # Every `serve` in the suite (in-process and `peerscope serve` subprocesses, which inherit
 # this) answers probes on a free UDP port, not 8701: several run at once, and a developer's
 # own agent may hold 8701. Tests of the default port say so explicitly.
 os.environ.setdefault("PEERSCOPE_REFLECTOR_PORT", "0")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # browser_page is a context manager, not a fixture, so the module that imports it
+        # is what says a test drives Chromium.
+        module = getattr(item, "module", None)
+        if getattr(module, "browser_page", None) is browser_page:
+            item.add_marker(pytest.mark.browser)
+        # The processes fixture is for tests that start `peerscope serve` or another
+        # long-running interpreter: a second or more of start-up alone.
+        if "processes" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from benchmarks.results import RESULTS, Verdict, load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,7 @@ FIELDS = {"name", "title", "figure", "unit", "digits", "target", "reference", "r
           "verdict", "met", "detail", "quick", "commit", "machine", "date", "command"}
 
 
+@pytest.mark.slow
 def test_quick_benchmarks_run_print_their_figures_and_write_their_results(tmp_path: Path):
     committed = {path.name: path.read_bytes() for path in RESULTS.glob("*.json")}
     result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--results",

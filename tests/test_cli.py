@@ -22,6 +22,7 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
                           text=True, timeout=timeout, env=env, check=False)
 
 
+@pytest.mark.slow
 def test_demo_serves_and_measures_simulated_peers_for_real():
     result = run_cli("demo", "--duration", "4", "--seed", "7", "--metrics-interval", "0.5",
                      "--port", "0", "--reflector-port", "0")
@@ -42,12 +43,14 @@ def test_demo_serves_and_measures_simulated_peers_for_real():
     assert "connected" in out
 
 
+@pytest.mark.slow
 def test_invalid_setting_exits_2_with_the_option_named():
     result = run_cli("demo", "--metrics-interval", "0")
     assert result.returncode == 2
     assert result.stderr == "peerscope: --metrics-interval: Input should be greater than 0\n"
 
 
+@pytest.mark.slow
 def test_version():
     result = run_cli("--version")
     assert result.returncode == 0
@@ -88,6 +91,7 @@ BLANK = ("must not be empty or blank; leave it unset to serve loopback without o
          "a random string of 16 or more characters")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
 def test_an_empty_token_is_refused_not_taken_as_none(host):
     """On loopback it served everything without auth; beyond, it passed the bind check."""
@@ -95,12 +99,14 @@ def test_an_empty_token_is_refused_not_taken_as_none(host):
         f"peerscope: --token: {BLANK}"]
 
 
+@pytest.mark.slow
 def test_an_empty_token_from_the_environment_is_refused(monkeypatch):
     monkeypatch.setenv("PEERSCOPE_TOKEN", "")
     monkeypatch.setenv("PEERSCOPE_HOST", "0.0.0.0")
     assert refused(["serve", "--port", "0"]) == [f"peerscope: PEERSCOPE_TOKEN: {BLANK}"]
 
 
+@pytest.mark.slow
 def test_warnings_come_first_one_line_each(monkeypatch):
     monkeypatch.setenv("PEERSCOPE_METRIC_INTERVAL", "2")
     assert refused(["serve", "--token", "short", "--metrics-interval", "0"]) == [
@@ -112,6 +118,7 @@ def test_warnings_come_first_one_line_each(monkeypatch):
     ]
 
 
+@pytest.mark.slow
 def test_a_toml_syntax_error_is_one_line(tmp_path):
     config = tmp_path / "agent.toml"
     config.write_text("[[peers]]\naddress = 10.0.0.1\n")
@@ -120,6 +127,7 @@ def test_a_toml_syntax_error_is_one_line(tmp_path):
                         r"\(at line 2, column \d+\)", line), line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("variable", "value"), [
     ("PEERSCOPE_PEERS", "[127.0.0.1"), ("PEERSCOPE_ALLOWED_HOSTS", '["a", b]')])
 def test_bad_json_in_a_variable_is_one_line(variable, value, monkeypatch):
@@ -129,6 +137,7 @@ def test_bad_json_in_a_variable_is_one_line(variable, value, monkeypatch):
     assert line.endswith("); give a JSON value or comma-separated items")
 
 
+@pytest.mark.slow
 def test_peers_given_twice_are_refused_naming_both(tmp_path):
     config = tmp_path / "agent.toml"
     config.write_text("[[peers]]\naddress = '10.0.0.1'\n")
@@ -140,6 +149,7 @@ def test_peers_given_twice_are_refused_naming_both(tmp_path):
         "'twamp:10.0.0.3'"]
 
 
+@pytest.mark.slow
 def test_an_invalid_ip_address_is_refused_at_once(tmp_path):
     assert refused(["serve", "--peer", "10.0.0.999"]) == [
         "peerscope: --peer: '10.0.0.999' is not a valid IPv4 address"]
@@ -149,6 +159,7 @@ def test_an_invalid_ip_address_is_refused_at_once(tmp_path):
         f"peerscope: {config}: peers[0].address: '10.0.0.999' is not a valid IPv4 address"]
 
 
+@pytest.mark.slow
 def test_a_busy_http_port_is_one_line_and_exit_2():
     """uvicorn printed its own error and exited 3; the demo serves HTTP the same way."""
     with socket.socket() as taken:
@@ -166,6 +177,7 @@ def test_a_busy_http_port_is_one_line_and_exit_2():
         assert "serving on" not in result.stdout
 
 
+@pytest.mark.slow
 def test_an_address_this_host_does_not_have_is_named():
     result = run_cli("serve", "--host", "192.0.2.1", "--port", "0", "--token", "t" * 32,
                      "--reflector-port", "0")
@@ -175,6 +187,7 @@ def test_an_address_this_host_does_not_have_is_named():
         "assign requested address); bind one it has, or 127.0.0.1"]
 
 
+@pytest.mark.slow
 def test_a_privileged_port_is_named():
     start = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
     if not start.exists() or int(start.read_text()) <= 1:

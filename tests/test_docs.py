@@ -8,6 +8,8 @@ import importlib
 import re
 from pathlib import Path
 
+import pytest
+
 from peerscope import QualityConfig, Settings, StatusRules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +62,7 @@ def test_readme_opens_with_the_two_commands():
     assert "make test" in opening
 
 
+@pytest.mark.slow
 def test_readme_tour_example_runs_and_prints_real_figures():
     import subprocess
     import sys

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import httpx
+import pytest
 import uvicorn
 import websockets
 
@@ -24,6 +25,7 @@ def load_example() -> ModuleType:
     return module
 
 
+@pytest.mark.slow
 async def test_chat_clients_are_measured_and_served_under_the_mount():
     example = load_example()
     server = uvicorn.Server(uvicorn.Config(example.app, host="127.0.0.1", port=0,

@@ -217,6 +217,7 @@ def test_past_max_peers_registration_is_refused_with_its_own_error():
 # --- pending events -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_events_are_not_queued_while_nobody_subscribes():
     monitor = Monitor(Settings(enable_system_metrics=False))
     tracemalloc.start()

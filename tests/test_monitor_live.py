@@ -67,6 +67,7 @@ def median_gap(stamps: list[float]) -> float:
     return statistics.median(b - a for a, b in itertools.pairwise(stamps))
 
 
+@pytest.mark.slow
 async def test_tick_loop_keeps_its_schedule():
     interval = 0.05
     async with Monitor(Settings(metrics_interval=interval)) as monitor:
@@ -80,6 +81,7 @@ async def test_tick_loop_keeps_its_schedule():
     assert abs(median_gap(stamps) - interval) < interval * 0.2, stamps
 
 
+@pytest.mark.slow
 async def test_the_time_a_step_takes_does_not_add_up_as_drift():
     interval = 0.05
     stamps: list[float] = []
@@ -96,6 +98,7 @@ async def test_the_time_a_step_takes_does_not_add_up_as_drift():
     assert abs(median_gap(stamps) - interval) < 0.008, stamps
 
 
+@pytest.mark.slow
 async def test_a_blocked_loop_skips_ticks_instead_of_bursting():
     interval = 0.05
     async with Monitor(Settings(metrics_interval=interval)) as monitor:

@@ -26,6 +26,7 @@ def require(tool: str, package: str) -> None:
     assert shutil.which(tool) is not None, f"{tool} not found: apt-get install {package}"
 
 
+@pytest.mark.slow
 async def test_icmp_rtt_matches_iputils_ping():
     """Accuracy (1): 50 of our ICMP probes and 50 of ping's, at once: medians within 0.2 ms."""
     require("ping", "iputils-ping")
@@ -73,6 +74,7 @@ def nft_drop():
                        timeout=10, check=False)
 
 
+@pytest.mark.slow
 async def test_kernel_dropped_probes_are_measured_as_loss(nft_drop):
     """Accuracy (2): the kernel drops 5 % of probes; 2,000 probes measure 5 ± 1.5 %.
 

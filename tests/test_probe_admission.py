@@ -69,6 +69,7 @@ def test_the_table_is_bounded_and_forgets_the_address_seen_first():
     assert gate.sources == 3
 
 
+@pytest.mark.slow
 def test_a_million_forged_addresses_keep_the_table_at_its_cap():
     gate = SourceGate(max_sources=1000)
     tracemalloc.start()

@@ -49,6 +49,7 @@ def probe(*args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "COLUMNS": "160"})
 
 
+@pytest.mark.slow
 def test_lines_and_summary_like_ping(reflector_port):
     result = probe(f"127.0.0.1:{reflector_port}", "--count", "5", "--interval", "0.05")
     assert result.returncode == 0, result.stderr
@@ -70,6 +71,7 @@ def test_lines_and_summary_like_ping(reflector_port):
                         lines[9]), lines[9]
 
 
+@pytest.mark.slow
 def test_json(reflector_port):
     result = probe(f"127.0.0.1:{reflector_port}", "-c", "3", "-i", "0.02", "--json")
     assert result.returncode == 0, result.stderr
@@ -82,6 +84,7 @@ def test_json(reflector_port):
     assert summary["grade"] in ("A", "B")
 
 
+@pytest.mark.slow
 def test_every_probe_lost_exits_1():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
         closed.bind(("127.0.0.1", 0))
@@ -93,6 +96,7 @@ def test_every_probe_lost_exits_1():
     assert "rtt min" not in result.stdout
 
 
+@pytest.mark.slow
 def test_tcp_connect_time(reflector_port):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -129,6 +133,7 @@ def test_bad_arguments_exit_2_naming_what_was_wrong(args, message, capsys):
     assert len(captured.err.splitlines()) == 1, captured.err
 
 
+@pytest.mark.slow
 def test_a_long_run_on_a_terminal_draws_a_progress_bar(reflector_port):
     """Run with stdout on a pseudo-terminal, as a user at a shell would."""
     parent, child = pty.openpty()

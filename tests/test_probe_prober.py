@@ -52,6 +52,7 @@ def answering(monitor: Monitor, peer_id: str, replies: int) -> dict | None:
     return peer
 
 
+@pytest.mark.slow
 async def test_a_peer_answering_then_silent_then_back():
     # Degraded from the 2nd lost probe to the 12th: 0.5 s at 20 probes a second. A stall of
     # the machine lets every probe it held up expire at once, and a shorter stretch (3
@@ -120,6 +121,7 @@ async def test_many_targets_each_methods_and_removal():
         assert len(prober.targets()) == 21
 
 
+@pytest.mark.slow
 async def test_a_name_that_does_not_resolve_is_said_once_per_target_not_lost(caplog):
     monitor = make_monitor()
     caplog.set_level(logging.WARNING, logger="peerscope")
@@ -224,6 +226,7 @@ class SendLog:
         return [at for at in self.times(peer_id) if at > after]
 
 
+@pytest.mark.slow
 async def test_each_target_goes_out_once_per_spacing_at_its_own_offset():
     monitor = make_monitor()
     log = SendLog(monitor)
@@ -249,6 +252,7 @@ async def test_each_target_goes_out_once_per_spacing_at_its_own_offset():
     assert firsts[-1] - firsts[0] > 0.06, firsts
 
 
+@pytest.mark.slow
 async def test_a_stalled_loop_sends_each_target_once_and_keeps_its_place():
     monitor = make_monitor()
     log = SendLog(monitor)
@@ -276,6 +280,7 @@ async def test_a_stalled_loop_sends_each_target_once_and_keeps_its_place():
         assert 0.06 <= statistics.median(gaps) <= 0.16, gaps
 
 
+@pytest.mark.slow
 async def test_targets_added_and_removed_while_running():
     monitor = make_monitor()
     log = SendLog(monitor)
@@ -305,6 +310,7 @@ async def test_targets_added_and_removed_while_running():
     assert monitor.peer("second")["probes"]["sent"] == len(log.times("second"))
 
 
+@pytest.mark.slow
 async def test_a_wake_up_sends_at_most_200_probes_so_their_replies_fit_the_socket():
     monitor = Monitor(Settings(enable_system_metrics=False))
     log = SendLog(monitor)

@@ -46,6 +46,7 @@ async def test_reply_carries_the_probe_and_both_reflector_timestamps():
     assert reflector.reflected == 1
 
 
+@pytest.mark.slow
 async def test_garbage_gets_no_answer_and_the_reflector_keeps_answering():
     garbage = [b"", b"x", b"\x00" * 13, b"\x00" * 41, b"GET / HTTP/1.1\r\n\r\n", b"\xff" * 1500,
                SenderPacket(1, 2, padding=0).encode()]  # unpadded: the reply would be longer
@@ -69,6 +70,7 @@ async def test_the_reflectors_hold_time_is_subtracted_from_the_rtt():
     assert max(measured) < 5.0, measured
 
 
+@pytest.mark.slow
 async def test_simulated_path_delay_and_jitter_are_measured():
     """Issue 4, accuracy (3): median within 1 ms of the delay; jitter within 25 % of the
     RFC 3550 jitter of the delays the reflector really applied."""
@@ -85,6 +87,7 @@ async def test_simulated_path_delay_and_jitter_are_measured():
     assert abs(jitter - truth) <= 0.25 * truth, (jitter, truth)
 
 
+@pytest.mark.slow
 async def test_simulated_loss_drops_about_that_share():
     async with Reflector(loss_percent=50.0, seed=1) as reflector:
         target = ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
@@ -95,6 +98,7 @@ async def test_simulated_loss_drops_about_that_share():
     assert 70 <= lost <= 130
 
 
+@pytest.mark.slow
 async def test_stop_cancels_held_replies_and_frees_the_port():
     reflector = Reflector(hold_ms=500.0)
     port = await reflector.start(port=0)
@@ -247,6 +251,7 @@ async def test_the_table_of_sources_stays_bounded():
     assert (reflector.rate_limited, reflector.rejected) == (0, 0)
 
 
+@pytest.mark.slow
 async def test_default_limits_do_not_touch_1000_peers_probed_once_a_second():
     """The benchmark's case (benchmarks/bench_probe.py): 1,000 peers behind one reflector,
     probed from one address at 1 Hz, through a reflector with the default limits."""

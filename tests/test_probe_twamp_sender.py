@@ -48,6 +48,7 @@ async def probing(read_wait_s: float) -> AsyncIterator[tuple[TwampSender, ProbeT
             await sender.close()
 
 
+@pytest.mark.slow
 async def test_a_reply_waits_for_the_next_send_and_keeps_its_arrival_time():
     replies = Replies()
     async with probing(read_wait_s=30.0) as (sender, target):  # no timed read here
@@ -85,6 +86,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_the_first_reply_of_a_fresh_process_keeps_its_arrival_time():
     # Stamped when read instead, it comes out ~300 ms: it did in 3 of 12 fresh processes
     # here without the sender's wait (STAMPS_WARM_UP_S = 0), in none of 12 with it.
@@ -114,6 +116,7 @@ async def test_a_short_timeout_is_read_within_a_quarter_of_it():
         assert replies.got[0][2] - sent_at < 0.8
 
 
+@pytest.mark.slow
 async def test_timed_reads_stop_when_no_probe_can_be_answered_on_time():
     replies = Replies()
     async with probing(read_wait_s=0.05) as (sender, target):

@@ -84,6 +84,7 @@ def value(series: dict[str, Any]) -> float:
     return float(series["value"][1])
 
 
+@pytest.mark.slow
 def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
     if not (PROMETHEUS.is_file() and os.access(PROMETHEUS, os.X_OK)):
         pytest.fail(f"{PROMETHEUS} not found: this test needs a real Prometheus server; install "

@@ -120,6 +120,7 @@ async def test_ws_without_the_right_token_is_closed_1008():
             assert monitor.peer_ids == ["alpha"]  # the refused client never became a peer
 
 
+@pytest.mark.slow
 async def test_ws_refuses_pages_from_other_origins():
     """Browsers apply no CORS to WebSockets: without an Origin check any web page the user
     opens could read the live stream (every peer's address) from the tokenless loopback

@@ -78,6 +78,7 @@ def test_serve_takes_a_token_from_the_command_line(processes: list[subprocess.Po
     assert process.wait(timeout=15) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "env"), [
     (["--host", "0.0.0.0"], {}),
     ([], {"PEERSCOPE_HOST": "0.0.0.0"}),
@@ -124,6 +125,7 @@ SERVE_THEN_CANCEL = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_serve_releases_its_port_when_cancelled():
     """serve() runs "until SIGINT/SIGTERM or cancel": after a cancel the port is closed."""
     result = subprocess.run([sys.executable, "-c", SERVE_THEN_CANCEL], capture_output=True,

@@ -68,6 +68,7 @@ async def test_a_written_frame_reaches_the_client_as_one_text_message():
         assert await asyncio.wait_for(client.recv(), 5) == big.decode()
 
 
+@pytest.mark.slow
 async def test_a_full_send_buffer_refuses_the_frame_instead_of_growing():
     """A reader that does not read: once the kernel's buffers are full, frames wait in the
     transport, and past the limit the writer says no rather than buffer more."""

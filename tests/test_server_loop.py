@@ -75,6 +75,7 @@ async def frames(ws: Any, timestamps: list[float]) -> None:
             timestamps.append(message["timestamp"])
 
 
+@pytest.mark.slow
 async def test_heavy_endpoints_at_10000_peers_never_stall_the_loop():
     monitor = probed_monitor()
     total = PEERS + 1  # and the /ws subscriber

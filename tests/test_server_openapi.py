@@ -115,6 +115,7 @@ async def test_every_api_path_has_a_response_model(live: LiveServer):
             assert operation.get("summary"), f"{where}: no summary"
 
 
+@pytest.mark.slow
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         live: LiveServer, tmp_path: Path):
     """Every check schemathesis has, over generated valid and invalid requests, ~25 per

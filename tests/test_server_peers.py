@@ -48,6 +48,7 @@ async def measured_peer(http: httpx.AsyncClient, peer_id: str) -> dict[str, Any]
     return peer if peer["latency_ms"] is not None else None
 
 
+@pytest.mark.slow
 async def test_a_posted_peer_is_probed_for_real_and_deleted():
     async with Reflector() as reflector, live_server(probing_monitor()) as live, \
             live.http() as http:
@@ -271,6 +272,7 @@ def test_serve_probes_the_peers_of_its_config_file_and_of_peer_flags(
             assert wait_for(lambda peer_id=peer_id: status_of(http, peer_id, "connected"))
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_bad_peer_naming_it(tmp_path: Path):
     config = tmp_path / "peerscope.toml"
     config.write_text('[[peers]]\naddress = "127.0.0.1:70000"\n')
@@ -301,6 +303,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_busy_reflector_port_naming_the_setting():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))

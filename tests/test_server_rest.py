@@ -435,6 +435,7 @@ async def test_every_405_names_the_methods_the_path_serves(seeded: LiveServer, m
     assert response.json()["detail"].endswith(f"it serves {allowed}")
 
 
+@pytest.mark.slow
 async def test_listing_survives_peers_removed_by_another_thread():
     """DESIGN: recording calls may come from any thread. A peer removed between the
     listing and its summary must not turn the whole listing into a 404."""

@@ -76,6 +76,7 @@ def key_shape(value: Any) -> Any:
 
 # --- the stream ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mounted", [False, True], ids=["served", "mounted"])
 async def test_every_tick_pushes_one_metrics_message_shaped_like_current(mounted: bool):
     monitor = ws_monitor(ws_ping_interval=60)
@@ -145,6 +146,7 @@ async def test_client_ping_is_answered_with_pong():
         await ws.close()
 
 
+@pytest.mark.slow
 async def test_answering_the_server_ping_records_the_client_rtt():
     delay = 0.15
     # A ping a second: the pong reaches the server before the next ping replaces the one it
@@ -311,6 +313,7 @@ def _tcp_send_buffer_max() -> int:
         return 4 * 1024 * 1024
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mounted", [False, True], ids=["served", "mounted"])
 async def test_a_slow_subscriber_misses_frames_and_never_delays_a_fast_one(mounted: bool):
     """Served, frames are written straight to each transport (``DirectWebSocketProtocol``);
@@ -411,6 +414,7 @@ async def _subscribers(live: LiveServer, count: int) -> bool:
     return (await health(live))["websocket_subscribers"] == count
 
 
+@pytest.mark.slow
 async def test_stopping_the_server_closes_open_subscribers_promptly():
     """A subscriber that is not reading does not hold the shutdown up; it gets a close."""
     monitor = ws_monitor(ws_ping_interval=60)
@@ -427,6 +431,7 @@ async def test_stopping_the_server_closes_open_subscribers_promptly():
     assert ws.close_code == 1012  # uvicorn's "service restart" on shutdown
 
 
+@pytest.mark.slow
 async def test_a_listening_client_stays_connected_while_its_socket_is_open():
     """A subscriber that never answers the echo is unmeasured, not gone: it must not age into
     degraded/disconnected (and crowd real peers out of the frame) while connected."""
@@ -489,6 +494,7 @@ async def _stopped_reader(live: LiveServer, name: str) -> Any:
     return await live.ws(f"?name={name}", sock=sock, max_queue=1, max_size=None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mounted", [False, True], ids=["served", "mounted"])
 async def test_a_subscriber_that_stops_reading_is_closed_1008_and_freed(mounted: bool):
     """20 such clients used to hold 2.8 MB each in the kernel for over 120 s, still counted
