@@ -168,6 +168,14 @@ def test_an_empty_or_blank_token_is_refused(blank, monkeypatch):
         Settings.load()
 
 
+@pytest.mark.parametrize("token", [" s3cret-token-0123456789", "s3cret-token-0123456789\n",
+                                   "s3cret\x00token-0123456789"])
+def test_a_token_no_client_could_send_is_refused(token):
+    """Header values are stripped, so with spaces at either end every request got 401."""
+    with pytest.raises(SettingsError, match=r"^token: must not begin or end with spaces"):
+        Settings.load(token=token)
+
+
 def test_a_short_token_is_warned_about():
     with pytest.warns(SettingsWarning, match=r"^token: 15 characters is short enough to guess; "
                                              r"use 16 or more random ones"):

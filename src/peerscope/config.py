@@ -210,6 +210,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "token: must not be empty or blank; leave it unset to serve loopback "
                 f"without one, or set a random string of {MIN_TOKEN_LENGTH} or more characters")
+        if secret != secret.strip() or not secret.isprintable():
+            # A client's "Authorization: Bearer …" loses them on the way (header values are
+            # stripped), so such a token could never match: every request would get 401.
+            raise ValueError("token: must not begin or end with spaces, nor hold control "
+                             "characters; no client could send it")
         if len(secret) < MIN_TOKEN_LENGTH:
             warnings.warn(
                 f"token: {len(secret)} characters is short enough to guess; use "
