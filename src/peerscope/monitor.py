@@ -262,7 +262,11 @@ class Monitor:
 
     def _recording_peer(self, peer_id: str, now: float) -> Peer:
         """Under the lock: the peer a recording call names, registered if unknown."""
-        peer = self._peers.get(peer_id)
+        try:
+            peer = self._peers.get(peer_id)
+        except TypeError:
+            validate_id(peer_id)  # unhashable, so no str: raises the ValueError naming it
+            raise
         return peer if peer is not None else self._peer_for_recording(peer_id, now)
 
     def _peer_for_recording(self, peer_id: str, now: float) -> Peer:
@@ -454,7 +458,6 @@ class Monitor:
         Use :meth:`record_message` for each application message instead when you want it in
         the server's totals and messages-per-second too.
         """
-        _check_key(peer_id)
         bytes_sent = validate_count(bytes_sent, "bytes_sent")
         bytes_received = validate_count(bytes_received, "bytes_received")
         packets_sent = validate_count(packets_sent, "packets_sent")
@@ -480,7 +483,6 @@ class Monitor:
     def mark_alive(self, peer_id: str) -> None:
         """The peer is known to be there (its connection is open and kept alive) though it
         sent nothing: it does not age by the idle rules. Nothing is counted or measured."""
-        _check_key(peer_id)
         now = self._clock()
         with self._lock:
             peer = self._recording_peer(peer_id, now)
@@ -489,7 +491,6 @@ class Monitor:
 
     def record_loss(self, peer_id: str, loss_percent: float) -> None:
         """Report loss the app measured itself (0..100); it replaces the measured figure."""
-        _check_key(peer_id)
         loss = validate_number(loss_percent, "loss_percent", high=100.0)
         now = self._clock()
         with self._lock:
@@ -500,8 +501,6 @@ class Monitor:
     def record_message(self, peer_id: str | None = None, *, size: int = 0,
                        direction: Direction = "in") -> None:
         """Count one application message, from (``in``) or to (``out``) a peer or the server."""
-        if peer_id is not None:
-            _check_key(peer_id)
         size = validate_count(size, "size")
         if direction not in ("in", "out"):
             raise ValueError(f"direction: must be 'in' or 'out', got {preview(direction)}")
@@ -529,7 +528,6 @@ class Monitor:
 
     def record_fps(self, peer_id: str, fps: float, frame_time_ms: float) -> None:
         """A client's own rendering performance (frames per second, ms per frame)."""
-        _check_key(peer_id)
         rate = validate_number(fps, "fps", high=10_000.0)
         frame_time = validate_number(frame_time_ms, "frame_time_ms", high=60_000.0)
         now = self._clock()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
 import socket
 from collections.abc import Callable
 from types import FrameType
@@ -22,7 +21,6 @@ from peerscope.server.auth import check_bind
 from peerscope.server.direct import DirectWebSocketProtocol
 
 __all__ = ["create_app", "serve", "uvicorn_config"]
-logger = logging.getLogger(__name__)
 
 
 async def serve(monitor: Monitor, *, host: str | None = None, port: int | None = None,
