@@ -208,16 +208,16 @@ class SendLog:
     def __init__(self, monitor: Monitor) -> None:
         self.sends: list[tuple[float, str]] = []
         self.batches: list[tuple[float, int]] = []  # (loop time, probes) per wake-up
-        record = monitor._record_probes_sent
+        record = monitor.record_probes_sent
 
-        def logged(probes, timeout_s):
+        def logged(probes, *, timeout_s=None):
             probes = list(probes)
             now = asyncio.get_running_loop().time()
             self.sends.extend((now, peer_id) for peer_id, _ in probes)
             self.batches.append((now, len(probes)))
-            record(probes, timeout_s)
+            record(probes, timeout_s=timeout_s)
 
-        monitor._record_probes_sent = logged  # type: ignore[method-assign]
+        monitor.record_probes_sent = logged  # type: ignore[method-assign]
 
     def times(self, peer_id: str) -> list[float]:
         return [at for at, sent_to in self.sends if sent_to == peer_id]

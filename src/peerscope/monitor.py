@@ -368,18 +368,12 @@ class Monitor:
             timeout_s = validate_number(timeout_s, "timeout_s", high=3600.0)
             if timeout_s == 0:
                 raise ValueError("timeout_s: must be > 0, got 0")
-        self._record_probes_sent(checked, timeout_s)
-
-    def _record_probes_sent(self, probes: Iterable[tuple[str, int]],
-                            timeout_s: float | None) -> None:
-        """:meth:`record_probes_sent` without the checks, for the Prober, whose arguments
-        need none (its own seqs; timeout and targets checked once, when given to it)."""
         now = self._clock()
         probed = self._probed
         lock = self._lock
         lock.acquire()
         try:
-            for peer_id, seq in probes:
+            for peer_id, seq in checked:
                 peer = self._recording_peer(peer_id, now)
                 tracker = peer.loss
                 if timeout_s is not None and timeout_s != tracker.timeout_s:
@@ -400,31 +394,24 @@ class Monitor:
         """
         return self.record_probe_replies(((peer_id, seq, rtt_ms),))[0]
 
-    def record_probe_replies(self, replies: Iterable[tuple[str, int, float]]) -> list[Arrival]:
+    def record_probe_replies(self, replies: Iterable[tuple[str, int, float]], *,
+                             known_only: bool = False) -> list[Arrival]:
         """:meth:`record_probe_reply` for many (peer_id, seq, rtt_ms) at once, all stamped
         with one clock read; returns each one's arrival, in order.
 
-        Every reply is checked before any is recorded.
+        Every reply is checked before any is recorded. ``known_only``: a reply for a peer not
+        registered (any more) is left out, of the result too, instead of registering the peer
+        (a prober whose peer was removed while its probe was in flight must not bring it back).
         """
         checked = [(_check_key(peer_id), validate_count(seq, "seq"),
                     validate_number(rtt_ms, "rtt_ms")) for peer_id, seq, rtt_ms in replies]
-        return self._record_probe_replies(checked)
-
-    def _record_probe_replies(self, replies: Iterable[tuple[str, int, float]], *,
-                              known_only: bool = False) -> list[Arrival]:
-        """:meth:`record_probe_replies` without the checks, for the Prober, whose arguments
-        need none (its own seqs; RTTs its probe methods measured, finite and >= 0).
-
-        ``known_only``: a reply for a peer not registered (any more) is left out, of the
-        result too, instead of registering the peer.
-        """
         now = self._clock()
         arrivals: list[Arrival] = []
         peers = self._peers
         lock = self._lock
         lock.acquire()
         try:
-            for peer_id, seq, rtt in replies:
+            for peer_id, seq, rtt in checked:
                 peer = peers.get(peer_id)
                 if peer is None:
                     if known_only:

@@ -187,7 +187,7 @@ class Prober:
         replies, self._replies = self._replies, []
         # A reply to a target since removed (or replaced), or to a peer the Monitor has
         # dropped, must not bring its peer back.
-        self.monitor._record_probe_replies(
+        self.monitor.record_probe_replies(
             [(entry.target.peer_id, seq, rtt_ms) for entry, seq, rtt_ms in replies if entry.active],
             known_only=True)
 
@@ -248,8 +248,9 @@ class Prober:
                     continue
             ready.append(entry)
         try:
-            monitor._record_probes_sent(
-                [(entry.target.peer_id, entry.next_seq) for entry in ready], self.timeout_s)
+            monitor.record_probes_sent(
+                [(entry.target.peer_id, entry.next_seq) for entry in ready],
+                timeout_s=self.timeout_s)
         except Exception:  # a peer removed from another thread meanwhile (unknown_peer="raise")
             logger.exception("peerscope: recording %d probes failed", len(ready))
         for entry in ready:
