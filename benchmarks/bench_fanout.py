@@ -174,7 +174,7 @@ async def _serve_main() -> None:
             preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
             cpu = time.process_time()
             start = monotonic()
-            message = monitor.tick()
+            message = monitor.tick().message()
             print(f"ticked {start!r} {message['timestamp']!r} {cpu!r} {preempted}", flush=True)
     server.cancel()
     await asyncio.gather(server, return_exceptions=True)
@@ -222,7 +222,7 @@ class _BareConnection(asyncio.Protocol):
 
 async def _floor_main() -> None:
     monitor, _ = _probed_monitor()
-    template = orjson.dumps(monitor.tick())  # the real frame's bytes, tick after tick
+    template = orjson.dumps(monitor.tick().message())  # the real frame's bytes, tick after tick
     stamp_at = len(METRICS_PREFIX)
     stamp_end = template.index(b",", stamp_at)
     loop = asyncio.get_running_loop()

@@ -254,11 +254,11 @@ def test_status_degrades_then_disconnects_then_prunes(clock):
     monitor.tick()
     assert monitor.peer("p1")["status"] == "degraded"
     clock.advance(15)
-    message = monitor.tick()
+    message = monitor.tick().message()
     assert message["network"]["peers_by_status"] == {"connected": 0, "degraded": 0,
                                                      "disconnected": 1}
     clock.advance(31)
-    message = monitor.tick()
+    message = monitor.tick().message()
     assert monitor.peer_ids == []
     assert message["clients_total"] == 0
     changes = [(e.previous, e.status) for e in events if isinstance(e, PeerStatusChanged)]

@@ -140,7 +140,7 @@ def test_arbitrary_input_is_taken_as_plain_numbers_or_refused_with_nothing_chang
         assert monitor.peer("p1") == before
         assert monitor.latency_history("p1", 60) == history
     # Whatever happened, the tick works, its message serializes, and holds only plain types.
-    message = monitor.tick()
+    message = monitor.tick().message()
     orjson.dumps(message)
     assert only_plain_types(message)
     assert only_plain_types(monitor.peer("p1"))
@@ -159,7 +159,7 @@ def test_latency_that_is_not_a_real_number_is_refused_and_ticks_go_on(bad):
     with pytest.raises(ValueError, match=r"^latency_ms: "):
         monitor.record_latency("p1", bad)
     assert monitor.peer("p1") == before
-    orjson.dumps(monitor.tick())
+    orjson.dumps(monitor.tick().message())
 
 
 def test_a_fraction_or_an_int_is_stored_as_a_float():
@@ -169,7 +169,7 @@ def test_a_fraction_or_an_int_is_stored_as_a_float():
     latest = monitor.latency_history("p1", 60)[-2:]
     assert [v for _, v in latest] == [5.5, 7.0]
     assert all(type(v) is float for _, v in latest)
-    orjson.dumps(monitor.tick())  # a stored Fraction made every frame fail to serialize
+    orjson.dumps(monitor.tick().message())  # a stored Fraction made every frame fail to serialize
 
 
 def test_a_bool_is_not_a_count_or_a_latency():

@@ -188,8 +188,8 @@ async def test_tick_survives_an_unavailable_sample(monkeypatch):
     async with Monitor(Settings(metrics_interval=0.05)) as monitor:
         monitor.record_latency("p", 5.0)
         ticks = await ticks_until(monitor, 3)
-    assert ticks[-1].message["system"]["available"] is False
-    assert ticks[-1].message["clients"][0]["latency_ms"] == 5.0
+    assert ticks[-1].message()["system"]["available"] is False
+    assert ticks[-1].message()["clients"][0]["latency_ms"] == 5.0
     assert monitor.system_history("cpu_percent", 60) == []
 
 

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from peerscope import Monitor, Peer, Settings
+from peerscope import Monitor, Settings
+from peerscope.core.model import Peer
 from peerscope.slices import finish
 
 

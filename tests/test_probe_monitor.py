@@ -40,10 +40,10 @@ def test_an_unanswered_probe_expires_at_the_tick_without_any_further_reply(clock
     for seq in (2, 3, 4):
         monitor.record_probe_sent("p1", seq, timeout_s=1.0)
     clock.advance(0.999)
-    message = monitor.tick()
+    message = monitor.tick().message()
     assert message["clients"][0]["packet_loss_percent"] == 0.0
     clock.advance(0.001)
-    message = monitor.tick()
+    message = monitor.tick().message()
     client = message["clients"][0]
     assert client["packet_loss_percent"] == 75.0
     assert client["status"] == "disconnected"  # three failed measurements in a row
@@ -70,7 +70,7 @@ def test_failures_degrade_then_disconnect_and_replies_recover(clock):
         if answered:
             monitor.record_probe_reply("p1", seq, 10.0)
         clock.advance(1.0)
-        statuses.append(monitor.tick()["clients"][0]["status"])
+        statuses.append(monitor.tick().message()["clients"][0]["status"])
     assert statuses == ["connected", "connected", "degraded", "degraded", "disconnected",
                         "degraded", "degraded", "degraded", "connected"]
 
@@ -190,7 +190,7 @@ def test_removed_probed_peer_is_no_longer_expired(clock):
     monitor.record_probe_sent("p1", 1, timeout_s=1.0)
     assert monitor.remove_peer("p1")
     clock.advance(5.0)
-    assert monitor.tick()["clients"] == []
+    assert monitor.tick().message()["clients"] == []
 
 
 def test_a_peer_still_probed_is_not_pruned_however_long_it_is_silent(clock):
@@ -199,13 +199,13 @@ def test_a_peer_still_probed_is_not_pruned_however_long_it_is_silent(clock):
     for seq in range(60):  # two minutes of unanswered probes, one every 2 s
         monitor.record_probe_sent("p1", seq, timeout_s=1.0)
         clock.advance(2.0)
-        message = monitor.tick()
+        message = monitor.tick().message()
         assert [client["status"] for client in message["clients"]] == \
             (["degraded"] if seq == 0 else ["disconnected"])
     clock.advance(27.0)  # probing stopped 2 s ago: the TTL counts from the last probe
-    assert monitor.tick()["clients_total"] == 1
+    assert monitor.tick().message()["clients_total"] == 1
     clock.advance(1.0)
-    assert monitor.tick()["clients_total"] == 0
+    assert monitor.tick().message()["clients_total"] == 0
 
 
 def test_batches_record_what_the_single_calls_do(clock):

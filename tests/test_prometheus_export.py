@@ -308,7 +308,7 @@ def test_server_series(clock):
     monitor.remove_peer("beta")
     monitor.record_latency("alpha", 40.0)
     clock.advance(5.0)
-    message = monitor.tick()
+    message = monitor.tick().message()
     scrape = Scrape(monitor)
     assert scrape.value("peerscope_server_uptime_seconds") == 5.0
     assert scrape.value("peerscope_server_active_connections") == 1
@@ -321,7 +321,7 @@ def test_every_peer_is_exported_beyond_the_message_cap(clock):
     monitor = quiet_monitor(clock, max_clients_in_message=5)
     for i in range(40):
         monitor.record_latency(f"peer-{i}", float(i))
-    message = monitor.tick()
+    message = monitor.tick().message()
     assert len(message["clients"]) == 5
     scrape = Scrape(monitor)
     assert len(scrape.samples["peerscope_peer_up"]) == 40

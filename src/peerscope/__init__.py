@@ -7,19 +7,31 @@ from typing import TYPE_CHECKING, Any
 
 from peerscope._version import __version__
 from peerscope.config import PeerSpec, Settings, SettingsError, SettingsWarning
-from peerscope.core.model import Peer, ServerStats, Session, SystemSample
+from peerscope.core.loss import Arrival
+from peerscope.core.model import ServerStats, Session, SystemSample
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.stats import Aggregate
 from peerscope.events import (
     Event,
     MetricsTick,
     PeerAdded,
+    PeerReading,
     PeerRemoved,
     PeerStatusChanged,
     SessionEnded,
     SessionStarted,
 )
-from peerscope.monitor import Monitor, PeerLimitError, UnknownPeerError
+from peerscope.message import (
+    MetricsMessage,
+    NetworkEntry,
+    PeerDetail,
+    PeerEntry,
+    ProbeCounts,
+    ServerEntry,
+    SystemEntry,
+)
+from peerscope.monitor import Monitor
+from peerscope.peer_table import PeerLimitError, UnknownPeerError
 from peerscope.probe.reflector import Reflector
 from peerscope.probe.target import ProbeTarget
 
@@ -43,19 +55,26 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Aggregate",
+    "Arrival",
     "Event",
+    "MetricsMessage",
     "MetricsTick",
     "Monitor",
-    "Peer",
+    "NetworkEntry",
     "PeerAdded",
+    "PeerDetail",
+    "PeerEntry",
     "PeerLimitError",
+    "PeerReading",
     "PeerRemoved",
     "PeerSpec",
     "PeerStatusChanged",
+    "ProbeCounts",
     "ProbeTarget",
     "Prober",
     "QualityConfig",
     "Reflector",
+    "ServerEntry",
     "ServerStats",
     "Session",
     "SessionEnded",
@@ -64,6 +83,7 @@ __all__ = [
     "SettingsError",
     "SettingsWarning",
     "StatusRules",
+    "SystemEntry",
     "SystemSample",
     "UnknownPeerError",
     "__version__",

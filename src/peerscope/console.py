@@ -8,6 +8,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from peerscope.message import MetricsMessage
+
 _STATUS_STYLE = {"connected": "green", "degraded": "yellow", "disconnected": "red"}
 _GRADE_STYLE = {"A": "green", "B": "green", "C": "yellow", "D": "red", "F": "bold red"}
 
@@ -29,7 +31,7 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def render(message: dict[str, Any], title: str = "peerscope") -> Group:
+def render(message: MetricsMessage, title: str = "peerscope") -> Group:
     """Header line (network, host, server) above a table of peers, worst first."""
     system, server, network = message["system"], message["server"], message["network"]
     counts = network["peers_by_status"]

@@ -3,17 +3,69 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
+from peerscope.core.model import ServerStats, SystemSample
 from peerscope.core.quality import Status
+from peerscope.message import (
+    MetricsMessage,
+    NetworkEntry,
+    PeerEntry,
+    server_entry,
+    system_entry,
+)
+
+
+class PeerReading(NamedTuple):
+    """A peer's measured figures as a tick found them.
+
+    A tick lists the peers whose readings changed since the tick before: a new sample, a
+    probe lost, traffic or a report recorded, or a new status. A tuple, not a dict: a tick
+    may carry thousands. Band, grade and MOS are functions of these (peerscope.core.quality).
+    """
+
+    peer_id: str
+    status: Status
+    latency_ms: float | None  # the newest sample; None before the first
+    smoothed_latency_ms: float | None
+    jitter_ms: float  # by the configured jitter_method
+    loss_percent: float
+    quality_score: float | None  # None while unmeasured
+    bytes_sent: int
+    bytes_received: int
+    last_seen: float
 
 
 @dataclass(frozen=True, slots=True)
 class MetricsTick:
-    """A tick's metrics message (the ``/ws`` contract), built once for every subscriber."""
+    """One tick: what everything later (the ``/ws`` message, alerts, the store) is built from.
 
-    message: dict[str, Any]
+    ``changed`` holds the readings of the peers that changed since the previous tick, so a
+    subscriber keeps its own view up to date in O(changed), without reading every peer.
+    ``worst`` are the entries of the ``max_clients_in_message`` worst peers (the message's
+    ``clients``), worst first.
+    """
+
     timestamp: float
+    system: SystemSample
+    server: ServerStats
+    network: NetworkEntry
+    changed: tuple[PeerReading, ...]
+    worst: tuple[PeerEntry, ...]
+    peers_total: int
+
+    def message(self) -> MetricsMessage:
+        """The ``/ws`` metrics message of this tick, built anew on each call."""
+        return {
+            "type": "metrics",
+            "timestamp": self.timestamp,
+            "system": system_entry(self.system),
+            "server": server_entry(self.server),
+            "network": self.network,
+            "clients": list(self.worst),
+            "clients_total": self.peers_total,
+            "alerts": [],
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,21 +1,135 @@
 """The shapes peerscope shows the outside world: the ``/ws`` metrics message and its parts.
 
 The field names follow the WebSocket contract in DESIGN.md (and so the avatar seed);
-extra fields are added beside them, never renamed.
+extra fields are added beside them, never renamed. Each shape is a TypedDict: plain dicts at
+run time (ready for JSON, no copy), typed for mypy, and the one definition the REST schemas
+(pydantic reads TypedDicts) and the message share.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
+
+# pydantic reads a TypedDict only from typing_extensions before Python 3.12.
+from typing_extensions import TypedDict
 
 from peerscope.core.assessment import Derived
-from peerscope.core.model import Peer, ServerStats, SystemSample
-from peerscope.core.quality import STATUSES, Grade, Status
+from peerscope.core.model import Peer, PeerKind, ServerStats, SystemSample
+from peerscope.core.quality import STATUSES, Band, Grade, Status, Trend
 
 
-def client_entry(peer: Peer, now: float, derived: Derived) -> dict[str, Any]:
-    """One peer as listed in ``clients``. Unmeasured figures are None, not a fake 0."""
+class PeerEntry(TypedDict):
+    """A peer as listed in the message's ``clients``. Unmeasured figures are None (null),
+    not a fake 0."""
+
+    client_id: str
+    name: str | None
+    address: str | None
+    kind: PeerKind
+    labels: dict[str, str]
+    connected_at: float
+    message_count: int
+    messages_sent: int
+    messages_received: int
+    bytes_sent: int
+    bytes_received: int
+    packets_sent: int
+    packets_received: int
+    last_message_time: float | None
+    last_seen: float
+    idle_seconds: float
+    connection_duration: float
+    latency_ms: float | None
+    smoothed_latency_ms: float | None
+    average_latency_ms: float | None
+    packet_loss_percent: float
+    quality_score: float | None
+    jitter_ms: float
+    band: Band | None
+    grade: Grade | None
+    mos: float | None
+    trend: Trend
+    fps: float | None
+    frame_time_ms: float | None
+    status: Status
+
+
+class ProbeCounts(TypedDict):
+    """The outcomes of a peer's sequence-numbered probes (and plain measurements)."""
+
+    sent: int
+    received: int
+    lost: int
+    in_flight: int
+    late: int
+    reordered: int
+    duplicates: int
+    unknown: int
+
+
+class PeerDetail(PeerEntry):
+    """One peer as :meth:`peerscope.monitor.Monitor.peer` returns it: its entry and its
+    probes' outcomes."""
+
+    probes: ProbeCounts
+
+
+class SystemEntry(TypedDict):
+    """The host and this process, as the message's ``system``."""
+
+    cpu_percent: float
+    memory_percent: float
+    memory_used_mb: float
+    memory_total_mb: float
+    network_sent_mb: float
+    network_recv_mb: float
+    network_sent_rate: float
+    network_recv_rate: float
+    process_cpu_percent: float
+    process_rss_mb: float
+    process_threads: int
+    process_fds: int
+    available: bool
+
+
+class ServerEntry(TypedDict):
+    """The server's own figures, as the message's ``server``."""
+
+    uptime_seconds: float
+    active_connections: int
+    total_connections: int
+    total_messages: int
+    messages_per_second: float
+    messages_in_per_second: float
+    messages_out_per_second: float
+    average_latency_ms: float
+
+
+class NetworkEntry(TypedDict):
+    """The network as a whole: its 0-100 score, grade and band, and peers by status."""
+
+    score: float
+    grade: Grade
+    band: Band
+    peers_by_status: dict[Status, int]
+
+
+class MetricsMessage(TypedDict):
+    """The message ``/ws`` pushes every tick (and :meth:`Monitor.snapshot` returns)."""
+
+    type: Literal["metrics"]
+    timestamp: float
+    system: SystemEntry
+    server: ServerEntry
+    network: NetworkEntry
+    clients: list[PeerEntry]
+    clients_total: int
+    alerts: list[dict[str, Any]]
+
+
+def client_entry(peer: Peer, now: float, derived: Derived) -> PeerEntry:
+    """One peer as listed in ``clients``."""
     return {
         "client_id": peer.peer_id,
         "name": peer.name,
@@ -46,8 +160,7 @@ def client_entry(peer: Peer, now: float, derived: Derived) -> dict[str, Any]:
     }
 
 
-def probe_counts(peer: Peer) -> dict[str, int]:
-    """The outcomes of a peer's sequence-numbered probes (and plain measurements)."""
+def probe_counts(peer: Peer) -> ProbeCounts:
     loss = peer.loss
     return {
         "sent": loss.sent_total,
@@ -61,18 +174,18 @@ def probe_counts(peer: Peer) -> dict[str, int]:
     }
 
 
-def system_entry(sample: SystemSample) -> dict[str, Any]:
+def system_entry(sample: SystemSample) -> SystemEntry:
     entry = asdict(sample)
     del entry["timestamp"]
-    return entry
+    return entry  # type: ignore[return-value]  # SystemSample's fields are SystemEntry's
 
 
-def server_entry(stats: ServerStats) -> dict[str, Any]:
-    return asdict(stats)
+def server_entry(stats: ServerStats) -> ServerEntry:
+    return asdict(stats)  # type: ignore[return-value]  # ServerStats' fields are ServerEntry's
 
 
-def network_entry(score: float, grade: Grade, band: str,
-                  counts: dict[Status, int]) -> dict[str, Any]:
+def network_entry(score: float, grade: Grade, band: Band,
+                  counts: dict[Status, int]) -> NetworkEntry:
     return {
         "score": score,
         "grade": grade,

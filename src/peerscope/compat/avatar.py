@@ -24,8 +24,9 @@ from typing import Any
 from peerscope.config import Settings
 from peerscope.core.model import SystemSample
 from peerscope.core.validation import validate_number
-from peerscope.message import server_entry
-from peerscope.monitor import Monitor, UnknownPeerError
+from peerscope.message import ServerEntry, server_entry
+from peerscope.monitor import Monitor
+from peerscope.peer_table import UnknownPeerError
 
 __all__ = ["DEFAULT_ALERT_THRESHOLDS", "MetricsCollector", "PerformanceMonitor"]
 
@@ -161,7 +162,7 @@ class MetricsCollector:
         """Count one message in the server totals (and messages per second)."""
         self.monitor.record_message(None)
 
-    def get_server_metrics(self) -> dict[str, Any]:
+    def get_server_metrics(self) -> ServerEntry:
         return server_entry(self.monitor.server_stats())
 
 

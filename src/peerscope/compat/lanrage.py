@@ -53,7 +53,9 @@ from peerscope.core import quality
 from peerscope.core.model import Session
 from peerscope.core.stats import aggregate
 from peerscope.core.validation import validate_number
-from peerscope.monitor import Monitor, UnknownPeerError
+from peerscope.message import PeerDetail
+from peerscope.monitor import Monitor
+from peerscope.peer_table import UnknownPeerError
 from peerscope.slices import Steps, run_sliced
 
 __all__ = ["GameSession", "MetricPoint", "MetricsCollector", "aggregate_metrics_by_window",
@@ -127,7 +129,7 @@ def aggregate_metrics_by_window(metrics: Iterable[MetricPoint], window_seconds: 
 
 
 def summarise_peer(monitor: Monitor, peer_id: str,
-                   ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+                   ) -> tuple[PeerDetail, dict[str, Any]] | None:
     """A peer's figures (``Monitor.peer``) and LANrage's summary of them; None if unknown."""
     try:
         entry = monitor.peer(peer_id)

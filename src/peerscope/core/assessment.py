@@ -27,6 +27,7 @@ class Sweep:
     """What one pass over the peers found (see :meth:`Assessor.sweep`)."""
 
     changes: list[tuple[Peer, Status, Status]] = field(default_factory=list)
+    assessed: list[Peer] = field(default_factory=list)  # the changed ones, refreshed
     expired: list[Peer] = field(default_factory=list)
     score_sum: float = 0.0
     scored: int = 0
@@ -157,10 +158,12 @@ class Assessor:
         """A tick's one pass over every peer: refresh, find the expired, sum for averages.
 
         A peer disconnected for ``ttl_s`` or longer is listed in ``expired`` and left out of
-        the sums. Status changes are listed as (peer, previous, new).
+        the sums. Status changes are listed as (peer, previous, new), the peers that had
+        changed (and were assessed) in ``assessed``.
         """
         result = Sweep()
         changes, expired = result.changes, result.expired
+        assessed = result.assessed.append
         assess, update_status = self.assess, self.update_status
         degraded_idle = self.rules.degraded_after_idle_s
         disconnected_idle = self.rules.disconnected_after_idle_s
@@ -169,6 +172,7 @@ class Assessor:
         for peer in peers:
             previous = peer.status
             if peer.dirty:
+                assessed(peer)
                 changed = assess(peer, now)
             elif previous == "disconnected":
                 changed = None
@@ -221,6 +225,10 @@ class Assessor:
         peer.status_since = now
         peer.rank = rank(peer)
         return status
+
+    def jitter(self, peer: Peer) -> float:
+        """The peer's jitter by the configured method (see :func:`current_jitter`)."""
+        return current_jitter(peer, self.config) if self._stddev_jitter else peer.jitter_ms
 
     def derived(self, peer: Peer) -> Derived:
         """Jitter (by the configured method), band, grade, MOS and trend of a peer."""

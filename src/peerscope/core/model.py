@@ -77,6 +77,18 @@ class Peer:
         """Mean of the latency ring (the recent history, not the smoothed value); O(ring)."""
         return self.latency.mean()
 
+    def add_sample(self, now: float, latency_ms: float) -> None:
+        """Take in one measured round trip: the one sample step of ``record_latency`` and of a
+        probe's reply. The loss outcome is the caller's (a reply's tracker has counted it)."""
+        self.latency.append(now, latency_ms)
+        self.last_latency_ms = latency_ms
+        self.unfolded += 1
+        self.consecutive_failures = 0
+        self.last_seen = now
+        if self.sessions:
+            for session in self.sessions:
+                session.add(latency_ms)
+
     def uptime(self, now: float) -> float:
         """Seconds since the peer connected."""
         return max(0.0, now - self.connected_at)

@@ -38,6 +38,7 @@ from prometheus_client.samples import Sample
 
 from peerscope.core.model import Peer, ServerStats, SystemSample
 from peerscope.core.quality import STATUSES, Status
+from peerscope.message import PeerEntry
 from peerscope.monitor import Monitor
 from peerscope.slices import Steps, finish
 
@@ -271,7 +272,7 @@ class MonitorCollector:
             self._plan = (frozen, plan)
         return plan
 
-    def _peer_families(self, peers: list[dict[str, Any]], plan: LabelPlan,
+    def _peer_families(self, peers: list[PeerEntry], plan: LabelPlan,
                        ) -> Iterator[Metric]:
         """The per-peer families, each built when the previous one has been taken.
 
@@ -282,7 +283,9 @@ class MonitorCollector:
         # One label dict per peer, shared by all of its series (generate_latest only reads
         # it), and samples appended directly: add_metric would build a dict per sample.
         labels = [_peer_labels(entry, plan) for entry in peers]
-        pairs = list(zip(peers, labels, strict=True))
+        # Read by the field names in _PEER_GAUGES and _PEER_COUNTERS.
+        pairs: list[tuple[Mapping[str, Any], dict[str, str]]] = list(
+            zip(peers, labels, strict=True))
         up = GaugeMetricFamily(*_UP)
         up.samples.extend(Sample(up.name, own, 0.0 if entry["status"] == "disconnected"
                                  else 1.0) for entry, own in pairs)
@@ -317,7 +320,7 @@ class MonitorCollector:
             yield counter
 
 
-def _peer_labels(entry: dict[str, Any], plan: LabelPlan) -> dict[str, str]:
+def _peer_labels(entry: PeerEntry, plan: LabelPlan) -> dict[str, str]:
     labels = {"peer_id": entry["client_id"], "name": entry["name"] or "", "kind": entry["kind"]}
     if plan:
         own: Mapping[str, str] = entry["labels"]

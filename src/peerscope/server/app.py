@@ -53,7 +53,7 @@ def create_app(monitor: Monitor) -> FastAPI:
 
     def on_event(event: Event) -> None:
         if isinstance(event, MetricsTick) and len(broadcaster):
-            broadcaster.publish(orjson.dumps(event.message))  # once for everyone
+            broadcaster.publish(orjson.dumps(event.message()))  # once for everyone
 
     monitor.subscribe(on_event)
     # FastAPI's own /docs and /redoc load from a CDN: mount_api_docs serves /docs offline.

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from peerscope.config import PeerSpec
 from peerscope.core.validation import preview
-from peerscope.monitor import PeerLimitError
+from peerscope.peer_table import PeerLimitError
 from peerscope.probe.prober import Prober
 from peerscope.probe.target import ProbeTarget
 from peerscope.server import schemas

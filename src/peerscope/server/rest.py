@@ -18,7 +18,7 @@ from peerscope.core.history import SYSTEM_SERIES
 from peerscope.core.model import Peer, ServerStats
 from peerscope.core.stats import aggregate, bands, downsample
 from peerscope.core.validation import MAX_COUNT, preview, validate_number
-from peerscope.message import system_entry
+from peerscope.message import MetricsMessage, PeerDetail, system_entry
 from peerscope.monitor import Monitor
 from peerscope.server import schemas
 from peerscope.server.bodies import JsonArray, json_object, pieces_response
@@ -124,12 +124,13 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
         if found is None:
             return None
         entry, summary = found
-        del entry["probes"]  # not part of the shape
         try:
             stats = None if window is None else monitor.latency_stats(peer_id, window)
         except KeyError:
             return None
-        return {**entry, **summary, "window": stats}
+        shown: dict[str, Any] = {**entry, **summary, "window": stats}
+        del shown["probes"]  # not part of the shape
+        return shown
 
     def summaries(peer_ids: list[str]) -> Steps[JsonArray]:
         """The peers' summaries, serialized, a step per peer."""
@@ -172,7 +173,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
         start = end - duration if since is None else since
         return min(start, end), end
 
-    def entry_or_404(peer_id: str) -> dict[str, Any]:
+    def entry_or_404(peer_id: str) -> PeerDetail:
         try:
             return monitor.peer(peer_id)
         except KeyError:
@@ -275,7 +276,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
 
     @router.get("/metrics/current", response_model=schemas.MetricsMessage,
                 summary="The latest metrics message, as /ws pushes it")
-    async def current() -> dict[str, Any]:
+    async def current() -> MetricsMessage:
         return monitor.last_message or monitor.snapshot()
 
     return router

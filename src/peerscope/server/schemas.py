@@ -2,53 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-# The core's own records where the API returns them as they are: one definition each.
-from peerscope.core.model import ServerStats
+# The shapes the API returns as the Monitor gives them (the message's TypedDicts, the core's
+# records): one definition each.
 from peerscope.core.stats import Aggregate, Band
+from peerscope.message import MetricsMessage, NetworkEntry, PeerEntry, SystemEntry
 
 
 class ErrorBody(BaseModel):
     error: str = Field(description="What went wrong, in a few words.")
     detail: Any = Field(description="Which input was wrong and why.")
-
-
-class ClientEntry(BaseModel):
-    """A peer as listed in the metrics message (`clients`). Unmeasured figures are null."""
-
-    client_id: str
-    name: str | None
-    address: str | None
-    kind: str
-    labels: dict[str, str]
-    connected_at: float
-    message_count: int
-    messages_sent: int
-    messages_received: int
-    bytes_sent: int
-    bytes_received: int
-    packets_sent: int
-    packets_received: int
-    last_message_time: float | None
-    last_seen: float
-    idle_seconds: float
-    connection_duration: float
-    latency_ms: float | None
-    smoothed_latency_ms: float | None
-    average_latency_ms: float | None
-    jitter_ms: float
-    packet_loss_percent: float
-    quality_score: float | None
-    band: str | None
-    grade: str | None
-    mos: float | None
-    trend: str
-    fps: float | None
-    frame_time_ms: float | None
-    status: str
 
 
 class LatencySummary(BaseModel):
@@ -63,7 +29,7 @@ class Counts(BaseModel):
     received: int
 
 
-class PeerSummary(ClientEntry):
+class PeerSummary(PeerEntry):
     """The LANrage seed's peer summary, with every current figure of the peer beside it."""
 
     peer_id: str
@@ -71,9 +37,9 @@ class PeerSummary(ClientEntry):
     latency: LatencySummary
     bandwidth: Counts
     packets: Counts
-    uptime: float = Field(description="Seconds since the peer connected.")
-    window: Aggregate | None = Field(
-        None, description="Latency statistics over ?window= seconds, when asked for.")
+    uptime: Annotated[float, Field(description="Seconds since the peer connected.")]
+    window: Annotated[Aggregate | None, Field(
+        description="Latency statistics over ?window= seconds, when asked for; else null.")]
 
 
 class PeerPage(BaseModel):
@@ -97,41 +63,18 @@ class NetworkSummary(BaseModel):
     total_recv: float
 
 
-class SystemNow(BaseModel):
-    cpu_percent: float
-    memory_percent: float
-    memory_used_mb: float
-    memory_total_mb: float
-    network_sent_mb: float
-    network_recv_mb: float
-    network_sent_rate: float
-    network_recv_rate: float
-    process_cpu_percent: float
-    process_rss_mb: float
-    process_threads: int
-    process_fds: int
-    available: bool
-
-
 class SystemSummary(BaseModel):
     cpu: CurrentAverageMax
     memory: CurrentAverageMax
     network: NetworkSummary
-    current: SystemNow
-
-
-class Network(BaseModel):
-    score: float
-    grade: str
-    band: str
-    peers_by_status: dict[str, int]
+    current: SystemEntry
 
 
 class Summary(BaseModel):
     peers: list[PeerSummary]
     system: SystemSummary
     network_quality: float
-    network: Network
+    network: NetworkEntry
 
 
 class Point(BaseModel):
@@ -183,19 +126,6 @@ class SessionEntry(BaseModel):
 
 class Sessions(BaseModel):
     sessions: list[SessionEntry]
-
-
-class MetricsMessage(BaseModel):
-    """The message `/ws` pushes every tick."""
-
-    type: str
-    timestamp: float
-    system: SystemNow
-    server: ServerStats
-    network: Network
-    clients: list[ClientEntry]
-    clients_total: int
-    alerts: list[dict[str, Any]]
 
 
 class ReflectorCounts(BaseModel):

@@ -14,7 +14,8 @@ from starlette.websockets import WebSocketState
 
 from peerscope.config import Settings
 from peerscope.core.rate import SlidingCounter
-from peerscope.monitor import Monitor, PeerLimitError
+from peerscope.monitor import Monitor
+from peerscope.peer_table import PeerLimitError
 from peerscope.server.auth import TokenGuard
 from peerscope.server.broadcast import Broadcaster, DirectSubscriber, Subscriber
 from peerscope.server.direct import EXTENSION
