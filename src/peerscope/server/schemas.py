@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 # The shapes the API returns as the Monitor gives them (the message's TypedDicts, the core's
 # records): one definition each.
 from peerscope.core.stats import Aggregate, Band
-from peerscope.message import MetricsMessage, NetworkEntry, PeerEntry, SystemEntry
+from peerscope.message import NetworkEntry, PeerEntry, SystemEntry
 
 
 class ErrorBody(BaseModel):
