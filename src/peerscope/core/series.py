@@ -37,11 +37,6 @@ class Series:
     def __len__(self) -> int:
         return self._count
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the sample arrays themselves."""
-        return self._times.itemsize * self._capacity + self._values.itemsize * self._capacity
-
     def append(self, t: float, value: float) -> None:
         i = self._next
         try:
