@@ -12,10 +12,10 @@ import time
 import pytest
 
 from peerscope import Monitor, PeerStatusChanged, Settings
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.target import ProbeTarget
 from tests.server_support import eventually
 
 

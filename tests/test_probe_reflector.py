@@ -12,10 +12,10 @@ import pytest
 
 from peerscope import Monitor, Settings
 from peerscope.core import quality
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.one_shot import probe_series
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.target import ProbeTarget
 from peerscope.probe.twamp import REFLECTOR_SIZE, ReflectorPacket, SenderPacket
 from peerscope.server import serve
 from tests.server_support import eventually

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from peerscope._version import __version__
 from peerscope.config import PeerSpec, Settings, SettingsError, SettingsWarning
 from peerscope.core.model import Peer, ServerStats, Session, SystemSample
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.stats import Aggregate
 from peerscope.events import (
@@ -21,7 +22,6 @@ from peerscope.events import (
 )
 from peerscope.monitor import Monitor, PeerLimitError, UnknownPeerError
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.target import ProbeTarget
 
 if TYPE_CHECKING:
     from peerscope.probe.prober import Prober

@@ -27,10 +27,10 @@ import math
 from dataclasses import dataclass, field
 from functools import partial
 
+from peerscope.core.probe_target import Method, ProbeTarget
 from peerscope.monitor import Monitor
 from peerscope.probe.method_factory import open_method
 from peerscope.probe.method_protocol import ProbeMethod, ReplyHandler, ResolveHandler
-from peerscope.probe.target import Method, ProbeTarget
 
 logger = logging.getLogger(__name__)
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0

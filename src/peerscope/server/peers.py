@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from peerscope.config import PeerSpec
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.core.validation import preview
 from peerscope.monitor import PeerLimitError
 from peerscope.probe.prober import Prober
-from peerscope.probe.target import ProbeTarget
 from peerscope.server import schemas
 from peerscope.server.rest import NOT_FOUND, raw_peer_id
 
