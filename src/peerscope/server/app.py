@@ -71,7 +71,7 @@ def create_app(monitor: Monitor) -> FastAPI:
     prober = Prober(monitor, interval_s=settings.probe_interval, count=settings.probe_count,
                     timeout_s=settings.probe_timeout)
     app.state.prober = prober
-    app.include_router(build_peers_router(prober, api_errors(guard.required)),
+    app.include_router(build_peers_router(monitor, prober, api_errors(guard.required)),
                        dependencies=guard.dependencies)
 
     @app.exception_handler(StarletteHTTPException)
