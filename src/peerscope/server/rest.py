@@ -19,6 +19,7 @@ from peerscope.core.stats import aggregate, bands, downsample
 from peerscope.core.validation import MAX_COUNT, preview, validate_number
 from peerscope.message import system_entry
 from peerscope.monitor import Monitor
+from peerscope.pieces import pieces_response
 from peerscope.seed_views import (
     SYSTEM_HISTORY_KEYS,
     game_sessions,
@@ -27,7 +28,7 @@ from peerscope.seed_views import (
     system_summary,
 )
 from peerscope.server import schemas
-from peerscope.server.bodies import JsonArray, json_object, pieces_response
+from peerscope.server.bodies import JsonArray, json_object
 from peerscope.server.broadcast import Broadcaster
 from peerscope.slices import Steps, Turns, run_sliced
 
