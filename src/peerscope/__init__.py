@@ -24,15 +24,15 @@ from peerscope.monitor import Monitor, PeerLimitError, UnknownPeerError
 from peerscope.probe.reflector import Reflector
 
 if TYPE_CHECKING:
+    from peerscope.agent import serve
     from peerscope.probe.prober import Prober
-    from peerscope.server import serve
 
 
 def __getattr__(name: str) -> Any:
     # `peerscope.serve` loads the HTTP side (FastAPI, uvicorn), and `peerscope.Prober` the
     # probe methods (icmplib), only when they are asked for.
     if name == "serve":
-        from peerscope.server import serve
+        from peerscope.agent import serve
 
         return serve
     if name == "Prober":

@@ -98,6 +98,11 @@ class Reflector:
         return self._gate.sources
 
     @property
+    def is_running(self) -> bool:
+        """Whether it answers: started and not stopped since."""
+        return self._endpoint is not None
+
+    @property
     def simulates_path(self) -> bool:
         return bool(self.network_delay_ms or self.jitter_ms)
 
