@@ -41,8 +41,11 @@ test: lint typecheck unit
 # test`. --durations shows the slowest fast tests, so one that has grown slow gets its mark.
 check: lint typecheck fast
 
+# lint-imports checks the house's layers (the contracts in pyproject.toml); no cache: it
+# takes a fraction of a second and would leave a folder in the tree.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

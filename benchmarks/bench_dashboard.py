@@ -1,6 +1,6 @@
 """Dashboard: the page's frame rate and JS heap in headless Chromium under a full load.
 
-One process runs a Monitor served by ``peerscope.server.serve`` on a loopback ephemeral port
+One process runs a Monitor served by ``peerscope.agent.serve`` on a loopback ephemeral port
 (``metrics_interval`` 1 s, system metrics on, so every chart moves) with 200 peers, each given
 a latency sample, some traffic and a few messages every second by a background task. Debian's
 Chromium (``/usr/bin/chromium``, driven by Playwright, never a downloaded browser) opens the
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from benchmarks.results import Result, Target
 from benchmarks.runner import run_alone
 from benchmarks.timing import down, up
+from peerscope.agent import serve
 from peerscope.config import Settings
 from peerscope.monitor import Monitor
-from peerscope.server import serve
 
 PEERS = 200
 POINTS = 3600

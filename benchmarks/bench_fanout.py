@@ -3,7 +3,7 @@
 Three processes, so that no two of them share an event loop:
 
 - the server: a fresh interpreter serving a Monitor with real uvicorn
-  (``peerscope.server.serve``) on a loopback ephemeral port. 200 probed peers, every
+  (``peerscope.agent.serve``) on a loopback ephemeral port. 200 probed peers, every
   latency ring full (360 samples, a clock shifted back 1 s per round while filling) and
   traffic and messages recorded; system metrics off, ``metrics_interval`` 3600 s and
   ``ws_ping_interval`` 3600 s so neither the Ticker nor the RTT echo fires during the
@@ -79,10 +79,10 @@ from benchmarks.children import Child, commands_from_parent
 from benchmarks.results import Reference, Result, Target
 from benchmarks.runner import run_alone
 from benchmarks.timing import down, up
+from peerscope.agent import serve
 from peerscope.config import Settings
 from peerscope.core.quality import StatusRules
 from peerscope.monitor import Monitor
-from peerscope.server import serve
 
 SIZES = (10, 100, 1_000)
 QUICK_SIZES = (10, 100)

@@ -17,7 +17,7 @@ peerscope) is measured and printed; it is part of the total, as probing would be
 Cases, all running at once (each is a separate process; they are idle enough not to contend
 for the 2 CPUs):
 
-- ``serve, 100 peers, 1 dashboard``: ``peerscope.server.serve(monitor, host="127.0.0.1",
+- ``serve, 100 peers, 1 dashboard``: ``peerscope.agent.serve(monitor, host="127.0.0.1",
   port=0)`` (uvicorn, REST, /ws), the feeding task, and one WebSocket client in this process
   that reads every frame and answers the RTT pings as the dashboard does. Judged;
 - ``serve, 100 peers``: the same without a client;
@@ -46,9 +46,9 @@ from benchmarks.children import Child, commands_from_parent
 from benchmarks.results import Result, Target
 from benchmarks.runner import run_alone
 from benchmarks.timing import up
+from peerscope.agent import serve as serve_monitor
 from peerscope.config import Settings
 from peerscope.monitor import Monitor
-from peerscope.server import serve as serve_monitor
 
 PEERS = 100
 WINDOW_S = 60.0

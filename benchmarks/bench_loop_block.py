@@ -43,6 +43,7 @@ from benchmarks.results import Result, Target
 from benchmarks.runner import run_alone
 from benchmarks.timing import up
 from peerscope import Monitor, Settings
+from peerscope.agent import Agent
 from peerscope.server import uvicorn_config
 from peerscope.testing import LoopStalls
 
@@ -144,7 +145,8 @@ async def measure(quick: bool) -> Result:
     peers = QUICK_PEERS if quick else PEERS
     repeats = QUICK_REPEATS if quick else REPEATS
     monitor, probe_everyone = probed_monitor(peers)
-    config = uvicorn_config(monitor, "127.0.0.1", 0)
+    agent = Agent(monitor, host="127.0.0.1", port=0)
+    config = uvicorn_config(agent.app, agent.settings)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:

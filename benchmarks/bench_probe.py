@@ -45,10 +45,10 @@ from benchmarks.results import Reference, Result, Target
 from benchmarks.runner import run_alone
 from benchmarks.timing import down, up
 from peerscope import Monitor, Settings
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.one_shot import probe_series
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.target import ProbeTarget
 from peerscope.probe.twamp_sender import RECEIVE_BUFFER, encode_probe
 from peerscope.probe.udp import enable_timestamps
 

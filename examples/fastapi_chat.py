@@ -1,8 +1,9 @@
 """A FastAPI WebSocket chat that reports its own clients to peerscope.
 
 Run it:   .venv/bin/python examples/fastapi_chat.py   (then open ws://127.0.0.1:8000/chat)
-Watch it: http://127.0.0.1:8000/peerscope/api/metrics/peers, /peerscope/docs, and the
-          live stream at ws://127.0.0.1:8000/peerscope/ws
+Watch it: http://127.0.0.1:8000/peerscope/api/metrics/peers, /peerscope/docs,
+          /peerscope/metrics (Prometheus), and the live stream at
+          ws://127.0.0.1:8000/peerscope/ws
 
 Every chat connection is a peerscope peer of kind "client": its messages in and out, their
 bytes, its connection time and idle time are recorded as they happen; peerscope's own
@@ -19,6 +20,8 @@ import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from peerscope import Monitor, Settings
+from peerscope.export.prometheus import MetricsApp
+from peerscope.server import create_app
 
 monitor = Monitor(Settings(metrics_interval=1.0))
 members: dict[str, WebSocket] = {}
@@ -33,7 +36,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="chat", lifespan=lifespan)
-app.mount("/peerscope", monitor.app)
+# peerscope's API, dashboard and /metrics under /peerscope.
+app.mount("/peerscope", create_app(monitor, metrics=MetricsApp(monitor)))
 
 
 @app.websocket("/chat")

@@ -1,7 +1,7 @@
 """Real servers and clients for the server tests.
 
 ``live_server`` runs uvicorn on an ephemeral loopback port inside the test's own event loop,
-over ``create_app(monitor)`` configured as ``peerscope.server.serve`` configures it, and
+over the app of an ``Agent(monitor)`` configured as ``Agent.run`` configures it, and
 stops it cleanly (``should_exit``, then waits for uvicorn to close its sockets). Clients are
 real: httpx for HTTP, the ``websockets`` package for ``/ws``.
 """
@@ -29,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from peerscope import Monitor, Settings
+from peerscope.agent import Agent
 from peerscope.server import uvicorn_config
 from peerscope.testing import ManualClock
 
@@ -48,6 +49,7 @@ CLIENT_KEYS = {"client_id", "connected_at", "message_count", "bytes_sent", "byte
 @dataclass
 class LiveServer:
     monitor: Monitor
+    agent: Agent  # whose app is served: its prober, and its reflector (never started here)
     server: uvicorn.Server
     port: int
 
@@ -73,17 +75,19 @@ class LiveServer:
 
 @contextlib.asynccontextmanager
 async def live_server(monitor: Monitor, *, mounted: bool = False, port: int = 0,
-                      ) -> AsyncIterator[LiveServer]:
+                      app: Any = None) -> AsyncIterator[LiveServer]:
     """Serve ``monitor`` on 127.0.0.1:``port`` (0: an ephemeral one) until the block ends.
 
-    By default uvicorn runs as ``serve()`` configures it. ``mounted=True`` runs the app as
+    By default uvicorn runs as ``Agent.run`` configures it. ``mounted=True`` runs the app as
     it runs mounted in someone else's uvicorn: uvicorn's own WebSocket protocol (so frames go
     out through ASGI, not ``DirectWebSocketProtocol``) and its default 16 MiB frame limit.
+    ``app`` is served instead of the agent's (an app as a user builds it to mount).
     """
     overrides: dict[str, Any] = {"timeout_graceful_shutdown": 5}
     if mounted:
         overrides.update(ws="websockets-sansio", ws_max_size=16 * 1024 * 1024)
-    config = uvicorn_config(monitor, "127.0.0.1", port, **overrides)
+    agent = Agent(monitor, host="127.0.0.1", port=port)
+    config = uvicorn_config(agent.app if app is None else app, agent.settings, **overrides)
     server = uvicorn.Server(config)
     started_monitor = not monitor.is_running
     if started_monitor:
@@ -99,11 +103,11 @@ async def live_server(monitor: Monitor, *, mounted: bool = False, port: int = 0,
                 raise TimeoutError("uvicorn did not start within 10 s")
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield LiveServer(monitor, server, port)
+        yield LiveServer(monitor, agent, server, port)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
-        await monitor.app.state.prober.stop()  # started by a POST /api/peers, if any
+        await agent.prober.stop()  # started by a POST /api/peers, if any
         if started_monitor:
             await monitor.stop()
 

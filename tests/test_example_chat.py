@@ -54,6 +54,11 @@ async def test_chat_clients_are_measured_and_served_under_the_mount():
                 server_stats = (await http.get("/peerscope/api/metrics/server")).json()
                 assert server_stats["total_messages"] == 4
                 assert server_stats["active_connections"] == 2
+                # The Prometheus exporter's own app, mounted with the API.
+                scrape = await http.get("/peerscope/metrics")
+                assert scrape.status_code == 200
+                assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
+                assert 'peerscope_peer_received_messages_total{' in scrape.text
             async with websockets.connect(f"ws://{base}/peerscope/ws") as dashboard:
                 frame = json.loads(await asyncio.wait_for(dashboard.recv(), 5))
                 while frame["type"] != "metrics":

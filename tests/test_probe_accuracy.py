@@ -15,9 +15,9 @@ import subprocess
 
 import pytest
 
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.one_shot import probe_series
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.target import ProbeTarget
 
 
 def require(tool: str, package: str) -> None:

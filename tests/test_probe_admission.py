@@ -12,7 +12,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 import pytest
 
-from peerscope.probe.admission import (
+from peerscope.core.admission import (
     DEFAULT_BURST,
     DEFAULT_MAX_SOURCES,
     DEFAULT_RATE_LIMIT,

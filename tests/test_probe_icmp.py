@@ -7,9 +7,9 @@ import socket
 
 from icmplib.exceptions import SocketPermissionError
 
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe import icmp
 from peerscope.probe.one_shot import probe_series
-from peerscope.probe.target import ProbeTarget
 
 
 class Denied:

@@ -12,10 +12,10 @@ import time
 import pytest
 
 from peerscope import Monitor, PeerStatusChanged, Settings
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.target import ProbeTarget
 from tests.server_support import eventually
 
 
@@ -203,21 +203,32 @@ def test_add_refuses_what_is_not_a_target():
 
 
 class SendLog:
-    """When the Prober announced each probe to the Monitor: (loop time, peer id)."""
+    """A probe sink over a Monitor that notes when the Prober announced each probe:
+    (loop time, peer id). Everything is handed on to the Monitor."""
 
     def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
         self.sends: list[tuple[float, str]] = []
         self.batches: list[tuple[float, int]] = []  # (loop time, probes) per wake-up
-        record = monitor.record_probes_sent
 
-        def logged(probes, *, timeout_s=None):
-            probes = list(probes)
-            now = asyncio.get_running_loop().time()
-            self.sends.extend((now, peer_id) for peer_id, _ in probes)
-            self.batches.append((now, len(probes)))
-            record(probes, timeout_s=timeout_s)
+    def add_peer(self, peer_id, **details):
+        self.monitor.add_peer(peer_id, **details)
 
-        monitor.record_probes_sent = logged  # type: ignore[method-assign]
+    def remove_peer(self, peer_id):
+        return self.monitor.remove_peer(peer_id)
+
+    def __contains__(self, peer_id):
+        return peer_id in self.monitor
+
+    def record_probes_sent(self, probes, *, timeout_s=None):
+        probes = list(probes)
+        now = asyncio.get_running_loop().time()
+        self.sends.extend((now, peer_id) for peer_id, _ in probes)
+        self.batches.append((now, len(probes)))
+        self.monitor.record_probes_sent(probes, timeout_s=timeout_s)
+
+    def record_probe_replies(self, replies, *, known_only=False):
+        return self.monitor.record_probe_replies(replies, known_only=known_only)
 
     def times(self, peer_id: str) -> list[float]:
         return [at for at, sent_to in self.sends if sent_to == peer_id]
@@ -230,7 +241,7 @@ class SendLog:
 async def test_each_target_goes_out_once_per_spacing_at_its_own_offset():
     monitor = make_monitor()
     log = SendLog(monitor)
-    async with Reflector() as reflector, Prober(monitor, interval_s=0.2, count=2,
+    async with Reflector() as reflector, Prober(log, interval_s=0.2, count=2,
                                                 timeout_s=1.0) as prober:
         for i in range(20):
             prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
@@ -256,7 +267,7 @@ async def test_each_target_goes_out_once_per_spacing_at_its_own_offset():
 async def test_a_stalled_loop_sends_each_target_once_and_keeps_its_place():
     monitor = make_monitor()
     log = SendLog(monitor)
-    async with Reflector() as reflector, Prober(monitor, interval_s=0.1,
+    async with Reflector() as reflector, Prober(log, interval_s=0.1,
                                                 timeout_s=1.0) as prober:
         for i in range(10):
             prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
@@ -284,7 +295,7 @@ async def test_a_stalled_loop_sends_each_target_once_and_keeps_its_place():
 async def test_targets_added_and_removed_while_running():
     monitor = make_monitor()
     log = SendLog(monitor)
-    async with Reflector() as reflector, Prober(monitor, interval_s=0.2,
+    async with Reflector() as reflector, Prober(log, interval_s=0.2,
                                                 timeout_s=1.0) as prober:
         prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="first"))
         await asyncio.sleep(0.1)
@@ -317,7 +328,7 @@ async def test_a_wake_up_sends_at_most_200_probes_so_their_replies_fit_the_socke
     # 2,500 probes a second from one address: above the reflector's default limit per
     # source (2,000 a second after a burst of 2,000), which a stall of a few seconds would
     # reach; this test is about the sender's batches, not the reflector's limit.
-    async with Reflector(rate_limit=10_000) as reflector, Prober(monitor, interval_s=1.0,
+    async with Reflector(rate_limit=10_000) as reflector, Prober(log, interval_s=1.0,
                                                                  timeout_s=2.0) as prober:
         for i in range(2500):  # 20 % of the spacing would be 500 probes a wake-up
             prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))

@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from peerscope import Monitor, Settings
+from peerscope.agent import Agent
 from peerscope.core import quality
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.one_shot import probe_series
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.target import ProbeTarget
 from peerscope.probe.twamp import REFLECTOR_SIZE, ReflectorPacket, SenderPacket
-from peerscope.server import serve
 from tests.server_support import eventually
 
 
@@ -270,12 +270,14 @@ async def test_serve_answers_probes_within_its_settings():
     settings = Settings(enable_system_metrics=False, reflector_port=0,
                         reflector_allow=["127.0.0.2/32", "::1"], reflector_rate_limit=0.01,
                         reflector_burst=2)
-    monitor = Monitor(settings)
+    agent = Agent(Monitor(settings), port=0)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(monitor, port=0, on_ready=ready.set_result))
+    task = asyncio.create_task(agent.run(on_ready=ready.set_result))
     try:
         await asyncio.wait_for(ready, 10)
-        reflector = monitor.app.state.reflector
+        reflector = agent.reflector
+        assert reflector is not None
+        assert reflector.is_running
         assert await exchange(reflector, "127.0.0.1", 3) == []
         assert await exchange(reflector, "127.0.0.2", 5) == [0, 1]
         assert (reflector.not_allowed, reflector.rate_limited, reflector.reflected) == (3, 3, 2)
@@ -289,3 +291,4 @@ async def test_serve_answers_probes_within_its_settings():
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    assert not agent.reflector.is_running  # stopped with the agent

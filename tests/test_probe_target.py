@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from peerscope.probe.target import ProbeTarget
+from peerscope.core.probe_target import ProbeTarget
 
 
 @pytest.mark.parametrize(("address", "method", "host", "port"), [

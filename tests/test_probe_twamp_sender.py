@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe import udp
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.target import ProbeTarget
 from peerscope.probe.twamp import SenderPacket, ntp_from_unix_ns, reply_to
 from peerscope.probe.twamp_sender import RECEIVE_BUFFER, TwampSender
 
@@ -68,7 +68,7 @@ async def test_a_reply_waits_for_the_next_send_and_keeps_its_arrival_time():
 _FIRST_REPLY = """
 import asyncio
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.target import ProbeTarget
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.twamp_sender import TwampSender
 
 async def main():

@@ -10,8 +10,8 @@ import pytest
 import peerscope
 
 
-def test_serve_is_the_server_entry_point():
-    from peerscope.server import serve
+def test_serve_is_the_agents_entry_point():
+    from peerscope.agent import serve
 
     assert peerscope.serve is serve
     assert "serve" in peerscope.__all__

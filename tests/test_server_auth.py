@@ -12,8 +12,8 @@ from pydantic import SecretStr
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from peerscope import Monitor, Settings
+from peerscope.agent import serve
 from peerscope.config import SettingsError
-from peerscope.server import serve
 from peerscope.server.auth import check_bind
 from tests.server_support import (
     LiveServer,
@@ -167,6 +167,27 @@ async def test_metrics_needs_the_token_when_not_public():
         response = await http.get("/metrics", headers=BEARER)
         assert response.status_code == 200, response.text
         assert "# TYPE " in response.text
+        # Refused as every API route refuses: the header says which scheme to use.
+        response = await http.get("/metrics")
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.headers["content-type"] == "application/json"
+
+
+async def test_metrics_without_a_token_answers_loopback_host_names_only():
+    """/metrics is the Prometheus exporter's own app, served inside the API's Host check:
+    a page re-pointing its name at 127.0.0.1 cannot scrape every peer's address."""
+    async with live_server(quiet_monitor(allowed_hosts=["monitor.lan"])) as live, \
+            live.http() as http:
+        for host in ("evil.example", f"evil.example:{live.port}"):
+            response = await http.get("/metrics", headers={"Host": host})
+            assert response.status_code == 400, host
+            assert response.json()["detail"].startswith("host: ")
+            assert "# TYPE " not in response.text
+        for host in ("localhost", "monitor.lan"):
+            response = await http.get("/metrics", headers={"Host": host})
+            assert response.status_code == 200, host
+            assert 'peerscope_peer_rtt_seconds{kind="peer",name="",peer_id="alpha"} 0.012' \
+                in response.text
 
 
 # --- CORS ---------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import itertools
 import orjson
 import pytest
 
-from peerscope.server.bodies import PIECE_ROWS, WRITE_BYTES, JsonArray, json_object, pieces_response
+from peerscope.pieces import WRITE_BYTES, pieces_response
+from peerscope.server.bodies import PIECE_ROWS, JsonArray, json_object
 
 
 @pytest.mark.parametrize("items", [0, 1, PIECE_ROWS - 1, PIECE_ROWS, PIECE_ROWS + 1, 200])

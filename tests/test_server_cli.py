@@ -19,8 +19,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from peerscope import Monitor, Settings
+from peerscope.agent import Agent, serve
 from peerscope.config import SettingsError
-from peerscope.server import serve
 from tests.server_support import cli_env, start_serve, wait_ready
 
 
@@ -100,7 +100,7 @@ SERVE_THEN_CANCEL = textwrap.dedent("""
     import asyncio, socket
     import httpx
     from peerscope import Monitor, Settings
-    from peerscope.server import serve
+    from peerscope.agent import serve
 
     async def main():
         monitor = Monitor(Settings(enable_system_metrics=False))
@@ -160,14 +160,17 @@ async def test_serve_says_which_setting_to_change_when_the_port_is_busy():
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
+        agent = Agent(monitor, port=port)
         with pytest.raises(SettingsError) as refused:
-            await asyncio.wait_for(serve(monitor, port=port), 10)
+            await asyncio.wait_for(agent.run(), 10)
     assert str(refused.value) == (f"port: {port} is in use (TCP 127.0.0.1:{port}); set "
                                   "another port (--port or PEERSCOPE_PORT)")
     # Refused before anything started: nothing to stop, nothing left behind.
     assert not monitor.is_running
-    assert not monitor.app.state.prober.is_running
-    assert not hasattr(monitor.app.state, "reflector")
+    assert not agent.prober.is_running
+    assert agent.reflector is not None
+    assert not agent.reflector.is_running
+    assert agent.reflector.port is None  # never bound
 
 
 async def test_serve_on_ipv6_announces_a_url_that_works():

@@ -9,6 +9,7 @@ from peerscope._version import __version__
 from peerscope.config import PeerSpec, Settings, SettingsError, SettingsWarning
 from peerscope.core.loss import Arrival
 from peerscope.core.model import ServerStats, Session, SystemSample
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.stats import Aggregate
 from peerscope.events import (
@@ -33,18 +34,17 @@ from peerscope.message import (
 from peerscope.monitor import Monitor
 from peerscope.peer_table import PeerLimitError, UnknownPeerError
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.target import ProbeTarget
 
 if TYPE_CHECKING:
+    from peerscope.agent import serve
     from peerscope.probe.prober import Prober
-    from peerscope.server import serve
 
 
 def __getattr__(name: str) -> Any:
     # `peerscope.serve` loads the HTTP side (FastAPI, uvicorn), and `peerscope.Prober` the
     # probe methods (icmplib), only when they are asked for.
     if name == "serve":
-        from peerscope.server import serve
+        from peerscope.agent import serve
 
         return serve
     if name == "Prober":

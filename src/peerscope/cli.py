@@ -159,17 +159,19 @@ def report(error: SettingsError) -> None:
 
 
 def _serve(settings: Settings) -> int:
-    from peerscope.monitor import Monitor
-    from peerscope.server import serve
+    from peerscope.agent import Agent
 
-    monitor = Monitor(settings)
+    try:
+        agent = Agent.from_settings(settings)
+    except SettingsError as error:  # beyond loopback without a token
+        report(error)
+        return 2
 
     def ready(url: str) -> None:
         print(f"peerscope serving on {url} (API docs at {url}/docs)", flush=True)
-        reflector = getattr(monitor.app.state, "reflector", None)
-        if reflector is not None:
+        if agent.reflector is not None:
             print(f"answering TWAMP Light probes on UDP {settings.reflector_host}:"
-                  f"{reflector.port}", flush=True)
+                  f"{agent.reflector.port}", flush=True)
         if settings.peers:
             print(f"probing {len(settings.peers)} peer(s) every {settings.probe_interval:g} s",
                   flush=True)
@@ -180,7 +182,7 @@ def _serve(settings: Settings) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; with the default
     # action that would end the process with status -15 after a clean shutdown.
     signal.signal(signal.SIGTERM, terminate)
-    return _run(serve(monitor, on_ready=ready))
+    return _run(agent.run(on_ready=ready))
 
 
 def _run(main: Coroutine[Any, Any, None]) -> int:

@@ -38,15 +38,15 @@ from peerscope.config_sources import (
     item_type,
     toml_source,
 )
-from peerscope.core.quality import QualityConfig, StatusRules
-from peerscope.core.validation import validate_id, validate_text
-from peerscope.probe.admission import (
+from peerscope.core.admission import (
     DEFAULT_BURST,
     DEFAULT_MAX_SOURCES,
     DEFAULT_RATE_LIMIT,
     parse_network,
 )
-from peerscope.probe.target import TWAMP_PORT, Method, ProbeTarget
+from peerscope.core.probe_target import TWAMP_PORT, Method, ProbeTarget
+from peerscope.core.quality import QualityConfig, StatusRules
+from peerscope.core.validation import validate_id, validate_text
 
 __all__ = ["MIN_TOKEN_LENGTH", "PeerSpec", "Settings", "SettingsError", "SettingsWarning",
            "check_unique_peers", "describe_errors"]

@@ -20,11 +20,11 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from peerscope.agent import Agent
 from peerscope.config import PeerSpec, Settings
 from peerscope.console import render
 from peerscope.monitor import Monitor
 from peerscope.probe.reflector import Reflector
-from peerscope.server import serve
 
 LOOPBACK = "127.0.0.1"
 
@@ -114,9 +114,10 @@ async def run_demo(settings: Settings, *, duration: float | None = None,
             stack.callback(peer.stop)
         settings = settings.model_copy(
             update={"peers": [*settings.peers, *(peer.spec() for peer in simulated)]})
-        monitor = Monitor(settings)
+        agent = Agent.from_settings(settings)
+        monitor = agent.monitor
         url: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        tasks = [asyncio.create_task(serve(monitor, on_ready=url.set_result)),
+        tasks = [asyncio.create_task(agent.run(on_ready=url.set_result)),
                  asyncio.create_task(app_traffic(monitor, random.Random(seed))),
                  *(asyncio.create_task(peer.outages()) for peer in simulated)]
         stack.push_async_callback(_cancel, tasks)

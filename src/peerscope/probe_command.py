@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
+from peerscope.core.probe_target import METHODS, ProbeTarget
 from peerscope.probe.method_protocol import resolve
 from peerscope.probe.one_shot import ProbeResult, probe_series
 from peerscope.probe.report import result_line, summarize, summary_lines
-from peerscope.probe.target import METHODS, ProbeTarget
 
 PROGRESS_FROM = 20  # probes in a run from which a TTY gets a progress bar
 

@@ -53,21 +53,19 @@ from peerscope.core import quality
 from peerscope.core.model import Session
 from peerscope.core.stats import aggregate
 from peerscope.core.validation import validate_number
-from peerscope.message import PeerDetail
 from peerscope.monitor import Monitor
 from peerscope.peer_table import UnknownPeerError
+from peerscope.seed_views import (
+    SYSTEM_HISTORY_KEYS,
+    game_sessions,
+    seed_points,
+    summarise_peer,
+    system_summary,
+)
 from peerscope.slices import Steps, run_sliced
 
 __all__ = ["GameSession", "MetricPoint", "MetricsCollector", "aggregate_metrics_by_window",
            "predict_connection_quality"]
-
-# LANrage's history keys and the Monitor's system series behind them.
-_SYSTEM_SERIES = {"cpu": "cpu_percent", "memory": "memory_percent",
-                  "network_sent": "network_sent_rate", "network_received": "network_recv_rate"}
-# "All the history there is": system history accepts any window, but aggregate() wants a
-# finite one, and ~30 years outlasts any ring.
-_ALL_HISTORY_S = 1e9
-_BYTES_PER_MB = 1024.0 * 1024.0
 
 
 @dataclass
@@ -126,29 +124,6 @@ def aggregate_metrics_by_window(metrics: Iterable[MetricPoint], window_seconds: 
     window = validate_number(window_seconds, "window_seconds")
     now = time.time() if current_time is None else validate_number(current_time, "current_time")
     return dict(aggregate(((p.timestamp, p.value) for p in metrics), window, now))
-
-
-def summarise_peer(monitor: Monitor, peer_id: str,
-                   ) -> tuple[PeerDetail, dict[str, Any]] | None:
-    """A peer's figures (``Monitor.peer``) and LANrage's summary of them; None if unknown."""
-    try:
-        entry = monitor.peer(peer_id)
-        # Every stored sample was taken after connecting; the extra second covers the ring's
-        # millisecond rounding of timestamps.
-        stats = monitor.latency_stats(peer_id, entry["connection_duration"] + 1.0)
-    except KeyError:
-        return None
-    return entry, {
-        "peer_id": peer_id,
-        "peer_name": entry["name"],
-        "status": entry["status"],
-        "latency": {"current": entry["latency_ms"], "average": stats["avg"],
-                    "min": stats["min"], "max": stats["max"]},
-        "bandwidth": {"sent": entry["bytes_sent"], "received": entry["bytes_received"]},
-        "packets": {"sent": entry["packets_sent"], "received": entry["packets_received"]},
-        "uptime": entry["connection_duration"],
-        "last_seen": entry["last_seen"],
-    }
 
 
 class MetricsCollector:
@@ -238,24 +213,7 @@ class MetricsCollector:
 
     def get_game_sessions(self, limit: int = 10) -> list[dict[str, Any]]:
         """The last ``limit`` ended sessions, oldest first."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValueError(f"limit: must be an integer >= 0, got {limit!r}")
-        sessions = self.monitor.sessions(limit, include_active=False)
-        result = []
-        for session in reversed(sessions):
-            stats = session.latency_stats()
-            ended = session.ended_at
-            result.append({
-                "game_id": session.session_id,
-                "game_name": session.name,
-                "started_at": session.started_at,
-                "ended_at": ended,
-                "duration": None if ended is None else ended - session.started_at,
-                "peers": list(session.peer_ids),
-                "latency": {"average": stats["avg_latency"], "min": stats["min_latency"],
-                            "max": stats["max_latency"], "p95": stats["p95_latency"]},
-            })
-        return result
+        return game_sessions(self.monitor, limit)
 
     # --- peer queries -------------------------------------------------------------------------
 
@@ -282,7 +240,7 @@ class MetricsCollector:
             points = self.monitor.latency_history(peer_id, window)
         except KeyError:
             return []
-        return [{"timestamp": t, "value": v} for t, v in points]
+        return seed_points(points)
 
     def get_peer_connection_quality(self, peer_id: str) -> dict[str, Any] | None:
         try:
@@ -329,40 +287,18 @@ class MetricsCollector:
 
     def get_system_summary(self) -> dict[str, Any]:
         """Current, average and maximum over the kept history; 0 where nothing was sampled."""
-        system = self.monitor.system
-        figures: dict[str, dict[str, float]] = {}
-        for key in ("cpu", "memory"):
-            name = _SYSTEM_SERIES[key]
-            stats = self.monitor.system_stats(name, _ALL_HISTORY_S)
-            figures[key] = {
-                "current": getattr(system, name) if system.available else 0.0,
-                "average": stats["avg"] or 0.0,
-                "max": stats["max"] or 0.0,
-            }
-        return {
-            "cpu": figures["cpu"],
-            "memory": figures["memory"],
-            "network": {
-                "sent_rate": system.network_sent_rate,
-                "recv_rate": system.network_recv_rate,
-                "total_sent": system.network_sent_mb * _BYTES_PER_MB,
-                "total_recv": system.network_recv_mb * _BYTES_PER_MB,
-            },
-        }
+        return system_summary(self.monitor)
 
     def get_system_history(self, duration: float = 3600) -> dict[str, list[dict[str, float]]]:
         window = validate_number(duration, "duration")
-        return {
-            key: [{"timestamp": t, "value": v}
-                  for t, v in self.monitor.system_history(name, window)]
-            for key, name in _SYSTEM_SERIES.items()
-        }
+        return {key: seed_points(self.monitor.system_history(name, window))
+                for key, name in SYSTEM_HISTORY_KEYS.items()}
 
     def get_aggregated_system_metrics(self, window_seconds: float = 60.0) -> dict[str, Any]:
         window = validate_number(window_seconds, "window_seconds")
         result: dict[str, Any] = {
             key: dict(self.monitor.system_stats(name, window))
-            for key, name in _SYSTEM_SERIES.items()
+            for key, name in SYSTEM_HISTORY_KEYS.items()
         }
         result["window_seconds"] = window_seconds
         result["timestamp"] = self.monitor.now()

@@ -18,8 +18,8 @@ from typing import Any
 from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.method_protocol import Background, ReplyHandler, ResolveHandler, resolve
-from peerscope.probe.target import ProbeTarget
 from peerscope.probe.udp import enable_timestamps, kernel_arrival_ns
 
 logger = logging.getLogger(__name__)

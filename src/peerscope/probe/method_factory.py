@@ -3,9 +3,9 @@ that follows :class:`peerscope.probe.method_protocol.ProbeMethod`."""
 
 from __future__ import annotations
 
+from peerscope.core.probe_target import Method
 from peerscope.probe.icmp import IcmpPinger
 from peerscope.probe.method_protocol import ProbeMethod
-from peerscope.probe.target import Method
 from peerscope.probe.tcp import TcpConnector
 from peerscope.probe.twamp_sender import TwampSender
 

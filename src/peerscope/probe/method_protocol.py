@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from peerscope.probe.target import ProbeTarget
+from peerscope.core.probe_target import ProbeTarget
 
 ReplyHandler = Callable[[int, float], None]
 """Called with (seq, rtt_ms) for every reply, on the event loop; late and duplicate ones too."""

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.method_factory import open_method
-from peerscope.probe.target import ProbeTarget
 
 Outcome = Literal["on_time", "late", "duplicate", "timeout"]
 

@@ -1,4 +1,5 @@
-"""The Prober: probes every target on a schedule and feeds the outcomes to a Monitor.
+"""The Prober: probes every target on a schedule and feeds the outcomes to a Monitor
+(any :class:`peerscope.probe.sink.ProbeSink`).
 
 Each target is probed ``count`` times per ``interval_s``, evenly spaced. Targets are
 staggered over that spacing (the k-th target added goes out at the fraction k·φ mod 1 of
@@ -9,11 +10,11 @@ the cost grows with probes sent, not with wake-ups. The schedule repeats every s
 it is kept as the targets in order of their offset in it: a wake-up takes the next slice of
 that list (two binary searches), with no per-probe priority queue.
 
-Every probe is announced to the Monitor before it leaves, and every reply is handed over
-once the loop's wake-up that read it is over; the Monitor's timeouts decide what is lost, so
+Every probe is announced to the sink before it leaves, and every reply is handed over
+once the loop's wake-up that read it is over; the sink's timeouts decide what is lost, so
 late replies, reordering and duplicates are judged in one place. Both go over in batches
 (the probes of one wake-up, the replies read in one), so the Monitor's lock and clock are
-taken once per batch, not per probe; and unchecked, as the Prober makes them itself.
+taken once per batch, not per probe.
 
 Not thread-safe: call ``add``/``remove`` from the event loop's thread (or before ``start``).
 """
@@ -27,10 +28,10 @@ import math
 from dataclasses import dataclass, field
 from functools import partial
 
-from peerscope.monitor import Monitor
+from peerscope.core.probe_target import Method, ProbeTarget
 from peerscope.probe.method_factory import open_method
 from peerscope.probe.method_protocol import ProbeMethod, ReplyHandler, ResolveHandler
-from peerscope.probe.target import Method, ProbeTarget
+from peerscope.probe.sink import ProbeSink
 
 logger = logging.getLogger(__name__)
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
@@ -61,9 +62,9 @@ class _Entry:
 
 
 class Prober:
-    """Probes targets and records the results in ``monitor``."""
+    """Probes targets and records the results in ``sink`` (a Monitor)."""
 
-    def __init__(self, monitor: Monitor, *, interval_s: float = 1.0, count: int = 1,
+    def __init__(self, sink: ProbeSink, *, interval_s: float = 1.0, count: int = 1,
                  timeout_s: float = 2.0) -> None:
         if not 0.001 <= interval_s <= 3600:
             raise ValueError(f"interval_s: must be within 0.001..3600, got {interval_s!r}")
@@ -71,7 +72,7 @@ class Prober:
             raise ValueError(f"count: must be an integer within 1..100, got {count!r}")
         if not 0.001 <= timeout_s <= 3600:
             raise ValueError(f"timeout_s: must be within 0.001..3600, got {timeout_s!r}")
-        self.monitor = monitor
+        self.sink = sink
         self.interval_s = interval_s
         self.count = count
         self.timeout_s = timeout_s
@@ -83,7 +84,7 @@ class Prober:
         self._offsets: list[int] = []
         self._methods: dict[Method, ProbeMethod] = {}
         self._task: asyncio.Task[None] | None = None
-        self._replies: list[tuple[_Entry, int, float]] = []  # read, not yet given to the Monitor
+        self._replies: list[tuple[_Entry, int, float]] = []  # read, not yet given to the sink
         self.sent = 0
 
     @property
@@ -116,7 +117,7 @@ class Prober:
     # --- targets ------------------------------------------------------------------------------
 
     def add(self, target: ProbeTarget) -> None:
-        """Probe ``target`` from now on and register it with the Monitor as a peer.
+        """Probe ``target`` from now on and register it with the sink as a peer.
 
         The peer is labelled ``probe_method``. Adding a known peer id replaces its target.
         """
@@ -139,14 +140,14 @@ class Prober:
         self._entries[target.peer_id] = entry
 
     def remove(self, peer_id: str) -> bool:
-        """Stop probing ``peer_id`` and remove the peer from the Monitor; False if unknown."""
+        """Stop probing ``peer_id`` and remove the peer from the sink; False if unknown."""
         entry = self._entries.pop(peer_id, None)
         if entry is None:
             return False
         entry.active = False
         at = self._order.index(entry)
         del self._order[at], self._offsets[at]
-        self.monitor.remove_peer(peer_id)
+        self.sink.remove_peer(peer_id)
         return True
 
     def targets(self) -> list[ProbeTarget]:
@@ -158,7 +159,7 @@ class Prober:
         return None if entry is None else entry.unresolved
 
     def _register(self, target: ProbeTarget) -> None:
-        self.monitor.add_peer(target.peer_id, name=target.name, address=target.address,
+        self.sink.add_peer(target.peer_id, name=target.name, address=target.address,
                               kind="peer", labels={"probe_method": target.method})
 
     def _on_reply(self, entry: _Entry, seq: int, rtt_ms: float) -> None:
@@ -187,7 +188,7 @@ class Prober:
         replies, self._replies = self._replies, []
         # A reply to a target since removed (or replaced), or to a peer the Monitor has
         # dropped, must not bring its peer back.
-        self.monitor.record_probe_replies(
+        self.sink.record_probe_replies(
             [(entry.target.peer_id, seq, rtt_ms) for entry, seq, rtt_ms in replies if entry.active],
             known_only=True)
 
@@ -236,11 +237,11 @@ class Prober:
         return (offsets[at] if at < len(offsets) else offsets[0] + cycle) - low
 
     def _fire(self, entries: list[_Entry]) -> None:
-        monitor = self.monitor
+        sink = self.sink
         ready: list[_Entry] = []
         for entry in entries:
             target = entry.target
-            if target.peer_id not in monitor:  # pruned by the Monitor after a long outage
+            if target.peer_id not in sink:  # pruned by the Monitor after a long outage
                 try:
                     self._register(target)
                 except Exception:  # e.g. max_peers reached: this target's probe is skipped
@@ -248,7 +249,7 @@ class Prober:
                     continue
             ready.append(entry)
         try:
-            monitor.record_probes_sent(
+            sink.record_probes_sent(
                 [(entry.target.peer_id, entry.next_seq) for entry in ready],
                 timeout_s=self.timeout_s)
         except Exception:  # a peer removed from another thread meanwhile (unknown_peer="raise")

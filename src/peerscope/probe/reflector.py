@@ -22,7 +22,7 @@ the reply would be (RFC 5357 asks senders to pad by 27 octets), so that reflecti
 amplifies traffic toward a forged source address. Since about half of all random datagrams
 pass for probes, a probe is then answered only if its source address is in ``allow`` (when
 that is set; else ``not_allowed``) and within its rate (``rate_limit`` probes a second after
-a ``burst``; else ``rate_limited``): see peerscope.probe.admission. The IP TTL of probes is
+a ``burst``; else ``rate_limited``): see peerscope.core.admission. The IP TTL of probes is
 not available to an asyncio datagram socket, so replies report 255 (unknown).
 """
 
@@ -36,13 +36,13 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Literal
 
-from peerscope.core.validation import validate_number
-from peerscope.probe.admission import (
+from peerscope.core.admission import (
     DEFAULT_BURST,
     DEFAULT_MAX_SOURCES,
     DEFAULT_RATE_LIMIT,
     SourceGate,
 )
+from peerscope.core.validation import validate_number
 from peerscope.probe.twamp import REFLECTOR_SIZE, SenderPacket, ntp_from_unix_ns, reply_to
 from peerscope.probe.udp import Address, UdpEndpoint
 
@@ -96,6 +96,11 @@ class Reflector:
     def sources(self) -> int:
         """Source addresses whose rate is tracked (at most ``max_sources``)."""
         return self._gate.sources
+
+    @property
+    def is_running(self) -> bool:
+        """Whether it answers: started and not stopped since."""
+        return self._endpoint is not None
 
     @property
     def simulates_path(self) -> bool:

@@ -13,8 +13,8 @@ import logging
 import socket
 import time
 
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.method_protocol import Background, ReplyHandler, ResolveHandler, resolve
-from peerscope.probe.target import ProbeTarget
 
 logger = logging.getLogger(__name__)
 

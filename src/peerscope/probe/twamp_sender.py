@@ -37,6 +37,7 @@ import socket
 import struct
 import time
 
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.method_protocol import (
     Background,
     ReplyHandler,
@@ -44,7 +45,6 @@ from peerscope.probe.method_protocol import (
     family_of,
     resolve,
 )
-from peerscope.probe.target import ProbeTarget
 from peerscope.probe.twamp import ERROR_ESTIMATE, SENDER_PADDING, reply_seq_and_hold
 from peerscope.probe.twamp import ntp_from_unix_ns as ntp
 from peerscope.probe.udp import Address, UdpEndpoint

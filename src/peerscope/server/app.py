@@ -1,4 +1,5 @@
-"""The ASGI app: REST, the live WebSocket stream and /metrics over one Monitor."""
+"""The ASGI app: REST, the live WebSocket stream and the dashboard over one Monitor, and
+whatever the composition root hands it to serve beside them (the Prober's routes, /metrics)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,16 @@ from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
-from starlette.types import Scope
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Scope
 
 from peerscope._version import __version__
 from peerscope.events import Event, MetricsTick
-from peerscope.export.prometheus import CONTENT_TYPE, render_steps
 from peerscope.monitor import Monitor
 from peerscope.probe.prober import Prober
+from peerscope.probe.reflector import Reflector
 from peerscope.server.api_docs import mount_api_docs
 from peerscope.server.auth import TokenGuard
-from peerscope.server.bodies import pieces_response
 from peerscope.server.broadcast import Broadcaster
 from peerscope.server.dashboard import mount_dashboard
 from peerscope.server.edge import BodyLimit, HostCheck, error_response
@@ -45,8 +45,30 @@ def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
                    for route in app.router.routes)]
 
 
-def create_app(monitor: Monitor) -> FastAPI:
-    """The API over ``monitor``. Mounted in another app, start the Monitor yourself."""
+class _AppRoute(Route):
+    """A GET route served by an ASGI app (a function too, which Starlette would otherwise
+    call as an endpoint taking a request), refusing HEAD as the API's own routes do."""
+
+    def __init__(self, path: str, app: ASGIApp) -> None:
+        super().__init__(path, app, methods=["GET"], include_in_schema=False)
+        self.app = app
+        self.methods = {"GET"}
+
+
+def create_app(monitor: Monitor, *, prober: Prober | None = None,
+               reflector: Reflector | None = None, metrics: ASGIApp | None = None,
+               turns: Turns | None = None) -> FastAPI:
+    """The API over ``monitor``: REST, ``/ws``, the dashboard and ``/docs``.
+
+    To mount it in another app, start the Monitor yourself (a mounted app's lifespan does not
+    run). ``prober`` (a :class:`~peerscope.probe.prober.Prober` over ``monitor``) adds
+    ``/api/peers``, the peers it probes, which POST and DELETE change at run time (the first
+    POST starts it; stop it yourself on the way out). ``reflector`` shows in
+    ``/api/health`` while it answers. ``metrics`` (the Prometheus exporter's
+    :class:`~peerscope.export.prometheus.MetricsApp`) is served at ``GET /metrics``, behind
+    the token unless ``metrics_public``. ``turns`` is shared by the reads of every peer (REST
+    listings and, given the same one, ``metrics``), so that they take turns on the loop.
+    """
     settings = monitor.settings
     guard = TokenGuard(settings)
     broadcaster = Broadcaster(settings.ws_queue_frames, settings.ws_stall_timeout_s)
@@ -61,18 +83,15 @@ def create_app(monitor: Monitor) -> FastAPI:
                   description="Connection quality and performance of a networked server.",
                   docs_url=None, redoc_url=None)
     # Reads of every peer take turns on the loop, a slice at a time (peerscope.slices).
-    turns = Turns()
+    turns = Turns() if turns is None else turns
     app.include_router(build_router(monitor, broadcaster, turns,
                                     token_required=guard.required),
                        dependencies=guard.dependencies)
     # Outside the guard: its bare answer is for health checks that hold no token.
-    app.include_router(build_health_router(monitor, broadcaster, guard))
-    # Started by serve(), or by the first POST /api/peers when the app is mounted elsewhere.
-    prober = Prober(monitor, interval_s=settings.probe_interval, count=settings.probe_count,
-                    timeout_s=settings.probe_timeout)
-    app.state.prober = prober
-    app.include_router(build_peers_router(prober, api_errors(guard.required)),
-                       dependencies=guard.dependencies)
+    app.include_router(build_health_router(monitor, broadcaster, guard, prober, reflector))
+    if prober is not None:
+        app.include_router(build_peers_router(monitor, prober, api_errors(guard.required)),
+                           dependencies=guard.dependencies)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -94,12 +113,10 @@ def create_app(monitor: Monitor) -> FastAPI:
     async def ws(websocket: WebSocket) -> None:
         await metrics_socket(websocket, monitor, broadcaster, guard, settings)
 
-    metrics_dependencies = [] if settings.metrics_public else guard.dependencies
-
-    @app.get("/metrics", include_in_schema=False, dependencies=metrics_dependencies)
-    async def metrics() -> Response:
-        # Rendering thousands of peers takes a while: in slices, so /ws frames keep flowing.
-        return pieces_response(await turns.run(render_steps(monitor)), CONTENT_TYPE)
+    if metrics is not None:
+        # Out of the OpenAPI document: its body is Prometheus's text format, not JSON.
+        app.router.routes.append(_AppRoute(
+            "/metrics", metrics if settings.metrics_public else guard.protect(metrics)))
 
     mount_dashboard(app)  # the page and its files need no token: they hold no data
     mount_api_docs(app)

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Depends, HTTPException, Request, WebSocket
 from fastapi.security import HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from peerscope.config import Settings, SettingsError
 
@@ -74,6 +75,11 @@ class TokenGuard:
             raise HTTPException(status_code=401, detail="missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
+    def protect(self, app: ASGIApp) -> ASGIApp:
+        """``app`` (an ASGI app served by a route of the API) behind the token, refused as
+        the API's own routes are; ``app`` itself when no token is set."""
+        return app if self._token is None else _Protected(app, self)
+
     def websocket_allowed(self, websocket: WebSocket) -> bool:
         """A WebSocket may carry the token as a bearer header or a ``token`` query value."""
         if self._token is None:
@@ -81,3 +87,16 @@ class TokenGuard:
         given = bearer(websocket.headers.get("authorization")) \
             or websocket.query_params.get("token")
         return token_matches(self._token, given)
+
+
+class _Protected:
+    """An ASGI app behind a :class:`TokenGuard`. The refusal is raised, as the guard raises it
+    for the API's routes, so the app's error handler answers it in the same words."""
+
+    def __init__(self, app: ASGIApp, guard: TokenGuard) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.guard(Request(scope))
+        await self.app(scope, receive, send)

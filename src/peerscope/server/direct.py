@@ -6,7 +6,7 @@ subscriber). Without compression the frame is byte-identical for every connectio
 ``peerscope serve`` runs uvicorn with this protocol class, which offers each WebSocket
 connection an ASGI scope extension, ``peerscope.frame_writer``: a function that writes a
 finished frame straight to that connection's transport. ``/ws`` uses it when present and
-falls back to ASGI sends when not (``monitor.app`` mounted in another server).
+falls back to ASGI sends when not (``create_app(monitor)`` mounted in another server).
 """
 
 from __future__ import annotations

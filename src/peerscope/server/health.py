@@ -14,14 +14,16 @@ from fastapi import APIRouter, Depends, Request
 
 from peerscope._version import __version__
 from peerscope.monitor import Monitor
+from peerscope.probe.prober import Prober
+from peerscope.probe.reflector import Reflector
 from peerscope.server import schemas
 from peerscope.server.auth import BEARER_SCHEME, TokenGuard
 from peerscope.server.broadcast import Broadcaster
 from peerscope.server.rest import INVALID
 
 
-def build_health_router(monitor: Monitor, broadcaster: Broadcaster,
-                        guard: TokenGuard) -> APIRouter:
+def build_health_router(monitor: Monitor, broadcaster: Broadcaster, guard: TokenGuard,
+                        prober: Prober | None, reflector: Reflector | None) -> APIRouter:
     # Never 401: without the token it answers less, not nothing.
     # The scheme is listed (it refuses nothing) so OpenAPI and /docs offer to send the token.
     router = APIRouter(prefix="/api", responses=INVALID,
@@ -33,16 +35,16 @@ def build_health_router(monitor: Monitor, broadcaster: Broadcaster,
     async def health(request: Request) -> dict[str, Any]:
         if not guard.allows(request):
             return {"status": "ok"}
-        # Set by serve(): a mounted app answers no probes.
-        reflector = getattr(request.app.state, "reflector", None)
+        # A mounted app usually has none; serve()'s answers from start to stop.
+        answering = reflector if reflector is not None and reflector.is_running else None
         return {"status": "ok", "version": __version__, "monitor_running": monitor.is_running,
                 "uptime_seconds": monitor.uptime_seconds,  # O(1): no pass over the peers
                 "peers": len(monitor.peer_ids), "websocket_subscribers": len(broadcaster),
-                "probed_peers": len(request.app.state.prober.targets()),
-                "reflector_port": reflector.port if reflector is not None else None,
-                "reflector": None if reflector is None else {
-                    "reflected": reflector.reflected, "rejected": reflector.rejected,
-                    "not_allowed": reflector.not_allowed,
-                    "rate_limited": reflector.rate_limited, "sources": reflector.sources}}
+                "probed_peers": 0 if prober is None else len(prober.targets()),
+                "reflector_port": None if answering is None else answering.port,
+                "reflector": None if answering is None else {
+                    "reflected": answering.reflected, "rejected": answering.rejected,
+                    "not_allowed": answering.not_allowed,
+                    "rate_limited": answering.rate_limited, "sources": answering.sources}}
 
     return router

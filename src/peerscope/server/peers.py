@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from peerscope.config import PeerSpec
+from peerscope.core.probe_target import ProbeTarget
 from peerscope.core.validation import preview
+from peerscope.monitor import Monitor
 from peerscope.peer_table import PeerLimitError
 from peerscope.probe.prober import Prober
-from peerscope.probe.target import ProbeTarget
 from peerscope.server import schemas
 from peerscope.server.rest import NOT_FOUND, raw_peer_id
 
@@ -24,7 +25,9 @@ def probed(target: ProbeTarget, error: str | None = None) -> dict[str, Any]:
             "method": target.method, "error": error}
 
 
-def build_peers_router(prober: Prober, errors: dict[int | str, dict[str, Any]]) -> APIRouter:
+def build_peers_router(monitor: Monitor, prober: Prober,
+                       errors: dict[int | str, dict[str, Any]]) -> APIRouter:
+    """The routes over ``prober``, which records into ``monitor``."""
     router = APIRouter(prefix="/api", responses=errors)
 
     @router.get("/peers", response_model=schemas.ProbedPeers, summary="The peers probed")
@@ -36,7 +39,7 @@ def build_peers_router(prober: Prober, errors: dict[int | str, dict[str, Any]]) 
                  responses=CONFLICT, summary="Start probing a peer")
     async def add_probed(spec: PeerSpec) -> dict[str, Any]:
         target = spec.target()
-        if target.peer_id in prober.monitor:
+        if target.peer_id in monitor:
             # Replacing it would take over another source's peer (a /ws client, say).
             raise HTTPException(409, f"id: peer {preview(target.peer_id)} exists; DELETE it "
                                      "first")

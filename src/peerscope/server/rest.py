@@ -1,4 +1,4 @@
-"""The REST API: the seed's paths and shapes (through the LANrage adapter) plus peerscope's."""
+"""The REST API: the seed's paths and shapes (``peerscope.seed_views``) plus peerscope's."""
 
 from __future__ import annotations
 
@@ -13,15 +13,22 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from peerscope.compat.lanrage import MetricsCollector, summarise_peer
 from peerscope.core.history import SYSTEM_SERIES
 from peerscope.core.model import Peer, ServerStats
 from peerscope.core.stats import aggregate, bands, downsample
 from peerscope.core.validation import MAX_COUNT, preview, validate_number
 from peerscope.message import MetricsMessage, PeerDetail, system_entry
 from peerscope.monitor import Monitor
+from peerscope.pieces import pieces_response
+from peerscope.seed_views import (
+    SYSTEM_HISTORY_KEYS,
+    game_sessions,
+    seed_points,
+    summarise_peer,
+    system_summary,
+)
 from peerscope.server import schemas
-from peerscope.server.bodies import JsonArray, json_object, pieces_response
+from peerscope.server.bodies import JsonArray, json_object
 from peerscope.server.broadcast import Broadcaster
 from peerscope.slices import Steps, Turns, run_sliced
 
@@ -37,10 +44,6 @@ Until = Annotated[float | None, Query(alias="to", ge=0, le=1e11, allow_inf_nan=F
 Step = Annotated[float | None, Query(ge=0.001, le=86400, allow_inf_nan=False,
                                      description="Return means per this many seconds.")]
 SortKey = Literal["quality", "latency", "id"]
-# The LANrage seed's names for the host series in its history.
-SEED_SYSTEM_SERIES = {"cpu": "cpu_percent", "memory": "memory_percent",
-                      "network_sent": "network_sent_rate",
-                      "network_received": "network_recv_rate"}
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": schemas.ErrorBody, "description": "Invalid parameter"},
 }
@@ -102,8 +105,7 @@ SORT_KEYS: dict[SortKey, Callable[[Peer, float], tuple[Any, str]]] = {
 
 def as_points(points: list[tuple[float, float]], step: float | None) -> list[dict[str, float]]:
     """The seed's ``[{timestamp, value}]``, as recorded or as ``step``-second means."""
-    shown = downsample(points, step) if step is not None else points
-    return [{"timestamp": t, "value": v} for t, v in shown]
+    return seed_points(downsample(points, step) if step is not None else points)
 
 
 def api_errors(token_required: bool) -> dict[int | str, dict[str, Any]]:
@@ -115,7 +117,6 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
                  token_required: bool) -> APIRouter:
     """The /api routes; ``turns`` runs their reads of every peer (and /metrics) in slices."""
     router = APIRouter(prefix="/api", responses=api_errors(token_required))
-    seed = MetricsCollector(monitor=monitor)
 
     def peer_summary(peer_id: str, window: float | None) -> dict[str, Any] | None:
         """The seed summary beside every current figure, in exactly the ``PeerSummary``
@@ -179,8 +180,8 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
         except KeyError:
             raise HTTPException(404, unknown_peer(peer_id)) from None
 
-    async def system_summary() -> dict[str, Any]:
-        return {**seed.get_system_summary(), "current": system_entry(monitor.system)}
+    async def system_figures() -> dict[str, Any]:
+        return {**system_summary(monitor), "current": system_entry(monitor.system)}
 
     @router.get("/metrics/summary", response_model=schemas.Summary,
                 summary="Peers, host and the network's quality score")
@@ -190,7 +191,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
         peers = await turns.run(every_summary())
         message = monitor.last_message or monitor.snapshot()
         return pieces_response(json_object("peers", peers, {
-            "system": await system_summary(),
+            "system": await system_figures(),
             "network_quality": message["network"]["score"],
             "network": message["network"],
         }), JSON)
@@ -242,7 +243,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
     @router.get("/metrics/system", response_model=schemas.SystemSummary,
                 summary="The host now, with averages and maxima over the kept history")
     async def system() -> dict[str, Any]:
-        return await system_summary()
+        return await system_figures()
 
     @router.get("/metrics/system/history", response_model=schemas.SystemHistory,
                 summary="Host history (CPU, memory, network rates)")
@@ -252,7 +253,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
         back = monitor.now() - start
         data = {key: as_points([(t, v) for t, v in monitor.system_history(name, back)
                                 if t <= end], step)
-                for key, name in SEED_SYSTEM_SERIES.items()}
+                for key, name in SYSTEM_HISTORY_KEYS.items()}
         return {"duration": duration, "from": start, "to": end, "step": step, "data": data}
 
     @router.get("/metrics/system/stats", response_model=schemas.SystemStats,
@@ -266,7 +267,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
     @router.get("/metrics/sessions", response_model=schemas.Sessions,
                 summary="Recent ended sessions with their latency")
     async def sessions(limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict[str, Any]:
-        return {"sessions": seed.get_game_sessions(limit)}
+        return {"sessions": game_sessions(monitor, limit)}
 
     @router.get("/metrics/server", response_model=ServerStats,
                 summary="Connections, messages and rates of this server")
@@ -274,7 +275,7 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
         # In slices but not in turns: a few ms in all, it should not wait behind a /metrics.
         return await run_sliced(monitor.server_stats_steps())
 
-    @router.get("/metrics/current", response_model=schemas.MetricsMessage,
+    @router.get("/metrics/current", response_model=MetricsMessage,
                 summary="The latest metrics message, as /ws pushes it")
     async def current() -> MetricsMessage:
         return monitor.last_message or monitor.snapshot()

@@ -1,0 +1,183 @@
+"""The agent: what ``peerscope serve`` runs, built from one Monitor's settings and wired here.
+
+This is the house's composition root (CONTRIBUTING.md, "The house"): the Monitor, the Prober
+of the configured peers, the TWAMP Light reflector, and the HTTP app (REST, ``/ws``, the
+dashboard, and the Prometheus exporter at ``/metrics``) that uvicorn serves. The parts below
+it never reach for one another: what one needs of another is handed to it here. The history
+store, alerting and the profiler will be built here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+from collections.abc import Callable
+
+import uvicorn
+
+from peerscope.config import Settings, SettingsError
+from peerscope.export.prometheus import MetricsApp
+from peerscope.monitor import Monitor
+from peerscope.probe.prober import Prober
+from peerscope.probe.reflector import Reflector
+from peerscope.server import QuietServer, create_app, uvicorn_config
+from peerscope.server.auth import check_bind
+from peerscope.slices import Turns
+
+__all__ = ["Agent", "serve"]
+
+
+class Agent:
+    """``monitor`` and what serves it: ``prober`` (probing the configured ``peers``),
+    ``reflector`` (None with ``reflector_enabled`` off) and the HTTP ``app``.
+
+    Building starts nothing; :meth:`run` does. ``host`` and ``port`` override the settings'
+    (``port=0`` picks a free port). Refuses to bind beyond loopback without a token
+    (:class:`SettingsError`) before building anything.
+    """
+
+    def __init__(self, monitor: Monitor, *, host: str | None = None,
+                 port: int | None = None) -> None:
+        settings = monitor.settings.model_copy(
+            update={key: value for key, value in (("host", host), ("port", port))
+                    if value is not None})
+        check_bind(settings)
+        self.monitor = monitor
+        self.settings = settings
+        self.prober = Prober(monitor, interval_s=settings.probe_interval,
+                             count=settings.probe_count, timeout_s=settings.probe_timeout)
+        self.reflector = Reflector(
+            rate_limit=settings.reflector_rate_limit, burst=settings.reflector_burst,
+            max_sources=settings.reflector_max_sources, allow=settings.reflector_allow,
+        ) if settings.reflector_enabled else None
+        # REST listings and /metrics renders read every peer: one line for both, so that
+        # they take turns on the loop rather than stall it side by side.
+        turns = Turns()
+        self.app = create_app(monitor, prober=self.prober, reflector=self.reflector,
+                              metrics=MetricsApp(monitor, turns=turns), turns=turns)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Agent:
+        """An agent over a new Monitor of ``settings``."""
+        return cls(Monitor(settings))
+
+    async def run(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve in the running event loop until SIGINT/SIGTERM or cancel.
+
+        Listens on ``host``:``port``, answers TWAMP Light probes on ``reflector_port``, probes
+        the configured ``peers`` and starts the Monitor if it is not running (each is stopped
+        again on the way out). ``on_ready`` gets the base URL once listening (with the real
+        port when ``port`` is 0). Raises :class:`SettingsError` when it cannot listen (a port
+        in use, an address this host does not have), naming the setting to change, before
+        anything started.
+        """
+        settings, monitor, prober = self.settings, self.monitor, self.prober
+        server = QuietServer(uvicorn_config(self.app, settings))
+        for spec in settings.peers:
+            prober.add(spec.target())
+        async with contextlib.AsyncExitStack() as stack:
+            sockets = await _listen(settings.host, settings.port)
+            for sock in sockets:  # uvicorn closes them too; this is for a failed start-up
+                stack.callback(sock.close)
+            if self.reflector is not None:
+                await _start_reflector(self.reflector, settings)
+                stack.callback(self.reflector.stop)
+            if not monitor.is_running:
+                await monitor.start()
+                stack.push_async_callback(monitor.stop)
+            await prober.start()
+            stack.push_async_callback(prober.stop)
+            if on_ready is not None:
+                announcer = asyncio.create_task(_announce(server, on_ready))
+                stack.callback(announcer.cancel)
+            serving = asyncio.create_task(server.serve(sockets=sockets))
+            try:
+                await asyncio.shield(serving)
+            except asyncio.CancelledError:
+                # Cancelled by our caller: let uvicorn close its sockets and connections first.
+                server.stop()
+                await serving
+                raise
+
+
+async def serve(monitor: Monitor, *, host: str | None = None, port: int | None = None,
+                on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve ``monitor``'s API in the running event loop until SIGINT/SIGTERM or cancel, as
+    the agent: answering TWAMP Light probes and probing the configured ``peers`` too.
+
+    ``Agent(monitor, host=host, port=port).run(on_ready)``: see :meth:`Agent.run`. Refuses
+    to bind beyond loopback without a token, and raises :class:`SettingsError` when it
+    cannot listen, naming the setting to change.
+    """
+    await Agent(monitor, host=host, port=port).run(on_ready)
+
+
+async def _start_reflector(reflector: Reflector, settings: Settings) -> None:
+    try:
+        await reflector.start(settings.reflector_host, settings.reflector_port)
+    except OSError as error:
+        raise _cannot_listen(
+            error, "UDP", settings.reflector_host, settings.reflector_port,
+            host_setting="reflector_host", port_setting="reflector_port",
+            change_port="set another reflector_port (--reflector-port or "
+                        "PEERSCOPE_REFLECTOR_PORT), or reflector_enabled = false "
+                        "(--no-reflector)") from None
+
+
+async def _listen(host: str, port: int) -> list[socket.socket]:
+    """The HTTP server's listening sockets, bound here rather than by uvicorn, so that a
+    busy port is an OSError to explain (uvicorn logs it and exits with status 3).
+
+    Like asyncio's ``create_server``: one socket per address ``host`` resolves to (IPv6 ones
+    IPv6 only), SO_REUSEADDR so a restart need not wait out TIME_WAIT; port 0 picks a free
+    port, the same for every address.
+    """
+    loop = asyncio.get_running_loop()
+    sockets: list[socket.socket] = []
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+    except OSError as error:
+        for sock in sockets:
+            sock.close()
+        raise _cannot_listen(error, "TCP", host, port, host_setting="host", port_setting="port",
+                             change_port="set another port (--port or PEERSCOPE_PORT)"
+                             ) from None
+    return sockets
+
+
+def _cannot_listen(error: OSError, protocol: str, host: str, port: int, *, host_setting: str,
+                   port_setting: str, change_port: str) -> SettingsError:
+    """Why peerscope cannot listen on ``host``:``port``, naming the setting to change."""
+    where = f"{protocol} {host}:{port}"
+    if isinstance(error, socket.gaierror):
+        return SettingsError(f"{host_setting}: cannot resolve {host!r}: {error.strerror}")
+    if error.errno == errno.EADDRINUSE:
+        return SettingsError(f"{port_setting}: {port} is in use ({where}); {change_port}")
+    if error.errno == errno.EACCES and 0 < port < 1024:
+        return SettingsError(f"{port_setting}: {port} needs privileges ({where}; ports below "
+                             f"1024 need root or CAP_NET_BIND_SERVICE); {change_port}")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return SettingsError(f"{host_setting}: {host} is not an address of this host "
+                             f"({where}: {error.strerror}); bind one it has, or 127.0.0.1")
+    return SettingsError(f"{port_setting}: cannot listen on {where}: {error.strerror or error}")
+
+
+
+
+async def _announce(server: uvicorn.Server, on_ready: Callable[[str], None]) -> None:
+    while not server.started:
+        await asyncio.sleep(0.01)
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    on_ready(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
