@@ -32,6 +32,7 @@ from benchmarks.results import Result, Target
 from benchmarks.runner import run_alone
 from benchmarks.timing import up
 from peerscope.config import Settings
+from peerscope.core.series import Series
 from peerscope.monitor import Monitor
 from peerscope.testing import ManualClock
 
@@ -96,12 +97,22 @@ def traced_per_peer(peers: int) -> tuple[float, float, list[tuple[str, float]]]:
     tracemalloc.stop()
     top = [(f"{stat.traceback[0].filename.rsplit('/', 2)[-1]}:{stat.traceback[0].lineno}",
             stat.size / peers) for stat in sites[:8]]
-    ring = next(iter(monitor._peers.values())).latency  # read-only, to report its size
-    arrays = sys.getsizeof(ring._times) + sys.getsizeof(ring._values)
-    print(f"  one ring: Series.nbytes = {ring.nbytes} bytes ({len(ring)} samples), "
-          f"with the two array objects' headers {arrays} bytes, the Series object "
-          f"{sys.getsizeof(ring)} bytes")
+    samples = monitor.settings.latency_samples
+    print(f"  one ring of {samples} samples allocates {_ring_bytes(samples)} bytes, "
+          f"{samples * 8} of them the samples (4-byte time, 4-byte value)")
     return after_fill / peers, after_tick / peers, top
+
+
+def _ring_bytes(capacity: int) -> int:
+    """What building one latency ring allocates, by tracemalloc."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ring = Series(capacity)
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        del ring
+        tracemalloc.stop()
 
 
 def run(quick: bool = False) -> list[Result]:

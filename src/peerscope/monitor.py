@@ -11,6 +11,7 @@ next tick).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import math
 import time
@@ -56,6 +57,8 @@ class Monitor(PeerTable):
                          sessions=SessionBook(settings.session_history), counters=self._counters)
         self._host = HostMetrics(clock, settings.system_history_samples,
                                  enabled=settings.enable_system_metrics)
+        # The latest tick without its readings (thousands of tuples, the subscribers' to
+        # keep): what last_message is built from.
         self._last_tick: MetricsTick | None = None
         self._last_message: MetricsMessage | None = None
         self._ticker = Ticker(settings.metrics_interval, self.tick, "peerscope-tick")
@@ -108,7 +111,7 @@ class Monitor(PeerTable):
         now = self._clock()
         with self._lock:
             tick = self._survey(now, readings=True)
-            self._last_tick, self._last_message = tick, None
+            self._last_tick, self._last_message = dataclasses.replace(tick, changed=()), None
             self._bus.emit(tick)
         self._bus.dispatch()
         return tick
@@ -124,11 +127,6 @@ class Monitor(PeerTable):
         with self._lock:
             survey = self._survey(now, readings=False)
         return survey.message()
-
-    @property
-    def last_tick(self) -> MetricsTick | None:
-        """The latest tick (None before the first)."""
-        return self._last_tick
 
     @property
     def last_message(self) -> MetricsMessage | None:
