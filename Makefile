@@ -45,6 +45,7 @@ check: lint typecheck fast
 # takes a fraction of a second and would leave a folder in the tree.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)

@@ -18,8 +18,17 @@ from benchmarks import (
 )
 from benchmarks.runner import main
 
-MODULES = (bench_record, bench_snapshot, bench_memory, bench_metrics_render, bench_loop_block,
-           bench_fanout, bench_idle, bench_probe, bench_dashboard)
+MODULES = (
+    bench_record,
+    bench_snapshot,
+    bench_memory,
+    bench_metrics_render,
+    bench_loop_block,
+    bench_fanout,
+    bench_idle,
+    bench_probe,
+    bench_dashboard,
+)
 
 if __name__ == "__main__":
     raise SystemExit(main([module.run for module in MODULES], "python -m benchmarks"))

@@ -50,9 +50,16 @@ QUICK_HEAP_EVERY_S = 5.0
 FLAT_HEAP_BYTES = 1_000_000
 TARGET_FPS = 30
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Every chart of the page to 3,600 points per series, one a second up to now (the server's
 # clock, as the page's charts keep it).
@@ -113,9 +120,13 @@ async def feed(monitor: Monitor, peer_ids: list[str]) -> None:
     while True:
         for index, peer_id in enumerate(peer_ids):
             monitor.record_latency(peer_id, max(0.1, rng.gauss(5.0 + index % 100, 3.0)))
-            monitor.record_traffic(peer_id, bytes_sent=rng.randint(500, 5000),
-                                   bytes_received=rng.randint(500, 5000), packets_sent=4,
-                                   packets_received=4)
+            monitor.record_traffic(
+                peer_id,
+                bytes_sent=rng.randint(500, 5000),
+                bytes_received=rng.randint(500, 5000),
+                packets_sent=4,
+                packets_received=4,
+            )
             monitor.record_message(peer_id, size=200, direction="in")
         await asyncio.sleep(1.0)
 
@@ -133,14 +144,14 @@ async def measure(duration_s: float, warmup_s: float, heap_every_s: float) -> Me
     try:
         url = await asyncio.wait_for(ready, 15)
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                       args=CHROMIUM_ARGS)
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page(viewport={"width": 1400, "height": 1000})
                 await page.goto(url + "/")
                 await page.wait_for_function(
                     "() => document.querySelectorAll('#peers tbody tr').length === 200",
-                    timeout=15000)
+                    timeout=15000,
+                )
                 await page.get_by_role("button", name="1 h").click()
                 await page.locator("#peers tbody tr").first.click()
                 await page.wait_for_timeout(1500)  # the range's REST history has landed
@@ -169,9 +180,14 @@ async def measure(duration_s: float, warmup_s: float, heap_every_s: float) -> Me
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    return Measured(seconds=counted["seconds"], frames=counted["frames"],
-                    worst_second_fps=int(counted["worst"]), heap=heap,
-                    chart_points=chart_points, rows=rows)
+    return Measured(
+        seconds=counted["seconds"],
+        frames=counted["frames"],
+        worst_second_fps=int(counted["worst"]),
+        heap=heap,
+        chart_points=chart_points,
+        rows=rows,
+    )
 
 
 def mb(size: float) -> str:
@@ -180,35 +196,59 @@ def mb(size: float) -> str:
 
 def run(quick: bool = False) -> list[Result]:
     duration = QUICK_DURATION_S if quick else DURATION_S
-    result = asyncio.run(measure(duration, QUICK_WARMUP_S if quick else WARMUP_S,
-                                 QUICK_HEAP_EVERY_S if quick else HEAP_EVERY_S))
+    result = asyncio.run(
+        measure(
+            duration,
+            QUICK_WARMUP_S if quick else WARMUP_S,
+            QUICK_HEAP_EVERY_S if quick else HEAP_EVERY_S,
+        )
+    )
     mean_fps = result.frames / result.seconds
     first, last = result.heap[0][1], result.heap[-1][1]
     peak = max(size for _, size in result.heap)
     growth = last - first
-    print(f"bench_dashboard: {PEERS} peers, {POINTS} points per series "
-          f"(charts filled to {result.chart_points}), one frame a second, "
-          f"{result.rows} table rows, {duration:.0f} s in headless Chromium")
-    print(f"  fps (requestAnimationFrame in the page): mean "
-          f"{math.floor(mean_fps * 10) / 10:.1f} over {result.seconds:.1f} s "
-          f"({result.frames} frames), worst whole second {result.worst_second_fps}")
-    print("  JS heap after a forced GC (MB): " + ", ".join(
-        f"{t:.0f} s {mb(size)}" for t, size in result.heap))
+    print(
+        f"bench_dashboard: {PEERS} peers, {POINTS} points per series "
+        f"(charts filled to {result.chart_points}), one frame a second, "
+        f"{result.rows} table rows, {duration:.0f} s in headless Chromium"
+    )
+    print(
+        f"  fps (requestAnimationFrame in the page): mean "
+        f"{math.floor(mean_fps * 10) / 10:.1f} over {result.seconds:.1f} s "
+        f"({result.frames} frames), worst whole second {result.worst_second_fps}"
+    )
+    print(
+        "  JS heap after a forced GC (MB): "
+        + ", ".join(f"{t:.0f} s {mb(size)}" for t, size in result.heap)
+    )
     # A growth is rounded up, a shrink's size down: both against peerscope.
     change = f"+{mb(growth)}" if growth >= 0 else f"-{down(-growth / 1e6, 2)}"
-    print(f"  heap start {mb(first)} MB, end {mb(last)} MB, peak {mb(peak)} MB, "
-          f"growth {change} MB")
+    print(f"  heap start {mb(first)} MB, end {mb(last)} MB, peak {mb(peak)} MB, growth {change} MB")
     where = f"dashboard in Chromium, {PEERS} peers, {POINTS:,}-point charts, {duration:.0f} s"
-    fps = Result(name="bench_dashboard_fps", title=f"{where}: the worst whole second's frames",
-                 unit="fps", digits=0, target=Target(TARGET_FPS, at_least=True),
-                 figure=result.worst_second_fps, quick=quick,
-                 detail=f"mean {math.floor(mean_fps * 10) / 10:.1f} fps")
-    heap = Result(name="bench_dashboard_heap",
-                  title=f"{where}: JS heap growth after a forced GC, start to end", unit="MB",
-                  digits=2, target=Target(FLAT_HEAP_BYTES / 1e6), figure=growth / 1e6,
-                  quick=quick, detail=f"{mb(first)} → {mb(last)} MB")
-    print(f"  target: worst second >= {TARGET_FPS} fps: {fps.verdict.label}; heap growth <= "
-          f"{FLAT_HEAP_BYTES / 1e6:.0f} MB: {heap.verdict.label}")
+    fps = Result(
+        name="bench_dashboard_fps",
+        title=f"{where}: the worst whole second's frames",
+        unit="fps",
+        digits=0,
+        target=Target(TARGET_FPS, at_least=True),
+        figure=result.worst_second_fps,
+        quick=quick,
+        detail=f"mean {math.floor(mean_fps * 10) / 10:.1f} fps",
+    )
+    heap = Result(
+        name="bench_dashboard_heap",
+        title=f"{where}: JS heap growth after a forced GC, start to end",
+        unit="MB",
+        digits=2,
+        target=Target(FLAT_HEAP_BYTES / 1e6),
+        figure=growth / 1e6,
+        quick=quick,
+        detail=f"{mb(first)} → {mb(last)} MB",
+    )
+    print(
+        f"  target: worst second >= {TARGET_FPS} fps: {fps.verdict.label}; heap growth <= "
+        f"{FLAT_HEAP_BYTES / 1e6:.0f} MB: {heap.verdict.label}"
+    )
     return [fps, heap]
 
 

@@ -134,10 +134,13 @@ def _probed_monitor(peers: int = PEERS, seed: int = 3) -> tuple[Monitor, Callabl
     rng = random.Random(seed)
     # The subscribers never send anything: with the default idle rules they would turn
     # degraded after 15 s and be listed before the probed peers (worst first).
-    settings = Settings(enable_system_metrics=False, metrics_interval=3600.0, reflector_port=0,
-                        ws_ping_interval=3600.0,
-                        status=StatusRules(degraded_after_idle_s=3600.0,
-                                           disconnected_after_idle_s=3600.0))
+    settings = Settings(
+        enable_system_metrics=False,
+        metrics_interval=3600.0,
+        reflector_port=0,
+        ws_ping_interval=3600.0,
+        status=StatusRules(degraded_after_idle_s=3600.0, disconnected_after_idle_s=3600.0),
+    )
     clock = ShiftedClock(-float(settings.latency_samples))
     monitor = Monitor(settings, clock=clock)
     ids = [f"peer-{i:05d}" for i in range(peers)]
@@ -148,8 +151,9 @@ def _probed_monitor(peers: int = PEERS, seed: int = 3) -> tuple[Monitor, Callabl
         clock.offset += 1.0
         for peer_id, rtt in zip(ids, base, strict=True):
             monitor.record_latency(peer_id, rtt * rng.uniform(0.9, 1.1))
-            monitor.record_traffic(peer_id, bytes_sent=1200, bytes_received=300,
-                                   packets_sent=20, packets_received=20)
+            monitor.record_traffic(
+                peer_id, bytes_sent=1200, bytes_received=300, packets_sent=20, packets_received=20
+            )
             monitor.record_message(peer_id, size=120, direction="in")
     clock.offset = 0.0
 
@@ -214,9 +218,11 @@ class _BareConnection(asyncio.Protocol):
         self._request += data
         if b"\r\n\r\n" in self._request:
             self._request = None  # type: ignore[assignment]
-            self._transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                                  b"Connection: Upgrade\r\n\r\n"
-                                  + Frame(Opcode.TEXT, b'{"type":"hello"}').serialize(mask=False))
+            self._transport.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\n\r\n"
+                + Frame(Opcode.TEXT, b'{"type":"hello"}').serialize(mask=False)
+            )
             self._transports.append(self._transport)
 
 
@@ -233,8 +239,9 @@ async def _floor_main() -> None:
     while (command := await commands.get()) != "quit":
         if command == "tick":
             stamp = repr(time.time()).encode()
-            wire = Frame(Opcode.TEXT, template[:stamp_at] + stamp + template[stamp_end:]
-                         ).serialize(mask=False)
+            wire = Frame(Opcode.TEXT, template[:stamp_at] + stamp + template[stamp_end:]).serialize(
+                mask=False
+            )
             preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
             cpu = time.process_time()
             start = monotonic()
@@ -272,7 +279,7 @@ class Arrivals:
                 self.all_greeted.set_result(None)
             return
         start = len(METRICS_PREFIX)
-        stamp = head[start:head.index(b",", start)]
+        stamp = head[start : head.index(b",", start)]
         seen = self._seen.get(stamp)
         if seen is None:
             seen = self._seen[stamp] = [0, now, now, size]
@@ -282,8 +289,10 @@ class Arrivals:
             del self._seen[stamp]
             cpu = time.process_time()
             listed = self.watched.listed if self.watched is not None else -1
-            print(f"got {stamp.decode()} {seen[1]!r} {seen[2]!r} {size} {wire} {cpu!r} "
-                  f"{listed}", flush=True)
+            print(
+                f"got {stamp.decode()} {seen[1]!r} {seen[2]!r} {size} {wire} {cpu!r} {listed}",
+                flush=True,
+            )
 
 
 class Subscriber(asyncio.BufferedProtocol):
@@ -297,12 +306,17 @@ class Subscriber(asyncio.BufferedProtocol):
     """
 
     def __init__(self, host: str, path: str, deflate: bool, arrivals: Arrivals) -> None:
-        self._request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-                         "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                         f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
-                         + ("Sec-WebSocket-Extensions: permessage-deflate; "
-                            "client_max_window_bits\r\n" if deflate else "")
-                         + "\r\n").encode()
+        self._request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+            + (
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                if deflate
+                else ""
+            )
+            + "\r\n"
+        ).encode()
         self._arrivals = arrivals
         self._buffer = bytearray(1 << 18)
         self._view = memoryview(self._buffer)
@@ -339,7 +353,7 @@ class Subscriber(asyncio.BufferedProtocol):
             if end < 0:
                 return
             head = bytes(self._handshake[:end]).decode("latin-1")
-            data = memoryview(bytes(self._handshake[end + 4:]))
+            data = memoryview(bytes(self._handshake[end + 4 :]))
             self._handshake = None
             if not head.startswith("HTTP/1.1 101"):
                 self.opened.set_exception(ConnectionError(head.splitlines()[0]))
@@ -358,7 +372,7 @@ class Subscriber(asyncio.BufferedProtocol):
                 if self._left < 0:
                     return  # the header goes on in the next read
             take = min(self._left, size - pos)
-            chunk = data[pos:pos + take]
+            chunk = data[pos : pos + take]
             if self._first & 0x40 and self._inflater is not None:  # RSV1: compressed
                 inflated = self._inflater.decompress(chunk)
                 self._keep(inflated)
@@ -383,7 +397,7 @@ class Subscriber(asyncio.BufferedProtocol):
             take = min(need - len(header), len(data) - pos)
             if take == 0:
                 return pos
-            header += data[pos:pos + take]
+            header += data[pos : pos + take]
             pos += take
         length = header[1] & 0x7F
         if length >= 126:
@@ -431,10 +445,13 @@ async def _subscribe_main(url: str, subscribers: int, deflate: bool) -> None:
     arrivals = Arrivals(subscribers)
     connections: list[Subscriber] = []
     for start in range(0, subscribers, 50):
-        batch = [Subscriber(address, "/" + path, deflate, arrivals)
-                 for _ in range(start, min(start + 50, subscribers))]
-        await asyncio.gather(*(loop.create_connection(functools.partial(_same, c), host,
-                                                      int(port)) for c in batch))
+        batch = [
+            Subscriber(address, "/" + path, deflate, arrivals)
+            for _ in range(start, min(start + 50, subscribers))
+        ]
+        await asyncio.gather(
+            *(loop.create_connection(functools.partial(_same, c), host, int(port)) for c in batch)
+        )
         await asyncio.gather(*(c.opened for c in batch))
         connections += batch
     arrivals.watched = connections[0]
@@ -455,8 +472,6 @@ def _subscribe_child(url: str, subscribers: int, compression: str) -> None:
 # --- this process ---------------------------------------------------------------------------
 
 
-
-
 @dataclass(frozen=True)
 class Measured:
     subscribers: int
@@ -472,11 +487,13 @@ class Measured:
     listed: list[int]  # probed peers listed in the frames, as seen (200 expected)
 
 
-def measure(subscribers: int, case: str, ticks: int,
-            profile_to: str | None = None) -> Measured:
+def measure(subscribers: int, case: str, ticks: int, profile_to: str | None = None) -> Measured:
     """One case; ``profile_to``: run the server under cProfile and dump its stats there."""
-    code = (f"import _floor_child; _floor_child({subscribers})" if case == "floor"
-            else f"import _serve_child; _serve_child({subscribers}, {profile_to!r})")
+    code = (
+        f"import _floor_child; _floor_child({subscribers})"
+        if case == "floor"
+        else f"import _serve_child; _serve_child({subscribers}, {profile_to!r})"
+    )
     server = Child(f"from benchmarks.bench_fanout {code}", TIMEOUT_S)
     compression = "deflate" if case == "deflate" else "none"
     client: Child | None = None
@@ -485,8 +502,11 @@ def measure(subscribers: int, case: str, ticks: int,
     listed: set[int] = set()
     try:
         (url,) = server.expect("ready")
-        client = Child("from benchmarks.bench_fanout import _subscribe_child; "
-                       f"_subscribe_child({url!r}, {subscribers}, {compression!r})", TIMEOUT_S)
+        client = Child(
+            "from benchmarks.bench_fanout import _subscribe_child; "
+            f"_subscribe_child({url!r}, {subscribers}, {compression!r})",
+            TIMEOUT_S,
+        )
         (negotiated,) = client.expect("ready")
         # One tick more than measured: its CPU readings close the last measured interval.
         for _ in range(WARMUP_TICKS + ticks + 1):
@@ -496,8 +516,16 @@ def measure(subscribers: int, case: str, ticks: int,
             got_stamp, first, last, size, wire, client_cpu, peers = client.expect("got")
             if float(got_stamp) != float(stamp):
                 raise RuntimeError(f"tick {stamp} answered with frames of {got_stamp}")
-            rows.append((float(start), float(first), float(last), float(server_cpu),
-                         float(client_cpu), int(preempted)))
+            rows.append(
+                (
+                    float(start),
+                    float(first),
+                    float(last),
+                    float(server_cpu),
+                    float(client_cpu),
+                    int(preempted),
+                )
+            )
             sizes.add((int(size), int(wire)))
             listed.add(int(peers))
     finally:
@@ -506,28 +534,40 @@ def measure(subscribers: int, case: str, ticks: int,
         server.close()
     measured = range(WARMUP_TICKS, WARMUP_TICKS + ticks)
     return Measured(
-        subscribers, case, negotiated,
+        subscribers,
+        case,
+        negotiated,
         latency_ms=[(rows[i][2] - rows[i][0]) * 1000.0 for i in measured],
         first_ms=[(rows[i][1] - rows[i][0]) * 1000.0 for i in measured],
         server_cpu_ms=[(rows[i + 1][3] - rows[i][3]) * 1000.0 for i in measured],
         client_cpu_ms=[(rows[i + 1][4] - rows[i][4]) * 1000.0 for i in measured],
         preempted=[rows[i + 1][5] - rows[i][5] for i in measured],
-        frame_bytes=max(size for size, _ in sizes), wire_bytes=max(wire for _, wire in sizes),
-        listed=sorted(listed))
+        frame_bytes=max(size for size, _ in sizes),
+        wire_bytes=max(wire for _, wire in sizes),
+        listed=sorted(listed),
+    )
 
 
 def run(quick: bool = False) -> list[Result]:
     sizes, ticks = (QUICK_SIZES, QUICK_TICKS) if quick else (SIZES, TICKS)
-    print(f"bench_fanout: {PEERS} probed peers listed in every frame, {ticks} ticks per case "
-          f"(+{WARMUP_TICKS} warm-up), uvicorn on loopback, subscribers in another process")
-    print("  latency = last subscriber's receive time - time just before tick(), ms; "
-          "CPU = per tick, ms")
-    print("  (first: the first subscriber's copy; srv/cli CPU: server/subscriber process CPU "
-          "per tick; preempt: the server's involuntary context switches per tick, a sign of "
-          "CPU contention; medians over the ticks)")
-    print(f"  {'subs':>5} {'case':<8} {'median':>8} {'max':>8} {'first':>7} "
-          f"{'srv CPU':>8} {'cli CPU':>8} {'preempt':>7} {'frame bytes':>12} "
-          f"{'on the wire':>12}")
+    print(
+        f"bench_fanout: {PEERS} probed peers listed in every frame, {ticks} ticks per case "
+        f"(+{WARMUP_TICKS} warm-up), uvicorn on loopback, subscribers in another process"
+    )
+    print(
+        "  latency = last subscriber's receive time - time just before tick(), ms; "
+        "CPU = per tick, ms"
+    )
+    print(
+        "  (first: the first subscriber's copy; srv/cli CPU: server/subscriber process CPU "
+        "per tick; preempt: the server's involuntary context switches per tick, a sign of "
+        "CPU contention; medians over the ticks)"
+    )
+    print(
+        f"  {'subs':>5} {'case':<8} {'median':>8} {'max':>8} {'first':>7} "
+        f"{'srv CPU':>8} {'cli CPU':>8} {'preempt':>7} {'frame bytes':>12} "
+        f"{'on the wire':>12}"
+    )
     measured = []
     for subscribers in sizes:
         for case in CASES:
@@ -539,11 +579,13 @@ def run(quick: bool = False) -> list[Result]:
 
 def _report(result: Measured) -> None:
     median = statistics.median
-    print(f"  {result.subscribers:>5} {result.case:<8} "
-          f"{up(median(result.latency_ms), 2):>8} {up(max(result.latency_ms), 2):>8} "
-          f"{up(median(result.first_ms), 2):>7} {up(median(result.server_cpu_ms), 2):>8} "
-          f"{up(median(result.client_cpu_ms), 2):>8} {median(result.preempted):>7g} "
-          f"{result.frame_bytes:>12} {result.wire_bytes:>12}")
+    print(
+        f"  {result.subscribers:>5} {result.case:<8} "
+        f"{up(median(result.latency_ms), 2):>8} {up(max(result.latency_ms), 2):>8} "
+        f"{up(median(result.first_ms), 2):>7} {up(median(result.server_cpu_ms), 2):>8} "
+        f"{up(median(result.client_cpu_ms), 2):>8} {median(result.preempted):>7g} "
+        f"{result.frame_bytes:>12} {result.wire_bytes:>12}"
+    )
     if result.negotiated != ("permessage-deflate" if result.case == "deflate" else "none"):
         print(f"    (the server answered with extensions: {result.negotiated})")
     if result.listed != [PEERS] and result.case != "floor":
@@ -557,29 +599,51 @@ def _verdict(results: list[Measured], quick: bool) -> Result:
         if floor and ours:
             worst_ms = max(statistics.median(r.latency_ms) for r in ours)
             floor_ms = statistics.median(floor[0].latency_ms)
-            print(f"  {subscribers:>5} subscribers: peerscope (worse case) / bare writes of the "
-                  f"same frame = {up(worst_ms / floor_ms, 3)}x")
-    title = (f"tick to the last of {TARGET_SUBSCRIBERS:,} WebSocket subscribers, {PEERS} "
-             "peers in the frame (median, worse of deflate offered and none)")
+            print(
+                f"  {subscribers:>5} subscribers: peerscope (worse case) / bare writes of the "
+                f"same frame = {up(worst_ms / floor_ms, 3)}x"
+            )
+    title = (
+        f"tick to the last of {TARGET_SUBSCRIBERS:,} WebSocket subscribers, {PEERS} "
+        "peers in the frame (median, worse of deflate offered and none)"
+    )
     judged = [r for r in results if r.subscribers == TARGET_SUBSCRIBERS and r.case != "floor"]
     if not judged:  # --quick stops below the target's size
-        result = Result(name="bench_fanout", title=title, unit="ms", digits=2,
-                        target=Target(TARGET_MS), figure=None, quick=quick)
-        print(f"  target <= {TARGET_MS:g} ms at {TARGET_SUBSCRIBERS:,} subscribers: "
-              f"{result.verdict.label}")
+        result = Result(
+            name="bench_fanout",
+            title=title,
+            unit="ms",
+            digits=2,
+            target=Target(TARGET_MS),
+            figure=None,
+            quick=quick,
+        )
+        print(
+            f"  target <= {TARGET_MS:g} ms at {TARGET_SUBSCRIBERS:,} subscribers: "
+            f"{result.verdict.label}"
+        )
         return result
     worst = max(judged, key=lambda r: statistics.median(r.latency_ms))
     median = statistics.median(worst.latency_ms)
     (bare,) = (r for r in results if r.subscribers == TARGET_SUBSCRIBERS and r.case == "floor")
     floor_ms = statistics.median(bare.latency_ms)
-    result = Result(name="bench_fanout", title=title, unit="ms", digits=2,
-                    target=Target(TARGET_MS), figure=median, quick=quick,
-                    reference=Reference("bare asyncio server writing the same frame",
-                                        floor_ms, floor=True),
-                    ratio=median / floor_ms, detail=f"worse case: {worst.case}")
-    print(f"  target <= {TARGET_MS:g} ms at {TARGET_SUBSCRIBERS:,} subscribers: "
-          f"{result.verdict.label} (worse case {worst.case}: median {up(median, 2)} ms; the "
-          f"floor {down(floor_ms, 2)} ms)")
+    result = Result(
+        name="bench_fanout",
+        title=title,
+        unit="ms",
+        digits=2,
+        target=Target(TARGET_MS),
+        figure=median,
+        quick=quick,
+        reference=Reference("bare asyncio server writing the same frame", floor_ms, floor=True),
+        ratio=median / floor_ms,
+        detail=f"worse case: {worst.case}",
+    )
+    print(
+        f"  target <= {TARGET_MS:g} ms at {TARGET_SUBSCRIBERS:,} subscribers: "
+        f"{result.verdict.label} (worse case {worst.case}: median {up(median, 2)} ms; the "
+        f"floor {down(floor_ms, 2)} ms)"
+    )
     return result
 
 

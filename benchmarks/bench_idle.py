@@ -105,11 +105,13 @@ async def _idle_main(peers: int, serve: bool) -> None:
     spent = [0.0]
     feeder = asyncio.create_task(_feed(monitor, peers, spent)) if peers else None
     if serve:
+
         def ready(url: str) -> None:
             print(f"ready {url.replace('http://', 'ws://')}/ws", flush=True)
 
-        runner = asyncio.create_task(serve_monitor(monitor, host="127.0.0.1", port=0,
-                                                   on_ready=ready))
+        runner = asyncio.create_task(
+            serve_monitor(monitor, host="127.0.0.1", port=0, on_ready=ready)
+        )
     else:
         await monitor.start()
         print("ready -", flush=True)
@@ -130,8 +132,6 @@ def _idle_child(peers: int, serve: bool) -> None:
 
 
 # --- this process ---------------------------------------------------------------------------
-
-
 
 
 class Dashboard:
@@ -197,34 +197,55 @@ def _mark(child: Child, process: psutil.Process) -> tuple[float, float, float, f
 
 def run(quick: bool = False) -> list[Result]:
     window, warmup = (QUICK_WINDOW_S, QUICK_WARMUP_S) if quick else (WINDOW_S, WARMUP_S)
-    print(f"bench_idle: default settings (system metrics on, 1 s ticks), {window:g} s window "
-          f"after {warmup:g} s warm-up, the cases' processes running side by side")
-    print(f"  the {PEERS} peers get one latency each per second from an asyncio task in the "
-          "measured process (no probe packets); its CPU is part of the total")
+    print(
+        f"bench_idle: default settings (system metrics on, 1 s ticks), {window:g} s window "
+        f"after {warmup:g} s warm-up, the cases' processes running side by side"
+    )
+    print(
+        f"  the {PEERS} peers get one latency each per second from an asyncio task in the "
+        "measured process (no probe packets); its CPU is part of the total"
+    )
     children: list[tuple[Case, Child]] = []
     dashboards: dict[str, Dashboard] = {}
     try:
         for case in CASES:
-            children.append((case, Child("from benchmarks.bench_idle import _idle_child; "
-                                         f"_idle_child({case.peers}, {case.serve})", TIMEOUT_S)))
+            children.append(
+                (
+                    case,
+                    Child(
+                        "from benchmarks.bench_idle import _idle_child; "
+                        f"_idle_child({case.peers}, {case.serve})",
+                        TIMEOUT_S,
+                    ),
+                )
+            )
         for case, child in children:
             (url,) = child.expect("ready")
             if case.dashboard:
                 dashboards[case.name] = Dashboard(url)
         time.sleep(warmup)
         processes = [psutil.Process(child.process.pid) for _, child in children]
-        starts = [(_mark(child, process), dashboards[case.name].frames if case.dashboard else 0)
-                  for (case, child), process in zip(children, processes, strict=True)]
+        starts = [
+            (_mark(child, process), dashboards[case.name].frames if case.dashboard else 0)
+            for (case, child), process in zip(children, processes, strict=True)
+        ]
         time.sleep(window)
         results = []
-        for (case, child), process, (start, frames) in zip(children, processes, starts,
-                                                           strict=True):
+        for (case, child), process, (start, frames) in zip(
+            children, processes, starts, strict=True
+        ):
             end = _mark(child, process)
-            results.append(Measured(
-                case, wall_s=end[0] - start[0], cpu_s=end[1] - start[1],
-                psutil_cpu_s=end[2] - start[2], feeder_s=end[3] - start[3],
-                rss_bytes=process.memory_info().rss,
-                frames=dashboards[case.name].frames - frames if case.dashboard else 0))
+            results.append(
+                Measured(
+                    case,
+                    wall_s=end[0] - start[0],
+                    cpu_s=end[1] - start[1],
+                    psutil_cpu_s=end[2] - start[2],
+                    feeder_s=end[3] - start[3],
+                    rss_bytes=process.memory_info().rss,
+                    frames=dashboards[case.name].frames - frames if case.dashboard else 0,
+                )
+            )
     finally:
         for dashboard in dashboards.values():
             dashboard.close()
@@ -234,25 +255,37 @@ def run(quick: bool = False) -> list[Result]:
 
 
 def _report(results: list[Measured], quick: bool) -> Result:
-    print(f"  {'case':<31} {'CPU s':>8} {'wall s':>7} {'% of a core':>12} "
-          f"{'(psutil)':>9} {'feeding task s':>15} {'RSS MiB':>8}")
+    print(
+        f"  {'case':<31} {'CPU s':>8} {'wall s':>7} {'% of a core':>12} "
+        f"{'(psutil)':>9} {'feeding task s':>15} {'RSS MiB':>8}"
+    )
     for result in results:
-        print(f"  {result.case.name:<31} {up(result.cpu_s, 4):>8} {result.wall_s:>7.2f} "
-              f"{up(result.percent, 3):>12} "
-              f"{up(100.0 * result.psutil_cpu_s / result.wall_s, 2):>9} "
-              f"{up(result.feeder_s, 4):>15} {up(result.rss_bytes / 2**20):>8}")
+        print(
+            f"  {result.case.name:<31} {up(result.cpu_s, 4):>8} {result.wall_s:>7.2f} "
+            f"{up(result.percent, 3):>12} "
+            f"{up(100.0 * result.psutil_cpu_s / result.wall_s, 2):>9} "
+            f"{up(result.feeder_s, 4):>15} {up(result.rss_bytes / 2**20):>8}"
+        )
     for result in results:
         if result.case.dashboard:
-            print(f"  the dashboard received {result.frames} frames in "
-                  f"{result.wall_s:.2f} s")
+            print(f"  the dashboard received {result.frames} frames in {result.wall_s:.2f} s")
     judged = [result for result in results if result.case.judged]
     worst = max(judged, key=lambda result: result.percent)
-    outcome = Result(name="bench_idle", title=f"idle CPU of `serve` with {PEERS} peers, the "
-                     "worse of with and without one dashboard", unit="% of one core",
-                     digits=3, target=Target(TARGET_PERCENT), figure=worst.percent,
-                     quick=quick, detail=worst.case.name)
-    print(f"  target <= {TARGET_PERCENT:g} % of one core with {PEERS} peers: "
-          f"{outcome.verdict.label} (worse case {worst.case.name!r}: {up(worst.percent, 3)} %)")
+    outcome = Result(
+        name="bench_idle",
+        title=f"idle CPU of `serve` with {PEERS} peers, the "
+        "worse of with and without one dashboard",
+        unit="% of one core",
+        digits=3,
+        target=Target(TARGET_PERCENT),
+        figure=worst.percent,
+        quick=quick,
+        detail=worst.case.name,
+    )
+    print(
+        f"  target <= {TARGET_PERCENT:g} % of one core with {PEERS} peers: "
+        f"{outcome.verdict.label} (worse case {worst.case.name!r}: {up(worst.percent, 3)} %)"
+    )
     return outcome
 
 

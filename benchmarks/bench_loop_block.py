@@ -70,22 +70,28 @@ ENDPOINTS = (
     "/api/metrics/system/stats",
     "/api/metrics/sessions",
 )
-BURST = ("/api/metrics/summary", "/api/metrics/summary", "/metrics",
-         "/api/metrics/peers?limit=1000&sort=latency")
+BURST = (
+    "/api/metrics/summary",
+    "/api/metrics/summary",
+    "/metrics",
+    "/api/metrics/peers?limit=1000&sort=latency",
+)
 
 
 def probed_monitor(peers: int, seed: int = 17) -> tuple[Monitor, Callable[[], None]]:
     """A Monitor with ``peers`` full-ring probed peers, and a function doing one round."""
-    settings = Settings(enable_system_metrics=False, metrics_interval=3600.0,
-                        max_peers=peers + 100)
+    settings = Settings(enable_system_metrics=False, metrics_interval=3600.0, max_peers=peers + 100)
     clock = ShiftedClock(-float(settings.latency_samples))
     monitor = Monitor(settings, clock=clock)
     rng = random.Random(seed)
     ids = [f"peer-{i:05d}" for i in range(peers)]
     base = [rng.uniform(5.0, 150.0) for _ in ids]
     for index, peer_id in enumerate(ids):
-        monitor.add_peer(peer_id, name=f"player {index}",
-                         labels={"region": "eu-west"} if index % 3 == 0 else None)
+        monitor.add_peer(
+            peer_id,
+            name=f"player {index}",
+            labels={"region": "eu-west"} if index % 3 == 0 else None,
+        )
     seqs = iter(range(1 << 62))
 
     def probe_everyone() -> None:
@@ -94,7 +100,8 @@ def probed_monitor(peers: int, seed: int = 17) -> tuple[Monitor, Callable[[], No
         monitor.record_probe_replies(
             (peer_id, seq, rtt * rng.uniform(0.9, 1.1))
             for index, (peer_id, rtt) in enumerate(zip(ids, base, strict=True))
-            if index % LOST_EVERY or seq % 10)
+            if index % LOST_EVERY or seq % 10
+        )
 
     for _ in range(settings.latency_samples):
         clock.offset += 1.0
@@ -152,22 +159,28 @@ async def measure(quick: bool) -> Result:
     while not server.started:
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    child = Child("from benchmarks.bench_loop_block import _client_child; "
-                  f"_client_child({port})", timeout_s=300.0)
+    child = Child(
+        f"from benchmarks.bench_loop_block import _client_child; _client_child({port})",
+        timeout_s=300.0,
+    )
     collections = FullCollections()
     gc.callbacks.append(collections)
     try:
         child.expect("ready")
-        print(f"bench_loop_block: {peers} peers, full rings, every peer changed before each "
-              f"request, {repeats} requests per endpoint; worst stall of a 5 ms ticker")
+        print(
+            f"bench_loop_block: {peers} peers, full rings, every peer changed before each "
+            f"request, {repeats} requests per endpoint; worst stall of a 5 ms ticker"
+        )
         for path in ENDPOINTS:  # first calls (imports, caches) are not what is measured
             await request(child, f"get {path}")
         async with LoopStalls() as stalls:
             await asyncio.sleep(1.0)
             idle = stalls.reset()
             print(f"  idle (no request): worst {up(max(idle) * 1000, 1)} ms over 1 s")
-            print(f"  {'endpoint':<52} {'median ms':>9} {'worst ms':>9} {'request ms':>10} "
-                  f"{'bytes':>10}  full GCs (ms)")
+            print(
+                f"  {'endpoint':<52} {'median ms':>9} {'worst ms':>9} {'request ms':>10} "
+                f"{'bytes':>10}  full GCs (ms)"
+            )
             results: dict[str, Found] = {}
             for path in ENDPOINTS:
                 found = results[path] = Found()
@@ -183,9 +196,11 @@ async def measure(quick: bool) -> Result:
                     found.seconds.append(seconds * 1000.0)
                     found.full_collections += collections.take()
                 gcs = " ".join(up(ms, 0) for ms in found.full_collections) or "-"
-                print(f"  {path:<52} {up(statistics.median(found.stalls), 1):>9} "
-                      f"{up(max(found.stalls), 1):>9} "
-                      f"{up(statistics.median(found.seconds), 1):>10} {found.size:>10}  {gcs}")
+                print(
+                    f"  {path:<52} {up(statistics.median(found.stalls), 1):>9} "
+                    f"{up(max(found.stalls), 1):>9} "
+                    f"{up(statistics.median(found.seconds), 1):>10} {found.size:>10}  {gcs}"
+                )
             burst: list[float] = []
             for _ in range(repeats):
                 probe_everyone()
@@ -195,28 +210,39 @@ async def measure(quick: bool) -> Result:
                 if not ok:
                     raise RuntimeError("burst: not 200")
                 burst.append(max(stalls.reset(), default=0.0) * 1000.0)
-            print(f"  {len(BURST)} at once ({', '.join(BURST)}): median worst "
-                  f"{up(statistics.median(burst), 1)} ms, worst {up(max(burst), 1)} ms")
+            print(
+                f"  {len(BURST)} at once ({', '.join(BURST)}): median worst "
+                f"{up(statistics.median(burst), 1)} ms, worst {up(max(burst), 1)} ms"
+            )
         ticks: list[float] = []
         for _ in range(repeats):
             probe_everyone()
             start = time.perf_counter()
             monitor.tick()
             ticks.append((time.perf_counter() - start) * 1000.0)
-        print(f"  for reference, one tick with every peer changed (not a handler): median "
-              f"{up(statistics.median(ticks), 1)} ms, worst {up(max(ticks), 1)} ms")
+        print(
+            f"  for reference, one tick with every peer changed (not a handler): median "
+            f"{up(statistics.median(ticks), 1)} ms, worst {up(max(ticks), 1)} ms"
+        )
         judged = {path: statistics.median(found.stalls) for path, found in results.items()}
         worst_path = max(judged, key=judged.__getitem__)
         # --quick serves 1,000 peers, not the target's 10,000: its figure is not measured.
-        result = Result(name="bench_loop_block",
-                        title=f"event-loop stall per GET endpoint at {PEERS:,} peers (worst "
-                        "endpoint, median of the worst stall per request)", unit="ms",
-                        digits=1, target=Target(TARGET_MS),
-                        figure=None if quick else judged[worst_path], quick=quick,
-                        detail="" if quick else worst_path)
+        result = Result(
+            name="bench_loop_block",
+            title=f"event-loop stall per GET endpoint at {PEERS:,} peers (worst "
+            "endpoint, median of the worst stall per request)",
+            unit="ms",
+            digits=1,
+            target=Target(TARGET_MS),
+            figure=None if quick else judged[worst_path],
+            quick=quick,
+            detail="" if quick else worst_path,
+        )
         shown = "" if quick else f" ({up(judged[worst_path], 1)} ms, {worst_path})"
-        print(f"  target <= {TARGET_MS} ms per endpoint at {PEERS} peers (median of the "
-              f"worst stalls, worst endpoint): {result.verdict.label}{shown}")
+        print(
+            f"  target <= {TARGET_MS} ms per endpoint at {PEERS} peers (median of the "
+            f"worst stalls, worst endpoint): {result.verdict.label}{shown}"
+        )
         return result
     finally:
         gc.callbacks.remove(collections)
@@ -240,8 +266,9 @@ async def _client_main(port: int) -> None:
     import httpx
 
     commands = commands_from_parent()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120.0,
-                                 verify=False) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=120.0, verify=False
+    ) as client:
         print("ready 1", flush=True)
         while (command := await commands.get()) != "quit":
             verb, *paths = command.split()

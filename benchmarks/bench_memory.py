@@ -61,8 +61,13 @@ def rss_per_peer(peers: int) -> float:
     """RSS growth per peer, in a fresh interpreter so earlier benchmarks' freed memory is not
     reused (which would hide the growth)."""
     code = f"from benchmarks.bench_memory import _rss_here; print(_rss_here({peers}))"
-    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(done.stdout.strip())
 
 
@@ -92,14 +97,24 @@ def traced_per_peer(peers: int) -> tuple[float, float, list[tuple[str, float]]]:
     monitor.tick()
     gc.collect()
     after_tick = tracemalloc.get_traced_memory()[0] - start
-    sites = tracemalloc.take_snapshot().filter_traces(
-        (tracemalloc.Filter(False, tracemalloc.__file__),)).statistics("lineno")
+    sites = (
+        tracemalloc.take_snapshot()
+        .filter_traces((tracemalloc.Filter(False, tracemalloc.__file__),))
+        .statistics("lineno")
+    )
     tracemalloc.stop()
-    top = [(f"{stat.traceback[0].filename.rsplit('/', 2)[-1]}:{stat.traceback[0].lineno}",
-            stat.size / peers) for stat in sites[:8]]
+    top = [
+        (
+            f"{stat.traceback[0].filename.rsplit('/', 2)[-1]}:{stat.traceback[0].lineno}",
+            stat.size / peers,
+        )
+        for stat in sites[:8]
+    ]
     samples = monitor.settings.latency_samples
-    print(f"  one ring of {samples} samples allocates {_ring_bytes(samples)} bytes, "
-          f"{samples * 8} of them the samples (4-byte time, 4-byte value)")
+    print(
+        f"  one ring of {samples} samples allocates {_ring_bytes(samples)} bytes, "
+        f"{samples * 8} of them the samples (4-byte time, 4-byte value)"
+    )
     return after_fill / peers, after_tick / peers, top
 
 
@@ -130,14 +145,21 @@ def run(quick: bool = False) -> list[Result]:
     # With few peers the one kept metrics message (up to 200 entries) dominates: --quick's
     # figure is not the target's.
     worst = None if quick else max(after_fill, after_tick)
-    result = Result(name="bench_memory",
-                    title=f"memory per peer, full {samples}-sample ring, {PEERS:,} peers "
-                    "(tracemalloc, the larger of after the fill and after one tick)",
-                    unit="bytes/peer", digits=1, target=Target(TARGET_BYTES), figure=worst,
-                    quick=quick)
+    result = Result(
+        name="bench_memory",
+        title=f"memory per peer, full {samples}-sample ring, {PEERS:,} peers "
+        "(tracemalloc, the larger of after the fill and after one tick)",
+        unit="bytes/peer",
+        digits=1,
+        target=Target(TARGET_BYTES),
+        figure=worst,
+        quick=quick,
+    )
     shown = "" if worst is None else f" ({up(worst)} bytes)"
-    print(f"  target <= {TARGET_BYTES} bytes per peer (tracemalloc, larger state): "
-          f"{result.verdict.label}{shown}")
+    print(
+        f"  target <= {TARGET_BYTES} bytes per peer (tracemalloc, larger state): "
+        f"{result.verdict.label}{shown}"
+    )
     return [result]
 
 

@@ -47,19 +47,27 @@ def filled_monitor(peers: int = PEERS, seed: int = 13) -> Monitor:
     ids = [f"peer-{i:05d}" for i in range(peers)]
     base = [rng.uniform(5.0, 120.0) for _ in ids]
     for i, peer_id in enumerate(ids):
-        monitor.add_peer(peer_id, name=f"player {i}", labels={
-            "region": REGIONS[i % len(REGIONS)],
-            "connection_type": "relay" if i % 4 == 0 else "direct"})
+        monitor.add_peer(
+            peer_id,
+            name=f"player {i}",
+            labels={
+                "region": REGIONS[i % len(REGIONS)],
+                "connection_type": "relay" if i % 4 == 0 else "direct",
+            },
+        )
     record = monitor.record_latency
     for _ in range(monitor.settings.latency_samples):
         clock.advance(1.0)
         for peer_id, rtt in zip(ids, base, strict=True):
             record(peer_id, rtt * rng.uniform(0.9, 1.1))
     for peer_id in ids:
-        monitor.record_traffic(peer_id, bytes_sent=rng.randrange(1 << 30),
-                               bytes_received=rng.randrange(1 << 30),
-                               packets_sent=rng.randrange(1 << 20),
-                               packets_received=rng.randrange(1 << 20))
+        monitor.record_traffic(
+            peer_id,
+            bytes_sent=rng.randrange(1 << 30),
+            bytes_received=rng.randrange(1 << 30),
+            packets_sent=rng.randrange(1 << 20),
+            packets_received=rng.randrange(1 << 20),
+        )
         for _ in range(3):
             monitor.record_message(peer_id, size=rng.randrange(1, 1500), direction="in")
         monitor.record_message(peer_id, size=rng.randrange(1, 1500), direction="out")
@@ -95,38 +103,56 @@ def run(quick: bool = False) -> list[Result]:
     theirs_body = generate_latest(registry)
     if _untyped(ours_body) != _untyped(theirs_body):
         # An error, not an exit: a whole run goes on with the other benchmarks.
-        raise RuntimeError("bench_metrics_render: the two registries do not expose the same "
-                           "series; the comparison would be meaningless")
+        raise RuntimeError(
+            "bench_metrics_render: the two registries do not expose the same "
+            "series; the comparison would be meaningless"
+        )
     samples = sum(len(family.samples) for family in families)
     cases = {
         "peerscope render(monitor)": lambda: render(monitor),
         "prometheus generate_latest(gauges)": lambda: generate_latest(registry),
     }
     results = repeat(cases, repeats=repeats, gc_off=False)
-    ms = {name: Stats(r.median / 1e6, r.minimum / 1e6, r.maximum / 1e6, r.repeats)
-          for name, r in results.items()}
-    print(f"bench_metrics_render: {PEERS} peers, {samples} samples, {len(ours_body)} bytes "
-          f"per scrape, {repeats} repeats, gc on; ms per render")
+    ms = {
+        name: Stats(r.median / 1e6, r.minimum / 1e6, r.maximum / 1e6, r.repeats)
+        for name, r in results.items()
+    }
+    print(
+        f"bench_metrics_render: {PEERS} peers, {samples} samples, {len(ours_body)} bytes "
+        f"per scrape, {repeats} repeats, gc on; ms per render"
+    )
     print(f"  {'case':<36} {'median ms':>10} {'min ms':>9} {'max ms':>9}")
     for name, stats in ms.items():
         fmt = up if name.startswith("peerscope") else down
-        print(f"  {name:<36} {fmt(stats.median, 3):>10} {fmt(stats.minimum, 3):>9} "
-              f"{fmt(stats.maximum, 3):>9}")
+        print(
+            f"  {name:<36} {fmt(stats.median, 3):>10} {fmt(stats.minimum, 3):>9} "
+            f"{fmt(stats.maximum, 3):>9}"
+        )
     found = ratios(ms)
     for name, value in found.items():
         print(f"  ratio peerscope / prometheus generate_latest ({name}): {up(value, 3)}x")
     worst = max(found.values())
     result = Result(
-        name="bench_metrics_render", title=f"`/metrics` render at {PEERS:,} peers vs "
+        name="bench_metrics_render",
+        title=f"`/metrics` render at {PEERS:,} peers vs "
         "prometheus_client `generate_latest` over plain labelled gauges, judged on the worse "
-        "of the median and min ratios", unit="ms", digits=3,
+        "of the median and min ratios",
+        unit="ms",
+        digits=3,
         target=Target(TARGET_RATIO, on="ratio"),
-        figure=ms["peerscope render(monitor)"].median, quick=quick,
-        reference=Reference("prometheus_client `generate_latest`",
-                            ms["prometheus generate_latest(gauges)"].median, floor=False),
-        ratio=worst)
-    print(f"  target <= {TARGET_RATIO}x: {result.verdict.label} (judged on the worse of the "
-          f"two: {up(worst, 3)}x)")
+        figure=ms["peerscope render(monitor)"].median,
+        quick=quick,
+        reference=Reference(
+            "prometheus_client `generate_latest`",
+            ms["prometheus generate_latest(gauges)"].median,
+            floor=False,
+        ),
+        ratio=worst,
+    )
+    print(
+        f"  target <= {TARGET_RATIO}x: {result.verdict.label} (judged on the worse of the "
+        f"two: {up(worst, 3)}x)"
+    )
     return [result]
 
 

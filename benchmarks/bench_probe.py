@@ -141,8 +141,7 @@ async def _floor_main(port: int, peers: int) -> None:
     sending = loop.create_task(send())
     print("ready -", flush=True)
     while await commands.get() != "quit":
-        print(f"mark {time.process_time()!r} {counts['sent']} {counts['received']} -",
-              flush=True)
+        print(f"mark {time.process_time()!r} {counts['sent']} {counts['received']} -", flush=True)
     sending.cancel()
     sock.close()
 
@@ -155,8 +154,10 @@ def _floor_child(port: int, peers: int) -> None:
 
 CASES = {
     "tick": ("Prober + Monitor ticking every 1 s", "_sender_child({port}, {peers}, True)"),
-    "no tick": ("Prober + Monitor not ticking (information)",
-                "_sender_child({port}, {peers}, False)"),
+    "no tick": (
+        "Prober + Monitor not ticking (information)",
+        "_sender_child({port}, {peers}, False)",
+    ),
     "floor": ("bare asyncio socket work (floor)", "_floor_child({port}, {peers})"),
 }
 
@@ -182,19 +183,23 @@ class Window:
 def _cpu(quick: bool) -> Result:
     window, warmup = (QUICK_WINDOW_S, QUICK_WARMUP_S) if quick else (WINDOW_S, WARMUP_S)
     cases, rounds = (("tick", "floor"), 1) if quick else (tuple(CASES), ROUNDS)
-    print(f"  (a) {PEERS} TWAMP peers at 1 Hz, one reflector process on one port, "
-          f"{window:g} s windows after {warmup:g} s warm-up, {rounds} round(s) of "
-          f"{', '.join(cases)}")
+    print(
+        f"  (a) {PEERS} TWAMP peers at 1 Hz, one reflector process on one port, "
+        f"{window:g} s windows after {warmup:g} s warm-up, {rounds} round(s) of "
+        f"{', '.join(cases)}"
+    )
     windows: list[Window] = []
     for _ in range(rounds):
         for case in cases:
             result = _cpu_window(case, window, warmup)
             windows.append(result)
             lost = "-" if result.lost is None else str(result.lost)
-            print(f"      {CASES[case][0]}: {up(result.cpu_s, 3)} s CPU in "
-                  f"{result.wall_s:.2f} s: {up(result.percent, 2)} % of one core; probes "
-                  f"sent {result.sent} ({down(result.sent / result.wall_s)} /s), replies "
-                  f"{result.received}, lost {lost}; {up(result.per_probe_us)} µs per probe")
+            print(
+                f"      {CASES[case][0]}: {up(result.cpu_s, 3)} s CPU in "
+                f"{result.wall_s:.2f} s: {up(result.percent, 2)} % of one core; probes "
+                f"sent {result.sent} ({down(result.sent / result.wall_s)} /s), replies "
+                f"{result.received}, lost {lost}; {up(result.per_probe_us)} µs per probe"
+            )
     return _cpu_summary(windows, quick)
 
 
@@ -206,31 +211,40 @@ def _cpu_summary(windows: list[Window], quick: bool) -> Result:
         return min((w for w in windows if w.case == case), key=lambda w: w.percent)
 
     ours, floor = worst("tick"), best("floor")
-    result = Result(name="bench_probe", title=f"CPU of the probe sender, {PEERS:,} TWAMP "
-                    "peers at 1 Hz with the Monitor ticking (worst window)",
-                    unit="% of one core", digits=2, target=Target(TARGET_PERCENT),
-                    figure=ours.percent, quick=quick,
-                    reference=Reference("bare asyncio socket work, best window",
-                                        floor.percent, floor=True),
-                    ratio=ours.percent / floor.percent)
-    print(f"      worst tick window {up(ours.percent, 2)} % of one core "
-          f"(target <= {TARGET_PERCENT:g} %: {result.verdict.label}); best floor window "
-          f"{down(floor.percent, 2)} %: {up(ours.percent / floor.percent, 3)}x the floor, "
-          f"{up(ours.percent - floor.percent, 2)} points above it "
-          f"({up(ours.per_probe_us - floor.per_probe_us)} µs per probe); the target leaves "
-          f"{down(TARGET_PERCENT - floor.percent, 2)} points above the floor")
+    result = Result(
+        name="bench_probe",
+        title=f"CPU of the probe sender, {PEERS:,} TWAMP "
+        "peers at 1 Hz with the Monitor ticking (worst window)",
+        unit="% of one core",
+        digits=2,
+        target=Target(TARGET_PERCENT),
+        figure=ours.percent,
+        quick=quick,
+        reference=Reference("bare asyncio socket work, best window", floor.percent, floor=True),
+        ratio=ours.percent / floor.percent,
+    )
+    print(
+        f"      worst tick window {up(ours.percent, 2)} % of one core "
+        f"(target <= {TARGET_PERCENT:g} %: {result.verdict.label}); best floor window "
+        f"{down(floor.percent, 2)} %: {up(ours.percent / floor.percent, 3)}x the floor, "
+        f"{up(ours.percent - floor.percent, 2)} points above it "
+        f"({up(ours.per_probe_us - floor.per_probe_us)} µs per probe); the target leaves "
+        f"{down(TARGET_PERCENT - floor.percent, 2)} points above the floor"
+    )
     return result
 
 
 def _cpu_window(case: str, window: float, warmup: float) -> Window:
-    reflector = Child("from benchmarks.bench_probe import _reflector_child; _reflector_child()",
-                      TIMEOUT_S)
+    reflector = Child(
+        "from benchmarks.bench_probe import _reflector_child; _reflector_child()", TIMEOUT_S
+    )
     sender = None
     try:
         (port,) = reflector.expect("ready")
         call = CASES[case][1].format(port=int(port), peers=PEERS)
-        sender = Child(f"from benchmarks.bench_probe import {call.split('(')[0]}; {call}",
-                       TIMEOUT_S)
+        sender = Child(
+            f"from benchmarks.bench_probe import {call.split('(')[0]}; {call}", TIMEOUT_S
+        )
         sender.expect("ready")
         time.sleep(warmup)
         start_wall = time.monotonic()
@@ -245,29 +259,50 @@ def _cpu_window(case: str, window: float, warmup: float) -> Window:
             sender.close()
         reflector.close()
     lost = None if end[3] == "-" else int(end[3]) - int(start[3])
-    return Window(case, float(end[0]) - float(start[0]), end_wall - start_wall,
-                  int(end[1]) - int(start[1]), int(end[2]) - int(start[2]), lost)
+    return Window(
+        case,
+        float(end[0]) - float(start[0]),
+        end_wall - start_wall,
+        int(end[1]) - int(start[1]),
+        int(end[2]) - int(start[2]),
+        lost,
+    )
 
 
 # --- (b) RTT next to ping -------------------------------------------------------------------
 
 
 async def _series(target: ProbeTarget, count: int) -> list[float]:
-    return [result.rtt_ms async for result in
-            probe_series(target, count=count, interval_s=0.01, timeout_s=1.0)
-            if result.arrival == "on_time" and result.rtt_ms is not None]
+    return [
+        result.rtt_ms
+        async for result in probe_series(target, count=count, interval_s=0.01, timeout_s=1.0)
+        if result.arrival == "on_time" and result.rtt_ms is not None
+    ]
 
 
 async def _rtts(port: int, count: int) -> tuple[list[float], list[float], list[float]]:
     ping = await asyncio.create_subprocess_exec(
-        "ping", "-n", "-c", str(count), "-i", "0.01", "127.0.0.1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        "ping",
+        "-n",
+        "-c",
+        str(count),
+        "-i",
+        "0.01",
+        "127.0.0.1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     twamp, icmp = await asyncio.gather(
         _series(ProbeTarget.parse(f"127.0.0.1:{port}"), count),
-        _series(ProbeTarget.parse("127.0.0.1", method="icmp"), count))
+        _series(ProbeTarget.parse("127.0.0.1", method="icmp"), count),
+    )
     output = (await ping.communicate())[0].decode()
-    theirs = [float(ms) for line in output.splitlines() if "DUP!" not in line
-              for ms in re.findall(r"icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms", line)]
+    theirs = [
+        float(ms)
+        for line in output.splitlines()
+        if "DUP!" not in line
+        for ms in re.findall(r"icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms", line)
+    ]
     return twamp, icmp, theirs
 
 
@@ -277,8 +312,9 @@ def _rtt(quick: bool) -> None:
     if shutil.which("ping") is None:
         print("      iputils ping not installed: skipped")
         return
-    reflector = Child("from benchmarks.bench_probe import _reflector_child; _reflector_child()",
-                      TIMEOUT_S)
+    reflector = Child(
+        "from benchmarks.bench_probe import _reflector_child; _reflector_child()", TIMEOUT_S
+    )
     try:
         (port,) = reflector.expect("ready")
         twamp, icmp, ping = asyncio.run(_rtts(int(port), count))
@@ -288,20 +324,26 @@ def _rtt(quick: bool) -> None:
         print("      ping printed no replies: skipped")
         return
     reference = statistics.median(ping)
-    print(f"      {'':<28} {'replies':>8} {'median ms':>10} {'p95 ms':>8} "
-          f"{'- ping ms':>10} {'/ ping':>7}")
-    for name, values, ours in (("TWAMP (sender + reflector)", twamp, True),
-                               ("ICMP (icmplib)", icmp, True),
-                               ("iputils ping", ping, False)):
+    print(
+        f"      {'':<28} {'replies':>8} {'median ms':>10} {'p95 ms':>8} "
+        f"{'- ping ms':>10} {'/ ping':>7}"
+    )
+    for name, values, ours in (
+        ("TWAMP (sender + reflector)", twamp, True),
+        ("ICMP (icmplib)", icmp, True),
+        ("iputils ping", ping, False),
+    ):
         if not values:
             print(f"      {name:<28} {0:>8}")
             continue
         rounded = up if ours else down
         median = statistics.median(values)
         p95 = sorted(values)[max(0, round(0.95 * len(values)) - 1)]
-        print(f"      {name:<28} {len(values):>8} {rounded(median, 3):>10} "
-              f"{rounded(p95, 3):>8} {rounded(median - reference, 3):>10} "
-              f"{rounded(median / reference, 2):>7}")
+        print(
+            f"      {name:<28} {len(values):>8} {rounded(median, 3):>10} "
+            f"{rounded(p95, 3):>8} {rounded(median - reference, 3):>10} "
+            f"{rounded(median / reference, 2):>7}"
+        )
 
 
 def run(quick: bool = False) -> list[Result]:

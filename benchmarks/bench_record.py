@@ -32,8 +32,9 @@ PEERS = 100
 TARGET_RATIO = 1.0
 
 
-def workload(calls: int, peers: int = PEERS,
-             seed: int = 7) -> tuple[list[str], list[tuple[str, float]]]:
+def workload(
+    calls: int, peers: int = PEERS, seed: int = 7
+) -> tuple[list[str], list[tuple[str, float]]]:
     """Peer ids and ``calls`` (peer, latency ms) pairs: peers in turn, each around its own base."""
     rng = random.Random(seed)
     ids = [f"peer-{i:05d}" for i in range(peers)]
@@ -46,6 +47,7 @@ def _loop(pairs: list[tuple[Any, Any]]) -> Callable[[], None]:
     def run() -> None:
         for _a, _b in pairs:
             pass
+
     return run
 
 
@@ -53,6 +55,7 @@ def _calls(fn: Callable[[Any, Any], object], pairs: list[tuple[Any, Any]]) -> Ca
     def run() -> None:
         for a, b in pairs:
             fn(a, b)
+
     return run
 
 
@@ -60,6 +63,7 @@ def _direct(pairs: Sequence[tuple[Callable[[Any], object], Any]]) -> Callable[[]
     def run() -> None:
         for f, v in pairs:
             f(v)
+
     return run
 
 
@@ -69,6 +73,7 @@ def _labels_observe(hist: Histogram, pairs: list[tuple[str, float]]) -> Callable
     def run() -> None:
         for peer, seconds in pairs:
             labels(peer).observe(seconds)
+
     return run
 
 
@@ -78,6 +83,7 @@ def _traffic(monitor: Monitor, pairs: list[tuple[str, int]]) -> Callable[[], Non
     def run() -> None:
         for peer, size in pairs:
             record(peer, bytes_sent=size, packets_sent=1)
+
     return run
 
 
@@ -87,6 +93,7 @@ def _message(monitor: Monitor, pairs: list[tuple[str, int]]) -> Callable[[], Non
     def run() -> None:
         for peer, size in pairs:
             record(peer, size=size, direction="in")
+
     return run
 
 
@@ -121,13 +128,21 @@ def run(quick: bool = False) -> list[Result]:
     found = ratios(results)
     worst = max(value for name, value in found.items() if not name.startswith("vs "))
     result = Result(
-        name="bench_record", title="`record_latency` vs prometheus_client cached child "
-        "`observe`, judged on the worst of three ratios", unit="ns/call", digits=1,
+        name="bench_record",
+        title="`record_latency` vs prometheus_client cached child "
+        "`observe`, judged on the worst of three ratios",
+        unit="ns/call",
+        digits=1,
         target=Target(TARGET_RATIO, on="ratio"),
-        figure=results["peerscope record_latency"].median, quick=quick,
-        reference=Reference("prometheus_client cached child `observe`",
-                            results["prometheus cached child.observe"].median, floor=False),
-        ratio=worst)
+        figure=results["peerscope record_latency"].median,
+        quick=quick,
+        reference=Reference(
+            "prometheus_client cached child `observe`",
+            results["prometheus cached child.observe"].median,
+            floor=False,
+        ),
+        ratio=worst,
+    )
     _report(results, found, worst, result.verdict, calls, repeats)
     return [result]
 
@@ -145,10 +160,18 @@ def ratios(results: dict[str, Stats]) -> dict[str, float]:
     }
 
 
-def _report(results: dict[str, Stats], found: dict[str, float], worst: float,
-            verdict: Verdict, calls: int, repeats: int) -> None:
-    print(f"bench_record: {PEERS} peers, {calls} calls per repeat, {repeats} repeats, "
-          "gc paused for every case")
+def _report(
+    results: dict[str, Stats],
+    found: dict[str, float],
+    worst: float,
+    verdict: Verdict,
+    calls: int,
+    repeats: int,
+) -> None:
+    print(
+        f"bench_record: {PEERS} peers, {calls} calls per repeat, {repeats} repeats, "
+        "gc paused for every case"
+    )
     print(f"  {'case':<34} {'median ns/call':>15} {'min ns/call':>12}")
     for name, stats in results.items():
         fmt = up if name.startswith("peerscope") else down
@@ -158,8 +181,10 @@ def _report(results: dict[str, Stats], found: dict[str, float], worst: float,
             print(f"  ratio peerscope / prometheus labels(peer).observe (median): {up(value, 3)}x")
         else:
             print(f"  ratio peerscope / prometheus cached child ({name}): {up(value, 3)}x")
-    print(f"  target <= {TARGET_RATIO}x the cached child's observe: {verdict.label} "
-          f"(judged on the worst of the three ratios: {up(worst, 3)}x)")
+    print(
+        f"  target <= {TARGET_RATIO}x the cached child's observe: {verdict.label} "
+        f"(judged on the worst of the three ratios: {up(worst, 3)}x)"
+    )
 
 
 if __name__ == "__main__":

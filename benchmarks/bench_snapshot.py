@@ -50,8 +50,9 @@ def filled_monitor(peers: int, seed: int = 11) -> tuple[Monitor, ManualClock, li
     return monitor, clock, base
 
 
-def prober(monitor: Monitor, clock: ManualClock, base: list[float],
-           seed: int) -> Callable[[], None]:
+def prober(
+    monitor: Monitor, clock: ManualClock, base: list[float], seed: int
+) -> Callable[[], None]:
     """One 1 Hz probing round: the clock moves 1 s and every peer gets a new latency."""
     ids = monitor.peer_ids
     record = monitor.record_latency
@@ -61,6 +62,7 @@ def prober(monitor: Monitor, clock: ManualClock, base: list[float],
         clock.advance(1.0)
         for peer_id, rtt in zip(ids, base, strict=True):
             record(peer_id, rtt * rng.uniform(0.9, 1.1))
+
     return probe_everyone
 
 
@@ -68,31 +70,49 @@ def run(quick: bool = False) -> list[Result]:
     sizes = QUICK_SIZES if quick else SIZES
     repeats = 5 if quick else 15
     results: dict[tuple[int, str], Stats] = {}
-    print(f"bench_snapshot: full {Settings().latency_samples}-sample rings, {repeats} repeats, "
-          "gc on; ms per snapshot")
+    print(
+        f"bench_snapshot: full {Settings().latency_samples}-sample rings, {repeats} repeats, "
+        "gc on; ms per snapshot"
+    )
     print(f"  {'peers':>7} {'case':<10} {'median ms':>10} {'min ms':>9} {'max ms':>9}")
     for peers in sizes:
         monitor, clock, base = filled_monitor(peers)
         steady = repeat({"steady": monitor.snapshot}, repeats=repeats, gc_off=False)
-        dirty = repeat({"all dirty": monitor.snapshot}, repeats=repeats, gc_off=False,
-                       setup=prober(monitor, clock, base, seed=peers))
+        dirty = repeat(
+            {"all dirty": monitor.snapshot},
+            repeats=repeats,
+            gc_off=False,
+            setup=prober(monitor, clock, base, seed=peers),
+        )
         for case, found in (*steady.items(), *dirty.items()):
-            ms = Stats(found.median / 1e6, found.minimum / 1e6, found.maximum / 1e6,
-                       found.repeats)
+            ms = Stats(found.median / 1e6, found.minimum / 1e6, found.maximum / 1e6, found.repeats)
             results[(peers, case)] = ms
-            print(f"  {peers:>7} {case:<10} {up(ms.median, 3):>10} {up(ms.minimum, 3):>9} "
-                  f"{up(ms.maximum, 3):>9}")
+            print(
+                f"  {peers:>7} {case:<10} {up(ms.median, 3):>10} {up(ms.minimum, 3):>9} "
+                f"{up(ms.maximum, 3):>9}"
+            )
         del monitor
     # --quick stops below the target's size: its figure is not measured then.
-    worst = (max(results[(TARGET_PEERS, case)].median for case in ("steady", "all dirty"))
-             if TARGET_PEERS in sizes else None)
-    result = Result(name="bench_snapshot",
-                    title=f"`Monitor.snapshot()` at {TARGET_PEERS:,} peers, the worse median "
-                    "of steady and all dirty", unit="ms", digits=3, target=Target(TARGET_MS),
-                    figure=worst, quick=quick)
+    worst = (
+        max(results[(TARGET_PEERS, case)].median for case in ("steady", "all dirty"))
+        if TARGET_PEERS in sizes
+        else None
+    )
+    result = Result(
+        name="bench_snapshot",
+        title=f"`Monitor.snapshot()` at {TARGET_PEERS:,} peers, the worse median "
+        "of steady and all dirty",
+        unit="ms",
+        digits=3,
+        target=Target(TARGET_MS),
+        figure=worst,
+        quick=quick,
+    )
     shown = "" if worst is None else f" ({up(worst, 3)} ms)"
-    print(f"  target <= {TARGET_MS} ms at {TARGET_PEERS} peers (median, worse case): "
-          f"{result.verdict.label}{shown}")
+    print(
+        f"  target <= {TARGET_MS} ms at {TARGET_PEERS} peers (median, worse case): "
+        f"{result.verdict.label}{shown}"
+    )
     return [result]
 
 

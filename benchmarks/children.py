@@ -17,9 +17,14 @@ class Child:
 
     def __init__(self, code: str, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self.process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        bufsize=1)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=1,
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -35,8 +40,9 @@ class Child:
         except queue.Empty:
             raise RuntimeError(f"no {word!r} line from a child in {self.timeout_s} s") from None
         if line is None or not line.startswith(word + " "):
-            raise RuntimeError(f"expected {word!r} from a child, got {line!r} "
-                               f"(exit status {self.process.poll()})")
+            raise RuntimeError(
+                f"expected {word!r} from a child, got {line!r} (exit status {self.process.poll()})"
+            )
         return line.split()[1:]
 
     def send(self, line: str) -> None:

@@ -36,8 +36,12 @@ class Verdict(StrEnum):
     @property
     def label(self) -> str:
         """The word printed on a benchmark's verdict line."""
-        return {"met": "MET", "missed": "MISSED", "floor-bound": "MISSED, FLOOR-BOUND",
-                "not judged": "not judged (--quick)"}[self.value]
+        return {
+            "met": "MET",
+            "missed": "MISSED",
+            "floor-bound": "MISSED, FLOOR-BOUND",
+            "not judged": "not judged (--quick)",
+        }[self.value]
 
     @property
     def fails(self) -> bool:
@@ -97,8 +101,11 @@ class Result:
         if self.target.met_by(value):
             return Verdict.MET
         floor = self.reference if self.reference is not None and self.reference.floor else None
-        if floor is not None and self.target.on == "figure" and not self.target.met_by(
-                floor.figure):
+        if (
+            floor is not None
+            and self.target.on == "figure"
+            and not self.target.met_by(floor.figure)
+        ):
             return Verdict.FLOOR_BOUND
         return Verdict.MISSED
 
@@ -119,8 +126,10 @@ class Result:
         if self.reference is None or self.ratio is None:
             return ""
         floor = "the floor, " if self.reference.floor else ""
-        return (f"{up(self.ratio, 3)}× {floor}{self.reference.name} "
-                f"({down(self.reference.figure, self.digits)} {self.unit})")
+        return (
+            f"{up(self.ratio, 3)}× {floor}{self.reference.name} "
+            f"({down(self.reference.figure, self.digits)} {self.unit})"
+        )
 
 
 @dataclass(frozen=True)
@@ -137,13 +146,23 @@ class Record:
 def commit() -> str:
     """The checked-out commit, ``+dirty`` when tracked files differ from it (the results and
     the generated summary aside: a run rewrites those itself)."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
     try:
         head = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                      ":!benchmarks/results", ":!docs/BENCHMARKS.md")
+        changed = git(
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!benchmarks/results",
+            ":!docs/BENCHMARKS.md",
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if changed else "")
@@ -162,10 +181,14 @@ def to_json(record: Record) -> dict[str, Any]:
         "figure": result.figure,
         "unit": result.unit,
         "digits": result.digits,
-        "target": {"limit": result.target.limit, "on": result.target.on,
-                   "at_least": result.target.at_least},
-        "reference": None if reference is None else {
-            "name": reference.name, "figure": reference.figure, "floor": reference.floor},
+        "target": {
+            "limit": result.target.limit,
+            "on": result.target.on,
+            "at_least": result.target.at_least,
+        },
+        "reference": None
+        if reference is None
+        else {"name": reference.name, "figure": reference.figure, "floor": reference.floor},
         "ratio": result.ratio,
         "verdict": result.verdict.value,
         "met": result.met,
@@ -181,8 +204,9 @@ def to_json(record: Record) -> dict[str, Any]:
 def write(record: Record, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{record.result.name}.json"
-    path.write_text(json.dumps(to_json(record), indent=2, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(to_json(record), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -217,8 +241,11 @@ class _Fields:
 
     def number(self, key: str) -> float:
         value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-                value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise self._wrong(key, "a finite number")
         return float(value)
 
@@ -246,20 +273,34 @@ def from_json(data: object) -> Record:
         raise ValueError(f"target.on: must be 'figure' or 'ratio', got {on!r}")
     reference = fields.nested("reference")
     result = Result(
-        name=fields.text("name"), title=fields.text("title"), unit=fields.text("unit"),
+        name=fields.text("name"),
+        title=fields.text("title"),
+        unit=fields.text("unit"),
         digits=fields.integer("digits"),
-        target=Target(target.number("limit"), "ratio" if on == "ratio" else "figure",
-                      target.flag("at_least")),
-        figure=fields.optional_number("figure"), quick=fields.flag("quick"),
-        reference=None if reference is None else Reference(
-            reference.text("name"), reference.number("figure"), reference.flag("floor")),
-        ratio=fields.optional_number("ratio"), detail=fields.text("detail"))
+        target=Target(
+            target.number("limit"), "ratio" if on == "ratio" else "figure", target.flag("at_least")
+        ),
+        figure=fields.optional_number("figure"),
+        quick=fields.flag("quick"),
+        reference=None
+        if reference is None
+        else Reference(reference.text("name"), reference.number("figure"), reference.flag("floor")),
+        ratio=fields.optional_number("ratio"),
+        detail=fields.text("detail"),
+    )
     # The stored verdict is for readers of the file; the figures decide it.
     if fields.text("verdict") != result.verdict.value or fields.flag("met") != result.met:
-        raise ValueError(f"verdict: the file says {fields.text('verdict')!r}, its figures "
-                         f"give {result.verdict.value!r}")
-    return Record(result, commit=fields.text("commit"), machine=fields.text("machine"),
-                  date=fields.text("date"), command=fields.text("command"))
+        raise ValueError(
+            f"verdict: the file says {fields.text('verdict')!r}, its figures "
+            f"give {result.verdict.value!r}"
+        )
+    return Record(
+        result,
+        commit=fields.text("commit"),
+        machine=fields.text("machine"),
+        date=fields.text("date"),
+        command=fields.text("command"),
+    )
 
 
 def load(path: Path) -> Record:
@@ -269,8 +310,9 @@ def load(path: Path) -> Record:
     except (ValueError, OSError) as error:  # json.JSONDecodeError is a ValueError
         raise ValueError(f"{path}: {error}") from None
     if record.result.name != path.stem:
-        raise ValueError(f"{path}: name: must be the file's name {path.stem!r}, got "
-                         f"{record.result.name!r}")
+        raise ValueError(
+            f"{path}: name: must be the file's name {path.stem!r}, got {record.result.name!r}"
+        )
     return record
 
 

@@ -29,18 +29,29 @@ Run = Callable[..., Sequence[Result]]  # a benchmark module's ``run(quick: bool)
 
 def parse(argv: Sequence[str] | None, command: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog=command, description="Run peerscope's benchmarks, judge and record their figures.")
-    parser.add_argument("--quick", action="store_true",
-                        help="small counts, for a smoke test: targets are not judged and "
-                             "nothing is written unless --results is given")
-    parser.add_argument("--results", type=Path, metavar="DIR",
-                        help=f"write the results files to DIR (default: {RESULTS}, full "
-                             "runs only)")
+        prog=command, description="Run peerscope's benchmarks, judge and record their figures."
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small counts, for a smoke test: targets are not judged and "
+        "nothing is written unless --results is given",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        metavar="DIR",
+        help=f"write the results files to DIR (default: {RESULTS}, full runs only)",
+    )
     options = parser.parse_args(argv)
-    if options.quick and options.results is not None and (
-            options.results.resolve() == RESULTS.resolve()):
-        parser.error(f"--results: {RESULTS} holds the real figures; a --quick run's must go "
-                     "elsewhere")
+    if (
+        options.quick
+        and options.results is not None
+        and (options.results.resolve() == RESULTS.resolve())
+    ):
+        parser.error(
+            f"--results: {RESULTS} holds the real figures; a --quick run's must go elsewhere"
+        )
     return options
 
 
@@ -63,8 +74,13 @@ def main(runs: Sequence[Run], command: str, argv: Sequence[str] | None = None) -
             failed.append(module_name(run))
             continue
         for result in results:
-            record = Record(result, commit=revision, machine=where, date=now(),
-                            command=shlex.join([*command.split(), *args]))
+            record = Record(
+                result,
+                commit=revision,
+                machine=where,
+                date=now(),
+                command=shlex.join([*command.split(), *args]),
+            )
             records.append(record)
             if directory is not None:
                 write(record, directory)
@@ -78,14 +94,22 @@ def main(runs: Sequence[Run], command: str, argv: Sequence[str] | None = None) -
 
 def _report(records: Sequence[Record], failed: Sequence[str], directory: Path | None) -> None:
     print()
-    print("verdicts" + (f" (written to {directory})" if directory is not None
-                        else " (not written: --quick without --results)"))
+    print(
+        "verdicts"
+        + (
+            f" (written to {directory})"
+            if directory is not None
+            else " (not written: --quick without --results)"
+        )
+    )
     width = max((len(record.result.name) for record in records), default=0)
     for record in records:
         result = record.result
         against = result.ratio_text()
-        print(f"  {result.name:<{width}}  {result.verdict.value:<11} {result.figure_text()} "
-              f"(target {result.target.text(result.unit)}{'; ' + against if against else ''})")
+        print(
+            f"  {result.name:<{width}}  {result.verdict.value:<11} {result.figure_text()} "
+            f"(target {result.target.text(result.unit)}{'; ' + against if against else ''})"
+        )
     for module in failed:
         print(f"  {module}: failed with an error (traceback above)")
 

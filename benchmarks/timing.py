@@ -50,9 +50,15 @@ def time_ns(fn: Callable[[], object], *, gc_off: bool) -> int:
             gc.enable()
 
 
-def repeat(cases: Mapping[str, Callable[[], object]], *, repeats: int, ops: int = 1,
-           gc_off: bool, setup: Callable[[], object] | None = None,
-           warmup: int = 1) -> dict[str, Stats]:
+def repeat(
+    cases: Mapping[str, Callable[[], object]],
+    *,
+    repeats: int,
+    ops: int = 1,
+    gc_off: bool,
+    setup: Callable[[], object] | None = None,
+    warmup: int = 1,
+) -> dict[str, Stats]:
     """Time every case ``repeats`` times, interleaved; return ns per operation for each.
 
     ``setup`` (untimed) runs before every timed call; ``warmup`` rounds are run and dropped.
@@ -101,6 +107,8 @@ def _version(package: str) -> str:
 def machine() -> str:
     """One line describing where the figures come from."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{cpus} CPUs ({_cpu_model()}), Python {platform.python_version()} "
-            f"({platform.python_implementation()}), prometheus_client "
-            f"{_version('prometheus_client')}, peerscope {_version('peerscope')}")
+    return (
+        f"{cpus} CPUs ({_cpu_model()}), Python {platform.python_version()} "
+        f"({platform.python_implementation()}), prometheus_client "
+        f"{_version('prometheus_client')}, peerscope {_version('peerscope')}"
+    )

@@ -45,9 +45,13 @@ async def chat(websocket: WebSocket) -> None:
     await websocket.accept()
     client_id = f"chat-{next(ids)}"
     client = websocket.client
-    monitor.add_peer(client_id, kind="client", name=websocket.query_params.get("name"),
-                     address=f"{client.host}:{client.port}" if client else None,
-                     labels={"app": "chat"})
+    monitor.add_peer(
+        client_id,
+        kind="client",
+        name=websocket.query_params.get("name"),
+        address=f"{client.host}:{client.port}" if client else None,
+        labels={"app": "chat"},
+    )
     members[client_id] = websocket
     try:
         while True:

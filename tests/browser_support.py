@@ -20,9 +20,16 @@ from playwright.async_api import Page, async_playwright
 from peerscope import Monitor
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
@@ -39,20 +46,31 @@ class BrowserPage:
 
 
 @contextlib.asynccontextmanager
-async def browser_page(*, extra_args: Iterable[str] = (), width: int = 1400,
-                       height: int = 1600) -> AsyncIterator[BrowserPage]:
+async def browser_page(
+    *, extra_args: Iterable[str] = (), width: int = 1400, height: int = 1600
+) -> AsyncIterator[BrowserPage]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args]
+        )
         try:
             page = await browser.new_page(viewport={"width": width, "height": height})
             found = BrowserPage(page)
-            page.on("console", lambda message: found.errors.append(message.text)
-                    if message.type == "error" else None)
+            page.on(
+                "console",
+                lambda message: (
+                    found.errors.append(message.text) if message.type == "error" else None
+                ),
+            )
             page.on("pageerror", lambda error: found.errors.append(f"uncaught: {error}"))
             # An alert() would mean a peer's name ran as code: record it, never wait on it.
-            page.on("dialog", lambda dialog: (found.errors.append(f"dialog: {dialog.message}"),
-                                              asyncio.ensure_future(dialog.dismiss())))
+            page.on(
+                "dialog",
+                lambda dialog: (
+                    found.errors.append(f"dialog: {dialog.message}"),
+                    asyncio.ensure_future(dialog.dismiss()),
+                ),
+            )
             yield found
         finally:
             await browser.close()
@@ -62,8 +80,9 @@ class PeerFeed:
     """Records a latency for each fed peer every ``interval`` seconds, like a prober would,
     until stopped."""
 
-    def __init__(self, monitor: Monitor, peer_ids: Iterable[str], interval: float = 0.2,
-                 seed: int = 5) -> None:
+    def __init__(
+        self, monitor: Monitor, peer_ids: Iterable[str], interval: float = 0.2, seed: int = 5
+    ) -> None:
         self.monitor = monitor
         self.peer_ids = list(peer_ids)
         self.interval = interval
@@ -75,8 +94,9 @@ class PeerFeed:
             for index, peer_id in enumerate(self.peer_ids):
                 latency = max(0.1, self._rng.gauss(10.0 + index % 50, 2.0))
                 self.monitor.record_latency(peer_id, latency)
-                self.monitor.record_traffic(peer_id, bytes_sent=600, bytes_received=900,
-                                            packets_sent=1, packets_received=1)
+                self.monitor.record_traffic(
+                    peer_id, bytes_sent=600, bytes_received=900, packets_sent=1, packets_received=1
+                )
             await asyncio.sleep(self.interval)
 
     async def __aenter__(self) -> PeerFeed:

@@ -34,16 +34,51 @@ from peerscope.server import uvicorn_config
 from peerscope.testing import ManualClock
 
 # Keys the WebSocket contract in DESIGN.md promises in every metrics message.
-MESSAGE_KEYS = {"type", "timestamp", "system", "server", "network", "clients", "clients_total",
-                "alerts"}
-SYSTEM_KEYS = {"cpu_percent", "memory_percent", "memory_used_mb", "memory_total_mb",
-               "network_sent_mb", "network_recv_mb", "network_sent_rate", "network_recv_rate"}
-SERVER_KEYS = {"uptime_seconds", "active_connections", "total_connections", "total_messages",
-               "messages_per_second", "average_latency_ms"}
+MESSAGE_KEYS = {
+    "type",
+    "timestamp",
+    "system",
+    "server",
+    "network",
+    "clients",
+    "clients_total",
+    "alerts",
+}
+SYSTEM_KEYS = {
+    "cpu_percent",
+    "memory_percent",
+    "memory_used_mb",
+    "memory_total_mb",
+    "network_sent_mb",
+    "network_recv_mb",
+    "network_sent_rate",
+    "network_recv_rate",
+}
+SERVER_KEYS = {
+    "uptime_seconds",
+    "active_connections",
+    "total_connections",
+    "total_messages",
+    "messages_per_second",
+    "average_latency_ms",
+}
 NETWORK_KEYS = {"score", "grade", "peers_by_status"}
-CLIENT_KEYS = {"client_id", "connected_at", "message_count", "bytes_sent", "bytes_received",
-               "last_message_time", "average_latency_ms", "connection_duration", "jitter_ms",
-               "packet_loss_percent", "quality_score", "grade", "mos", "status"}
+CLIENT_KEYS = {
+    "client_id",
+    "connected_at",
+    "message_count",
+    "bytes_sent",
+    "bytes_received",
+    "last_message_time",
+    "average_latency_ms",
+    "connection_duration",
+    "jitter_ms",
+    "packet_loss_percent",
+    "quality_score",
+    "grade",
+    "mos",
+    "status",
+}
 
 
 @dataclass
@@ -67,15 +102,20 @@ class LiveServer:
 
     async def ws(self, query: str = "", **kwargs: Any) -> ClientConnection:
         """A real WebSocket client on /ws (no compression, no library keepalive pings)."""
-        options: dict[str, Any] = {"ping_interval": None, "compression": None,
-                                   "open_timeout": 5, "close_timeout": 2}
+        options: dict[str, Any] = {
+            "ping_interval": None,
+            "compression": None,
+            "open_timeout": 5,
+            "close_timeout": 2,
+        }
         options.update(kwargs)
         return await connect(self.ws_url + query, **options)
 
 
 @contextlib.asynccontextmanager
-async def live_server(monitor: Monitor, *, mounted: bool = False, port: int = 0,
-                      app: Any = None) -> AsyncIterator[LiveServer]:
+async def live_server(
+    monitor: Monitor, *, mounted: bool = False, port: int = 0, app: Any = None
+) -> AsyncIterator[LiveServer]:
     """Serve ``monitor`` on 127.0.0.1:``port`` (0: an ephemeral one) until the block ends.
 
     By default uvicorn runs as ``Agent.run`` configures it. ``mounted=True`` runs the app as
@@ -125,9 +165,12 @@ async def receive_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, 
     return decoded
 
 
-async def next_of_type(ws: ClientConnection, kind: str, timeout: float = 5.0,
-                       where: Callable[[dict[str, Any]], bool] | None = None,
-                       ) -> dict[str, Any]:
+async def next_of_type(
+    ws: ClientConnection,
+    kind: str,
+    timeout: float = 5.0,
+    where: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
     """The next message of type ``kind`` (matching ``where``), skipping other types."""
     deadline = time.monotonic() + timeout
     while True:
@@ -154,8 +197,7 @@ async def read_until_closed(ws: ClientConnection, timeout: float = 5.0) -> list[
         messages.append(orjson.loads(raw))
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0,
-                     interval: float = 0.05) -> Any:
+async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
     """Poll ``check`` (plain or async) until it returns something truthy; return that.
 
     What a test waits for this way, rather than for a fixed time, still comes when one
@@ -184,8 +226,11 @@ async def peer_named(http: httpx.AsyncClient, name: str) -> dict[str, Any] | Non
 
 def quality_score(latency: float, loss: float, jitter: float) -> float:
     """DESIGN.md's basic score with its default weights, written out independently."""
-    return (0.40 * max(0.0, 100 - latency / 1.5) + 0.35 * max(0.0, 100 - loss * 20)
-            + 0.25 * max(0.0, 100 - jitter * 2))
+    return (
+        0.40 * max(0.0, 100 - latency / 1.5)
+        + 0.35 * max(0.0, 100 - loss * 20)
+        + 0.25 * max(0.0, 100 - jitter * 2)
+    )
 
 
 def mos(latency: float, jitter: float, loss: float) -> float:
@@ -222,10 +267,13 @@ def seeded_monitor(clock: ManualClock) -> Monitor:
     The tick interval is an hour: the one tick the server runs at start is the only one.
     """
     clock.now = T0
-    monitor = Monitor(Settings(metrics_interval=3600.0, enable_system_metrics=False),
-                      clock=clock)
-    monitor.add_peer("alpha", name="Alpha", address="10.0.0.2:8701",
-                     labels={"region": "eu", "connection_type": "direct"})
+    monitor = Monitor(Settings(metrics_interval=3600.0, enable_system_metrics=False), clock=clock)
+    monitor.add_peer(
+        "alpha",
+        name="Alpha",
+        address="10.0.0.2:8701",
+        labels={"region": "eu", "connection_type": "direct"},
+    )
     monitor.add_peer("bravo", name="Bravo")
     monitor.add_peer("charlie")
     monitor.add_peer("delta", name="Delta")
@@ -241,8 +289,9 @@ def seeded_monitor(clock: ManualClock) -> Monitor:
     monitor.record_latency("charlie", CHARLIE_LATENCY)
     monitor.start_session("Match 2", ["charlie"], session_id="match-2")
     monitor.record_loss("alpha", ALPHA_LOSS)
-    monitor.record_traffic("alpha", bytes_sent=1500, bytes_received=3000, packets_sent=10,
-                           packets_received=20)
+    monitor.record_traffic(
+        "alpha", bytes_sent=1500, bytes_received=3000, packets_sent=10, packets_received=20
+    )
     clock.advance(0.5)  # T0+4.5
     for _ in range(3):
         monitor.record_message("alpha", size=100, direction="in")
@@ -265,16 +314,18 @@ READY = re.compile(r"^peerscope serving on http://127\.0\.0\.1:(\d+)\b")
 def cli_env(**extra: str) -> dict[str, str]:
     """The caller's environment without its PEERSCOPE_* variables, plus ``extra``; the
     probe reflector on a free port unless ``extra`` says otherwise."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("PEERSCOPE_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PEERSCOPE_")}
     return {**env, "PEERSCOPE_REFLECTOR_PORT": "0", **extra}
 
 
 def start_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "peerscope.cli", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=env if env is not None else cli_env())
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env if env is not None else cli_env(),
+    )
 
 
 def wait_ready(process: subprocess.Popen[str], timeout: float = 20) -> tuple[str, int]:
@@ -289,6 +340,8 @@ def wait_ready(process: subprocess.Popen[str], timeout: float = 20) -> tuple[str
             assert match, f"unexpected first line: {line!r}"
             return line, int(match.group(1))
         if process.poll() is not None:
-            raise AssertionError(f"serve exited with {process.returncode}: "
-                                 f"{process.stderr.read() if process.stderr else ''}")
+            raise AssertionError(
+                f"serve exited with {process.returncode}: "
+                f"{process.stderr.read() if process.stderr else ''}"
+            )
     raise AssertionError(f"serve did not announce itself within {timeout} s")

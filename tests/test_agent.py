@@ -14,17 +14,21 @@ from tests.server_support import live_server, seeded_monitor
 
 
 def quiet(**overrides):
-    return Monitor(Settings(metrics_interval=3600.0, enable_system_metrics=False,
-                            **overrides))
+    return Monitor(Settings(metrics_interval=3600.0, enable_system_metrics=False, **overrides))
 
 
 def test_the_agent_builds_its_parts_from_the_settings():
-    settings = Settings(enable_system_metrics=False, probe_interval=0.5, probe_count=2,
-                        probe_timeout=0.25, reflector_rate_limit=10.0, reflector_burst=3)
+    settings = Settings(
+        enable_system_metrics=False,
+        probe_interval=0.5,
+        probe_count=2,
+        probe_timeout=0.25,
+        reflector_rate_limit=10.0,
+        reflector_burst=3,
+    )
     agent = Agent.from_settings(settings)
     assert agent.monitor.settings is settings
-    assert (agent.prober.interval_s, agent.prober.count, agent.prober.timeout_s) == (0.5, 2,
-                                                                                     0.25)
+    assert (agent.prober.interval_s, agent.prober.count, agent.prober.timeout_s) == (0.5, 2, 0.25)
     assert agent.prober.sink is agent.monitor
     assert agent.reflector is not None
     assert not agent.reflector.is_running  # built, not started: run() starts it
@@ -50,7 +54,10 @@ async def test_the_agents_app_serves_the_prober_and_metrics_and_refuses_head():
         health = (await http.get("/api/health")).json()
         # The reflector was built but live_server does not start it: not answering.
         assert (health["probed_peers"], health["reflector_port"], health["reflector"]) == (
-            0, None, None)
+            0,
+            None,
+            None,
+        )
         scrape = await http.get("/metrics")
         assert scrape.status_code == 200
         assert scrape.headers["content-type"] == CONTENT_TYPE

@@ -56,7 +56,8 @@ class OfflineDocs:
         except PlaywrightTimeoutError:
             raise AssertionError(
                 f"Swagger UI rendered no operation; requests to other origins: "
-                f"{self.off_origin}; console errors: {self.browser.errors}") from None
+                f"{self.off_origin}; console errors: {self.browser.errors}"
+            ) from None
 
     async def assert_clean(self, expected_errors: tuple[str, ...] = ()) -> None:
         """Nothing was sent off the server, nothing broke the policy, and the console shows
@@ -114,12 +115,15 @@ async def test_docs_render_the_api_with_no_other_origin_reachable():
         assert (await page.locator(".info .title").inner_text()).startswith("peerscope")
         # Swagger UI's stylesheet applied too: GET badges are its blue.
         badge = page.locator(f"{SUMMARY_OP} .opblock-summary-method")
-        assert await badge.evaluate("(el) => getComputedStyle(el).backgroundColor") == \
-            "rgb(97, 175, 254)"
+        assert (
+            await badge.evaluate("(el) => getComputedStyle(el).backgroundColor")
+            == "rgb(97, 175, 254)"
+        )
         paths = await page.locator(".opblock-summary-path").all_inner_texts()
         # Swagger UI puts zero-width spaces after the slashes, for line breaking.
         assert {"/api/metrics/summary", "/api/health", "/api/metrics/peers/{peer_id}"} <= {
-            path.replace("\u200b", "") for path in paths}
+            path.replace("\u200b", "") for path in paths
+        }
         # A known operation expands to its description, and runs against the live API.
         health = page.locator(HEALTH_OP)
         await expand(health)
@@ -148,8 +152,9 @@ async def test_with_a_token_authorize_sends_it_and_the_api_answers():
         dialog = page.locator(".modal-ux")
         assert "HTTPBearer" in await dialog.inner_text()
         await dialog.locator("input").fill(TOKEN)
-        async with page.expect_request(lambda request: request.url.endswith(
-                "/api/metrics/server")) as sent:
+        async with page.expect_request(
+            lambda request: request.url.endswith("/api/metrics/server")
+        ) as sent:
             await dialog.get_by_role("button", name="Apply credentials").click()
             await dialog.get_by_role("button", name="Close").click()
             status, body = await execute(server)
@@ -157,6 +162,8 @@ async def test_with_a_token_authorize_sends_it_and_the_api_answers():
         assert status == "200"
         assert '"uptime_seconds"' in body
         # Chromium logs the first, unauthorized, call; nothing else.
-        await docs.assert_clean(expected_errors=(
-            "Failed to load resource: the server responded with a status of 401 "
-            "(Unauthorized)",))
+        await docs.assert_clean(
+            expected_errors=(
+                "Failed to load resource: the server responded with a status of 401 (Unauthorized)",
+            )
+        )

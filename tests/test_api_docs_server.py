@@ -19,9 +19,11 @@ from peerscope.server.dashboard import STATIC_DIR, mount_dashboard
 from tests.server_support import live_server
 
 TOKEN = "docs-test-token-0123456789"
-POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-          "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-          "form-action 'none'")
+POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'none'"
+)
 
 
 def quiet_monitor(**overrides: Any) -> Monitor:
@@ -80,8 +82,11 @@ async def test_docs_load_only_same_origin_files_and_every_one_is_served():
             assert response.status_code == 200, reference
             assert kinds[tag] in response.headers["content-type"], reference
             loaded[url.path] = len(response.content)
-        assert set(loaded) == {"/static/vendor/swagger-ui-bundle.js",
-                               "/static/vendor/swagger-ui.css", "/static/api_docs.js"}
+        assert set(loaded) == {
+            "/static/vendor/swagger-ui-bundle.js",
+            "/static/vendor/swagger-ui.css",
+            "/static/api_docs.js",
+        }
         assert loaded["/static/vendor/swagger-ui-bundle.js"] > 500_000  # the real bundle
         # The page's own script asks for the document next to the page.
         assert (await http.get("/openapi.json")).status_code == 200
@@ -98,7 +103,9 @@ async def test_with_a_token_the_docs_and_document_are_open_and_the_api_is_not():
         document = await http.get("/openapi.json")
         assert document.status_code == 200
         assert document.json()["components"]["securitySchemes"]["HTTPBearer"] == {
-            "type": "http", "scheme": "bearer"}
+            "type": "http",
+            "scheme": "bearer",
+        }
         assert (await http.get("/api/metrics/server")).status_code == 401
 
 

@@ -20,8 +20,14 @@ ASSESSOR = Assessor(CONFIG, RULES)
 
 
 def make_peer(**fields):
-    return Peer(peer_id="p1", latency=Series(360), loss=LossTracker(window=100),
-                connected_at=T, last_seen=T, **fields)
+    return Peer(
+        peer_id="p1",
+        latency=Series(360),
+        loss=LossTracker(window=100),
+        connected_at=T,
+        last_seen=T,
+        **fields,
+    )
 
 
 def record(peer, now, latency_ms, smoothing=0.125):
@@ -59,8 +65,13 @@ def test_unmeasured_peer_has_no_score():
     assert peer.quality_score is None
     assert (peer.trend_short, peer.trend_long) == (None, None)
     assert peer.status == "connected"
-    assert ASSESSOR.derived(peer) == {"jitter_ms": 0.0, "band": None, "grade": None, "mos": None,
-                                      "trend": "stable"}
+    assert ASSESSOR.derived(peer) == {
+        "jitter_ms": 0.0,
+        "band": None,
+        "grade": None,
+        "mos": None,
+        "trend": "stable",
+    }
     assert peer.rank == 2000.0 + UNSCORED
 
 
@@ -127,8 +138,9 @@ def test_reported_loss_replaces_the_measured_loss():
 def test_assess_follows_the_config():
     peer = make_peer(smoothed_latency_ms=30.0, jitter_ms=1.0)
     latency_only = Assessor(
-        QualityConfig(latency_weight=1.0, loss_weight=0.0, jitter_weight=0.0,
-                      grade_a_min=85.0), RULES)
+        QualityConfig(latency_weight=1.0, loss_weight=0.0, jitter_weight=0.0, grade_a_min=85.0),
+        RULES,
+    )
     latency_only.assess(peer, T)
     assert peer.quality_score == 80.0
     assert latency_only.derived(peer)["grade"] == "B"
@@ -227,7 +239,11 @@ def test_status_hysteresis_through_assess():
     peer = make_peer()
     # latency 48.75 -> 59, 37.5 -> 62, 30 -> 64, 22.5 -> 66
     assert [round(quality.quality_score(x, 4.0, 0.0), 9) for x in (48.75, 37.5, 30.0, 22.5)] == [
-        59.0, 62.0, 64.0, 66.0]
+        59.0,
+        62.0,
+        64.0,
+        66.0,
+    ]
     changes = []
     for now, latency in [(1, 37.5), (2, 48.75), (3, 37.5), (4, 30.0), (5, 22.5), (6, 30.0)]:
         score_peer(peer, latency)
@@ -282,8 +298,9 @@ def test_update_status_follows_idle_time():
 
 def test_update_status_uses_the_rules_given():
     peer = make_peer()
-    assessor = Assessor(CONFIG, StatusRules(degraded_after_idle_s=1.0,
-                                            disconnected_after_idle_s=2.0))
+    assessor = Assessor(
+        CONFIG, StatusRules(degraded_after_idle_s=1.0, disconnected_after_idle_s=2.0)
+    )
     assert assessor.update_status(peer, T + 1) == "degraded"
     assert assessor.update_status(peer, T + 2) == "disconnected"
 
@@ -328,9 +345,15 @@ def test_rank_orders_worst_first():
     def ranked(status, score):
         return rank(make_peer(status=status, quality_score=score))
 
-    order = [ranked("disconnected", 90.0), ranked("disconnected", None),
-             ranked("degraded", 10.0), ranked("degraded", None),
-             ranked("connected", 0.0), ranked("connected", 99.0), ranked("connected", None)]
+    order = [
+        ranked("disconnected", 90.0),
+        ranked("disconnected", None),
+        ranked("degraded", 10.0),
+        ranked("degraded", None),
+        ranked("connected", 0.0),
+        ranked("connected", 99.0),
+        ranked("connected", None),
+    ]
     assert order == sorted(order)
     assert ranked("connected", 42.5) == 2042.5
     assert ranked("degraded", None) == 1101.0
@@ -362,15 +385,23 @@ def test_peer_derived_figures():
     idle=st.floats(0.0, 90.0),
     previous=st.sampled_from(quality.STATUSES),
 )
-def test_assess_shortcut_agrees_with_peer_status(latency, reported_loss, failures, idle,
-                                                 previous):
+def test_assess_shortcut_agrees_with_peer_status(latency, reported_loss, failures, idle, previous):
     """assess() settles healthy connected peers without peer_status; it must agree with it."""
     now = T + 100.0
-    peer = make_peer(smoothed_latency_ms=latency, reported_loss_percent=reported_loss,
-                     consecutive_failures=failures, status=previous)
+    peer = make_peer(
+        smoothed_latency_ms=latency,
+        reported_loss_percent=reported_loss,
+        consecutive_failures=failures,
+        status=previous,
+    )
     peer.last_seen = now - idle
     ASSESSOR.assess(peer, now)
-    expected = quality.peer_status(score=peer.quality_score, consecutive_failures=failures,
-                                   idle_s=idle, previous=previous, rules=RULES)
+    expected = quality.peer_status(
+        score=peer.quality_score,
+        consecutive_failures=failures,
+        idle_s=idle,
+        previous=previous,
+        rules=RULES,
+    )
     assert peer.status == expected
     assert peer.rank == rank(peer)

@@ -29,20 +29,48 @@ from benchmarks.results import (
 from benchmarks.runner import main, run_alone
 from benchmarks.timing import machine
 
-PEER = Result(name="bench_peer", title="hot path vs a peer library", unit="ns/call", digits=1,
-              target=Target(1.0, on="ratio"), figure=693.118, quick=False,
-              reference=Reference("peer observe", 801.7705, floor=False), ratio=0.8644842882)
-FLOOR = Result(name="bench_floor", title="fan-out at 1,000", unit="ms", digits=2,
-               target=Target(25.0), figure=69.641, quick=False,
-               reference=Reference("bare writes", 57.927, floor=True), ratio=69.641 / 57.927,
-               detail="worse case: none")
-FPS = Result(name="bench_fps", title="frames | per second", unit="fps", digits=0,
-             target=Target(30, at_least=True), figure=28.0, quick=False)
+PEER = Result(
+    name="bench_peer",
+    title="hot path vs a peer library",
+    unit="ns/call",
+    digits=1,
+    target=Target(1.0, on="ratio"),
+    figure=693.118,
+    quick=False,
+    reference=Reference("peer observe", 801.7705, floor=False),
+    ratio=0.8644842882,
+)
+FLOOR = Result(
+    name="bench_floor",
+    title="fan-out at 1,000",
+    unit="ms",
+    digits=2,
+    target=Target(25.0),
+    figure=69.641,
+    quick=False,
+    reference=Reference("bare writes", 57.927, floor=True),
+    ratio=69.641 / 57.927,
+    detail="worse case: none",
+)
+FPS = Result(
+    name="bench_fps",
+    title="frames | per second",
+    unit="fps",
+    digits=0,
+    target=Target(30, at_least=True),
+    figure=28.0,
+    quick=False,
+)
 
 
 def record(result: Result, machine: str = "2 CPUs (test)") -> Record:
-    return Record(result, commit="abc1234", machine=machine, date="2026-01-02T03:04:05Z",
-                  command="python -m benchmarks")
+    return Record(
+        result,
+        commit="abc1234",
+        machine=machine,
+        date="2026-01-02T03:04:05Z",
+        command="python -m benchmarks",
+    )
 
 
 # --- verdicts ----------------------------------------------------------------------------------
@@ -95,36 +123,58 @@ def test_a_results_file_holds_every_field_and_reads_back_the_same(tmp_path: Path
     assert path == tmp_path / "bench_floor.json"
     data = json.loads(path.read_text())
     assert data == {
-        "name": "bench_floor", "title": "fan-out at 1,000", "figure": 69.641, "unit": "ms",
-        "digits": 2, "target": {"limit": 25.0, "on": "figure", "at_least": False},
+        "name": "bench_floor",
+        "title": "fan-out at 1,000",
+        "figure": 69.641,
+        "unit": "ms",
+        "digits": 2,
+        "target": {"limit": 25.0, "on": "figure", "at_least": False},
         "reference": {"name": "bare writes", "figure": 57.927, "floor": True},
-        "ratio": 69.641 / 57.927, "verdict": "floor-bound", "met": False,
-        "detail": "worse case: none", "quick": False, "commit": "abc1234",
-        "machine": "2 CPUs (test)", "date": "2026-01-02T03:04:05Z",
-        "command": "python -m benchmarks"}
+        "ratio": 69.641 / 57.927,
+        "verdict": "floor-bound",
+        "met": False,
+        "detail": "worse case: none",
+        "quick": False,
+        "commit": "abc1234",
+        "machine": "2 CPUs (test)",
+        "date": "2026-01-02T03:04:05Z",
+        "command": "python -m benchmarks",
+    }
     assert load(path) == record(FLOOR)
     write(record(PEER), tmp_path)
     assert load_all(tmp_path) == [record(FLOOR), record(PEER)]  # by name
     assert load_all(tmp_path / "absent") == []
 
 
-@pytest.mark.parametrize(("change", "error"), [
-    (lambda data: data.pop("commit"), "commit: missing"),
-    (lambda data: data.update(figure="fast"), "figure: must be a finite number, got 'fast'"),
-    (lambda data: data.update(figure=True), "figure: must be a finite number, got True"),
-    (lambda data: data["target"].update(on="mean"),
-     "target.on: must be 'figure' or 'ratio', got 'mean'"),
-    (lambda data: data["reference"].pop("floor"), "reference.floor: missing"),
-    (lambda data: data.update(digits=-1), "digits: must be an integer >= 0, got -1"),
-    (lambda data: data.update(verdict="met", met=True),
-     "verdict: the file says 'met', its figures give 'floor-bound'"),
-    (lambda data: data.update(figure=20.0), "verdict: the file says 'floor-bound', its "
-     "figures give 'met'"),
-    (lambda data: data.update(name="bench_other"),
-     "name: must be the file's name 'bench_floor', got 'bench_other'"),
-])
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (lambda data: data.pop("commit"), "commit: missing"),
+        (lambda data: data.update(figure="fast"), "figure: must be a finite number, got 'fast'"),
+        (lambda data: data.update(figure=True), "figure: must be a finite number, got True"),
+        (
+            lambda data: data["target"].update(on="mean"),
+            "target.on: must be 'figure' or 'ratio', got 'mean'",
+        ),
+        (lambda data: data["reference"].pop("floor"), "reference.floor: missing"),
+        (lambda data: data.update(digits=-1), "digits: must be an integer >= 0, got -1"),
+        (
+            lambda data: data.update(verdict="met", met=True),
+            "verdict: the file says 'met', its figures give 'floor-bound'",
+        ),
+        (
+            lambda data: data.update(figure=20.0),
+            "verdict: the file says 'floor-bound', its figures give 'met'",
+        ),
+        (
+            lambda data: data.update(name="bench_other"),
+            "name: must be the file's name 'bench_floor', got 'bench_other'",
+        ),
+    ],
+)
 def test_a_results_file_that_does_not_hold_together_is_refused_naming_the_field(
-        tmp_path: Path, change, error):
+    tmp_path: Path, change, error
+):
     data = to_json(record(FLOOR))
     change(data)
     path = tmp_path / "bench_floor.json"
@@ -159,10 +209,14 @@ def test_the_table_has_one_row_per_result_and_says_where_they_were_taken():
         "",
         "Machine: 2 CPUs (test).",
     ]
-    two = summary.table([record(PEER, "machine A"), record(FLOOR, "machine B"),
-                         record(FPS, "machine A")])
-    assert two.splitlines()[-3:] == ["Machines:", "- machine A: bench_peer, bench_fps",
-                                     "- machine B: bench_floor"]
+    two = summary.table(
+        [record(PEER, "machine A"), record(FLOOR, "machine B"), record(FPS, "machine A")]
+    )
+    assert two.splitlines()[-3:] == [
+        "Machines:",
+        "- machine A: bench_peer, bench_fps",
+        "- machine B: bench_floor",
+    ]
 
 
 def test_no_results_give_a_placeholder_and_quick_results_are_refused():
@@ -176,17 +230,21 @@ def test_the_block_between_the_markers_is_rewritten_and_nothing_else(tmp_path: P
     doc.write_text(f"# Title\n\nbefore\n{summary.START}\nold table\n{summary.END}\nafter\n")
     results = tmp_path / "results"
     assert summary.regenerate(results, doc)
-    assert doc.read_text() == (f"# Title\n\nbefore\n{summary.START}\n{summary.NO_RESULTS}\n"
-                               f"{summary.END}\nafter\n")
+    assert doc.read_text() == (
+        f"# Title\n\nbefore\n{summary.START}\n{summary.NO_RESULTS}\n{summary.END}\nafter\n"
+    )
     write(record(PEER), results)
     assert summary.regenerate(results, doc)
-    assert doc.read_text() == (f"# Title\n\nbefore\n{summary.START}\n"
-                               f"{summary.table([record(PEER)])}\n{summary.END}\nafter\n")
+    assert doc.read_text() == (
+        f"# Title\n\nbefore\n{summary.START}\n"
+        f"{summary.table([record(PEER)])}\n{summary.END}\nafter\n"
+    )
     assert not summary.regenerate(results, doc)  # already current
 
 
-@pytest.mark.parametrize("text", ["no markers", f"{summary.END}\nx\n{summary.START}\n",
-                                  f"{summary.START}\nno end"])
+@pytest.mark.parametrize(
+    "text", ["no markers", f"{summary.END}\nx\n{summary.START}\n", f"{summary.START}\nno end"]
+)
 def test_a_document_without_both_markers_in_order_is_refused(tmp_path: Path, text: str):
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text(text)
@@ -236,23 +294,25 @@ def committed_results() -> dict[str, bytes]:
 
 
 def test_a_run_goes_on_after_a_miss_and_an_error_then_exits_1(tmp_path: Path, capsys):
-    status = main([missed_run, broken_run, met_run], "python -m benchmarks",
-                  ["--results", str(tmp_path)])
+    status = main(
+        [missed_run, broken_run, met_run], "python -m benchmarks", ["--results", str(tmp_path)]
+    )
     assert status == 1
     assert ran == ["missed", "broken", "met"]
     out, err = capsys.readouterr()
     assert "RuntimeError: the stand-in broke" in err
     assert f"{__name__}: failed with an error" in out
     assert re.search(r"stand_in_missed +missed +28 fps \(target ≥ 30 fps\)", out)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["stand_in_met.json",
-                                                                 "stand_in_missed.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "stand_in_met.json",
+        "stand_in_missed.json",
+    ]
     written = load(tmp_path / "stand_in_missed.json")
     assert written.result == replace(FPS, name="stand_in_missed")
     assert re.fullmatch(r"[0-9a-f]{7,}(\+dirty)?", written.commit)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", written.date)
     assert written.machine == machine()
-    assert written.command == shlex.join(["python", "-m", "benchmarks", "--results",
-                                          str(tmp_path)])
+    assert written.command == shlex.join(["python", "-m", "benchmarks", "--results", str(tmp_path)])
 
 
 def test_met_and_floor_bound_verdicts_exit_0(tmp_path: Path):

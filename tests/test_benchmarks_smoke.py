@@ -16,19 +16,46 @@ from benchmarks.results import RESULTS, Verdict, load
 ROOT = Path(__file__).resolve().parent.parent
 # The results a whole run hands back: measured in a quick run, or not measured there at all
 # (the target's size is beyond --quick's counts).
-MEASURED = {"bench_record", "bench_metrics_render", "bench_idle", "bench_probe",
-            "bench_dashboard_fps", "bench_dashboard_heap"}
+MEASURED = {
+    "bench_record",
+    "bench_metrics_render",
+    "bench_idle",
+    "bench_probe",
+    "bench_dashboard_fps",
+    "bench_dashboard_heap",
+}
 UNMEASURED = {"bench_snapshot", "bench_memory", "bench_loop_block", "bench_fanout"}
-FIELDS = {"name", "title", "figure", "unit", "digits", "target", "reference", "ratio",
-          "verdict", "met", "detail", "quick", "commit", "machine", "date", "command"}
+FIELDS = {
+    "name",
+    "title",
+    "figure",
+    "unit",
+    "digits",
+    "target",
+    "reference",
+    "ratio",
+    "verdict",
+    "met",
+    "detail",
+    "quick",
+    "commit",
+    "machine",
+    "date",
+    "command",
+}
 
 
 @pytest.mark.slow
 def test_quick_benchmarks_run_print_their_figures_and_write_their_results(tmp_path: Path):
     committed = {path.name: path.read_bytes() for path in RESULTS.glob("*.json")}
-    result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--results",
-                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--results", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "ratio peerscope / prometheus cached child (median):" in out
@@ -46,16 +73,20 @@ def test_quick_benchmarks_run_print_their_figures_and_write_their_results(tmp_pa
         found = record.result
         assert found.quick
         assert found.verdict is Verdict.NOT_JUDGED
-        assert record.command == shlex.join(["python", "-m", "benchmarks", "--quick",
-                                             "--results", str(tmp_path)])
+        assert record.command == shlex.join(
+            ["python", "-m", "benchmarks", "--quick", "--results", str(tmp_path)]
+        )
         if found.name in MEASURED:
             assert math.isfinite(found.figure or math.nan), found.name
         else:
             assert (found.figure, found.ratio, found.reference) == (None, None, None), found.name
     # The ratios against a peer library or a floor measured beside the figure:
     by_name = {path.stem: load(path).result for path in tmp_path.iterdir()}
-    for name, floor in (("bench_record", False), ("bench_metrics_render", False),
-                        ("bench_probe", True)):
+    for name, floor in (
+        ("bench_record", False),
+        ("bench_metrics_render", False),
+        ("bench_probe", True),
+    ):
         reference = by_name[name].reference
         assert reference is not None, name
         assert reference.floor is floor, name

@@ -46,11 +46,7 @@ async def test_seed_server_side_integration_example_runs_as_written():
 
     # Track messages
     monitor.collector.track_message()
-    monitor.collector.track_client_message(
-        "client-123",
-        bytes_sent=1024,
-        bytes_recv=512
-    )
+    monitor.collector.track_client_message("client-123", bytes_sent=1024, bytes_recv=512)
 
     # Track latency
     monitor.collector.track_client_latency("client-123", latency_ms=25.5)
@@ -218,8 +214,10 @@ def test_client_metrics_disabled_makes_tracking_a_no_op(clock):
     assert metrics["clients_total"] == 0
     assert metrics["server"]["total_messages"] == 1
     summary = perf.get_performance_summary()
-    assert summary["clients"] == {"active": 0, "by_status": {
-        "connected": 0, "degraded": 0, "disconnected": 0}}
+    assert summary["clients"] == {
+        "active": 0,
+        "by_status": {"connected": 0, "degraded": 0, "disconnected": 0},
+    }
     assert summary["latency"]["measured_clients"] == 0
 
 
@@ -239,17 +237,24 @@ def test_performance_summary_exact_figures(clock):
     assert summary["uptime_seconds"] == 10.0
     assert summary["server"]["total_messages"] == 1
     assert summary["server"]["active_connections"] == 3
-    assert summary["clients"] == {"active": 3, "by_status": {
-        "connected": 3, "degraded": 0, "disconnected": 0}}
-    assert summary["latency"] == {"average_ms": 25.0, "min_ms": 10.0, "max_ms": 40.0,
-                                  "measured_clients": 2}
-    assert summary["alerts"] == {"active": 0, "thresholds": {
-        "cpu_percent": 90.0, "memory_percent": 85.0, "latency_ms": 100.0}}
+    assert summary["clients"] == {
+        "active": 3,
+        "by_status": {"connected": 3, "degraded": 0, "disconnected": 0},
+    }
+    assert summary["latency"] == {
+        "average_ms": 25.0,
+        "min_ms": 10.0,
+        "max_ms": 40.0,
+        "measured_clients": 2,
+    }
+    assert summary["alerts"] == {
+        "active": 0,
+        "thresholds": {"cpu_percent": 90.0, "memory_percent": 85.0, "latency_ms": 100.0},
+    }
     system = summary["system"]
     assert system["available"] is False  # sampling disabled in this Monitor
     assert system["window_seconds"] == 60.0
-    assert system["cpu_percent"] == {"current": 0.0, "average": None, "max": None,
-                                     "samples": 0}
+    assert system["cpu_percent"] == {"current": 0.0, "average": None, "max": None, "samples": 0}
 
 
 def test_performance_summary_system_history(clock):
@@ -272,7 +277,10 @@ def test_performance_summary_system_history(clock):
 
 def test_alert_thresholds_defaults_and_custom():
     assert PerformanceMonitor(enable_system_metrics=False).alert_thresholds == {
-        "cpu_percent": 80.0, "memory_percent": 85.0, "latency_ms": 100.0}
+        "cpu_percent": 80.0,
+        "memory_percent": 85.0,
+        "latency_ms": 100.0,
+    }
     assert DEFAULT_ALERT_THRESHOLDS["latency_ms"] == 100.0
     perf = PerformanceMonitor(
         metrics_interval=0.5,
@@ -280,21 +288,27 @@ def test_alert_thresholds_defaults_and_custom():
         enable_client_metrics=True,
         alert_thresholds={"cpu_percent": 90.0, "memory_percent": 90.0, "latency_ms": 150},
     )
-    assert perf.alert_thresholds == {"cpu_percent": 90.0, "memory_percent": 90.0,
-                                     "latency_ms": 150.0}
+    assert perf.alert_thresholds == {
+        "cpu_percent": 90.0,
+        "memory_percent": 90.0,
+        "latency_ms": 150.0,
+    }
     assert perf.metrics_interval == 0.5
     assert perf.monitor.settings.metrics_interval == 0.5
 
 
-@pytest.mark.parametrize(("thresholds", "named"), [
-    ({"disk_percent": 50.0}, "disk_percent"),
-    ({"cpu_percent": math.nan}, "cpu_percent"),
-    ({"cpu_percent": 101.0}, "cpu_percent"),
-    ({"memory_percent": -1.0}, "memory_percent"),
-    ({"latency_ms": math.inf}, "latency_ms"),
-    ({"latency_ms": "100"}, "latency_ms"),
-    ({"latency_ms": True}, "latency_ms"),
-])
+@pytest.mark.parametrize(
+    ("thresholds", "named"),
+    [
+        ({"disk_percent": 50.0}, "disk_percent"),
+        ({"cpu_percent": math.nan}, "cpu_percent"),
+        ({"cpu_percent": 101.0}, "cpu_percent"),
+        ({"memory_percent": -1.0}, "memory_percent"),
+        ({"latency_ms": math.inf}, "latency_ms"),
+        ({"latency_ms": "100"}, "latency_ms"),
+        ({"latency_ms": True}, "latency_ms"),
+    ],
+)
 def test_bad_alert_thresholds_raise_naming_the_key(thresholds, named):
     with pytest.raises(ValueError, match=named):
         PerformanceMonitor(alert_thresholds=thresholds)
@@ -313,41 +327,59 @@ def test_environment_variables_fill_missing_arguments(monkeypatch):
     monkeypatch.setenv("AVATAR_LATENCY_ALERT_THRESHOLD", "250")
     perf = PerformanceMonitor(enable_system_metrics=False)
     assert perf.metrics_interval == 2.5
-    assert perf.alert_thresholds == {"cpu_percent": 70.0, "memory_percent": 75.5,
-                                     "latency_ms": 250.0}
+    assert perf.alert_thresholds == {
+        "cpu_percent": 70.0,
+        "memory_percent": 75.5,
+        "latency_ms": 250.0,
+    }
     # Arguments win over the environment, key by key.
-    perf = PerformanceMonitor(metrics_interval=0.25, enable_system_metrics=False,
-                              alert_thresholds={"latency_ms": 50.0})
+    perf = PerformanceMonitor(
+        metrics_interval=0.25, enable_system_metrics=False, alert_thresholds={"latency_ms": 50.0}
+    )
     assert perf.metrics_interval == 0.25
-    assert perf.alert_thresholds == {"cpu_percent": 70.0, "memory_percent": 75.5,
-                                     "latency_ms": 50.0}
+    assert perf.alert_thresholds == {
+        "cpu_percent": 70.0,
+        "memory_percent": 75.5,
+        "latency_ms": 50.0,
+    }
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("AVATAR_METRICS_INTERVAL", "fast"),
-    ("AVATAR_METRICS_INTERVAL", "0"),
-    ("AVATAR_METRICS_INTERVAL", "nan"),
-    ("AVATAR_METRICS_INTERVAL", "99999"),
-    ("AVATAR_CPU_ALERT_THRESHOLD", "high"),
-    ("AVATAR_CPU_ALERT_THRESHOLD", "150"),
-    ("AVATAR_MEMORY_ALERT_THRESHOLD", "-5"),
-    ("AVATAR_LATENCY_ALERT_THRESHOLD", "inf"),
-    ("AVATAR_MONITORING_ENABLED", "maybe"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AVATAR_METRICS_INTERVAL", "fast"),
+        ("AVATAR_METRICS_INTERVAL", "0"),
+        ("AVATAR_METRICS_INTERVAL", "nan"),
+        ("AVATAR_METRICS_INTERVAL", "99999"),
+        ("AVATAR_CPU_ALERT_THRESHOLD", "high"),
+        ("AVATAR_CPU_ALERT_THRESHOLD", "150"),
+        ("AVATAR_MEMORY_ALERT_THRESHOLD", "-5"),
+        ("AVATAR_LATENCY_ALERT_THRESHOLD", "inf"),
+        ("AVATAR_MONITORING_ENABLED", "maybe"),
+    ],
+)
 def test_bad_environment_values_raise_naming_the_variable(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError, match=variable):
         PerformanceMonitor(enable_system_metrics=False)
 
 
-@pytest.mark.parametrize(("arguments", "environment", "message"), [
-    ({"metrics_interval": 7200.0}, {},
-     "metrics_interval: Input should be less than or equal to 3600"),
-    ({}, {"AVATAR_METRICS_INTERVAL": "99999"},
-     "AVATAR_METRICS_INTERVAL: Input should be less than or equal to 3600"),
-])
-def test_an_interval_peerscope_refuses_is_named_once(monkeypatch, arguments, environment,
-                                                      message):
+@pytest.mark.parametrize(
+    ("arguments", "environment", "message"),
+    [
+        (
+            {"metrics_interval": 7200.0},
+            {},
+            "metrics_interval: Input should be less than or equal to 3600",
+        ),
+        (
+            {},
+            {"AVATAR_METRICS_INTERVAL": "99999"},
+            "AVATAR_METRICS_INTERVAL: Input should be less than or equal to 3600",
+        ),
+    ],
+)
+def test_an_interval_peerscope_refuses_is_named_once(monkeypatch, arguments, environment, message):
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):

@@ -25,19 +25,26 @@ def make(clock, *, system: bool = False, **settings) -> MetricsCollector:
 
 def score(latency: float, loss: float = 0.0, jitter: float = 0.0) -> float:
     """The seed's formula, written out so the test does not lean on the code under test."""
-    return (0.40 * max(0.0, 100 - latency / 1.5) + 0.35 * max(0.0, 100 - loss * 20)
-            + 0.25 * max(0.0, 100 - jitter * 2))
+    return (
+        0.40 * max(0.0, 100 - latency / 1.5)
+        + 0.35 * max(0.0, 100 - loss * 20)
+        + 0.25 * max(0.0, 100 - jitter * 2)
+    )
 
 
 # --- module functions -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("latency", "loss", "jitter", "status"), [
-    (0.0, 0.0, 0.0, "excellent"),
-    (20.0, 0.0, 0.0, "excellent"),
-    (75.0, 1.0, 10.0, "good"),
-    (100.0, 2.0, 20.0, "fair"),
-    (200.0, 5.0, 50.0, "poor"),
-])
+
+@pytest.mark.parametrize(
+    ("latency", "loss", "jitter", "status"),
+    [
+        (0.0, 0.0, 0.0, "excellent"),
+        (20.0, 0.0, 0.0, "excellent"),
+        (75.0, 1.0, 10.0, "good"),
+        (100.0, 2.0, 20.0, "fair"),
+        (200.0, 5.0, 50.0, "poor"),
+    ],
+)
 def test_predict_connection_quality(latency, loss, jitter, status):
     value, band = predict_connection_quality(latency, loss, jitter)
     assert value == pytest.approx(score(latency, loss, jitter))
@@ -48,13 +55,16 @@ def test_predict_connection_quality_defaults():
     assert predict_connection_quality(30.0) == (pytest.approx(92.0), "excellent")
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    ((-1.0,), "latency_ms"),
-    ((math.nan,), "latency_ms"),
-    ((10.0, 101.0), "packet_loss_percent"),
-    ((10.0, 0.0, math.inf), "jitter_ms"),
-    (("10",), "latency_ms"),
-])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ((-1.0,), "latency_ms"),
+        ((math.nan,), "latency_ms"),
+        ((10.0, 101.0), "packet_loss_percent"),
+        ((10.0, 0.0, math.inf), "jitter_ms"),
+        (("10",), "latency_ms"),
+    ],
+)
 def test_predict_connection_quality_rejects_bad_input(args, named):
     with pytest.raises(ValueError, match=named):
         predict_connection_quality(*args)
@@ -62,8 +72,9 @@ def test_predict_connection_quality_rejects_bad_input(args, named):
 
 def test_aggregate_metrics_by_window():
     now = 1000.0
-    points = [MetricPoint(now - 100, 99.0)] + [MetricPoint(now - 19 + i, float(i + 1))
-                                               for i in range(20)]
+    points = [MetricPoint(now - 100, 99.0)] + [
+        MetricPoint(now - 19 + i, float(i + 1)) for i in range(20)
+    ]
     result = aggregate_metrics_by_window(points, window_seconds=60.0, current_time=now)
     assert result["count"] == 20
     assert (result["min"], result["max"]) == (1.0, 20.0)
@@ -82,17 +93,21 @@ def test_aggregate_metrics_by_window_empty_and_default_time():
     assert aggregate_metrics_by_window(old, 60.0)["count"] == 0  # now = time.time()
 
 
-@pytest.mark.parametrize(("kwargs", "named"), [
-    ({"window_seconds": -1.0}, "window_seconds"),
-    ({"window_seconds": math.inf}, "window_seconds"),
-    ({"current_time": math.nan}, "current_time"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"window_seconds": -1.0}, "window_seconds"),
+        ({"window_seconds": math.inf}, "window_seconds"),
+        ({"current_time": math.nan}, "current_time"),
+    ],
+)
 def test_aggregate_metrics_by_window_rejects_bad_input(kwargs, named):
     with pytest.raises(ValueError, match=named):
         aggregate_metrics_by_window([MetricPoint(1.0, 1.0)], **kwargs)
 
 
 # --- the original tests' usage ----------------------------------------------------------------
+
 
 async def test_original_usage_with_a_default_collector():
     collector = MetricsCollector(None)
@@ -114,7 +129,11 @@ async def test_original_usage_with_a_default_collector():
     assert set(system) == {"cpu", "memory", "network"}
     assert system["cpu"] == {"current": 0.0, "average": 0.0, "max": 0.0}  # never sampled
     assert set(collector.get_system_history(duration=10)) == {
-        "cpu", "memory", "network_sent", "network_received"}
+        "cpu",
+        "memory",
+        "network_sent",
+        "network_received",
+    }
 
 
 async def test_latency_average_min_max_and_bandwidth(clock):
@@ -245,7 +264,8 @@ async def test_connection_quality_with_jitter_and_loss(clock):
     assert 4.0 < quality["mos"] <= 4.5
     await collector.record_packet_loss("peer1", 3.0)
     assert collector.get_peer_connection_quality("peer1")["quality_score"] == pytest.approx(
-        score(smoothed, 3.0, jitter))
+        score(smoothed, 3.0, jitter)
+    )
     await collector.record_packet_loss("peer1", 250.0)  # clamped, as the original did
     assert collector.get_peer_connection_quality("peer1")["packet_loss_percent"] == 100.0
     await collector.record_packet_loss("peer1", -3)
@@ -272,6 +292,7 @@ async def test_unmeasured_peer_has_no_score(clock):
 
 
 # --- game sessions ----------------------------------------------------------------------------
+
 
 async def test_game_session_lifecycle(clock):
     collector = make(clock)
@@ -370,6 +391,7 @@ async def test_bad_session_input_raises(clock):
 
 # --- network quality --------------------------------------------------------------------------
 
+
 async def test_network_quality_score_one_good_peer_then_a_slow_one(clock):
     collector = make(clock)
     collector.add_peer("peer1", "Peer 1")
@@ -387,8 +409,12 @@ async def test_network_quality_score_one_good_peer_then_a_slow_one(clock):
 async def test_network_quality_report(clock):
     collector = make(clock)
     assert collector.get_network_quality_report() == {
-        "score": 100.0, "grade": "A", "peer_count": 0, "system_score": 100.0,
-        "peer_grades": {}}
+        "score": 100.0,
+        "grade": "A",
+        "peer_count": 0,
+        "system_score": 100.0,
+        "peer_grades": {},
+    }
     collector.add_peer("fast", "Fast")
     collector.add_peer("slow", "Slow")
     collector.add_peer("quiet", "Quiet")
@@ -413,6 +439,7 @@ async def test_network_quality_counts_real_cpu(clock):
 
 # --- system figures ---------------------------------------------------------------------------
 
+
 def test_system_summary_and_history_from_real_samples(clock):
     collector = make(clock, system=True)
     start = clock.now
@@ -423,9 +450,11 @@ def test_system_summary_and_history_from_real_samples(clock):
     summary = collector.get_system_summary()
     cpu_kept = [v for _, v in collector.monitor.system_history("cpu_percent", 3600)]
     memory_kept = [v for _, v in collector.monitor.system_history("memory_percent", 3600)]
-    assert summary["cpu"] == {"current": system.cpu_percent,
-                              "average": pytest.approx(sum(cpu_kept) / 3),
-                              "max": max(cpu_kept)}
+    assert summary["cpu"] == {
+        "current": system.cpu_percent,
+        "average": pytest.approx(sum(cpu_kept) / 3),
+        "max": max(cpu_kept),
+    }
     assert summary["memory"]["current"] == system.memory_percent
     assert summary["memory"]["max"] == max(memory_kept)
     assert summary["network"] == {
@@ -452,8 +481,14 @@ def test_aggregated_system_metrics(clock):
         clock.advance(20.0)
     # Samples at +0, +20, +40, +60; now = +80, so a 60 s window holds +40 and +60.
     result = collector.get_aggregated_system_metrics(window_seconds=60.0)
-    assert set(result) == {"cpu", "memory", "network_sent", "network_received",
-                           "window_seconds", "timestamp"}
+    assert set(result) == {
+        "cpu",
+        "memory",
+        "network_sent",
+        "network_received",
+        "window_seconds",
+        "timestamp",
+    }
     assert (result["window_seconds"], result["timestamp"]) == (60.0, clock.now)
     memory = [v for _, v in collector.monitor.system_history("memory_percent", 60.0)]
     assert len(memory) == 2
@@ -480,18 +515,28 @@ async def test_aggregated_peer_metrics(clock):
     result = collector.get_aggregated_peer_metrics("peer1", window_seconds=70.0)
     assert result["peer_id"] == "peer1"
     assert result["peer_name"] == "Peer 1"
-    assert result["latency"] == {"count": 2, "min": 20.0, "max": 30.0, "avg": 25.0,
-                                 "sum": 50.0, "p50": 30.0, "p95": 30.0, "p99": 30.0}
+    assert result["latency"] == {
+        "count": 2,
+        "min": 20.0,
+        "max": 30.0,
+        "avg": 25.0,
+        "sum": 50.0,
+        "p50": 30.0,
+        "p95": 30.0,
+        "p99": 30.0,
+    }
     assert result["status"] == "degraded"  # silent for 30 s: past the 15 s idle rule
     assert result["quality_trend"] in ("improving", "stable", "degrading")
-    assert result["quality_score"] == collector.get_peer_connection_quality(
-        "peer1")["quality_score"]
+    assert (
+        result["quality_score"] == collector.get_peer_connection_quality("peer1")["quality_score"]
+    )
     assert (result["window_seconds"], result["timestamp"]) == (70.0, clock.now)
     with pytest.raises(ValueError, match="window_seconds"):
         collector.get_aggregated_peer_metrics("peer1", window_seconds=math.inf)
 
 
 # --- lifecycle --------------------------------------------------------------------------------
+
 
 async def test_start_runs_the_monitor_loop_and_stop_ends_it():
     monitor = Monitor(Settings(metrics_interval=0.05))

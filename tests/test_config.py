@@ -18,8 +18,11 @@ def test_defaults_reproduce_the_seeds():
     assert settings.latency_samples == 360
     assert settings.unknown_peer == "register"
     assert settings.quality == QualityConfig()
-    assert (settings.quality.latency_weight, settings.quality.loss_weight,
-            settings.quality.jitter_weight) == (0.40, 0.35, 0.25)
+    assert (
+        settings.quality.latency_weight,
+        settings.quality.loss_weight,
+        settings.quality.jitter_weight,
+    ) == (0.40, 0.35, 0.25)
     assert settings.status.degraded_below_score == 60.0
 
 
@@ -28,7 +31,8 @@ def test_precedence_arguments_over_environment_over_file(tmp_path, monkeypatch):
     config.write_text(
         "metrics_interval = 2.0\nlatency_samples = 100\nmax_clients_in_message = 7\n"
         "[quality]\nlatency_weight = 0.5\njitter_method = 'stddev'\n"
-        "[status]\ndegraded_after_failures = 4\n")
+        "[status]\ndegraded_after_failures = 4\n"
+    )
     monkeypatch.setenv("PEERSCOPE_LATENCY_SAMPLES", "200")
     monkeypatch.setenv("PEERSCOPE_QUALITY__LOSS_WEIGHT", "0.3")
     settings = Settings.load(config, max_clients_in_message=9)
@@ -43,8 +47,11 @@ def test_precedence_arguments_over_environment_over_file(tmp_path, monkeypatch):
 def test_one_line_per_invalid_field(tmp_path, monkeypatch):
     monkeypatch.setenv("PEERSCOPE_METRICS_INTERVAL", "abc")
     with pytest.raises(SettingsError) as caught:
-        Settings.load(unknown_peer="ignore", quality={"latency_weight": 3.0},
-                      status={"degraded_after_failures": 0})
+        Settings.load(
+            unknown_peer="ignore",
+            quality={"latency_weight": 3.0},
+            status={"degraded_after_failures": 0},
+        )
     # Each line says where the value came from (the variable, or the argument's field) and
     # names the field once, however the check that refused it worded its message.
     assert str(caught.value).splitlines() == [
@@ -74,34 +81,51 @@ def test_missing_config_file_is_named(tmp_path):
 
 def test_reflector_allow_takes_networks_and_addresses(tmp_path, monkeypatch):
     config = tmp_path / "peerscope.toml"
-    config.write_text('reflector_allow = ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", '
-                      '"::ffff:172.16.0.0/108"]\n')
+    config.write_text(
+        'reflector_allow = ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", '
+        '"::ffff:172.16.0.0/108"]\n'
+    )
     assert Settings.load(config).reflector_allow == [
-        "10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::ffff:172.16.0.0/108"]
+        "10.0.0.0/8",
+        "192.168.1.7",
+        "2001:db8::/32",
+        "::ffff:172.16.0.0/108",
+    ]
     monkeypatch.setenv("PEERSCOPE_REFLECTOR_ALLOW", '["127.0.0.2/32"]')
     assert Settings.load().reflector_allow == ["127.0.0.2/32"]
     assert Settings.load(reflector_allow=[]).reflector_allow == []
 
 
-@pytest.mark.parametrize(("allow", "line"), [
-    (["10.0.0.0/8", "10.0.0.999"], "reflector_allow: not an IP address or network: '10.0.0.999'"),
-    (["myhost"], "reflector_allow: not an IP address or network: 'myhost'"),
-    (["10.0.0.1/8"], "reflector_allow: '10.0.0.1/8' has host bits set; the network is "
-                     "'10.0.0.0/8'"),
-])
+@pytest.mark.parametrize(
+    ("allow", "line"),
+    [
+        (
+            ["10.0.0.0/8", "10.0.0.999"],
+            "reflector_allow: not an IP address or network: '10.0.0.999'",
+        ),
+        (["myhost"], "reflector_allow: not an IP address or network: 'myhost'"),
+        (
+            ["10.0.0.1/8"],
+            "reflector_allow: '10.0.0.1/8' has host bits set; the network is '10.0.0.0/8'",
+        ),
+    ],
+)
 def test_an_invalid_reflector_allow_entry_is_named(allow, line):
     with pytest.raises(SettingsError) as refused:
         Settings.load(reflector_allow=allow)
     assert str(refused.value) == line
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("reflector_rate_limit", 0, "greater than 0"),
-    ("reflector_rate_limit", float("nan"), "a finite number"),
-    ("reflector_rate_limit", float("inf"), "a finite number"),
-    ("reflector_burst", 0, "greater than or equal to 1"),
-    ("reflector_max_sources", 0, "greater than or equal to 1"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("reflector_rate_limit", 0, "greater than 0"),
+        ("reflector_rate_limit", float("nan"), "a finite number"),
+        ("reflector_rate_limit", float("inf"), "a finite number"),
+        ("reflector_burst", 0, "greater than or equal to 1"),
+        ("reflector_max_sources", 0, "greater than or equal to 1"),
+    ],
+)
 def test_reflector_limits_are_checked(field, value, message):
     with pytest.raises(SettingsError) as refused:
         Settings.load(**{field: value})
@@ -111,13 +135,24 @@ def test_reflector_limits_are_checked(field, value, message):
 def test_the_reflectors_defaults_are_the_settings_defaults():
     settings = Settings()
     reflector = Reflector()
-    assert (settings.reflector_rate_limit, settings.reflector_burst,
-            settings.reflector_max_sources, settings.reflector_allow) == (2000.0, 2000, 16_384, [])
+    assert (
+        settings.reflector_rate_limit,
+        settings.reflector_burst,
+        settings.reflector_max_sources,
+        settings.reflector_allow,
+    ) == (2000.0, 2000, 16_384, [])
     defaults = inspect.signature(Reflector).parameters
-    assert (defaults["rate_limit"].default, defaults["burst"].default,
-            defaults["max_sources"].default, tuple(defaults["allow"].default)) == (
-        settings.reflector_rate_limit, settings.reflector_burst,
-        settings.reflector_max_sources, tuple(settings.reflector_allow))
+    assert (
+        defaults["rate_limit"].default,
+        defaults["burst"].default,
+        defaults["max_sources"].default,
+        tuple(defaults["allow"].default),
+    ) == (
+        settings.reflector_rate_limit,
+        settings.reflector_burst,
+        settings.reflector_max_sources,
+        tuple(settings.reflector_allow),
+    )
     assert (reflector.rate_limited, reflector.not_allowed, reflector.sources) == (0, 0, 0)
 
 
@@ -127,19 +162,28 @@ def test_a_toml_syntax_error_names_the_file_line_and_column(tmp_path):
     with pytest.raises(SettingsError) as caught:
         Settings.load(config)
     # tomllib's wording varies between Python versions; the place does not.
-    assert re.fullmatch(rf"{re.escape(str(config))}: not valid TOML: [^\n]+ "
-                        r"\(at line 2, column \d+\)", str(caught.value)), caught.value
+    assert re.fullmatch(
+        rf"{re.escape(str(config))}: not valid TOML: [^\n]+ "
+        r"\(at line 2, column \d+\)",
+        str(caught.value),
+    ), caught.value
 
 
 def test_where_a_bad_value_came_from_is_named(tmp_path, monkeypatch):
     config = tmp_path / "peerscope.toml"
-    config.write_text("port = 70000\n[[peers]]\naddress = '10.0.0.1'\n"
-                      "[[peers]]\naddress = '10.0.0.999'\n[status]\nrecover_margin = -1\n")
+    config.write_text(
+        "port = 70000\n[[peers]]\naddress = '10.0.0.1'\n"
+        "[[peers]]\naddress = '10.0.0.999'\n[status]\nrecover_margin = -1\n"
+    )
     monkeypatch.setenv("PEERSCOPE_MAX_PEERS", "0")
     monkeypatch.setenv("PEERSCOPE_QUALITY__LOSS_WINDOW", "0")
     with pytest.raises(SettingsError) as caught:
-        Settings.load(config, argument_names={"metrics_interval": "--metrics-interval"},
-                      metrics_interval=-1, latency_samples=1)
+        Settings.load(
+            config,
+            argument_names={"metrics_interval": "--metrics-interval"},
+            metrics_interval=-1,
+            latency_samples=1,
+        )
     assert str(caught.value).splitlines() == [
         "--metrics-interval: Input should be greater than 0",
         "latency_samples: Input should be greater than or equal to 2",
@@ -152,6 +196,7 @@ def test_where_a_bad_value_came_from_is_named(tmp_path, monkeypatch):
 
 
 # --- the token ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("blank", ["", " ", "\t \n"])
 def test_an_empty_or_blank_token_is_refused(blank, monkeypatch):
@@ -168,8 +213,9 @@ def test_an_empty_or_blank_token_is_refused(blank, monkeypatch):
         Settings.load()
 
 
-@pytest.mark.parametrize("token", [" s3cret-token-0123456789", "s3cret-token-0123456789\n",
-                                   "s3cret\x00token-0123456789"])
+@pytest.mark.parametrize(
+    "token", [" s3cret-token-0123456789", "s3cret-token-0123456789\n", "s3cret\x00token-0123456789"]
+)
 def test_a_token_no_client_could_send_is_refused(token):
     """Header values are stripped, so with spaces at either end every request got 401."""
     with pytest.raises(SettingsError, match=r"^token: must not begin or end with spaces"):
@@ -177,8 +223,11 @@ def test_a_token_no_client_could_send_is_refused(token):
 
 
 def test_a_short_token_is_warned_about():
-    with pytest.warns(SettingsWarning, match=r"^token: 15 characters is short enough to guess; "
-                                             r"use 16 or more random ones"):
+    with pytest.warns(
+        SettingsWarning,
+        match=r"^token: 15 characters is short enough to guess; "
+        r"use 16 or more random ones",
+    ):
         settings = Settings(token="x" * 15)
     assert settings.bearer_token == "x" * 15
     with warnings.catch_warnings():
@@ -194,19 +243,23 @@ def test_bearer_token_is_none_without_a_token_or_with_a_blank_one():
 
 # --- lists and unknown names in the environment -------------------------------------------
 
+
 class Extended(Settings):
     """A list setting added later gets the same parsing without code of its own."""
 
     later_list: list[str] = Field(default_factory=list)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("a.lan", ["a.lan"]),
-    ("a.lan,b.lan", ["a.lan", "b.lan"]),
-    (" a.lan , b.lan ,", ["a.lan", "b.lan"]),
-    ('["a.lan", "b,lan"]', ["a.lan", "b,lan"]),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a.lan", ["a.lan"]),
+        ("a.lan,b.lan", ["a.lan", "b.lan"]),
+        (" a.lan , b.lan ,", ["a.lan", "b.lan"]),
+        ('["a.lan", "b,lan"]', ["a.lan", "b,lan"]),
+        ("", []),
+    ],
+)
 def test_list_settings_take_json_or_comma_separated_items(value, expected, monkeypatch):
     for name in ("ALLOWED_HOSTS", "CORS_ORIGINS", "LATER_LIST"):
         monkeypatch.setenv(f"PEERSCOPE_{name}", value)
@@ -221,22 +274,26 @@ def test_reflector_allow_takes_comma_separated_networks_from_the_environment(mon
     with pytest.raises(SettingsError) as caught:
         Settings.load()
     assert str(caught.value) == (
-        "PEERSCOPE_REFLECTOR_ALLOW: not an IP address or network: '10.0.0.999'")
+        "PEERSCOPE_REFLECTOR_ALLOW: not an IP address or network: '10.0.0.999'"
+    )
 
 
 def test_peers_from_the_environment_as_addresses_or_json(monkeypatch):
     monkeypatch.setenv("PEERSCOPE_PEERS", "127.0.0.1,10.0.0.2:8702,[::1]:9")
     peers = Settings.load().peers
     assert [(spec.address, spec.target().peer_id) for spec in peers] == [
-        ("127.0.0.1", "twamp:127.0.0.1"), ("10.0.0.2:8702", "twamp:10.0.0.2:8702"),
-        ("[::1]:9", "twamp:[::1]:9")]
+        ("127.0.0.1", "twamp:127.0.0.1"),
+        ("10.0.0.2:8702", "twamp:10.0.0.2:8702"),
+        ("[::1]:9", "twamp:[::1]:9"),
+    ]
     monkeypatch.setenv("PEERSCOPE_PEERS", '[{"address": "db.lan:5432", "method": "tcp"}]')
     assert [spec.target().peer_id for spec in Settings.load().peers] == ["tcp:db.lan:5432"]
     monkeypatch.setenv("PEERSCOPE_PEERS", "127.0.0.1,10.0.0.999")
     with pytest.raises(SettingsError) as caught:
         Settings.load()
     assert str(caught.value) == (
-        "PEERSCOPE_PEERS: peers[1].address: '10.0.0.999' is not a valid IPv4 address")
+        "PEERSCOPE_PEERS: peers[1].address: '10.0.0.999' is not a valid IPv4 address"
+    )
 
 
 def test_bad_json_in_a_variable_is_named(monkeypatch):
@@ -245,7 +302,8 @@ def test_bad_json_in_a_variable_is_named(monkeypatch):
         Settings.load()
     assert str(caught.value) == (
         "PEERSCOPE_ALLOWED_HOSTS: not valid JSON (Expecting value: line 1 column 10 "
-        "(char 9)); give a JSON value or comma-separated items")
+        "(char 9)); give a JSON value or comma-separated items"
+    )
 
 
 def test_unknown_variables_are_warned_about_with_the_closest_name(monkeypatch):
@@ -256,8 +314,7 @@ def test_unknown_variables_are_warned_about_with_the_closest_name(monkeypatch):
     with pytest.warns(SettingsWarning) as caught:
         settings = Settings.load()
     assert [str(warning.message) for warning in caught] == [
-        "PEERSCOPE_METRIC_INTERVAL is not a setting; did you mean "
-        "PEERSCOPE_METRICS_INTERVAL?",
+        "PEERSCOPE_METRIC_INTERVAL is not a setting; did you mean PEERSCOPE_METRICS_INTERVAL?",
         "PEERSCOPE_QUALITY__LATENCY_WIEGHT is not a setting; did you mean "
         "PEERSCOPE_QUALITY__LATENCY_WEIGHT?",
         "PEERSCOPE_XYZZY is not a setting; it is ignored",
@@ -270,18 +327,31 @@ def test_unknown_variables_are_warned_about_with_the_closest_name(monkeypatch):
 
 # --- peers --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("tables", "same_id"), [
-    (["address = '10.0.0.1:8701'", "address = '10.0.0.2'", "address = '10.0.0.1:8701'"],
-     "twamp:10.0.0.1:8701"),
-    (["address = '10.0.0.1'\nid = 'vpn'", "address = '10.0.0.2'",
-      "address = '10.0.0.3'\nid = 'vpn'"], "vpn"),
-])
+
+@pytest.mark.parametrize(
+    ("tables", "same_id"),
+    [
+        (
+            ["address = '10.0.0.1:8701'", "address = '10.0.0.2'", "address = '10.0.0.1:8701'"],
+            "twamp:10.0.0.1:8701",
+        ),
+        (
+            [
+                "address = '10.0.0.1'\nid = 'vpn'",
+                "address = '10.0.0.2'",
+                "address = '10.0.0.3'\nid = 'vpn'",
+            ],
+            "vpn",
+        ),
+    ],
+)
 def test_two_peers_with_one_id_are_refused_naming_both(tmp_path, tables, same_id):
     config = tmp_path / "peers.toml"
     config.write_text("".join(f"[[peers]]\n{table}\n" for table in tables))
     with pytest.raises(SettingsError) as caught:
         Settings.load(config)
     assert str(caught.value) == (
-        f"{config}: peers: peers[0] and peers[2] have the same id {same_id!r}")
+        f"{config}: peers: peers[0] and peers[2] have the same id {same_id!r}"
+    )
     with pytest.raises(ValidationError, match=r"peers: peers\[0\] and peers\[2\] have the same id"):
         Settings(peers=[{"address": "10.0.0.1"}, "10.0.0.2", "10.0.0.1"])

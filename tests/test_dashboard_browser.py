@@ -64,7 +64,8 @@ async def wait_for_status(page: Page, peer_id: str, status: str, timeout: float)
     start = time.monotonic()
     while await status_of(page, peer_id) != status:
         assert time.monotonic() - start < timeout, (
-            f"{peer_id} still {await status_of(page, peer_id)!r}, not {status!r}")
+            f"{peer_id} still {await status_of(page, peer_id)!r}, not {status!r}"
+        )
         await page.wait_for_timeout(100)
     return time.monotonic() - start
 
@@ -76,21 +77,27 @@ async def test_live_page_charts_table_detail_and_xss_name_as_text():
     monitor.start_session(XSS_NAME, ["peer-00", "evil"], session_id="match-1")
     monitor.record_latency("peer-00", 12.0)
     monitor.end_session("match-1")
-    async with live_server(monitor) as live, PeerFeed(monitor, [*peer_ids, "evil"]), \
-            browser_page() as browser:
+    async with (
+        live_server(monitor) as live,
+        PeerFeed(monitor, [*peer_ids, "evil"]),
+        browser_page() as browser,
+    ):
         page = browser.page
         await page.goto(live.url + "/")
         # Charts hold live points within 3 s of opening the page.
         await page.wait_for_function(
             "() => window.peerscopeDashboard?.hostCharts.resources.points >= 2"
-            " && window.peerscopeDashboard.hostCharts.messages.points >= 2", timeout=3000)
+            " && window.peerscopeDashboard.hostCharts.messages.points >= 2",
+            timeout=3000,
+        )
         # Hovering one chart moves the cursor of the others (uPlot cursor.sync).
         over = page.locator("#host-charts .u-over").first
         box = await over.bounding_box()
         assert box is not None
         await page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
         await page.wait_for_function(
-            "() => window.peerscopeDashboard.hostCharts.network.plot.cursor.left > 0")
+            "() => window.peerscopeDashboard.hostCharts.network.plot.cursor.left > 0"
+        )
         rows = await row_texts(page)
         assert set(peer_ids) | {"evil"} <= set(rows)
         name, peer_id, status, latency = rows["peer-03"][:4]
@@ -113,26 +120,37 @@ async def test_live_page_charts_table_detail_and_xss_name_as_text():
         await page.locator('#peers tr[data-peer="peer-03"]').click()
         await page.wait_for_function(
             "() => window.peerscopeDashboard.detail.latency.points >= 1"
-            " && window.peerscopeDashboard.detail.jitter.points >= 1", timeout=8000)
+            " && window.peerscopeDashboard.detail.jitter.points >= 1",
+            timeout=8000,
+        )
         assert await page.locator("#peer-detail").is_visible()
         assert await page.locator("#peer-title").inner_text() == "peer-03"
         # Filtering keeps matching rows only (here by label); a header click sorts.
         await page.fill("#peer-filter", "region=eu")
         await page.wait_for_function(
-            "() => document.querySelectorAll('#peers tbody tr').length === 1")
+            "() => document.querySelectorAll('#peers tbody tr').length === 1"
+        )
         await page.fill("#peer-filter", "")
         await page.locator('#peers th[data-key="id"]').click()
         await page.wait_for_function(
-            "() => document.querySelectorAll('#peers tbody tr').length === 14")
+            "() => document.querySelectorAll('#peers tbody tr').length === 14"
+        )
         ids = list(await row_texts(page))
         assert ids == sorted(ids)
         assert ids[0] == "evil"
         await page.locator('#peers th[data-key="id"]').click()  # again: descending
         assert list(await row_texts(page)) == sorted(ids, reverse=True)
         # A range reads the host history with its step, and the peer's band with its own.
-        async with page.expect_request(lambda r: "/api/metrics/system/history" in r.url
-                                       and "duration=86400" in r.url and "step=60" in r.url), \
-                page.expect_request(lambda r: "/latency?" in r.url and "step=900" in r.url):
+        async with (
+            page.expect_request(
+                lambda r: (
+                    "/api/metrics/system/history" in r.url
+                    and "duration=86400" in r.url
+                    and "step=60" in r.url
+                )
+            ),
+            page.expect_request(lambda r: "/latency?" in r.url and "step=900" in r.url),
+        ):
             await page.get_by_role("button", name="24 h").click()
         await browser.screenshot("dashboard-live")
         # The page itself is a measured peer: it answers pings and reports its fps.
@@ -167,8 +185,11 @@ async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift
         if urlsplit(request.url).path.endswith(("/system/history", "/latency")):
             asked.append((monitor.now(), request.url))
 
-    async with live_server(monitor) as live, PeerFeed(monitor, ["alpha", "beta"]), \
-            browser_page() as browser:
+    async with (
+        live_server(monitor) as live,
+        PeerFeed(monitor, ["alpha", "beta"]),
+        browser_page() as browser,
+    ):
         page = browser.page
         page.on("request", on_request)
         # Installed at a shifted time, Playwright's clock then runs at the real pace (timers,
@@ -178,7 +199,8 @@ async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift
         # Drawn points: the messages chart takes them from frames only (no REST history).
         await page.wait_for_function(
             "() => window.peerscopeDashboard?.hostCharts.messages.plot.data[0].length >= 2",
-            timeout=3000)
+            timeout=3000,
+        )
         assert abs(await page.evaluate("Date.now() / 1000") - monitor.now() - shift_s) < 5
         # Each host chart shows the last 5 min by the server's clock, its latest point in view.
         for name in ("hostCharts.resources", "hostCharts.network", "hostCharts.messages"):
@@ -195,7 +217,9 @@ async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift
             """() => { const d = window.peerscopeDashboard.detail;
                        return d.latency.plot.data[0].length >= 1
                               && d.jitter.plot.data[0].length >= 3
-                              && d.quality.plot.data[0].length >= 3; }""", timeout=8000)
+                              && d.quality.plot.data[0].length >= 3; }""",
+            timeout=8000,
+        )
         for name in ("detail.latency", "detail.jitter", "detail.quality"):
             view = await chart_view(page, name)
             assert abs(view["max"] - monitor.now()) < 3, (name, view["max"], monitor.now())
@@ -205,12 +229,15 @@ async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift
             assert times[0] >= opened_at - 1, (name, times)
             assert times[-1] <= monitor.now() + 1, (name, times)
         # A long range: the host history for the last 24 h by the server's clock.
-        async with page.expect_request(lambda r: "/system/history" in r.url
-                                       and "duration=86400" in r.url):
+        async with page.expect_request(
+            lambda r: "/system/history" in r.url and "duration=86400" in r.url
+        ):
             await page.get_by_role("button", name="24 h").click()
         await page.wait_for_function(
             """() => { const x = window.peerscopeDashboard.hostCharts.resources.plot.scales.x;
-                       return x.max - x.min === 86400; }""", timeout=3000)
+                       return x.max - x.min === 86400; }""",
+            timeout=3000,
+        )
         view = await chart_view(page, "hostCharts.resources")
         assert abs(view["max"] - monitor.now()) < 3
         assert view["times"]
@@ -221,8 +248,8 @@ async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift
         # The page's clock is set to the other side of the server's: the next frame tells.
         await page.clock.set_system_time(time.time() - shift_s)
         await page.wait_for_function(
-            f"() => Math.abs(window.peerscopeDashboard.clock.offset - {shift_s}) < 2",
-            timeout=3000)
+            f"() => Math.abs(window.peerscopeDashboard.clock.offset - {shift_s}) < 2", timeout=3000
+        )
     windows = [(url, server_time, asked_window(url, server_time)) for server_time, url in asked]
     assert {end - start for _, _, (start, end) in windows} == {300, 86400}
     for url, server_time, (_, end) in windows:
@@ -234,13 +261,20 @@ async def test_a_peer_whose_reflector_stops_turns_degraded_then_disconnected():
     """Two peers probed for real (TWAMP, POST /api/peers) through reflectors on loopback;
     one reflector stops, and the table shows its peer degraded, then disconnected."""
     rules = StatusRules(degraded_after_failures=3, disconnected_after_failures=8)
-    monitor = fed_monitor(status=rules, metrics_interval=0.25, probe_interval=0.2,
-                          probe_timeout=0.3)
-    async with Reflector() as steady, Reflector() as fading, live_server(monitor) as live, \
-            live.http() as http, browser_page() as browser:
+    monitor = fed_monitor(
+        status=rules, metrics_interval=0.25, probe_interval=0.2, probe_timeout=0.3
+    )
+    async with (
+        Reflector() as steady,
+        Reflector() as fading,
+        live_server(monitor) as live,
+        live.http() as http,
+        browser_page() as browser,
+    ):
         for peer_id, reflector in (("steady", steady), ("fading", fading)):
-            added = await http.post("/api/peers", json={
-                "id": peer_id, "address": f"127.0.0.1:{reflector.port}"})
+            added = await http.post(
+                "/api/peers", json={"id": peer_id, "address": f"127.0.0.1:{reflector.port}"}
+            )
             assert added.status_code == 201, added.text
         page = browser.page
         await page.goto(live.url + "/dashboard")
@@ -262,8 +296,11 @@ async def test_a_peer_whose_reflector_stops_turns_degraded_then_disconnected():
 
 async def test_a_token_protected_server_asks_for_the_token_then_works():
     monitor = fed_monitor(token="s3cret")
-    async with live_server(monitor) as live, PeerFeed(monitor, ["alpha"]), \
-            browser_page() as browser:
+    async with (
+        live_server(monitor) as live,
+        PeerFeed(monitor, ["alpha"]),
+        browser_page() as browser,
+    ):
         page = browser.page
         await page.goto(live.url + "/")
         prompt = page.locator("#token-prompt")
@@ -276,7 +313,8 @@ async def test_a_token_protected_server_asks_for_the_token_then_works():
         await page.click("#token-form button")
         await page.wait_for_selector('#peers tr[data-peer="alpha"]', timeout=3000)
         await page.wait_for_function(
-            "() => window.peerscopeDashboard.hostCharts.resources.points >= 1", timeout=3000)
+            "() => window.peerscopeDashboard.hostCharts.resources.points >= 1", timeout=3000
+        )
         assert await prompt.is_hidden()
         assert await page.evaluate("sessionStorage.getItem('peerscope.token')") == "s3cret"
         await browser.screenshot("dashboard-token")
@@ -296,14 +334,15 @@ async def test_more_than_a_page_of_peers_pages_through_rest_and_the_page_rides_o
         async with live_server(monitor) as live:
             await page.goto(live.url + "/")
             await page.wait_for_function(
-                "() => document.querySelectorAll('#peers tbody tr').length === 200",
-                timeout=4000)
+                "() => document.querySelectorAll('#peers tbody tr').length === 200", timeout=4000
+            )
             # 230 fed peers and the page's own /ws connection.
             assert await page.locator("#peer-page").inner_text() == "1–200 of 231"
             first_page = set(await row_texts(page))
             await page.click("#peer-next")
             await page.wait_for_function(
-                "() => document.querySelectorAll('#peers tbody tr').length === 31")
+                "() => document.querySelectorAll('#peers tbody tr').length === 31"
+            )
             assert await page.locator("#peer-page").inner_text() == "201–231 of 231"
             second_page = set(await row_texts(page))
             assert first_page.isdisjoint(second_page)
@@ -318,22 +357,32 @@ async def test_more_than_a_page_of_peers_pages_through_rest_and_the_page_rides_o
         async with live_server(monitor, port=live.port):
             await banner.wait_for(state="hidden", timeout=8000)
             frames_before = await page.evaluate(
-                "window.peerscopeDashboard.hostCharts.messages.points")
+                "window.peerscopeDashboard.hostCharts.messages.points"
+            )
             await page.wait_for_function(
                 f"() => window.peerscopeDashboard.hostCharts.messages.points > {frames_before}",
-                timeout=3000)
+                timeout=3000,
+            )
     # Reconnection attempts to the stopped server fail by design; nothing else may.
-    assert [e for e in browser.errors if "WebSocket" not in e
-            and "Failed to fetch" not in e and "ERR_CONNECTION_REFUSED" not in e] == []
+    assert [
+        e
+        for e in browser.errors
+        if "WebSocket" not in e and "Failed to fetch" not in e and "ERR_CONNECTION_REFUSED" not in e
+    ] == []
 
 
 async def test_the_demo_dashboard_lists_the_simulated_peers_measured(
-        processes: list[subprocess.Popen[str]]):
+    processes: list[subprocess.Popen[str]],
+):
     """`peerscope demo` as a newcomer runs it (`make demo`): its page lists the five
     simulated peers with latencies that their reflectors' delays explain."""
     demo = subprocess.Popen(
         [sys.executable, "-m", "peerscope.cli", "demo", "--port", "0", "--duration", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
     processes.append(demo)
     assert demo.stdout is not None
     url = None

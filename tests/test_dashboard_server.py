@@ -32,10 +32,13 @@ async def test_page_and_assets_are_served_with_a_strict_policy():
             assert page.headers["x-content-type-options"] == "nosniff"
             assert '<script type="module" src="static/dashboard.js">' in page.text
             assert "<script>" not in page.text
-        for asset, kind in (("peerscope.js", "javascript"), ("stream.js", "javascript"),
-                            ("vendor/uPlot.esm.js", "javascript"),
-                            ("vendor/uPlot.min.css", "text/css"),
-                            ("dashboard.css", "text/css")):
+        for asset, kind in (
+            ("peerscope.js", "javascript"),
+            ("stream.js", "javascript"),
+            ("vendor/uPlot.esm.js", "javascript"),
+            ("vendor/uPlot.min.css", "text/css"),
+            ("dashboard.css", "text/css"),
+        ):
             response = await http.get(f"/static/{asset}")
             assert response.status_code == 200, asset
             assert kind in response.headers["content-type"], asset
@@ -51,8 +54,9 @@ async def test_with_a_token_the_page_is_open_and_the_data_is_not():
         assert (await http.get("/")).status_code == 200
         assert (await http.get("/static/dashboard.js")).status_code == 200
         assert (await http.get("/api/metrics/peers")).status_code == 401
-        authorized = await http.get("/api/metrics/peers",
-                                    headers={"Authorization": "Bearer s3cret"})
+        authorized = await http.get(
+            "/api/metrics/peers", headers={"Authorization": "Bearer s3cret"}
+        )
         assert authorized.status_code == 200
 
 
@@ -60,8 +64,7 @@ async def test_without_a_token_foreign_host_names_are_refused_on_the_page_too():
     async with live_server(quiet_monitor()) as live, live.http() as http:
         rebound = await http.get("/", headers={"Host": "attacker.example"})
         assert rebound.status_code == 400
-        assert (await http.get("/", headers={"Host": f"localhost:{live.port}"})
-                ).status_code == 200
+        assert (await http.get("/", headers={"Host": f"localhost:{live.port}"})).status_code == 200
 
 
 async def test_missing_vendor_assets_answer_503_saying_how_to_build_them(tmp_path: Path):

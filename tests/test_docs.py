@@ -51,8 +51,11 @@ def test_every_setting_is_documented_with_its_default():
     documented = documented_defaults()
     actual = actual_defaults()
     assert sorted(documented) == sorted(actual)
-    wrong = {name: (documented[name], value) for name, value in actual.items()
-             if not same(documented[name], value)}
+    wrong = {
+        name: (documented[name], value)
+        for name, value in actual.items()
+        if not same(documented[name], value)
+    }
     assert wrong == {}
 
 
@@ -69,8 +72,13 @@ def test_readme_tour_example_runs_and_prints_real_figures():
 
     block = re.search(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
     assert block is not None
-    result = subprocess.run([sys.executable, "-c", block.group(1)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", block.group(1)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     score, _, server = result.stdout.partition(" ")
     # 25.5 ms, no jitter yet, 1 of 2 probes lost (50 %): 0.4*83 + 0 + 0.25*100 = 58.2
@@ -97,11 +105,18 @@ def resolves(name: str) -> bool:
 
 def test_every_module_and_name_the_docs_mention_exists():
     # A module renamed without its mentions leaves readers a path that fails to import.
-    texts = [README, *sorted((ROOT / "docs").glob("*.md")),
-             *sorted((ROOT / "src" / "peerscope").rglob("*.py"))]
-    mentioned = {(name, path.relative_to(ROOT).as_posix()) for path in texts
-                 for name in DOTTED.findall(path.read_text())}
+    texts = [
+        README,
+        *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / "src" / "peerscope").rglob("*.py")),
+    ]
+    mentioned = {
+        (name, path.relative_to(ROOT).as_posix())
+        for path in texts
+        for name in DOTTED.findall(path.read_text())
+    }
     assert len({name for name, _ in mentioned}) > 50  # the pattern finds what it should
-    missing = sorted((name, where) for name, where in mentioned
-                     if name not in NOT_PYTHON and not resolves(name))
+    missing = sorted(
+        (name, where) for name, where in mentioned if name not in NOT_PYTHON and not resolves(name)
+    )
     assert missing == []

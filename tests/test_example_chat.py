@@ -28,16 +28,19 @@ def load_example() -> ModuleType:
 @pytest.mark.slow
 async def test_chat_clients_are_measured_and_served_under_the_mount():
     example = load_example()
-    server = uvicorn.Server(uvicorn.Config(example.app, host="127.0.0.1", port=0,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(example.app, host="127.0.0.1", port=0, log_level="warning")
+    )
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         base = f"127.0.0.1:{port}"
-        async with websockets.connect(f"ws://{base}/chat?name=alice") as alice, \
-                websockets.connect(f"ws://{base}/chat?name=bob") as bob:
+        async with (
+            websockets.connect(f"ws://{base}/chat?name=alice") as alice,
+            websockets.connect(f"ws://{base}/chat?name=bob") as bob,
+        ):
             await alice.send("hello bob")
             assert await asyncio.wait_for(bob.recv(), 5) == "hello bob"
             await bob.send("hi")
@@ -58,7 +61,7 @@ async def test_chat_clients_are_measured_and_served_under_the_mount():
                 scrape = await http.get("/peerscope/metrics")
                 assert scrape.status_code == 200
                 assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
-                assert 'peerscope_peer_received_messages_total{' in scrape.text
+                assert "peerscope_peer_received_messages_total{" in scrape.text
             async with websockets.connect(f"ws://{base}/peerscope/ws") as dashboard:
                 frame = json.loads(await asyncio.wait_for(dashboard.recv(), 5))
                 while frame["type"] != "metrics":

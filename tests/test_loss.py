@@ -16,9 +16,13 @@ T = 1_700_000_000.0
 
 def counters(tracker):
     return {
-        "sent": tracker.sent_total, "received": tracker.received_total,
-        "lost": tracker.lost_total, "in_flight": tracker.in_flight, "late": tracker.late,
-        "reordered": tracker.reordered, "duplicates": tracker.duplicates,
+        "sent": tracker.sent_total,
+        "received": tracker.received_total,
+        "lost": tracker.lost_total,
+        "in_flight": tracker.in_flight,
+        "late": tracker.late,
+        "reordered": tracker.reordered,
+        "duplicates": tracker.duplicates,
         "unknown": tracker.unknown,
     }
 
@@ -30,8 +34,16 @@ def reply(tracker, seq, now):
 
 
 def zero(**changes):
-    base = {"sent": 0, "received": 0, "lost": 0, "in_flight": 0, "late": 0, "reordered": 0,
-            "duplicates": 0, "unknown": 0}
+    base = {
+        "sent": 0,
+        "received": 0,
+        "lost": 0,
+        "in_flight": 0,
+        "late": 0,
+        "reordered": 0,
+        "duplicates": 0,
+        "unknown": 0,
+    }
     base.update(changes)
     return base
 
@@ -139,9 +151,12 @@ def test_arrived_after_expire_is_received():
     t.sent(2, T + 1.0)
     assert t.expire(T + 2.5) == 1
     assert [t.arrived(2), t.arrived(1), t.arrived(2), t.arrived(7)] == [
-        "on_time", "late", "duplicate", "unknown"]
-    assert counters(t) == zero(sent=2, received=2, late=1, reordered=1, duplicates=1,
-                               unknown=1)
+        "on_time",
+        "late",
+        "duplicate",
+        "unknown",
+    ]
+    assert counters(t) == zero(sent=2, received=2, late=1, reordered=1, duplicates=1, unknown=1)
 
 
 # --- late, reordered, duplicate, unknown -------------------------------------------------------
@@ -357,7 +372,7 @@ class ReferenceTracker:
 
     @property
     def loss_percent(self):
-        recent = self.outcomes[-self.window:]
+        recent = self.outcomes[-self.window :]
         return 100.0 * sum(recent) / len(recent) if recent else 0.0
 
 
@@ -412,8 +427,9 @@ def test_loss_invariants_under_arbitrary_operations(window, max_in_flight, ops):
     assert t.loss_percent == ref.loss_percent
 
 
-@given(st.lists(st.sampled_from(["ok", "deferred", "lost", "read"]), max_size=300),
-       st.integers(1, 20))
+@given(
+    st.lists(st.sampled_from(["ok", "deferred", "lost", "read"]), max_size=300), st.integers(1, 20)
+)
 def test_pending_successes_fold_in_exactly_like_record(ops, window):
     """The hot path's `pending_successes += 1` must equal record(True), in order."""
     deferred = LossTracker(window=window)

@@ -82,10 +82,17 @@ def test_id_limits_are_inclusive(clock):
     assert sorted(monitor.peer_ids) == ["x" * 128, "y"]
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("bytes_sent", -1), ("bytes_received", 1.5), ("packets_sent", True),
-    ("packets_received", math.nan), ("messages_sent", -5), ("messages_received", "3"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("bytes_sent", -1),
+        ("bytes_received", 1.5),
+        ("packets_sent", True),
+        ("packets_received", math.nan),
+        ("messages_sent", -5),
+        ("messages_received", "3"),
+    ],
+)
 def test_bad_traffic_raises_naming_the_field_and_keeps_counters(clock, field, value):
     monitor = make_monitor(clock)
     monitor.record_traffic("p1", bytes_sent=100, packets_sent=2)
@@ -208,8 +215,12 @@ def test_session_statistics_use_only_samples_inside_the_session(clock):
     session = monitor.end_session(sid)
     monitor.record_latency("a", 700.0)  # after the end: must not count
     assert session.duration(clock.now) == 60.0
-    assert session.latency_stats() == {"avg_latency": 20.0, "min_latency": 10.0,
-                                       "max_latency": 30.0, "p95_latency": 30.0}
+    assert session.latency_stats() == {
+        "avg_latency": 20.0,
+        "min_latency": 10.0,
+        "max_latency": 30.0,
+        "p95_latency": 30.0,
+    }
     assert [s.session_id for s in monitor.sessions()] == [sid]
     with pytest.raises(KeyError):
         monitor.end_session(sid)
@@ -227,10 +238,13 @@ def test_session_validation(clock):
 
 
 def test_status_degrades_then_disconnects_then_prunes(clock):
-    rules = StatusRules(degraded_after_failures=2, disconnected_after_failures=4,
-                        degraded_after_idle_s=5, disconnected_after_idle_s=20)
-    monitor = make_monitor(clock, status=rules, peer_ttl_s=30,
-                           quality=QualityConfig(loss_window=5))
+    rules = StatusRules(
+        degraded_after_failures=2,
+        disconnected_after_failures=4,
+        degraded_after_idle_s=5,
+        disconnected_after_idle_s=20,
+    )
+    monitor = make_monitor(clock, status=rules, peer_ttl_s=30, quality=QualityConfig(loss_window=5))
     events = []
     monitor.subscribe(events.append)
     monitor.record_latency("p1", 10.0)
@@ -255,16 +269,24 @@ def test_status_degrades_then_disconnects_then_prunes(clock):
     assert monitor.peer("p1")["status"] == "degraded"
     clock.advance(15)
     message = monitor.tick().message()
-    assert message["network"]["peers_by_status"] == {"connected": 0, "degraded": 0,
-                                                     "disconnected": 1}
+    assert message["network"]["peers_by_status"] == {
+        "connected": 0,
+        "degraded": 0,
+        "disconnected": 1,
+    }
     clock.advance(31)
     message = monitor.tick().message()
     assert monitor.peer_ids == []
     assert message["clients_total"] == 0
     changes = [(e.previous, e.status) for e in events if isinstance(e, PeerStatusChanged)]
-    assert changes == [("connected", "degraded"), ("degraded", "disconnected"),
-                       ("disconnected", "degraded"), ("degraded", "connected"),
-                       ("connected", "degraded"), ("degraded", "disconnected")]
+    assert changes == [
+        ("connected", "degraded"),
+        ("degraded", "disconnected"),
+        ("disconnected", "degraded"),
+        ("degraded", "connected"),
+        ("connected", "degraded"),
+        ("degraded", "disconnected"),
+    ]
     removed = [e for e in events if isinstance(e, PeerRemoved)]
     assert [(e.peer_id, e.reason) for e in removed] == [("p1", "pruned")]
 
@@ -278,20 +300,53 @@ def test_snapshot_lists_worst_first_and_caps_clients(clock):
     assert message["type"] == "metrics"
     assert message["clients_total"] == 6
     assert [c["client_id"] for c in message["clients"]] == ["p1", "p4", "p2"]
-    assert set(message) == {"type", "timestamp", "system", "server", "network", "clients",
-                            "clients_total", "alerts"}
+    assert set(message) == {
+        "type",
+        "timestamp",
+        "system",
+        "server",
+        "network",
+        "clients",
+        "clients_total",
+        "alerts",
+    }
     client = message["clients"][0]
-    for key in ("client_id", "connected_at", "message_count", "bytes_sent", "bytes_received",
-                "last_message_time", "average_latency_ms", "connection_duration",
-                "jitter_ms", "packet_loss_percent", "quality_score", "grade", "mos",
-                "status"):
+    for key in (
+        "client_id",
+        "connected_at",
+        "message_count",
+        "bytes_sent",
+        "bytes_received",
+        "last_message_time",
+        "average_latency_ms",
+        "connection_duration",
+        "jitter_ms",
+        "packet_loss_percent",
+        "quality_score",
+        "grade",
+        "mos",
+        "status",
+    ):
         assert key in client
-    for key in ("cpu_percent", "memory_percent", "memory_used_mb", "memory_total_mb",
-                "network_sent_mb", "network_recv_mb", "network_sent_rate",
-                "network_recv_rate"):
+    for key in (
+        "cpu_percent",
+        "memory_percent",
+        "memory_used_mb",
+        "memory_total_mb",
+        "network_sent_mb",
+        "network_recv_mb",
+        "network_sent_rate",
+        "network_recv_rate",
+    ):
         assert key in message["system"]
-    for key in ("uptime_seconds", "active_connections", "total_connections",
-                "total_messages", "messages_per_second", "average_latency_ms"):
+    for key in (
+        "uptime_seconds",
+        "active_connections",
+        "total_connections",
+        "total_messages",
+        "messages_per_second",
+        "average_latency_ms",
+    ):
         assert key in message["server"]
     assert message["server"]["average_latency_ms"] == pytest.approx(79.0)
 
@@ -458,4 +513,6 @@ def test_a_peer_gone_idle_recovers_when_it_is_heard_from_again(clock):
     monitor.record_traffic("by-traffic", bytes_received=10)
     monitor.tick()
     assert {p["client_id"]: p["status"] for p in monitor.peers()} == {
-        "by-message": "connected", "by-traffic": "connected"}
+        "by-message": "connected",
+        "by-traffic": "connected",
+    }

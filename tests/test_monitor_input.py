@@ -31,11 +31,21 @@ class Odd:
 
 
 ANYTHING = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.decimals(), st.fractions(),
-    st.complex_numbers(), st.text(max_size=300), st.binary(max_size=20),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(),
-                                                         max_size=2),
-    st.just(Odd()), st.just(object()), st.just(math.nan), st.just(-math.inf),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.decimals(),
+    st.fractions(),
+    st.complex_numbers(),
+    st.text(max_size=300),
+    st.binary(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.just(Odd()),
+    st.just(object()),
+    st.just(math.nan),
+    st.just(-math.inf),
     st.integers(min_value=10**400, max_value=10**401),
 )
 
@@ -55,9 +65,17 @@ CALLS: dict[str, Call] = {
     "record_latency.peer_id": lambda m, v: m.record_latency(v, 5.0),
     "record_latency.latency_ms": lambda m, v: m.record_latency("p1", v),
     "record_traffic.peer_id": lambda m, v: m.record_traffic(v, bytes_sent=1),
-    **{f"record_traffic.{name}": traffic_call(name)
-       for name in ("bytes_sent", "bytes_received", "packets_sent", "packets_received",
-                    "messages_sent", "messages_received")},
+    **{
+        f"record_traffic.{name}": traffic_call(name)
+        for name in (
+            "bytes_sent",
+            "bytes_received",
+            "packets_sent",
+            "packets_received",
+            "messages_sent",
+            "messages_received",
+        )
+    },
     "record_message.peer_id": lambda m, v: m.record_message(v, size=1),
     "record_message.size": lambda m, v: m.record_message("p1", size=v),
     "record_message.direction": lambda m, v: m.record_message("p1", direction=v),
@@ -79,16 +97,17 @@ CALLS: dict[str, Call] = {
     "remove_peer.peer_id": lambda m, v: m.remove_peer(v) if v != "p1" else None,
     # The seeds' adapters hand their arguments to the Monitor: the same checks apply.
     "avatar.track_client_latency": lambda m, v: AvatarCollector(m).track_client_latency("p1", v),
-    "avatar.track_client_message": lambda m, v: AvatarCollector(m).track_client_message(
-        "p1", v, 0),
-    "avatar.track_client_message.id": lambda m, v: AvatarCollector(m).track_client_message(
-        v, 1, 1),
-    "lanrage.record_latency": lambda m, v: _run(MetricsCollector(monitor=m).record_latency(
-        "p1", v)),
-    "lanrage.record_bandwidth": lambda m, v: _run(MetricsCollector(monitor=m).record_bandwidth(
-        "p1", bytes_received=v)),
+    "avatar.track_client_message": lambda m, v: AvatarCollector(m).track_client_message("p1", v, 0),
+    "avatar.track_client_message.id": lambda m, v: AvatarCollector(m).track_client_message(v, 1, 1),
+    "lanrage.record_latency": lambda m, v: _run(
+        MetricsCollector(monitor=m).record_latency("p1", v)
+    ),
+    "lanrage.record_bandwidth": lambda m, v: _run(
+        MetricsCollector(monitor=m).record_bandwidth("p1", bytes_received=v)
+    ),
     "lanrage.record_packet_loss": lambda m, v: _run(
-        MetricsCollector(monitor=m).record_packet_loss("p1", v)),
+        MetricsCollector(monitor=m).record_packet_loss("p1", v)
+    ),
 }
 
 
@@ -102,8 +121,15 @@ def recorded_monitor() -> tuple[Monitor, ManualClock]:
     for value in (10.0, 12.0, 11.0):
         monitor.record_latency("p1", value)
         clock.advance(0.5)
-    monitor.record_traffic("p1", bytes_sent=100, bytes_received=200, packets_sent=3,
-                           packets_received=4, messages_sent=5, messages_received=6)
+    monitor.record_traffic(
+        "p1",
+        bytes_sent=100,
+        bytes_received=200,
+        packets_sent=3,
+        packets_received=4,
+        messages_sent=5,
+        messages_received=6,
+    )
     monitor.record_fps("p1", 60.0, 16.5)
     monitor.tick()
     return monitor, clock
@@ -144,8 +170,7 @@ def test_arbitrary_input_is_taken_as_plain_numbers_or_refused_with_nothing_chang
     orjson.dumps(message)
     assert only_plain_types(message)
     assert only_plain_types(monitor.peer("p1"))
-    assert all(type(t) is float and type(v) is float
-               for t, v in monitor.latency_history("p1", 60))
+    assert all(type(t) is float and type(v) is float for t, v in monitor.latency_history("p1", 60))
 
 
 @pytest.mark.parametrize("bad", [Decimal("5.5"), True, False, "5", 3 + 0j, [5.0], None])
@@ -186,10 +211,12 @@ def test_a_bool_is_not_a_count_or_a_latency():
 
 def test_an_unhashable_peer_id_is_a_value_error_not_a_type_error():
     monitor, _ = recorded_monitor()
-    for call in (lambda: monitor.record_latency(["p1"], 1.0),  # type: ignore[arg-type]
-                 lambda: monitor.record_traffic({}, bytes_sent=1),  # type: ignore[arg-type]
-                 lambda: monitor.mark_alive([]),  # type: ignore[arg-type]
-                 lambda: monitor.remove_peer([])):  # type: ignore[arg-type]
+    for call in (
+        lambda: monitor.record_latency(["p1"], 1.0),  # type: ignore[arg-type]
+        lambda: monitor.record_traffic({}, bytes_sent=1),  # type: ignore[arg-type]
+        lambda: monitor.mark_alive([]),  # type: ignore[arg-type]
+        lambda: monitor.remove_peer([]),
+    ):  # type: ignore[arg-type]
         with pytest.raises(ValueError, match=r"^peer_id: must be a string, got "):
             call()
 

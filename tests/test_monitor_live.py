@@ -22,7 +22,8 @@ from tests.server_support import eventually
 async def collect_ticks(monitor: Monitor, seconds: float) -> list[MetricsTick]:
     ticks: list[MetricsTick] = []
     unsubscribe = monitor.subscribe(
-        lambda e: ticks.append(e) if isinstance(e, MetricsTick) else None)
+        lambda e: ticks.append(e) if isinstance(e, MetricsTick) else None
+    )
     await asyncio.sleep(seconds)
     unsubscribe()
     return ticks
@@ -32,7 +33,8 @@ async def ticks_until(monitor: Monitor, count: int) -> list[MetricsTick]:
     """The next ``count`` ticks, however long a stalled machine takes to make them."""
     ticks: list[MetricsTick] = []
     unsubscribe = monitor.subscribe(
-        lambda e: ticks.append(e) if isinstance(e, MetricsTick) else None)
+        lambda e: ticks.append(e) if isinstance(e, MetricsTick) else None
+    )
     try:
         await eventually(lambda: len(ticks) >= count, 10, interval=0.01)
     finally:

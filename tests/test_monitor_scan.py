@@ -28,9 +28,13 @@ def test_scan_views_every_peer_in_slices_refreshed_first(clock):
     # Never ticked: the peers are still dirty, and a scan brings them up to date.
     slices = list(monitor.scan(score_of, size=2))
     assert [[peer_id for peer_id, _ in chunk] for chunk in slices] == [
-        ["p0", "p1"], ["p2", "p3"], ["p4"]]
+        ["p0", "p1"],
+        ["p2", "p3"],
+        ["p4"],
+    ]
     assert [score for chunk in slices for _, score in chunk] == [
-        monitor.peer(f"p{index}")["quality_score"] for index in range(5)]
+        monitor.peer(f"p{index}")["quality_score"] for index in range(5)
+    ]
     assert all(score is not None for chunk in slices for _, score in chunk)
 
 
@@ -79,7 +83,6 @@ def test_server_stats_in_steps_match_and_average_every_peer(clock):
     stats = finish(steps)
     assert stats == monitor.server_stats()
     # Each peer's smoothed latency is its one sample: 10, 11, ... 309.
-    assert stats.average_latency_ms == pytest.approx(math.fsum(10.0 + i for i in range(300))
-                                                     / 300)
+    assert stats.average_latency_ms == pytest.approx(math.fsum(10.0 + i for i in range(300)) / 300)
     assert stats.active_connections == 301
     assert stats.uptime_seconds == monitor.uptime_seconds == 2.5

@@ -112,10 +112,17 @@ def test_a_reading_carries_the_figures_the_peer_entry_shows(clock):
     (reading,) = monitor.tick().changed
     entry = monitor.peer("p")
     assert reading == PeerReading(
-        peer_id="p", status=entry["status"], latency_ms=entry["latency_ms"],
-        smoothed_latency_ms=entry["smoothed_latency_ms"], jitter_ms=entry["jitter_ms"],
-        loss_percent=entry["packet_loss_percent"], quality_score=entry["quality_score"],
-        bytes_sent=5, bytes_received=7, last_seen=entry["last_seen"])
+        peer_id="p",
+        status=entry["status"],
+        latency_ms=entry["latency_ms"],
+        smoothed_latency_ms=entry["smoothed_latency_ms"],
+        jitter_ms=entry["jitter_ms"],
+        loss_percent=entry["packet_loss_percent"],
+        quality_score=entry["quality_score"],
+        bytes_sent=5,
+        bytes_received=7,
+        last_seen=entry["last_seen"],
+    )
     assert reading.loss_percent == 25.0
     assert reading.jitter_ms == pytest.approx(0.8984375)  # RFC 3550 over 20, 30, 25
 
@@ -200,7 +207,13 @@ def test_the_typed_shapes_name_every_key_the_dicts_have(clock):
     assert set(detail["probes"]) == keys(ProbeCounts)
     assert set(message["network"]) == keys(NetworkEntry)
     # The message's system and server entries are the records' fields, as they are.
-    assert set(message["system"]) == keys(SystemEntry) == {
-        f.name for f in dataclasses.fields(SystemSample)} - {"timestamp"}
-    assert set(message["server"]) == keys(ServerEntry) == {
-        f.name for f in dataclasses.fields(ServerStats)}
+    assert (
+        set(message["system"])
+        == keys(SystemEntry)
+        == {f.name for f in dataclasses.fields(SystemSample)} - {"timestamp"}
+    )
+    assert (
+        set(message["server"])
+        == keys(ServerEntry)
+        == {f.name for f in dataclasses.fields(ServerStats)}
+    )

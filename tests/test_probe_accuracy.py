@@ -31,20 +31,34 @@ async def test_icmp_rtt_matches_iputils_ping():
     """Accuracy (1): 50 of our ICMP probes and 50 of ping's, at once: medians within 0.2 ms."""
     require("ping", "iputils-ping")
     ping = await asyncio.create_subprocess_exec(
-        "ping", "-n", "-c", "50", "-i", "0.02", "127.0.0.1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        "ping",
+        "-n",
+        "-c",
+        "50",
+        "-i",
+        "0.02",
+        "127.0.0.1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         target = ProbeTarget.parse("127.0.0.1", method="icmp")
-        ours = [result.rtt_ms async for result in
-                probe_series(target, count=50, interval_s=0.02, timeout_s=1.0)
-                if result.arrival == "on_time"]
+        ours = [
+            result.rtt_ms
+            async for result in probe_series(target, count=50, interval_s=0.02, timeout_s=1.0)
+            if result.arrival == "on_time"
+        ]
         output = (await asyncio.wait_for(ping.communicate(), 30))[0].decode()
     finally:
         if ping.returncode is None:
             ping.kill()
             await ping.wait()
-    theirs = [float(ms) for line in output.splitlines() if "DUP!" not in line
-              for ms in re.findall(r"icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms", line)]
+    theirs = [
+        float(ms)
+        for line in output.splitlines()
+        if "DUP!" not in line
+        for ms in re.findall(r"icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms", line)
+    ]
     assert len(ours) == 50
     assert len(theirs) == 50, output
     assert abs(statistics.median(ours) - statistics.median(theirs)) <= 0.2, (ours, theirs)
@@ -62,16 +76,38 @@ def nft_drop():
 
     def drop(port: int, percent: int) -> None:
         nft("add", "table", "inet", table)
-        nft("add", "chain", "inet", table, "input",
-            "{ type filter hook input priority 0 ; policy accept ; }")
-        nft("add", "rule", "inet", table, "input", "udp", "dport", str(port),
-            "numgen", "random", "mod", "100", "<", str(percent), "drop")
+        nft(
+            "add",
+            "chain",
+            "inet",
+            table,
+            "input",
+            "{ type filter hook input priority 0 ; policy accept ; }",
+        )
+        nft(
+            "add",
+            "rule",
+            "inet",
+            table,
+            "input",
+            "udp",
+            "dport",
+            str(port),
+            "numgen",
+            "random",
+            "mod",
+            "100",
+            "<",
+            str(percent),
+            "drop",
+        )
 
     try:
         yield drop
     finally:
-        subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True,
-                       timeout=10, check=False)
+        subprocess.run(
+            ["nft", "delete", "table", "inet", table], capture_output=True, timeout=10, check=False
+        )
 
 
 @pytest.mark.slow
@@ -83,8 +119,10 @@ async def test_kernel_dropped_probes_are_measured_as_loss(nft_drop):
     async with Reflector() as reflector:
         nft_drop(reflector.port, 5)
         target = ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
-        results = [result async for result in
-                   probe_series(target, count=2000, interval_s=0.005, timeout_s=0.5)]
+        results = [
+            result
+            async for result in probe_series(target, count=2000, interval_s=0.005, timeout_s=0.5)
+        ]
     lost = sum(result.arrival == "timeout" for result in results)
     answered = sum(result.arrival == "on_time" for result in results)
     assert lost + answered == 2000

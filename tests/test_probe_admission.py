@@ -84,24 +84,27 @@ def test_a_million_forged_addresses_keep_the_table_at_its_cap():
     assert gate.rate_limited == 0  # each forged address sent one probe: all answered
 
 
-@pytest.mark.parametrize(("allow", "host", "answered"), [
-    (["10.0.0.0/8"], "10.200.3.4", True),
-    (["10.0.0.0/8"], "11.0.0.1", False),
-    (["10.0.0.7"], "10.0.0.7", True),
-    (["10.0.0.7"], "10.0.0.8", False),
-    (["10.0.0.0/8", "192.168.1.0/24"], "192.168.1.9", True),
-    (["2001:db8::/32"], "2001:db8:5::1", True),
-    (["2001:db8::/32"], "2001:db9::1", False),
-    # IPv4 senders as a dual-stack socket sees them, against IPv4 and IPv4-mapped networks.
-    (["10.0.0.0/8"], "::ffff:10.1.2.3", True),
-    (["10.0.0.0/8"], "::ffff:11.1.2.3", False),
-    (["::ffff:10.0.0.0/104"], "10.1.2.3", True),
-    (["::ffff:10.0.0.0/104"], "::ffff:10.1.2.3", True),
-    # A version never matches the other's networks.
-    (["0.0.0.0/0"], "2001:db8::1", False),
-    (["::/0"], "10.0.0.1", False),
-    (["fe80::/10"], "fe80::1%lo", True),  # link-local, with its scope as sockets give it
-])
+@pytest.mark.parametrize(
+    ("allow", "host", "answered"),
+    [
+        (["10.0.0.0/8"], "10.200.3.4", True),
+        (["10.0.0.0/8"], "11.0.0.1", False),
+        (["10.0.0.7"], "10.0.0.7", True),
+        (["10.0.0.7"], "10.0.0.8", False),
+        (["10.0.0.0/8", "192.168.1.0/24"], "192.168.1.9", True),
+        (["2001:db8::/32"], "2001:db8:5::1", True),
+        (["2001:db8::/32"], "2001:db9::1", False),
+        # IPv4 senders as a dual-stack socket sees them, against IPv4 and IPv4-mapped networks.
+        (["10.0.0.0/8"], "::ffff:10.1.2.3", True),
+        (["10.0.0.0/8"], "::ffff:11.1.2.3", False),
+        (["::ffff:10.0.0.0/104"], "10.1.2.3", True),
+        (["::ffff:10.0.0.0/104"], "::ffff:10.1.2.3", True),
+        # A version never matches the other's networks.
+        (["0.0.0.0/0"], "2001:db8::1", False),
+        (["::/0"], "10.0.0.1", False),
+        (["fe80::/10"], "fe80::1%lo", True),  # link-local, with its scope as sockets give it
+    ],
+)
 def test_allow_list(allow: list[str], host: str, answered: bool):
     gate = SourceGate(allow=allow)
     assert gate.admit(host, 0) is answered
@@ -118,43 +121,54 @@ def test_an_empty_allow_list_answers_everyone():
     assert gate.not_allowed == 0
 
 
-@pytest.mark.parametrize(("entry", "network"), [
-    ("10.0.0.0/8", IPv4Network("10.0.0.0/8")),
-    (" 10.0.0.7 ", IPv4Network("10.0.0.7/32")),
-    ("2001:db8::/32", IPv6Network("2001:db8::/32")),
-    ("::1", IPv6Network("::1/128")),
-    ("::ffff:192.168.0.0/112", IPv4Network("192.168.0.0/16")),
-    ("::ffff:0:0/96", IPv4Network("0.0.0.0/0")),
-])
+@pytest.mark.parametrize(
+    ("entry", "network"),
+    [
+        ("10.0.0.0/8", IPv4Network("10.0.0.0/8")),
+        (" 10.0.0.7 ", IPv4Network("10.0.0.7/32")),
+        ("2001:db8::/32", IPv6Network("2001:db8::/32")),
+        ("::1", IPv6Network("::1/128")),
+        ("::ffff:192.168.0.0/112", IPv4Network("192.168.0.0/16")),
+        ("::ffff:0:0/96", IPv4Network("0.0.0.0/0")),
+    ],
+)
 def test_parse_network(entry: str, network: IPv4Network | IPv6Network):
     assert parse_network(entry) == network
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    ("10.0.0.999", "not an IP address or network: '10.0.0.999'"),
-    ("", "not an IP address or network: ''"),
-    ("example.com", "not an IP address or network: 'example.com'"),
-    ("10.0.0.0/33", "not an IP address or network: '10.0.0.0/33'"),
-    ("10.0.0.1/8", "'10.0.0.1/8' has host bits set; the network is '10.0.0.0/8'"),
-    ("2001:db8::1/32", "'2001:db8::1/32' has host bits set; the network is '2001:db8::/32'"),
-])
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("10.0.0.999", "not an IP address or network: '10.0.0.999'"),
+        ("", "not an IP address or network: ''"),
+        ("example.com", "not an IP address or network: 'example.com'"),
+        ("10.0.0.0/33", "not an IP address or network: '10.0.0.0/33'"),
+        ("10.0.0.1/8", "'10.0.0.1/8' has host bits set; the network is '10.0.0.0/8'"),
+        ("2001:db8::1/32", "'2001:db8::1/32' has host bits set; the network is '2001:db8::/32'"),
+    ],
+)
 def test_parse_network_names_the_bad_entry(entry: str, message: str):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         parse_network(entry)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"rate_limit": 0.0}, "rate_limit: must be > 0 probes a second, got 0.0"),
-    ({"rate_limit": float("nan")}, "rate_limit: must be a finite number"),
-    ({"rate_limit": float("inf")}, "rate_limit: must be a finite number"),
-    ({"rate_limit": True}, "rate_limit: must be a real number, got bool True"),
-    ({"burst": 0}, "burst: must be an integer >= 1, got 0"),
-    ({"burst": 1.5}, "burst: must be an integer >= 0, got 1.5"),
-    ({"max_sources": 0}, "max_sources: must be an integer >= 1, got 0"),
-    ({"allow": "10.0.0.0/8"}, "allow: must be a list of networks, not one string"),
-    ({"allow": ["10.0.0.0/8", "10.0.0.999"]},
-     "allow: not an IP address or network: '10.0.0.999'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rate_limit": 0.0}, "rate_limit: must be > 0 probes a second, got 0.0"),
+        ({"rate_limit": float("nan")}, "rate_limit: must be a finite number"),
+        ({"rate_limit": float("inf")}, "rate_limit: must be a finite number"),
+        ({"rate_limit": True}, "rate_limit: must be a real number, got bool True"),
+        ({"burst": 0}, "burst: must be an integer >= 1, got 0"),
+        ({"burst": 1.5}, "burst: must be an integer >= 0, got 1.5"),
+        ({"max_sources": 0}, "max_sources: must be an integer >= 1, got 0"),
+        ({"allow": "10.0.0.0/8"}, "allow: must be a list of networks, not one string"),
+        (
+            {"allow": ["10.0.0.0/8", "10.0.0.999"]},
+            "allow: not an IP address or network: '10.0.0.999'",
+        ),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         SourceGate(**kwargs)  # type: ignore[arg-type]

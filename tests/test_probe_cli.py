@@ -30,8 +30,9 @@ asyncio.run(main())
 
 @pytest.fixture(scope="module")
 def reflector_port():
-    child = subprocess.Popen([sys.executable, "-c", REFLECTOR], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", REFLECTOR], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout is not None
         yield int(child.stdout.readline())
@@ -44,9 +45,14 @@ def reflector_port():
 
 
 def probe(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "peerscope", "probe", *args],
-                          capture_output=True, text=True, timeout=60, check=False,
-                          env={**os.environ, "COLUMNS": "160"})
+    return subprocess.run(
+        [sys.executable, "-m", "peerscope", "probe", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "160"},
+    )
 
 
 @pytest.mark.slow
@@ -55,20 +61,26 @@ def test_lines_and_summary_like_ping(reflector_port):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"PROBE 127.0.0.1:{reflector_port} (twamp): 5 probes, 0.05 s apart"
-    rtts = [float(re.fullmatch(rf"seq={seq} rtt=([\d.]+) ms", line).group(1))
-            for seq, line in enumerate(lines[1:6])]
+    rtts = [
+        float(re.fullmatch(rf"seq={seq} rtt=([\d.]+) ms", line).group(1))
+        for seq, line in enumerate(lines[1:6])
+    ]
     assert all(2.0 <= rtt < 10.0 for rtt in rtts), rtts
     assert lines[6] == f"--- 127.0.0.1:{reflector_port} twamp probe statistics ---"
     assert lines[7] == "5 probes sent, 5 received, 0.0% loss"
-    figures = re.fullmatch(r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms, "
-                           r"jitter ([\d.]+) ms", lines[8])
+    figures = re.fullmatch(
+        r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms, "
+        r"jitter ([\d.]+) ms",
+        lines[8],
+    )
     assert figures is not None, lines[8]
     low, average, high = (float(figures.group(i)) for i in (1, 2, 3))
     assert low == min(rtts)
     assert high == max(rtts)
     assert average == pytest.approx(sum(rtts) / 5, abs=0.002)
-    assert re.fullmatch(r"quality \d+\.\d \((excellent|good), grade [AB]\), MOS 4\.\d\d",
-                        lines[9]), lines[9]
+    assert re.fullmatch(
+        r"quality \d+\.\d \((excellent|good), grade [AB]\), MOS 4\.\d\d", lines[9]
+    ), lines[9]
 
 
 @pytest.mark.slow
@@ -107,19 +119,24 @@ def test_tcp_connect_time(reflector_port):
     assert orjson.loads(result.stdout)["summary"]["received"] == 2
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["[::1"], "address: expected [IPv6]"),
-    (["db.lan", "-m", "tcp"], "address: TCP probes need a port"),
-    (["127.0.0.1", "--count", "0"], "--count: must be within"),
-    (["127.0.0.1", "--interval", "-1"], "--interval: must be within"),
-    (["127.0.0.1", "--timeout", "nan"], "--timeout: must be within"),
-    (["127.0.0.1", "-m", "udp"], "peerscope: --method: invalid choice: 'udp'"),
-    # Refused at once, where they showed 100 % loss.
-    (["999.1.1.1"], "peerscope: address: '999.1.1.1' is not a valid IPv4 address\n"),
-    (["nosuch.invalid", "-c", "1"], "peerscope: address: 'nosuch.invalid' does not resolve: "),
-    (["nosuch.invalid:80", "-m", "tcp", "-c", "1"],
-     "peerscope: address: 'nosuch.invalid' does not resolve: "),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["[::1"], "address: expected [IPv6]"),
+        (["db.lan", "-m", "tcp"], "address: TCP probes need a port"),
+        (["127.0.0.1", "--count", "0"], "--count: must be within"),
+        (["127.0.0.1", "--interval", "-1"], "--interval: must be within"),
+        (["127.0.0.1", "--timeout", "nan"], "--timeout: must be within"),
+        (["127.0.0.1", "-m", "udp"], "peerscope: --method: invalid choice: 'udp'"),
+        # Refused at once, where they showed 100 % loss.
+        (["999.1.1.1"], "peerscope: address: '999.1.1.1' is not a valid IPv4 address\n"),
+        (["nosuch.invalid", "-c", "1"], "peerscope: address: 'nosuch.invalid' does not resolve: "),
+        (
+            ["nosuch.invalid:80", "-m", "tcp", "-c", "1"],
+            "peerscope: address: 'nosuch.invalid' does not resolve: ",
+        ),
+    ],
+)
 def test_bad_arguments_exit_2_naming_what_was_wrong(args, message, capsys):
     # In this process: nothing is probed, so a child interpreter would only add its start-up.
     try:
@@ -139,9 +156,21 @@ def test_a_long_run_on_a_terminal_draws_a_progress_bar(reflector_port):
     parent, child = pty.openpty()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "peerscope", "probe", f"127.0.0.1:{reflector_port}",
-             "-c", "20", "-i", "0.01"], stdout=child, stderr=subprocess.PIPE,
-            env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
+            [
+                sys.executable,
+                "-m",
+                "peerscope",
+                "probe",
+                f"127.0.0.1:{reflector_port}",
+                "-c",
+                "20",
+                "-i",
+                "0.01",
+            ],
+            stdout=child,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+        )
         os.close(child)
         child = -1
         output = b""

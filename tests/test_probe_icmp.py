@@ -24,8 +24,9 @@ async def test_without_permission_probes_are_lost_with_one_warning(monkeypatch, 
     monkeypatch.setitem(icmp._SOCKETS, socket.AF_INET, Denied)
     target = ProbeTarget.parse("127.0.0.1", method="icmp")
     with caplog.at_level(logging.WARNING, logger="peerscope.probe.icmp"):
-        results = [result async for result in probe_series(target, count=4, interval_s=0.01,
-                                                           timeout_s=0.1)]
+        results = [
+            result async for result in probe_series(target, count=4, interval_s=0.01, timeout_s=0.1)
+        ]
     assert [result.arrival for result in results] == ["timeout"] * 4
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 1
@@ -35,7 +36,8 @@ async def test_without_permission_probes_are_lost_with_one_warning(monkeypatch, 
 
 async def test_with_permission_echo_replies_are_timed():
     target = ProbeTarget.parse("127.0.0.1", method="icmp")
-    results = [result async for result in probe_series(target, count=3, interval_s=0.01,
-                                                       timeout_s=1.0)]
+    results = [
+        result async for result in probe_series(target, count=3, interval_s=0.01, timeout_s=1.0)
+    ]
     assert [result.arrival for result in results] == ["on_time"] * 3
     assert all(0.0 <= result.rtt_ms < 50.0 for result in results)

@@ -27,8 +27,16 @@ def test_in_flight_probes_are_not_loss_and_an_answer_is_a_latency_sample(clock):
     peer = monitor.peer("p1")
     assert peer["latency_ms"] == 12.5
     assert peer["last_seen"] == clock.now
-    assert peer["probes"] == {"sent": 2, "received": 1, "lost": 0, "in_flight": 1, "late": 0,
-                              "reordered": 0, "duplicates": 0, "unknown": 0}
+    assert peer["probes"] == {
+        "sent": 2,
+        "received": 1,
+        "lost": 0,
+        "in_flight": 1,
+        "late": 0,
+        "reordered": 0,
+        "duplicates": 0,
+        "unknown": 0,
+    }
     assert monitor.latency_history("p1", 60) == [(clock.now, 12.5)]
 
 
@@ -71,8 +79,17 @@ def test_failures_degrade_then_disconnect_and_replies_recover(clock):
             monitor.record_probe_reply("p1", seq, 10.0)
         clock.advance(1.0)
         statuses.append(monitor.tick().message()["clients"][0]["status"])
-    assert statuses == ["connected", "connected", "degraded", "degraded", "disconnected",
-                        "degraded", "degraded", "degraded", "connected"]
+    assert statuses == [
+        "connected",
+        "connected",
+        "degraded",
+        "degraded",
+        "disconnected",
+        "degraded",
+        "degraded",
+        "degraded",
+        "connected",
+    ]
 
 
 def test_a_late_reply_takes_its_loss_back_and_is_a_sample(clock):
@@ -146,14 +163,17 @@ def test_probe_replies_feed_sessions(clock):
     assert monitor.end_session(sid).latency_stats()["avg_latency"] == 8.0
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"seq": -1}, "seq"),
-    ({"seq": 1.5}, "seq"),
-    ({"seq": True}, "seq"),
-    ({"seq": 1, "timeout_s": 0.0}, "timeout_s"),
-    ({"seq": 1, "timeout_s": -1.0}, "timeout_s"),
-    ({"seq": 1, "timeout_s": math.nan}, "timeout_s"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"seq": -1}, "seq"),
+        ({"seq": 1.5}, "seq"),
+        ({"seq": True}, "seq"),
+        ({"seq": 1, "timeout_s": 0.0}, "timeout_s"),
+        ({"seq": 1, "timeout_s": -1.0}, "timeout_s"),
+        ({"seq": 1, "timeout_s": math.nan}, "timeout_s"),
+    ],
+)
 def test_bad_probe_sent_raises_and_records_nothing(clock, kwargs, field):
     monitor = make_monitor(clock)
     monitor.add_peer("p1")
@@ -172,10 +192,17 @@ def test_a_seq_sent_twice_is_refused(clock):
     assert monitor.peer("p1") == before
 
 
-@pytest.mark.parametrize(("seq", "rtt", "field"), [
-    (-1, 1.0, "seq"), ("1", 1.0, "seq"), (1, math.nan, "rtt_ms"), (1, -0.5, "rtt_ms"),
-    (1, math.inf, "rtt_ms"), (1, "3", "rtt_ms"),
-])
+@pytest.mark.parametrize(
+    ("seq", "rtt", "field"),
+    [
+        (-1, 1.0, "seq"),
+        ("1", 1.0, "seq"),
+        (1, math.nan, "rtt_ms"),
+        (1, -0.5, "rtt_ms"),
+        (1, math.inf, "rtt_ms"),
+        (1, "3", "rtt_ms"),
+    ],
+)
 def test_bad_probe_reply_raises_and_records_nothing(clock, seq, rtt, field):
     monitor = make_monitor(clock)
     monitor.record_probe_sent("p1", 1)
@@ -200,8 +227,9 @@ def test_a_peer_still_probed_is_not_pruned_however_long_it_is_silent(clock):
         monitor.record_probe_sent("p1", seq, timeout_s=1.0)
         clock.advance(2.0)
         message = monitor.tick().message()
-        assert [client["status"] for client in message["clients"]] == \
-            (["degraded"] if seq == 0 else ["disconnected"])
+        assert [client["status"] for client in message["clients"]] == (
+            ["degraded"] if seq == 0 else ["disconnected"]
+        )
     clock.advance(27.0)  # probing stopped 2 s ago: the TTL counts from the last probe
     assert monitor.tick().message()["clients_total"] == 1
     clock.advance(1.0)
@@ -213,12 +241,14 @@ def test_batches_record_what_the_single_calls_do(clock):
     for seq in (1, 2, 3):
         singles.record_probe_sent("a", seq, timeout_s=1.0)
         singles.record_probe_sent("b", seq, timeout_s=1.0)
-    batched.record_probes_sent([(peer_id, seq) for seq in (1, 2, 3) for peer_id in "ab"],
-                               timeout_s=1.0)
+    batched.record_probes_sent(
+        [(peer_id, seq) for seq in (1, 2, 3) for peer_id in "ab"], timeout_s=1.0
+    )
     clock.advance(0.01)
     replies = [("a", 2, 5.0), ("a", 1, 6.0), ("a", 1, 6.0), ("b", 9, 1.0), ("b", 1, 4.0)]
     assert batched.record_probe_replies(replies) == [
-        singles.record_probe_reply(*reply) for reply in replies]
+        singles.record_probe_reply(*reply) for reply in replies
+    ]
     assert batched.record_probe_replies([]) == []
     clock.advance(1.5)
     assert batched.record_probe_replies([("b", 2, 7.0)]) == ["late"]

@@ -20,11 +20,16 @@ from tests.server_support import eventually
 
 
 def make_monitor(disconnected_after_failures: int = 5) -> Monitor:
-    return Monitor(Settings(
-        enable_system_metrics=False, metrics_interval=0.05,
-        status=StatusRules(degraded_after_failures=2,
-                           disconnected_after_failures=disconnected_after_failures),
-        quality=QualityConfig(loss_window=10)))
+    return Monitor(
+        Settings(
+            enable_system_metrics=False,
+            metrics_interval=0.05,
+            status=StatusRules(
+                degraded_after_failures=2, disconnected_after_failures=disconnected_after_failures
+            ),
+            quality=QualityConfig(loss_window=10),
+        )
+    )
 
 
 async def wait_for(monitor: Monitor, peer_id: str, status: str, timeout_s: float = 5.0) -> dict:
@@ -59,8 +64,9 @@ async def test_a_peer_answering_then_silent_then_back():
     # probes, 0.15 s) could pass unseen between two looks.
     monitor = make_monitor(disconnected_after_failures=12)
     statuses = []
-    monitor.subscribe(lambda event: isinstance(event, PeerStatusChanged)
-                      and statuses.append(event.status))
+    monitor.subscribe(
+        lambda event: isinstance(event, PeerStatusChanged) and statuses.append(event.status)
+    )
     reflector = Reflector(network_delay_ms=3.0)
     port = await reflector.start(port=0)
     target = ProbeTarget.parse(f"127.0.0.1:{port}", peer_id="vpn-1", name="VPN one")
@@ -99,10 +105,13 @@ async def test_many_targets_each_methods_and_removal():
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         tcp_port = listener.getsockname()[1]
-        async with Reflector() as reflector, Prober(monitor, interval_s=0.05,
-                                                    timeout_s=0.5) as prober:
-            targets = [ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}")
-                       for i in range(20)]
+        async with (
+            Reflector() as reflector,
+            Prober(monitor, interval_s=0.05, timeout_s=0.5) as prober,
+        ):
+            targets = [
+                ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}") for i in range(20)
+            ]
             targets.append(ProbeTarget.parse(f"127.0.0.1:{tcp_port}", method="tcp"))
             targets.append(ProbeTarget.parse("127.0.0.1", method="icmp"))
             for target in targets:
@@ -125,8 +134,7 @@ async def test_many_targets_each_methods_and_removal():
 async def test_a_name_that_does_not_resolve_is_said_once_per_target_not_lost(caplog):
     monitor = make_monitor()
     caplog.set_level(logging.WARNING, logger="peerscope")
-    async with Reflector() as reflector, Prober(monitor, interval_s=0.05,
-                                                timeout_s=0.3) as prober:
+    async with Reflector() as reflector, Prober(monitor, interval_s=0.05, timeout_s=0.3) as prober:
         prober.add(ProbeTarget.parse("nosuch-a.invalid", peer_id="a"))
         prober.add(ProbeTarget.parse("nosuch-b.invalid:80", method="tcp", peer_id="b"))
         prober.add(ProbeTarget.parse(f"localhost:{reflector.port}", peer_id="named"))
@@ -136,10 +144,15 @@ async def test_a_name_that_does_not_resolve_is_said_once_per_target_not_lost(cap
             error = prober.error(peer_id)
             assert error is not None
             assert error.startswith(f"{host!r} does not resolve: ")
-            said = [record.getMessage() for record in caplog.records
-                    if f"peer {peer_id!r}:" in record.getMessage()]
-            assert said == [f"peerscope: peer {peer_id!r}: {error}; no probes go to "
-                            f"{prober_address(prober, peer_id)} until it does"]
+            said = [
+                record.getMessage()
+                for record in caplog.records
+                if f"peer {peer_id!r}:" in record.getMessage()
+            ]
+            assert said == [
+                f"peerscope: peer {peer_id!r}: {error}; no probes go to "
+                f"{prober_address(prober, peer_id)} until it does"
+            ]
         assert await eventually(lambda: replied(monitor, "named", 2))
         assert prober.error("named") is None
         assert prober.error("unknown") is None
@@ -155,8 +168,7 @@ def prober_address(prober: Prober, peer_id: str) -> str:
 
 async def test_a_peer_removed_from_the_monitor_alone_is_registered_again():
     monitor = make_monitor()
-    async with Reflector() as reflector, Prober(monitor, interval_s=0.02,
-                                                timeout_s=0.5) as prober:
+    async with Reflector() as reflector, Prober(monitor, interval_s=0.02, timeout_s=0.5) as prober:
         prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="p", name="P"))
         await asyncio.sleep(0.1)
         assert monitor.remove_peer("p")
@@ -185,10 +197,14 @@ async def test_a_reply_after_removal_replacement_or_a_monitor_drop_is_not_record
     assert monitor.peer("replaced")["probes"]["unknown"] == 1
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"interval_s": 0.0}, "interval_s"), ({"count": 0}, "count"),
-    ({"timeout_s": -1.0}, "timeout_s"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"interval_s": 0.0}, "interval_s"),
+        ({"count": 0}, "count"),
+        ({"timeout_s": -1.0}, "timeout_s"),
+    ],
+)
 def test_bad_settings_are_refused(kwargs, field):
     with pytest.raises(ValueError, match=field):
         Prober(make_monitor(), **kwargs)
@@ -241,8 +257,10 @@ class SendLog:
 async def test_each_target_goes_out_once_per_spacing_at_its_own_offset():
     monitor = make_monitor()
     log = SendLog(monitor)
-    async with Reflector() as reflector, Prober(log, interval_s=0.2, count=2,
-                                                timeout_s=1.0) as prober:
+    async with (
+        Reflector() as reflector,
+        Prober(log, interval_s=0.2, count=2, timeout_s=1.0) as prober,
+    ):
         for i in range(20):
             prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
         end = asyncio.get_running_loop().time() + 1.05
@@ -267,15 +285,15 @@ async def test_each_target_goes_out_once_per_spacing_at_its_own_offset():
 async def test_a_stalled_loop_sends_each_target_once_and_keeps_its_place():
     monitor = make_monitor()
     log = SendLog(monitor)
-    async with Reflector() as reflector, Prober(log, interval_s=0.1,
-                                                timeout_s=1.0) as prober:
+    async with Reflector() as reflector, Prober(log, interval_s=0.1, timeout_s=1.0) as prober:
         for i in range(10):
             prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
         await asyncio.sleep(0.3)
         time.sleep(0.45)  # the loop is blocked for 4.5 spacings
         resumed = asyncio.get_running_loop().time()
-        await eventually(lambda: all(len(log.times_after(f"t{i}", resumed)) >= 6
-                                     for i in range(10)))
+        await eventually(
+            lambda: all(len(log.times_after(f"t{i}", resumed)) >= 6 for i in range(10))
+        )
     # The first wake-up after the block sends each target once for the 4.5 spacings missed
     # (no catching up on each missed slot): all ten, in one batch.
     resuming, size = next((at, size) for at, size in log.batches if at > resumed)
@@ -295,8 +313,7 @@ async def test_a_stalled_loop_sends_each_target_once_and_keeps_its_place():
 async def test_targets_added_and_removed_while_running():
     monitor = make_monitor()
     log = SendLog(monitor)
-    async with Reflector() as reflector, Prober(log, interval_s=0.2,
-                                                timeout_s=1.0) as prober:
+    async with Reflector() as reflector, Prober(log, interval_s=0.2, timeout_s=1.0) as prober:
         prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="first"))
         await asyncio.sleep(0.1)
         added = asyncio.get_running_loop().time()
@@ -309,8 +326,9 @@ async def test_targets_added_and_removed_while_running():
         assert prober.remove("first")
         removed = asyncio.get_running_loop().time()
         # Replacing a target keeps its place in the schedule and its numbering.
-        prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="second",
-                                     name="renamed"))
+        prober.add(
+            ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id="second", name="renamed")
+        )
         await asyncio.sleep(0.5)
         # Two or three in those 0.5 s; a stall of the machine skips the slots it covers.
         await eventually(lambda: len(log.times_after("second", removed)) >= 2)
@@ -328,8 +346,10 @@ async def test_a_wake_up_sends_at_most_200_probes_so_their_replies_fit_the_socke
     # 2,500 probes a second from one address: above the reflector's default limit per
     # source (2,000 a second after a burst of 2,000), which a stall of a few seconds would
     # reach; this test is about the sender's batches, not the reflector's limit.
-    async with Reflector(rate_limit=10_000) as reflector, Prober(log, interval_s=1.0,
-                                                                 timeout_s=2.0) as prober:
+    async with (
+        Reflector(rate_limit=10_000) as reflector,
+        Prober(log, interval_s=1.0, timeout_s=2.0) as prober,
+    ):
         for i in range(2500):  # 20 % of the spacing would be 500 probes a wake-up
             prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
         await asyncio.sleep(2.0)
@@ -345,9 +365,11 @@ async def test_a_wake_up_sends_at_most_200_probes_so_their_replies_fit_the_socke
     assert sizes[0] <= 230, log.batches[:3]
     # A wake-up a little late (a busy machine: tens of ms) also sends those that fell due
     # while it was late, 2,500 a second: no more than that.
-    over = [(round(gap - usual, 4), size)
-            for gap, size in zip(gaps, sizes[1:], strict=True)
-            if gap <= 2 * usual and size > 230 + 2500 * max(0.0, gap - usual)]
+    over = [
+        (round(gap - usual, 4), size)
+        for gap, size in zip(gaps, sizes[1:], strict=True)
+        if gap <= 2 * usual and size > 230 + 2500 * max(0.0, gap - usual)
+    ]
     assert over == [], over
     assert sum(sizes) >= 2500 * 1.5
     probes = [monitor.peer(f"t{i}")["probes"] for i in range(2500)]

@@ -23,10 +23,15 @@ from tests.server_support import eventually
 
 async def rtts(port: int, count: int, interval_s: float, timeout_s: float = 1.0) -> list[float]:
     target = ProbeTarget.parse(f"127.0.0.1:{port}")
-    results = sorted([result async for result in probe_series(target, count=count,
-                                                              interval_s=interval_s,
-                                                              timeout_s=timeout_s)],
-                     key=lambda result: result.seq)  # a loaded machine may reorder a few
+    results = sorted(
+        [
+            result
+            async for result in probe_series(
+                target, count=count, interval_s=interval_s, timeout_s=timeout_s
+            )
+        ],
+        key=lambda result: result.seq,
+    )  # a loaded machine may reorder a few
     assert [result.seq for result in results] == list(range(count)), results
     assert all(result.arrival == "on_time" for result in results), results
     return [result.rtt_ms for result in results]
@@ -48,8 +53,15 @@ async def test_reply_carries_the_probe_and_both_reflector_timestamps():
 
 @pytest.mark.slow
 async def test_garbage_gets_no_answer_and_the_reflector_keeps_answering():
-    garbage = [b"", b"x", b"\x00" * 13, b"\x00" * 41, b"GET / HTTP/1.1\r\n\r\n", b"\xff" * 1500,
-               SenderPacket(1, 2, padding=0).encode()]  # unpadded: the reply would be longer
+    garbage = [
+        b"",
+        b"x",
+        b"\x00" * 13,
+        b"\x00" * 41,
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"\xff" * 1500,
+        SenderPacket(1, 2, padding=0).encode(),
+    ]  # unpadded: the reply would be longer
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.settimeout(0.3)
         async with Reflector() as reflector:
@@ -91,8 +103,10 @@ async def test_simulated_path_delay_and_jitter_are_measured():
 async def test_simulated_loss_drops_about_that_share():
     async with Reflector(loss_percent=50.0, seed=1) as reflector:
         target = ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
-        results = [result async for result in probe_series(target, count=200, interval_s=0.001,
-                                                           timeout_s=0.3)]
+        results = [
+            result
+            async for result in probe_series(target, count=200, interval_s=0.001, timeout_s=0.3)
+        ]
     lost = sum(result.arrival == "timeout" for result in results)
     assert lost == reflector.dropped
     assert 70 <= lost <= 130
@@ -115,13 +129,16 @@ async def test_stop_cancels_held_replies_and_frees_the_port():
     again.stop()
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"network_delay_ms": -1.0}, "network_delay_ms"),
-    ({"jitter_ms": float("nan")}, "jitter_ms"),
-    ({"hold_ms": float("inf")}, "hold_ms"),
-    ({"loss_percent": 101.0}, "loss_percent"),
-    ({"jitter_distribution": "pareto"}, "jitter_distribution"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"network_delay_ms": -1.0}, "network_delay_ms"),
+        ({"jitter_ms": float("nan")}, "jitter_ms"),
+        ({"hold_ms": float("inf")}, "hold_ms"),
+        ({"loss_percent": 101.0}, "loss_percent"),
+        ({"jitter_distribution": "pareto"}, "jitter_distribution"),
+    ],
+)
 def test_bad_settings_are_refused(kwargs, field):
     with pytest.raises(ValueError, match=field):
         Reflector(**kwargs)
@@ -138,8 +155,9 @@ async def test_ipv6():
     port = await reflector.start(host="::1", port=0)
     try:
         target = ProbeTarget.parse(f"[::1]:{port}")
-        results = [result async for result in probe_series(target, count=3, interval_s=0.01,
-                                                           timeout_s=1.0)]
+        results = [
+            result async for result in probe_series(target, count=3, interval_s=0.01, timeout_s=1.0)
+        ]
     finally:
         reflector.stop()
     assert [result.arrival for result in results] == ["on_time"] * 3
@@ -147,15 +165,17 @@ async def test_ipv6():
 
 async def test_a_host_name_is_resolved_at_probe_time():
     # Bind where "localhost" resolves first, which may be ::1 or 127.0.0.1 by the host's rules.
-    first = (await asyncio.get_running_loop().getaddrinfo("localhost", 0,
-                                                          type=socket.SOCK_DGRAM))[0][4][0]
+    first = (await asyncio.get_running_loop().getaddrinfo("localhost", 0, type=socket.SOCK_DGRAM))[
+        0
+    ][4][0]
     reflector = Reflector()
     port = await reflector.start(host=first, port=0)
     try:
         target = ProbeTarget.parse(f"localhost:{port}")
         assert not target.is_literal
-        results = [result async for result in probe_series(target, count=3, interval_s=0.01,
-                                                           timeout_s=1.0)]
+        results = [
+            result async for result in probe_series(target, count=3, interval_s=0.01, timeout_s=1.0)
+        ]
     finally:
         reflector.stop()
     assert [result.arrival for result in results] == ["on_time"] * 3
@@ -163,14 +183,15 @@ async def test_a_host_name_is_resolved_at_probe_time():
 
 # --- who is answered: the allow-list and the rate per source address ---------------------
 
+
 def counted(reflector: Reflector) -> int:
     """Probes the reflector has decided about (answered or refused)."""
-    return (reflector.reflected + reflector.rate_limited + reflector.not_allowed
-            + reflector.rejected)
+    return reflector.reflected + reflector.rate_limited + reflector.not_allowed + reflector.rejected
 
 
-async def exchange(reflector: Reflector, source: str, probes: int, *,
-                   to: str = "127.0.0.1", sockets: int = 1) -> list[int]:
+async def exchange(
+    reflector: Reflector, source: str, probes: int, *, to: str = "127.0.0.1", sockets: int = 1
+) -> list[int]:
     """Send ``probes`` probes from ``source`` (spread over ``sockets`` sockets, so over as
     many ports); the sequence numbers answered, once the reflector has decided about all."""
     family = socket.AF_INET6 if ":" in to else socket.AF_INET
@@ -220,13 +241,16 @@ async def test_a_source_outside_the_allow_list_gets_nothing():
         assert reflector.rate_limited == 0
 
 
-@pytest.mark.parametrize(("allow", "answered"), [
-    (["127.0.0.1"], True),
-    (["127.0.0.0/8"], True),
-    (["::ffff:127.0.0.0/104"], True),
-    (["127.0.0.2"], False),
-    (["::1"], False),
-])
+@pytest.mark.parametrize(
+    ("allow", "answered"),
+    [
+        (["127.0.0.1"], True),
+        (["127.0.0.0/8"], True),
+        (["::ffff:127.0.0.0/104"], True),
+        (["127.0.0.2"], False),
+        (["::1"], False),
+    ],
+)
 async def test_ipv4_senders_on_a_dual_stack_socket_match_ipv4_networks(allow, answered):
     """Bound to an IPv6 address, the socket sees IPv4 senders as ::ffff:a.b.c.d."""
     reflector = Reflector(allow=allow)
@@ -256,8 +280,7 @@ async def test_default_limits_do_not_touch_1000_peers_probed_once_a_second():
     """The benchmark's case (benchmarks/bench_probe.py): 1,000 peers behind one reflector,
     probed from one address at 1 Hz, through a reflector with the default limits."""
     monitor = Monitor(Settings(enable_system_metrics=False))
-    async with Reflector() as reflector, Prober(monitor, interval_s=1.0,
-                                                timeout_s=2.0) as prober:
+    async with Reflector() as reflector, Prober(monitor, interval_s=1.0, timeout_s=2.0) as prober:
         for i in range(1000):
             prober.add(ProbeTarget.parse(f"127.0.0.1:{reflector.port}", peer_id=f"t{i}"))
         await eventually(lambda: reflector.reflected >= 2500, 30)
@@ -267,9 +290,13 @@ async def test_default_limits_do_not_touch_1000_peers_probed_once_a_second():
 
 
 async def test_serve_answers_probes_within_its_settings():
-    settings = Settings(enable_system_metrics=False, reflector_port=0,
-                        reflector_allow=["127.0.0.2/32", "::1"], reflector_rate_limit=0.01,
-                        reflector_burst=2)
+    settings = Settings(
+        enable_system_metrics=False,
+        reflector_port=0,
+        reflector_allow=["127.0.0.2/32", "::1"],
+        reflector_rate_limit=0.01,
+        reflector_burst=2,
+    )
     agent = Agent(Monitor(settings), port=0)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(agent.run(on_ready=ready.set_result))
@@ -285,8 +312,13 @@ async def test_serve_answers_probes_within_its_settings():
         async with httpx.AsyncClient(base_url=await ready, timeout=5.0) as http:
             health = (await http.get("/api/health")).json()
         assert health["reflector_port"] == reflector.port
-        assert health["reflector"] == {"reflected": 2, "rejected": 0, "not_allowed": 3,
-                                       "rate_limited": 3, "sources": 1}
+        assert health["reflector"] == {
+            "reflected": 2,
+            "rejected": 0,
+            "not_allowed": 3,
+            "rate_limited": 3,
+            "sources": 1,
+        }
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -26,8 +26,9 @@ from peerscope.probe.twamp_sender import encode_probe
 
 u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
-error_estimates = st.integers(0, 2**16 - 1).filter(lambda value: value & 0xFF
-                                                  and not value & 0x4000)
+error_estimates = st.integers(0, 2**16 - 1).filter(
+    lambda value: value & 0xFF and not value & 0x4000
+)
 # 1900 .. 2172: NTP eras 0 and 1, as a sender's or reflector's clock may read.
 unix_ns = st.integers(-NTP_UNIX_OFFSET_S * 10**9, (2**33 - NTP_UNIX_OFFSET_S) * 10**9 - 1)
 # How far apart two timestamps of one probe (t1..t4) may be: a day either way.
@@ -40,15 +41,24 @@ def test_sizes_follow_the_rfc():
 
 
 def test_layout_of_a_sender_packet():
-    data = SenderPacket(seq=7, timestamp=0x0102030405060708, error_estimate=0x8001,
-                        padding=3).encode()
-    assert data == bytes.fromhex("00000007" "0102030405060708" "8001" "000000")
+    data = SenderPacket(
+        seq=7, timestamp=0x0102030405060708, error_estimate=0x8001, padding=3
+    ).encode()
+    assert data == bytes.fromhex("0000000701020304050607088001000000")
 
 
 def test_layout_of_a_reflector_packet():
-    packet = ReflectorPacket(seq=1, timestamp=2, receive_timestamp=3, sender_seq=4,
-                             sender_timestamp=5, sender_error_estimate=0x0101, sender_ttl=64,
-                             error_estimate=0x0102, padding=0)
+    packet = ReflectorPacket(
+        seq=1,
+        timestamp=2,
+        receive_timestamp=3,
+        sender_seq=4,
+        sender_timestamp=5,
+        sender_error_estimate=0x0101,
+        sender_ttl=64,
+        error_estimate=0x0102,
+        padding=0,
+    )
     assert packet.encode() == struct.pack("!IQHHQIQHHB", 1, 2, 0x0102, 0, 3, 4, 5, 0x0101, 0, 64)
 
 
@@ -73,8 +83,9 @@ def test_era_wrap_in_2036():
     before, after = (2**32 - NTP_UNIX_OFFSET_S) * 10**9 - 1, (2**32 - NTP_UNIX_OFFSET_S) * 10**9
     assert ntp_from_unix_ns(after) == 0  # era 1's first instant
     assert ntp_from_unix_ns(before) == 2**64 - 4  # era 0's last nanosecond, 4.29 units
-    assert ntp_difference_ms(ntp_from_unix_ns(after), ntp_from_unix_ns(before)) == \
-        pytest.approx(1e-6, abs=3e-7)  # 1 ns, to NTP resolution (0.23 ns)
+    assert ntp_difference_ms(ntp_from_unix_ns(after), ntp_from_unix_ns(before)) == pytest.approx(
+        1e-6, abs=3e-7
+    )  # 1 ns, to NTP resolution (0.23 ns)
 
 
 @given(u32, u64, error_estimates, st.integers(0, MAX_DATAGRAM - SENDER_SIZE))
@@ -85,12 +96,23 @@ def test_sender_round_trip(seq, timestamp, error_estimate, padding):
     assert SenderPacket.decode(data) == packet
 
 
-@given(u32, u64, u64, u32, u64, error_estimates, st.integers(0, 255), error_estimates,
-       st.integers(0, MAX_DATAGRAM - REFLECTOR_SIZE))
-def test_reflector_round_trip(seq, timestamp, received, sender_seq, sender_timestamp,
-                              sender_error, ttl, error, padding):
-    packet = ReflectorPacket(seq, timestamp, received, sender_seq, sender_timestamp,
-                             sender_error, ttl, error, padding)
+@given(
+    u32,
+    u64,
+    u64,
+    u32,
+    u64,
+    error_estimates,
+    st.integers(0, 255),
+    error_estimates,
+    st.integers(0, MAX_DATAGRAM - REFLECTOR_SIZE),
+)
+def test_reflector_round_trip(
+    seq, timestamp, received, sender_seq, sender_timestamp, sender_error, ttl, error, padding
+):
+    packet = ReflectorPacket(
+        seq, timestamp, received, sender_seq, sender_timestamp, sender_error, ttl, error, padding
+    )
     assert ReflectorPacket.decode(packet.encode()) == packet
 
 
@@ -146,12 +168,15 @@ def test_reflector_packet_with_nonzero_mbz_is_rejected():
             ReflectorPacket.decode(bytes(bad))
 
 
-@pytest.mark.parametrize(("packet", "field"), [
-    (SenderPacket(1, 2, error_estimate=0x0100), "error_estimate"),
-    (SenderPacket(1, 2, error_estimate=0x4001), "error_estimate: Z bit"),
-    (SenderPacket(1, 2, padding=-1), "padding"),
-    (SenderPacket(1, 2, padding=MAX_DATAGRAM), "padding"),
-])
+@pytest.mark.parametrize(
+    ("packet", "field"),
+    [
+        (SenderPacket(1, 2, error_estimate=0x0100), "error_estimate"),
+        (SenderPacket(1, 2, error_estimate=0x4001), "error_estimate: Z bit"),
+        (SenderPacket(1, 2, padding=-1), "padding"),
+        (SenderPacket(1, 2, padding=MAX_DATAGRAM), "padding"),
+    ],
+)
 def test_encoding_refuses_invalid_fields(packet, field):
     with pytest.raises(ValueError, match=field):
         packet.encode()
@@ -160,8 +185,12 @@ def test_encoding_refuses_invalid_fields(packet, field):
 def test_reply_echoes_the_probe_and_keeps_the_size():
     probe = SenderPacket(seq=9, timestamp=1234, error_estimate=0x0203, padding=27 + 100)
     reply = reply_to(probe, seq=1, received=5000, sent=6000, ttl=64)
-    assert (reply.sender_seq, reply.sender_timestamp, reply.sender_error_estimate,
-            reply.sender_ttl) == (9, 1234, 0x0203, 64)
+    assert (
+        reply.sender_seq,
+        reply.sender_timestamp,
+        reply.sender_error_estimate,
+        reply.sender_ttl,
+    ) == (9, 1234, 0x0203, 64)
     assert len(reply.encode()) == len(probe.encode())
 
 
@@ -171,15 +200,19 @@ def test_the_senders_fast_encoding_is_the_codecs(seq, timestamp):
 
 
 @given(u32, u64, u64, u32, u64, error_estimates, error_estimates)
-def test_the_senders_fast_decoding_is_the_codecs(seq, timestamp, received, sender_seq,
-                                                 sender_timestamp, sender_error, error):
-    packet = ReflectorPacket(seq, timestamp, received, sender_seq, sender_timestamp,
-                             sender_error, error_estimate=error)
+def test_the_senders_fast_decoding_is_the_codecs(
+    seq, timestamp, received, sender_seq, sender_timestamp, sender_error, error
+):
+    packet = ReflectorPacket(
+        seq, timestamp, received, sender_seq, sender_timestamp, sender_error, error_estimate=error
+    )
     assert reply_seq_and_hold(packet.encode()) == (sender_seq, packet.hold_ms)
 
 
-@pytest.mark.parametrize(("data", "why"), [(bytes(REFLECTOR_SIZE - 1), "too short"),
-                                           (bytes(REFLECTOR_SIZE), "multiplier")])
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [(bytes(REFLECTOR_SIZE - 1), "too short"), (bytes(REFLECTOR_SIZE), "multiplier")],
+)
 def test_the_senders_fast_decoding_rejects_what_the_codec_does(data, why):
     with pytest.raises(ValueError, match=why):
         ReflectorPacket.decode(data)
@@ -193,11 +226,9 @@ def test_the_sender_remembers_probes_for_remember_s_and_grows_to_keep_them():
     sent = _SentProbes(remember_ns=10 * 10**9)
     handlers = [lambda seq, rtt: None for _ in range(3000)]
     for wire_seq in range(3000):  # 3,000 within 3 s: more than the first 1,024 slots
-        sent.add(wire_seq, wire_seq * 10**6, ("127.0.0.1", 862), wire_seq + 7,
-                 handlers[wire_seq])
+        sent.add(wire_seq, wire_seq * 10**6, ("127.0.0.1", 862), wire_seq + 7, handlers[wire_seq])
     assert sent.find(5, 4 * 10**9, ("127.0.0.1", 862)) == (12, handlers[5], 5 * 10**6)
-    assert sent.find(2999, 4 * 10**9, ("127.0.0.1", 862)) == (3006, handlers[2999],
-                                                              2999 * 10**6)
+    assert sent.find(2999, 4 * 10**9, ("127.0.0.1", 862)) == (3006, handlers[2999], 2999 * 10**6)
     assert sent.find(5, 4 * 10**9, ("127.0.0.2", 862)) is None  # from another address
     assert sent.find(5, 4 * 10**9, ("127.0.0.1", 863)) is None
     assert sent.find(3000, 4 * 10**9, ("127.0.0.1", 862)) is None  # never sent

@@ -90,9 +90,18 @@ asyncio.run(main())
 def test_the_first_reply_of_a_fresh_process_keeps_its_arrival_time():
     # Stamped when read instead, it comes out ~300 ms: it did in 3 of 12 fresh processes
     # here without the sender's wait (STAMPS_WARM_UP_S = 0), in none of 12 with it.
-    rtts = [float(subprocess.run([sys.executable, "-c", _FIRST_REPLY], capture_output=True,
-                                 text=True, check=True, timeout=60).stdout)
-            for _ in range(6)]
+    rtts = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", _FIRST_REPLY],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout
+        )
+        for _ in range(6)
+    ]
     assert max(rtts) < 50.0, rtts
 
 
@@ -162,15 +171,20 @@ async def test_more_replies_than_a_default_socket_holds_wait_unread_and_whole():
                 probes = [await loop.sock_recvfrom(reflector, 2048) for _ in range(400)]
             for seq, (data, address) in enumerate(probes):
                 stamp = ntp_from_unix_ns(0)
-                reflector.sendto(reply_to(SenderPacket.decode(data), seq=seq, received=stamp,
-                                          sent=stamp).encode(), address)
+                reflector.sendto(
+                    reply_to(
+                        SenderPacket.decode(data), seq=seq, received=stamp, sent=stamp
+                    ).encode(),
+                    address,
+                )
             await asyncio.sleep(0.1)
             assert replies.got == []  # nothing read yet: all 400 wait in the socket
             sender.send(target, 400, 600.0, replies)  # reads them
             await replies.wait_for(400, within_s=5.0)
             assert sorted(seq for seq, _, _ in replies.got[:400]) == list(range(400))
             granted = sender._endpoints[socket.AF_INET].sock.getsockopt(
-                socket.SOL_SOCKET, socket.SO_RCVBUF)
+                socket.SOL_SOCKET, socket.SO_RCVBUF
+            )
             rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
             assert granted == 2 * min(RECEIVE_BUFFER, rmem_max)  # Linux doubles what it grants
         finally:
@@ -191,8 +205,15 @@ async def test_a_reflector_clock_running_fast_cannot_make_the_rtt_negative():
             async with asyncio.timeout(5.0):
                 data, address = await asyncio.get_running_loop().sock_recvfrom(reflector, 2048)
             received = ntp_from_unix_ns(0)
-            reflector.sendto(reply_to(SenderPacket.decode(data), seq=0, received=received,
-                                      sent=received + (2**32 // 2)).encode(), address)
+            reflector.sendto(
+                reply_to(
+                    SenderPacket.decode(data),
+                    seq=0,
+                    received=received,
+                    sent=received + (2**32 // 2),
+                ).encode(),
+                address,
+            )
             await replies.wait_for(1, within_s=5.0)
             assert [(seq, rtt_ms) for seq, rtt_ms, _ in replies.got] == [(0, 0.0)]
         finally:

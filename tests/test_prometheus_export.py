@@ -25,8 +25,10 @@ from peerscope.testing import ManualClock
 
 PEER_LABELS = {"peer_id", "name", "kind"}
 # How a HELP text names the unit; flags (0/1) say what each value means.
-UNIT_WORDS = (r"in seconds|in bytes|as a ratio|\(count\)|unitless|per second|"
-              r"\(1\) or not \(0\)|0 when|1 for")
+UNIT_WORDS = (
+    r"in seconds|in bytes|as a ratio|\(count\)|unitless|per second|"
+    r"\(1\) or not \(0\)|0 when|1 for"
+)
 
 
 class Scrape:
@@ -47,8 +49,11 @@ class Scrape:
                 self.samples.setdefault(sample.name, []).append(sample)
 
     def value(self, name: str, **labels: str) -> float:
-        found = [s.value for s in self.samples.get(name, [])
-                 if all(s.labels.get(k) == v for k, v in labels.items())]
+        found = [
+            s.value
+            for s in self.samples.get(name, [])
+            if all(s.labels.get(k) == v for k, v in labels.items())
+        ]
         assert len(found) == 1, f"{name}{labels}: {len(found)} samples"
         return found[0]
 
@@ -74,8 +79,7 @@ def test_latency_figures_in_seconds_and_loss_as_a_ratio(clock):
     assert scrape.value("peerscope_peer_jitter_seconds", peer_id="alpha") == 0.0
     assert scrape.value("peerscope_peer_loss_ratio", peer_id="alpha") == 0.5
     entry = monitor.peer("alpha")
-    assert scrape.value("peerscope_peer_quality_score", peer_id="alpha") == \
-        entry["quality_score"]
+    assert scrape.value("peerscope_peer_quality_score", peer_id="alpha") == entry["quality_score"]
     assert scrape.value("peerscope_peer_mos", peer_id="alpha") == entry["mos"]
     assert 1.0 <= entry["mos"] <= 4.5
 
@@ -94,8 +98,9 @@ def test_jitter_follows_rfc3550_in_seconds(clock):
 def test_counters_end_in_total_and_hold_exact_counts(clock):
     monitor = quiet_monitor(clock)
     monitor.add_peer("alpha")
-    monitor.record_traffic("alpha", bytes_sent=1500, bytes_received=3000, packets_sent=3,
-                           packets_received=4)
+    monitor.record_traffic(
+        "alpha", bytes_sent=1500, bytes_received=3000, packets_sent=3, packets_received=4
+    )
     monitor.record_message("alpha", size=100, direction="in")
     monitor.record_message("alpha", size=40, direction="out")
     monitor.record_message(size=7)  # a server message with no peer
@@ -143,12 +148,27 @@ def test_every_peer_gets_fixed_and_user_labels_with_blanks_for_missing_ones(cloc
     scrape = Scrape(monitor)
     labels = {s.labels["peer_id"]: s.labels for s in scrape.samples["peerscope_peer_up"]}
     assert labels == {
-        "alpha": {"peer_id": "alpha", "name": "Alpha", "kind": "peer", "region": "eu",
-                  "connection_type": "relay"},
-        "beta": {"peer_id": "beta", "name": "", "kind": "client", "region": "us",
-                 "connection_type": ""},
-        "gamma": {"peer_id": "gamma", "name": "", "kind": "peer", "region": "",
-                  "connection_type": ""},
+        "alpha": {
+            "peer_id": "alpha",
+            "name": "Alpha",
+            "kind": "peer",
+            "region": "eu",
+            "connection_type": "relay",
+        },
+        "beta": {
+            "peer_id": "beta",
+            "name": "",
+            "kind": "client",
+            "region": "us",
+            "connection_type": "",
+        },
+        "gamma": {
+            "peer_id": "gamma",
+            "name": "",
+            "kind": "peer",
+            "region": "",
+            "connection_type": "",
+        },
     }
     # One label-name set per family: every per-peer sample has them all.
     for name, samples in scrape.samples.items():
@@ -160,18 +180,33 @@ def test_every_peer_gets_fixed_and_user_labels_with_blanks_for_missing_ones(cloc
 
 def test_user_labels_that_would_collide_are_prefixed_or_skipped(clock):
     monitor = quiet_monitor(clock)
-    monitor.add_peer("alpha", name="Alpha", labels={
-        "kind": "vpn", "status": "vip", "job": "game", "instance": "i1", "__meta": "m",
-        "label_kind": "own", "région": "eu"})
+    monitor.add_peer(
+        "alpha",
+        name="Alpha",
+        labels={
+            "kind": "vpn",
+            "status": "vip",
+            "job": "game",
+            "instance": "i1",
+            "__meta": "m",
+            "label_kind": "own",
+            "région": "eu",
+        },
+    )
     scrape = Scrape(monitor)
     (sample,) = scrape.samples["peerscope_peer_up"]
     assert sample.labels == {
-        "peer_id": "alpha", "name": "Alpha", "kind": "peer",
+        "peer_id": "alpha",
+        "name": "Alpha",
+        "kind": "peer",
         # The user's own "label_kind" keeps its name; the reserved "kind" that would be
         # renamed onto it is skipped.
         "label_kind": "own",
-        "label_status": "vip", "label_job": "game", "label_instance": "i1",
-        "label___meta": "m", "r_gion": "eu",
+        "label_status": "vip",
+        "label_job": "game",
+        "label_instance": "i1",
+        "label___meta": "m",
+        "r_gion": "eu",
     }
     statuses = {s.labels["status"] for s in scrape.samples["peerscope_peer_status"]}
     assert statuses == {"connected", "degraded", "disconnected"}
@@ -190,13 +225,22 @@ def test_unmeasured_figures_are_omitted_not_zero(clock):
     monitor.add_peer("measured")
     monitor.record_latency("measured", 12.0)
     scrape = Scrape(monitor)
-    for name in ("peerscope_peer_rtt_seconds", "peerscope_peer_rtt_smoothed_seconds",
-                 "peerscope_peer_jitter_seconds", "peerscope_peer_loss_ratio",
-                 "peerscope_peer_quality_score", "peerscope_peer_mos",
-                 "peerscope_peer_frames_per_second", "peerscope_peer_frame_time_seconds"):
+    for name in (
+        "peerscope_peer_rtt_seconds",
+        "peerscope_peer_rtt_smoothed_seconds",
+        "peerscope_peer_jitter_seconds",
+        "peerscope_peer_loss_ratio",
+        "peerscope_peer_quality_score",
+        "peerscope_peer_mos",
+        "peerscope_peer_frames_per_second",
+        "peerscope_peer_frame_time_seconds",
+    ):
         assert scrape.peer_value(name, "silent") is None, name
-    for name in ("peerscope_peer_up", "peerscope_peer_sent_bytes_total",
-                 "peerscope_peer_connected_timestamp_seconds"):
+    for name in (
+        "peerscope_peer_up",
+        "peerscope_peer_sent_bytes_total",
+        "peerscope_peer_connected_timestamp_seconds",
+    ):
         assert scrape.peer_value(name, "silent") is not None, name
     assert scrape.peer_value("peerscope_peer_loss_ratio", "measured") == 0.0
     assert scrape.peer_value("peerscope_peer_frames_per_second", "measured") is None
@@ -242,8 +286,9 @@ def test_an_idle_peer_goes_down_after_the_disconnect_timeout(clock):
     assert scrape.value("peerscope_peer_status", peer_id="idle", status="disconnected") == 1
 
 
-@pytest.mark.parametrize("name", ["<img src=x onerror=alert(1)>", 'a"b\\nc', "back\\slash\\",
-                                  'quote "x" y', "üñí €"])
+@pytest.mark.parametrize(
+    "name", ["<img src=x onerror=alert(1)>", 'a"b\\nc', "back\\slash\\", 'quote "x" y', "üñí €"]
+)
 def test_names_are_escaped_and_parse_back_exactly(clock, name):
     monitor = quiet_monitor(clock)
     monitor.add_peer('id"with\\odd', name=name, labels={"note": name})
@@ -272,8 +317,11 @@ def test_a_real_newline_never_reaches_the_exposition(clock):
 def test_host_series_are_omitted_when_sampling_is_off(clock):
     scrape = Scrape(quiet_monitor(clock))
     assert scrape.value("peerscope_host_metrics_available") == 0
-    host = [name for name in scrape.samples
-            if name.startswith(("peerscope_host_", "peerscope_process_"))]
+    host = [
+        name
+        for name in scrape.samples
+        if name.startswith(("peerscope_host_", "peerscope_process_"))
+    ]
     assert host == ["peerscope_host_metrics_available"]
 
 
@@ -326,8 +374,11 @@ def test_every_peer_is_exported_beyond_the_message_cap(clock):
     scrape = Scrape(monitor)
     assert len(scrape.samples["peerscope_peer_up"]) == 40
     assert len(scrape.samples["peerscope_peer_rtt_seconds"]) == 40
-    series = [(s.name, tuple(sorted(s.labels.items())))
-              for samples in scrape.samples.values() for s in samples]
+    series = [
+        (s.name, tuple(sorted(s.labels.items())))
+        for samples in scrape.samples.values()
+        for s in samples
+    ]
     assert len(series) == len(set(series)), "duplicate series"
 
 
@@ -376,8 +427,10 @@ def test_a_render_in_slices_is_what_generate_latest_writes_in_one_go(clock):
     assert b"".join(pieces) == whole
     assert render(monitor)[0] == whole
     assert len(pieces) == 1 + 18 * 3  # the head, then each of 18 families per slice
-    up = {sample.labels["peer_id"]: sample.labels
-          for sample in Scrape(monitor).samples["peerscope_peer_up"]}
+    up = {
+        sample.labels["peer_id"]: sample.labels
+        for sample in Scrape(monitor).samples["peerscope_peer_up"]
+    }
     assert len(up) == peers
     assert up[f"peer-{peers - 1}"]["zone"] == "b"
     assert up["peer-0"]["zone"] == ""

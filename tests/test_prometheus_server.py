@@ -41,11 +41,13 @@ def free_ports(count: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def running(command: list[str], log: Path, env: dict[str, str] | None = None
-            ) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
+        )
     try:
         yield process
     finally:
@@ -87,8 +89,10 @@ def value(series: dict[str, Any]) -> float:
 @pytest.mark.slow
 def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
     if not (PROMETHEUS.is_file() and os.access(PROMETHEUS, os.X_OK)):
-        pytest.fail(f"{PROMETHEUS} not found: this test needs a real Prometheus server; install "
-                    "the Debian package with `apt-get install prometheus` (.ci/run does)")
+        pytest.fail(
+            f"{PROMETHEUS} not found: this test needs a real Prometheus server; install "
+            "the Debian package with `apt-get install prometheus` (.ci/run does)"
+        )
     peerscope_port, prometheus_port = free_ports(2)
     target = f"127.0.0.1:{peerscope_port}"
     config = tmp_path / "prometheus.yml"
@@ -101,30 +105,48 @@ def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
         "  - job_name: peerscope\n"
         "    metrics_path: /metrics\n"
         "    static_configs:\n"
-        f"      - targets: ['{target}']\n")
+        f"      - targets: ['{target}']\n"
+    )
     serve_log, prometheus_log = tmp_path / "serve.log", tmp_path / "prometheus.log"
     # A clean environment: PEERSCOPE_* variables of the caller must not change the agent.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PEERSCOPE_")}
-    serve = [sys.executable, "-m", "peerscope.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(peerscope_port), "--reflector-port", "0"]
-    prometheus = [str(PROMETHEUS), f"--config.file={config}",
-                  f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                  f"--web.listen-address=127.0.0.1:{prometheus_port}"]
+    serve = [
+        sys.executable,
+        "-m",
+        "peerscope.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(peerscope_port),
+        "--reflector-port",
+        "0",
+    ]
+    prometheus = [
+        str(PROMETHEUS),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{prometheus_port}",
+    ]
     deadline = time.monotonic() + TIMEOUT_S
 
     def logs() -> str:
-        return (f"\n--- peerscope serve ---\n{tail(serve_log)}"
-                f"\n--- prometheus ---\n{tail(prometheus_log)}")
+        return (
+            f"\n--- peerscope serve ---\n{tail(serve_log)}"
+            f"\n--- prometheus ---\n{tail(prometheus_log)}"
+        )
 
     def check_alive(*processes: tuple[str, subprocess.Popen[bytes]]) -> None:
         for name, process in processes:
             if process.poll() is not None:
                 pytest.fail(f"{name} exited with {process.returncode}{logs()}")
 
-    with running(serve, serve_log, env) as agent, \
-            running(prometheus, prometheus_log) as server, \
-            httpx.Client(base_url=f"http://{target}", timeout=5.0) as peerscope, \
-            httpx.Client(base_url=f"http://127.0.0.1:{prometheus_port}", timeout=5.0) as prom:
+    with (
+        running(serve, serve_log, env) as agent,
+        running(prometheus, prometheus_log) as server,
+        httpx.Client(base_url=f"http://{target}", timeout=5.0) as peerscope,
+        httpx.Client(base_url=f"http://127.0.0.1:{prometheus_port}", timeout=5.0) as prom,
+    ):
         while True:
             check_alive(("peerscope serve", agent))
             with contextlib.suppress(httpx.TransportError):
@@ -138,11 +160,15 @@ def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
             pinger = threading.Thread(target=answer_pings, args=(ws,), daemon=True)
             pinger.start()
             found: dict[str, list[dict[str, Any]]] = {}
-            wanted = ("peerscope_host_cpu_ratio", "peerscope_server_uptime_seconds",
-                      "peerscope_host_memory_total_bytes", "peerscope_host_memory_used_bytes",
-                      "peerscope_server_messages_total",
-                      'peerscope_peer_rtt_seconds{kind="client"}',
-                      'peerscope_peer_received_messages_total{kind="client"}')
+            wanted = (
+                "peerscope_host_cpu_ratio",
+                "peerscope_server_uptime_seconds",
+                "peerscope_host_memory_total_bytes",
+                "peerscope_host_memory_used_bytes",
+                "peerscope_server_messages_total",
+                'peerscope_peer_rtt_seconds{kind="client"}',
+                'peerscope_peer_received_messages_total{kind="client"}',
+            )
             while True:
                 check_alive(("peerscope serve", agent), ("prometheus", server))
                 with contextlib.suppress(httpx.TransportError):
@@ -151,8 +177,7 @@ def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
                         break
                 if time.monotonic() > deadline:
                     missing = [expr for expr in wanted if not found.get(expr)]
-                    pytest.fail(f"Prometheus returned no {missing} within {TIMEOUT_S:g} s"
-                                f"{logs()}")
+                    pytest.fail(f"Prometheus returned no {missing} within {TIMEOUT_S:g} s{logs()}")
                 time.sleep(0.5)
             targets = prom.get("/api/v1/targets").json()["data"]["activeTargets"]
         pinger.join(timeout=5)
@@ -163,8 +188,11 @@ def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
     assert scraped["lastError"] == ""
 
     (cpu,) = found["peerscope_host_cpu_ratio"]
-    assert cpu["metric"] == {"__name__": "peerscope_host_cpu_ratio", "job": "peerscope",
-                             "instance": target}
+    assert cpu["metric"] == {
+        "__name__": "peerscope_host_cpu_ratio",
+        "job": "peerscope",
+        "instance": target,
+    }
     assert 0.0 <= value(cpu) <= 1.0
     (uptime,) = found["peerscope_server_uptime_seconds"]
     assert 0.0 < value(uptime) < TIMEOUT_S + 10

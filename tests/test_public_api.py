@@ -25,10 +25,13 @@ def test_the_prober_is_exported_on_demand():
 
 
 def test_importing_peerscope_does_not_load_the_http_side_or_icmplib():
-    code = ("import sys, peerscope; print('fastapi' in sys.modules, 'uvicorn' in sys.modules, "
-            "'icmplib' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, timeout=60)
+    code = (
+        "import sys, peerscope; print('fastapi' in sys.modules, 'uvicorn' in sys.modules, "
+        "'icmplib' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert result.stdout.split() == ["False", "False", "False"]
 
 
@@ -45,9 +48,13 @@ def test_the_version_is_written_once():
 
     assert version("peerscope") == peerscope.__version__
     source = Path(peerscope.__file__).parent
-    literals = [path for path in source.rglob("*.py")
-                if f'"{peerscope.__version__}"' in path.read_text()]
+    literals = [
+        path for path in source.rglob("*.py") if f'"{peerscope.__version__}"' in path.read_text()
+    ]
     assert [path.name for path in literals] == ["_version.py"]
-    through_root = [path for path in source.rglob("*.py")
-                    if "from peerscope import __version__" in path.read_text()]
+    through_root = [
+        path
+        for path in source.rglob("*.py")
+        if "from peerscope import __version__" in path.read_text()
+    ]
     assert through_root == []

@@ -94,7 +94,8 @@ def test_perfect_link_scores_100():
 def test_score_formula_with_the_default_weights():
     # 0.40·(100 − 30/1.5) + 0.35·(100 − 1·20) + 0.25·(100 − 10·2) = 32 + 28 + 20 = 80
     assert quality_score(latency_ms=30.0, loss_percent=1.0, jitter_ms=10.0) == pytest.approx(
-        80.0, abs=1e-12)
+        80.0, abs=1e-12
+    )
     # 0.40·80 + 0.35·(100 − 200 -> 0) + 0.25·(100 − 2) = 32 + 0 + 24.5 = 56.5
     assert quality_score(latency_ms=30.0, loss_percent=10.0, jitter_ms=1.0) == 56.5
     # 100 ms: 0.40·33.33 + 0.35·80 + 0.25·80 = 13.33 + 28 + 20 = 61.33
@@ -121,8 +122,9 @@ def test_each_part_floors_at_zero(latency, loss, jitter, expected):
 def test_score_weights_and_slopes_come_from_config():
     latency_only = QualityConfig(latency_weight=1.0, loss_weight=0.0, jitter_weight=0.0)
     assert quality_score(30.0, 50.0, 50.0, latency_only) == 80.0  # 100 − 30/1.5
-    steeper = QualityConfig(latency_ms_per_point=1.0, loss_points_per_percent=10.0,
-                            jitter_points_per_ms=4.0)
+    steeper = QualityConfig(
+        latency_ms_per_point=1.0, loss_points_per_percent=10.0, jitter_points_per_ms=4.0
+    )
     # 0.40·(100 − 30) + 0.35·(100 − 20) + 0.25·(100 − 20) = 28 + 28 + 20 = 76
     assert quality_score(30.0, 2.0, 5.0, steeper) == pytest.approx(76.0, abs=1e-12)
     lenient = QualityConfig(loss_points_per_percent=0.0, jitter_points_per_ms=0.0)
@@ -174,8 +176,14 @@ def test_mos_is_monotone_non_increasing_in_each_input(a, b, x, y):
 @pytest.mark.parametrize(
     ("score", "expected"),
     [
-        (100.0, "excellent"), (80.0, "excellent"), (79.999, "good"), (60.0, "good"),
-        (59.999, "fair"), (40.0, "fair"), (39.999, "poor"), (0.0, "poor"),
+        (100.0, "excellent"),
+        (80.0, "excellent"),
+        (79.999, "good"),
+        (60.0, "good"),
+        (59.999, "fair"),
+        (40.0, "fair"),
+        (39.999, "poor"),
+        (0.0, "poor"),
     ],
 )
 def test_band_thresholds_belong_to_the_better_band(score, expected):
@@ -185,14 +193,28 @@ def test_band_thresholds_belong_to_the_better_band(score, expected):
 def test_band_thresholds_come_from_config():
     config = QualityConfig(excellent_min=90.0, good_min=70.0, fair_min=50.0)
     assert [quality_band(s, config) for s in (90.0, 89.9, 70.0, 69.9, 50.0, 49.9)] == [
-        "excellent", "good", "good", "fair", "fair", "poor"]
+        "excellent",
+        "good",
+        "good",
+        "fair",
+        "fair",
+        "poor",
+    ]
 
 
 @pytest.mark.parametrize(
     ("score", "expected"),
     [
-        (100.0, "A"), (90.0, "A"), (89.999, "B"), (70.0, "B"), (69.999, "C"), (50.0, "C"),
-        (49.999, "D"), (30.0, "D"), (29.999, "F"), (0.0, "F"),
+        (100.0, "A"),
+        (90.0, "A"),
+        (89.999, "B"),
+        (70.0, "B"),
+        (69.999, "C"),
+        (50.0, "C"),
+        (49.999, "D"),
+        (30.0, "D"),
+        (29.999, "F"),
+        (0.0, "F"),
     ],
 )
 def test_grade_boundaries(score, expected):
@@ -200,10 +222,16 @@ def test_grade_boundaries(score, expected):
 
 
 def test_grade_thresholds_come_from_config():
-    config = QualityConfig(grade_a_min=95.0, grade_b_min=85.0, grade_c_min=75.0,
-                           grade_d_min=65.0)
+    config = QualityConfig(grade_a_min=95.0, grade_b_min=85.0, grade_c_min=75.0, grade_d_min=65.0)
     assert [grade(s, config) for s in (95.0, 94.9, 85.0, 84.9, 75.0, 65.0, 64.9)] == [
-        "A", "B", "B", "C", "C", "D", "F"]
+        "A",
+        "B",
+        "B",
+        "C",
+        "C",
+        "D",
+        "F",
+    ]
 
 
 # --- R factor and MOS ---------------------------------------------------------------------------
@@ -387,8 +415,9 @@ DEFAULT_RULES = StatusRules()
 
 
 def status(score=None, failures=0, idle=0.0, previous="connected", rules=DEFAULT_RULES):
-    return peer_status(score=score, consecutive_failures=failures, idle_s=idle,
-                       previous=previous, rules=rules)
+    return peer_status(
+        score=score, consecutive_failures=failures, idle_s=idle, previous=previous, rules=rules
+    )
 
 
 def test_statuses_tuple():
@@ -440,14 +469,28 @@ def test_recover_margin_prevents_flapping():
     for score in (61.0, 59.0, 61.0, 62.0, 64.0, 59.5, 66.0, 61.0, 59.0):
         previous = status(score=score, previous=previous)
         seen.append(previous)
-    assert seen == ["connected", "degraded", "degraded", "degraded", "degraded", "degraded",
-                    "connected", "connected", "degraded"]
+    assert seen == [
+        "connected",
+        "degraded",
+        "degraded",
+        "degraded",
+        "degraded",
+        "degraded",
+        "connected",
+        "connected",
+        "degraded",
+    ]
 
 
 def test_status_rules_come_from_config():
-    rules = StatusRules(degraded_below_score=50.0, recover_margin=0.0,
-                        degraded_after_failures=1, disconnected_after_failures=2,
-                        degraded_after_idle_s=1.0, disconnected_after_idle_s=2.0)
+    rules = StatusRules(
+        degraded_below_score=50.0,
+        recover_margin=0.0,
+        degraded_after_failures=1,
+        disconnected_after_failures=2,
+        degraded_after_idle_s=1.0,
+        disconnected_after_idle_s=2.0,
+    )
     assert status(score=50.0, previous="degraded", rules=rules) == "connected"
     assert status(score=49.9, rules=rules) == "degraded"
     assert status(failures=1, rules=rules) == "degraded"
@@ -461,13 +504,19 @@ def test_status_rules_come_from_config():
 
 def test_quality_config_defaults_reproduce_the_seeds():
     config = QualityConfig()
-    assert (config.latency_weight, config.loss_weight, config.jitter_weight) == (
-        0.40, 0.35, 0.25)
-    assert (config.latency_ms_per_point, config.loss_points_per_percent,
-            config.jitter_points_per_ms) == (1.5, 20.0, 2.0)
+    assert (config.latency_weight, config.loss_weight, config.jitter_weight) == (0.40, 0.35, 0.25)
+    assert (
+        config.latency_ms_per_point,
+        config.loss_points_per_percent,
+        config.jitter_points_per_ms,
+    ) == (1.5, 20.0, 2.0)
     assert (config.excellent_min, config.good_min, config.fair_min) == (80.0, 60.0, 40.0)
-    assert (config.grade_a_min, config.grade_b_min, config.grade_c_min,
-            config.grade_d_min) == (90.0, 70.0, 50.0, 30.0)
+    assert (config.grade_a_min, config.grade_b_min, config.grade_c_min, config.grade_d_min) == (
+        90.0,
+        70.0,
+        50.0,
+        30.0,
+    )
     assert config.jitter_method == "rfc3550"
     assert config.stddev_jitter_samples == 20
     assert config.latency_smoothing == 0.125
@@ -546,18 +595,37 @@ def test_bad_status_rules_are_refused_naming_the_field(kwargs, field):
 
 
 def test_valid_edge_configs_are_accepted():
-    config = QualityConfig(latency_weight=0.0, loss_weight=1.0, jitter_weight=0.0,
-                           excellent_min=50.0, good_min=50.0, fair_min=50.0,
-                           jitter_method="stddev", stddev_jitter_samples=2,
-                           latency_smoothing=1.0, loss_window=1, trend_short_samples=1,
-                           trend_long_samples=2, trend_dead_band=0.0)
+    config = QualityConfig(
+        latency_weight=0.0,
+        loss_weight=1.0,
+        jitter_weight=0.0,
+        excellent_min=50.0,
+        good_min=50.0,
+        fair_min=50.0,
+        jitter_method="stddev",
+        stddev_jitter_samples=2,
+        latency_smoothing=1.0,
+        loss_window=1,
+        trend_short_samples=1,
+        trend_long_samples=2,
+        trend_dead_band=0.0,
+    )
     assert quality_band(50.0, config) == "excellent"
     assert quality_band(49.9, config) == "poor"
-    rules = StatusRules(degraded_below_score=0.0, recover_margin=0.0,
-                        degraded_after_failures=5, disconnected_after_failures=5,
-                        degraded_after_idle_s=30.0, disconnected_after_idle_s=30.0)
-    assert peer_status(score=0.0, consecutive_failures=5, idle_s=0.0, previous="connected",
-                       rules=rules) == "disconnected"
+    rules = StatusRules(
+        degraded_below_score=0.0,
+        recover_margin=0.0,
+        degraded_after_failures=5,
+        disconnected_after_failures=5,
+        degraded_after_idle_s=30.0,
+        disconnected_after_idle_s=30.0,
+    )
+    assert (
+        peer_status(
+            score=0.0, consecutive_failures=5, idle_s=0.0, previous="connected", rules=rules
+        )
+        == "disconnected"
+    )
 
 
 def test_stddev_jitter_matches_statistics():

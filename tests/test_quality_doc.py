@@ -24,7 +24,7 @@ def table_after(lines, header):
     for index, line in enumerate(lines):
         if line.lstrip().startswith("|") and cells(line) == header:
             rows = []
-            for row in lines[index + 2:]:  # skip the |---| separator
+            for row in lines[index + 2 :]:  # skip the |---| separator
                 if not row.lstrip().startswith("|"):
                     break
                 rows.append(cells(row))
@@ -88,8 +88,9 @@ def test_examples_cover_clamping():
         return 1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r)
 
     assert any(raw_r(row) < 0 and float(row[6]) == 0 for row in ROWS)  # R clamped to 0
-    assert any(raw_r(row) > 0 and raw_mos(raw_r(row)) < 1 and float(row[7]) == 1
-               for row in ROWS)  # the cubic's dip clamped to MOS 1
+    assert any(
+        raw_r(row) > 0 and raw_mos(raw_r(row)) < 1 and float(row[7]) == 1 for row in ROWS
+    )  # the cubic's dip clamped to MOS 1
 
 
 def test_examples_cover_zero_parts_and_every_band_and_grade():
@@ -115,6 +116,12 @@ def test_documented_status_defaults_match_status_rules():
 
 def test_doc_names_the_settings_paths():
     text = DOC.read_text(encoding="utf-8")
-    for needle in ("PEERSCOPE_QUALITY__LATENCY_WEIGHT", "[quality]", "[status]",
-                   "latency_smoothing", "loss_window", "recover_margin"):
+    for needle in (
+        "PEERSCOPE_QUALITY__LATENCY_WEIGHT",
+        "[quality]",
+        "[status]",
+        "latency_smoothing",
+        "loss_window",
+        "recover_margin",
+    ):
         assert needle in text

@@ -139,8 +139,9 @@ def test_mean_follows_the_ring_through_many_laps():
         assert s.mean() == pytest.approx(math.fsum(values(s)) / len(s), rel=1e-15, abs=0)
     # After 53 appends the ring holds samples 48..52.
     assert values(s) == [f32(k * 1.1) for k in range(48, 53)]
-    assert s.mean() == pytest.approx(math.fsum(f32(k * 1.1) for k in range(48, 53)) / 5,
-                                     rel=1e-15, abs=0)
+    assert s.mean() == pytest.approx(
+        math.fsum(f32(k * 1.1) for k in range(48, 53)) / 5, rel=1e-15, abs=0
+    )
 
 
 def test_mean_of_a_full_ring_of_real_latencies_is_within_float64_rounding():
@@ -308,7 +309,7 @@ class NaiveSeries:
         if not _INT32_MIN <= ms - self.base <= _INT32_MAX:
             self.base = ms
             self.items = [(m, v) for m, v in self.items if _INT32_MIN <= m - ms <= _INT32_MAX]
-        self.items = [*self.items, (ms, f32(value))][-self.capacity:]
+        self.items = [*self.items, (ms, f32(value))][-self.capacity :]
 
 
 _steps = st.lists(

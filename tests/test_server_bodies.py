@@ -15,8 +15,9 @@ from peerscope.server.bodies import PIECE_ROWS, JsonArray, json_object
 @pytest.mark.parametrize("items", [0, 1, PIECE_ROWS - 1, PIECE_ROWS, PIECE_ROWS + 1, 200])
 @pytest.mark.parametrize("rest", [{}, {"total": 7, "sort": "id", "nested": {"a": [1, None]}}])
 def test_a_json_object_in_pieces_is_the_object(items: int, rest: dict[str, object]):
-    rows = [{"id": f"peer-{index}", "score": index / 3, "labels": {"é": "✓"}}
-            for index in range(items)]
+    rows = [
+        {"id": f"peer-{index}", "score": index / 3, "labels": {"é": "✓"}} for index in range(items)
+    ]
     array = JsonArray()
     for row in rows:
         array.append(orjson.dumps(row))

@@ -37,7 +37,8 @@ def port_is_open(port: int) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_serve_announces_serves_and_exits_cleanly_on_a_signal(
-        processes: list[subprocess.Popen[str]], signum: signal.Signals):
+    processes: list[subprocess.Popen[str]], signum: signal.Signals
+):
     process = start_serve("--metrics-interval", "0.2")
     processes.append(process)
     line, port = wait_ready(process)
@@ -79,14 +80,23 @@ def test_serve_takes_a_token_from_the_command_line(processes: list[subprocess.Po
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("args", "env"), [
-    (["--host", "0.0.0.0"], {}),
-    ([], {"PEERSCOPE_HOST": "0.0.0.0"}),
-], ids=["flag", "environment"])
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--host", "0.0.0.0"], {}),
+        ([], {"PEERSCOPE_HOST": "0.0.0.0"}),
+    ],
+    ids=["flag", "environment"],
+)
 def test_serve_refuses_a_public_address_without_a_token(args: list[str], env: dict[str, str]):
     result = subprocess.run(
         [sys.executable, "-m", "peerscope.cli", "serve", *args, "--port", "0"],
-        capture_output=True, text=True, timeout=30, env=cli_env(**env), check=False)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=cli_env(**env),
+        check=False,
+    )
     assert result.returncode == 2
     assert "serving on" not in result.stdout
     assert "refusing to bind 0.0.0.0 without a token" in result.stderr
@@ -128,8 +138,14 @@ SERVE_THEN_CANCEL = textwrap.dedent("""
 @pytest.mark.slow
 def test_serve_releases_its_port_when_cancelled():
     """serve() runs "until SIGINT/SIGTERM or cancel": after a cancel the port is closed."""
-    result = subprocess.run([sys.executable, "-c", SERVE_THEN_CANCEL], capture_output=True,
-                            text=True, timeout=30, env=cli_env(), check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_THEN_CANCEL],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=cli_env(),
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"url http://127\.0\.0\.1:\d+", lines[0])
@@ -138,10 +154,14 @@ def test_serve_releases_its_port_when_cancelled():
 
 
 def test_list_settings_from_the_environment_as_comma_separated_items(
-        processes: list[subprocess.Popen[str]]):
+    processes: list[subprocess.Popen[str]],
+):
     """PEERSCOPE_ALLOWED_HOSTS=myhost and PEERSCOPE_PEERS=127.0.0.1 ended in a traceback."""
-    process = start_serve(env=cli_env(PEERSCOPE_ALLOWED_HOSTS="myhost,monitor.lan",
-                                      PEERSCOPE_PEERS="127.0.0.1,10.0.0.2:8702"))
+    process = start_serve(
+        env=cli_env(
+            PEERSCOPE_ALLOWED_HOSTS="myhost,monitor.lan", PEERSCOPE_PEERS="127.0.0.1,10.0.0.2:8702"
+        )
+    )
     processes.append(process)
     _, port = wait_ready(process)
     url = f"http://127.0.0.1:{port}"
@@ -163,8 +183,10 @@ async def test_serve_says_which_setting_to_change_when_the_port_is_busy():
         agent = Agent(monitor, port=port)
         with pytest.raises(SettingsError) as refused:
             await asyncio.wait_for(agent.run(), 10)
-    assert str(refused.value) == (f"port: {port} is in use (TCP 127.0.0.1:{port}); set "
-                                  "another port (--port or PEERSCOPE_PORT)")
+    assert str(refused.value) == (
+        f"port: {port} is in use (TCP 127.0.0.1:{port}); set "
+        "another port (--port or PEERSCOPE_PORT)"
+    )
     # Refused before anything started: nothing to stop, nothing left behind.
     assert not monitor.is_running
     assert not agent.prober.is_running

@@ -34,9 +34,15 @@ class ScopeKeeper:
 
 @contextlib.asynccontextmanager
 async def serving(app: ScopeKeeper, *, deflate: bool) -> AsyncIterator[int]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="off", ws=DirectWebSocketProtocol,
-                            ws_per_message_deflate=deflate)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        ws=DirectWebSocketProtocol,
+        ws_per_message_deflate=deflate,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -57,8 +63,10 @@ def text_frame(payload: bytes) -> bytes:
 
 async def test_a_written_frame_reaches_the_client_as_one_text_message():
     app = ScopeKeeper()
-    async with (serving(app, deflate=False) as port,
-                connect(f"ws://127.0.0.1:{port}/", compression=None) as client):
+    async with (
+        serving(app, deflate=False) as port,
+        connect(f"ws://127.0.0.1:{port}/", compression=None) as client,
+    ):
         scope = await asyncio.wait_for(app.scopes.get(), 5)
         write = scope["extensions"][EXTENSION]["write"]
         big = b'{"n":"' + b"x" * 200_000 + b'"}'
@@ -73,9 +81,16 @@ async def test_a_full_send_buffer_refuses_the_frame_instead_of_growing():
     """A reader that does not read: once the kernel's buffers are full, frames wait in the
     transport, and past the limit the writer says no rather than buffer more."""
     app = ScopeKeeper()
-    async with (serving(app, deflate=False) as port,
-                connect(f"ws://127.0.0.1:{port}/", compression=None, max_size=None,
-                        max_queue=1, close_timeout=0.5) as client):
+    async with (
+        serving(app, deflate=False) as port,
+        connect(
+            f"ws://127.0.0.1:{port}/",
+            compression=None,
+            max_size=None,
+            max_queue=1,
+            close_timeout=0.5,
+        ) as client,
+    ):
         scope = await asyncio.wait_for(app.scopes.get(), 5)
         write = scope["extensions"][EXTENSION]["write"]
         frame = text_frame(b'"' + b"y" * 1_000_000 + b'"')
@@ -105,7 +120,9 @@ async def test_a_compressed_connection_gets_no_writer(offered: bool):
     """With permessage-deflate agreed, each connection compresses its own frames: the
     shared uncompressed frame must not be written to it, so the extension is not offered."""
     app = ScopeKeeper()
-    async with serving(app, deflate=True) as port, connect(f"ws://127.0.0.1:{port}/",
-                       compression="deflate" if offered else None):
+    async with (
+        serving(app, deflate=True) as port,
+        connect(f"ws://127.0.0.1:{port}/", compression="deflate" if offered else None),
+    ):
         scope = await asyncio.wait_for(app.scopes.get(), 5)
         assert (EXTENSION in scope["extensions"]) is not offered

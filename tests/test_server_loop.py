@@ -39,14 +39,16 @@ def probed_monitor() -> Monitor:
     ids = [f"peer-{i:05d}" for i in range(PEERS)]
     base = [rng.uniform(5.0, 150.0) for _ in ids]
     for index, peer_id in enumerate(ids):
-        monitor.add_peer(peer_id, name=f"player {index}",
-                         labels={"region": "eu"} if index % 3 == 0 else None)
+        monitor.add_peer(
+            peer_id, name=f"player {index}", labels={"region": "eu"} if index % 3 == 0 else None
+        )
     for seq in range(ROUNDS):
         monitor.record_probes_sent((peer_id, seq) for peer_id in ids)
         monitor.record_probe_replies(
             (peer_id, seq, rtt * rng.uniform(0.9, 1.1))
             for index, (peer_id, rtt) in enumerate(zip(ids, base, strict=True))
-            if not (seq == ROUNDS - 1 and index % LOST_EVERY == 0))
+            if not (seq == ROUNDS - 1 and index % LOST_EVERY == 0)
+        )
     return monitor
 
 
@@ -79,19 +81,25 @@ async def frames(ws: Any, timestamps: list[float]) -> None:
 async def test_heavy_endpoints_at_10000_peers_never_stall_the_loop():
     monitor = probed_monitor()
     total = PEERS + 1  # and the /ws subscriber
-    paths = ["/api/metrics/summary", "/api/metrics/summary", "/api/metrics/peers",
-             "/api/metrics/peers?limit=1000&sort=latency", "/metrics",
-             "/api/metrics/current", "/api/metrics/server", "/api/health",
-             "/api/metrics/peers/peer-00043/latency?step=5",
-             "/api/metrics/peers/peer-00007?window=60"]
+    paths = [
+        "/api/metrics/summary",
+        "/api/metrics/summary",
+        "/api/metrics/peers",
+        "/api/metrics/peers?limit=1000&sort=latency",
+        "/metrics",
+        "/api/metrics/current",
+        "/api/metrics/server",
+        "/api/health",
+        "/api/metrics/peers/peer-00043/latency?step=5",
+        "/api/metrics/peers/peer-00007?window=60",
+    ]
     with frozen_heap():
         async with live_server(monitor) as live, live.http() as http:
             ws = await live.ws()
             ticks: list[float] = []
             reader = asyncio.create_task(frames(ws, ticks))
             # The /ws subscriber is a peer too: from the tick that lists it on.
-            await eventually(
-                lambda: (monitor.last_message or {}).get("clients_total") == total)
+            await eventually(lambda: (monitor.last_message or {}).get("clients_total") == total)
             async with LoopStalls() as stalls:
                 started = time.time()
                 responses = await asyncio.gather(*(http.get(path) for path in paths))
@@ -104,7 +112,8 @@ async def test_heavy_endpoints_at_10000_peers_never_stall_the_loop():
     assert [response.status_code for response in responses] == [200] * len(paths)
     summary, again, page, slowest, metrics, current, server, health, latency, one = (
         response.json() if path != "/metrics" else response.text
-        for path, response in zip(paths, responses, strict=True))
+        for path, response in zip(paths, responses, strict=True)
+    )
     # The figures are every peer's, and right.
     assert len(summary["peers"]) == len(again["peers"]) == total
     assert sum(summary["network"]["peers_by_status"].values()) == total
@@ -131,23 +140,25 @@ async def test_heavy_endpoints_at_10000_peers_never_stall_the_loop():
     assert stalls_seen, "the ticker never ran"
     elapsed = ended - started
     assert max(stalls_seen) <= BOUND_S, (
-        f"loop stalled {max(stalls_seen) * 1000:.0f} ms while the requests took "
-        f"{elapsed:.2f} s")
+        f"loop stalled {max(stalls_seen) * 1000:.0f} ms while the requests took {elapsed:.2f} s"
+    )
     during = [t for t in ticks if started <= t <= ended]
     assert len(during) >= elapsed // INTERVAL_S - 1
     gaps = [later - earlier for earlier, later in itertools.pairwise(during)]
     assert max(gaps, default=0.0) <= INTERVAL_S + BOUND_S
 
 
-@pytest.mark.parametrize(("path", "model"), [
-    ("/api/metrics/summary", schemas.Summary),
-    ("/api/metrics/peers", schemas.PeerPage),
-    ("/api/metrics/peers?sort=latency&limit=2&offset=1", schemas.PeerPage),
-    ("/api/metrics/peers?sort=id&offset=3", schemas.PeerPage),
-    ("/api/metrics/peers?offset=9", schemas.PeerPage),
-])
-async def test_the_bulk_routes_write_exactly_their_documented_shape(path: str,
-                                                                   model: Any):
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/api/metrics/summary", schemas.Summary),
+        ("/api/metrics/peers", schemas.PeerPage),
+        ("/api/metrics/peers?sort=latency&limit=2&offset=1", schemas.PeerPage),
+        ("/api/metrics/peers?sort=id&offset=3", schemas.PeerPage),
+        ("/api/metrics/peers?offset=9", schemas.PeerPage),
+    ],
+)
+async def test_the_bulk_routes_write_exactly_their_documented_shape(path: str, model: Any):
     """They build their body themselves, sent in pieces: every field of the model and no
     other, of the model's types, with a Content-Length that is the body's."""
     async with live_server(seeded_monitor(ManualClock())) as live, live.http() as http:

@@ -17,11 +17,21 @@ from tests.server_support import LiveServer, live_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SEED_PATHS = {"/api/metrics/summary", "/api/metrics/peers", "/api/metrics/peers/{peer_id}",
-              "/api/metrics/peers/{peer_id}/latency", "/api/metrics/system",
-              "/api/metrics/system/history", "/api/metrics/sessions"}
-MORE_PATHS = {"/api/metrics/system/stats", "/api/metrics/server", "/api/metrics/current",
-              "/api/health"}
+SEED_PATHS = {
+    "/api/metrics/summary",
+    "/api/metrics/peers",
+    "/api/metrics/peers/{peer_id}",
+    "/api/metrics/peers/{peer_id}/latency",
+    "/api/metrics/system",
+    "/api/metrics/system/history",
+    "/api/metrics/sessions",
+}
+MORE_PATHS = {
+    "/api/metrics/system/stats",
+    "/api/metrics/server",
+    "/api/metrics/current",
+    "/api/health",
+}
 
 
 def busy_monitor() -> Monitor:
@@ -29,12 +39,21 @@ def busy_monitor() -> Monitor:
     monitor = Monitor(Settings(metrics_interval=0.5))
     for i, latency in enumerate([8.0, 45.0, 180.0, 420.0]):
         peer_id = f"peer-{i}"
-        monitor.add_peer(peer_id, name=f"Peer {i}", address=f"10.0.0.{i + 2}:8701",
-                         labels={"region": "eu" if i % 2 else "us"})
+        monitor.add_peer(
+            peer_id,
+            name=f"Peer {i}",
+            address=f"10.0.0.{i + 2}:8701",
+            labels={"region": "eu" if i % 2 else "us"},
+        )
         for k in range(6):
             monitor.record_latency(peer_id, latency + 3 * k)
-        monitor.record_traffic(peer_id, bytes_sent=1000 * i, bytes_received=2000 * i,
-                               packets_sent=i, packets_received=2 * i)
+        monitor.record_traffic(
+            peer_id,
+            bytes_sent=1000 * i,
+            bytes_received=2000 * i,
+            packets_sent=i,
+            packets_received=2 * i,
+        )
     monitor.record_latency("peer-3", None)  # a lost probe
     monitor.record_loss("peer-2", 12.5)
     monitor.record_fps("peer-1", 60.0, 16.6)
@@ -109,15 +128,18 @@ async def test_every_api_path_has_a_response_model(live: LiveServer):
             statuses = ["422", *(["404"] if "{peer_id" in path else [])]
             assert ("404" in operation["responses"]) == ("{peer_id" in path), where
             for status in statuses:
-                error = resolve(document, operation["responses"][status]["content"][
-                    "application/json"]["schema"])
+                error = resolve(
+                    document,
+                    operation["responses"][status]["content"]["application/json"]["schema"],
+                )
                 assert set(error["properties"]) == {"error", "detail"}, (where, status)
             assert operation.get("summary"), f"{where}: no summary"
 
 
 @pytest.mark.slow
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-        live: LiveServer, tmp_path: Path):
+    live: LiveServer, tmp_path: Path
+):
     """Every check schemathesis has, over generated valid and invalid requests, ~25 per
     operation, then its stateful phase; any finding fails the test.
 
@@ -127,10 +149,22 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     """
     st = Path(sys.executable).with_name("st")
     process = await asyncio.create_subprocess_exec(
-        str(st), "run", f"{live.url}/openapi.json", "--checks", "all", "--max-examples", "25",
-        "--exclude-operation-id", "add_probed_api_peers_post",
-        "--request-timeout", "10", "--no-color", cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        str(st),
+        "run",
+        f"{live.url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        "25",
+        "--exclude-operation-id",
+        "add_probed_api_peers_post",
+        "--request-timeout",
+        "10",
+        "--no-color",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), 120)
     finally:
@@ -153,7 +187,9 @@ async def test_with_a_token_the_bearer_scheme_and_401_are_documented():
     async with live_server(secured) as server, server.http() as http:
         document = (await http.get("/openapi.json")).json()
     assert document["components"]["securitySchemes"]["HTTPBearer"] == {
-        "type": "http", "scheme": "bearer"}
+        "type": "http",
+        "scheme": "bearer",
+    }
     for path, operations in document["paths"].items():
         if path.startswith("/api/"):
             for method, operation in operations.items():

@@ -25,8 +25,12 @@ from tests.server_support import (
 
 
 def probing_monitor(**overrides: Any) -> Monitor:
-    values: dict[str, Any] = {"metrics_interval": 0.1, "probe_interval": 0.1,
-                              "probe_timeout": 0.3, "enable_system_metrics": False}
+    values: dict[str, Any] = {
+        "metrics_interval": 0.1,
+        "probe_interval": 0.1,
+        "probe_timeout": 0.3,
+        "enable_system_metrics": False,
+    }
     values.update(overrides)
     return Monitor(Settings(**values))
 
@@ -50,14 +54,23 @@ async def measured_peer(http: httpx.AsyncClient, peer_id: str) -> dict[str, Any]
 
 @pytest.mark.slow
 async def test_a_posted_peer_is_probed_for_real_and_deleted():
-    async with Reflector() as reflector, live_server(probing_monitor()) as live, \
-            live.http() as http:
-        created = await http.post("/api/peers", json={
-            "id": "agent-b", "name": "Agent B", "address": f"127.0.0.1:{reflector.port}"})
+    async with (
+        Reflector() as reflector,
+        live_server(probing_monitor()) as live,
+        live.http() as http,
+    ):
+        created = await http.post(
+            "/api/peers",
+            json={"id": "agent-b", "name": "Agent B", "address": f"127.0.0.1:{reflector.port}"},
+        )
         assert created.status_code == 201, created.text
-        assert created.json() == {"id": "agent-b", "name": "Agent B",
-                                  "address": f"127.0.0.1:{reflector.port}", "method": "twamp",
-                                  "error": None}
+        assert created.json() == {
+            "id": "agent-b",
+            "name": "Agent B",
+            "address": f"127.0.0.1:{reflector.port}",
+            "method": "twamp",
+            "error": None,
+        }
         assert (await http.get("/api/peers")).json()["peers"] == [created.json()]
 
         peer = await until(lambda: measured_peer(http, "agent-b"))
@@ -79,18 +92,22 @@ async def test_a_posted_peer_is_probed_for_real_and_deleted():
         assert "agent-b" in again.json()["detail"]
 
 
-@pytest.mark.parametrize(("body", "field", "words"), [
-    ({"address": "127.0.0.1:99999"}, "body.address", "65535"),
-    ({"address": "localhost", "method": "tcp"}, "body.address", "need a port"),
-    ({"address": "127.0.0.1:80", "method": "icmp"}, "body.address", "no port"),
-    ({"address": ""}, "body.address", "address"),
-    ({"address": "127.0.0.1", "method": "udp"}, "body.method", "twamp"),
-    ({"address": "127.0.0.1", "id": "x" * 200}, "body.id", "128"),
-    ({"address": "127.0.0.1", "colour": "red"}, "body.colour", "Extra"),
-    ({"name": "no address"}, "body.address", "required"),
-])
-async def test_a_bad_peer_is_refused_with_422_naming_the_field(body: dict[str, Any],
-                                                               field: str, words: str):
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"address": "127.0.0.1:99999"}, "body.address", "65535"),
+        ({"address": "localhost", "method": "tcp"}, "body.address", "need a port"),
+        ({"address": "127.0.0.1:80", "method": "icmp"}, "body.address", "no port"),
+        ({"address": ""}, "body.address", "address"),
+        ({"address": "127.0.0.1", "method": "udp"}, "body.method", "twamp"),
+        ({"address": "127.0.0.1", "id": "x" * 200}, "body.id", "128"),
+        ({"address": "127.0.0.1", "colour": "red"}, "body.colour", "Extra"),
+        ({"name": "no address"}, "body.address", "required"),
+    ],
+)
+async def test_a_bad_peer_is_refused_with_422_naming_the_field(
+    body: dict[str, Any], field: str, words: str
+):
     async with live_server(probing_monitor()) as live, live.http() as http:
         response = await http.post("/api/peers", json=body)
         assert response.status_code == 422
@@ -102,8 +119,9 @@ async def test_a_bad_peer_is_refused_with_422_naming_the_field(body: dict[str, A
 
 async def test_a_name_that_does_not_resolve_is_shown_on_the_probed_peer():
     async with live_server(probing_monitor()) as live, live.http() as http:
-        created = await http.post("/api/peers", json={"id": "gone",
-                                                      "address": "nosuch.invalid:8701"})
+        created = await http.post(
+            "/api/peers", json={"id": "gone", "address": "nosuch.invalid:8701"}
+        )
         assert created.status_code == 201, created.text
         assert created.json()["error"] is None  # not looked up yet
 
@@ -150,7 +168,8 @@ async def test_past_max_peers_a_new_peer_is_a_409_naming_the_limit():
         assert second.headers["content-type"] == "application/json"
         assert second.json() == {
             "error": "conflict",
-            "detail": "max_peers: the limit of 2 peers is reached; peer_id 'two' was not added"}
+            "detail": "max_peers: the limit of 2 peers is reached; peer_id 'two' was not added",
+        }
         # Nothing changed: the probed list and the peers are as they were, and the server
         # goes on answering on the same connection.
         assert [peer["id"] for peer in (await http.get("/api/peers")).json()["peers"]] == ["one"]
@@ -173,17 +192,23 @@ async def test_with_a_token_adding_and_removing_peers_needs_it():
 
 # --- two agents -------------------------------------------------------------------------------
 
-FAST = {"PEERSCOPE_METRICS_INTERVAL": "0.2", "PEERSCOPE_PROBE_INTERVAL": "0.2",
-        "PEERSCOPE_PROBE_TIMEOUT": "0.4", "PEERSCOPE_ENABLE_SYSTEM_METRICS": "false",
-        "PEERSCOPE_STATUS__DEGRADED_AFTER_FAILURES": "3",
-        "PEERSCOPE_STATUS__DISCONNECTED_AFTER_FAILURES": "8",
-        # Loss % covers the last 20 probes (4 s here), so the outage's losses age out soon
-        # after the peer is back: until then its score keeps it degraded, as it should.
-        "PEERSCOPE_QUALITY__LOSS_WINDOW": "20"}
+FAST = {
+    "PEERSCOPE_METRICS_INTERVAL": "0.2",
+    "PEERSCOPE_PROBE_INTERVAL": "0.2",
+    "PEERSCOPE_PROBE_TIMEOUT": "0.4",
+    "PEERSCOPE_ENABLE_SYSTEM_METRICS": "false",
+    "PEERSCOPE_STATUS__DEGRADED_AFTER_FAILURES": "3",
+    "PEERSCOPE_STATUS__DISCONNECTED_AFTER_FAILURES": "8",
+    # Loss % covers the last 20 probes (4 s here), so the outage's losses age out soon
+    # after the peer is back: until then its score keeps it degraded, as it should.
+    "PEERSCOPE_QUALITY__LOSS_WINDOW": "20",
+}
 
 
-def agent(processes: list[subprocess.Popen[str]], reflector_port: int = 0,
-          ) -> tuple[subprocess.Popen[str], httpx.Client, int]:
+def agent(
+    processes: list[subprocess.Popen[str]],
+    reflector_port: int = 0,
+) -> tuple[subprocess.Popen[str], httpx.Client, int]:
     """A `peerscope serve` process, a client for its API, and its reflector's port."""
     process = start_serve(env=cli_env(**FAST, PEERSCOPE_REFLECTOR_PORT=str(reflector_port)))
     processes.append(process)
@@ -208,15 +233,24 @@ def status_of(http: httpx.Client, peer_id: str, wanted: str) -> dict[str, Any] |
 
 
 def test_two_agents_probe_each_other_and_see_one_go_and_come_back(
-        processes: list[subprocess.Popen[str]]):
+    processes: list[subprocess.Popen[str]],
+):
     first, first_http, first_reflector = agent(processes)
     second, second_http, second_reflector = agent(processes)
     with first_http, second_http:
         assert first_reflector != second_reflector
-        assert first_http.post("/api/peers", json={
-            "id": "second", "address": f"127.0.0.1:{second_reflector}"}).status_code == 201
-        assert second_http.post("/api/peers", json={
-            "id": "first", "address": f"127.0.0.1:{first_reflector}"}).status_code == 201
+        assert (
+            first_http.post(
+                "/api/peers", json={"id": "second", "address": f"127.0.0.1:{second_reflector}"}
+            ).status_code
+            == 201
+        )
+        assert (
+            second_http.post(
+                "/api/peers", json={"id": "first", "address": f"127.0.0.1:{first_reflector}"}
+            ).status_code
+            == 201
+        )
         for http, other in ((first_http, "second"), (second_http, "first")):
             peer = wait_for(lambda http=http, other=other: status_of(http, other, "connected"))
             assert peer is not None, f"{other} never measured as connected"
@@ -248,26 +282,40 @@ def test_two_agents_probe_each_other_and_see_one_go_and_come_back(
 
 
 def test_serve_probes_the_peers_of_its_config_file_and_of_peer_flags(
-        processes: list[subprocess.Popen[str]], tmp_path: Path):
+    processes: list[subprocess.Popen[str]], tmp_path: Path
+):
     reflector = subprocess.Popen(
-        [sys.executable, "-c", REFLECTOR_PROCESS], stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", REFLECTOR_PROCESS], stdout=subprocess.PIPE, text=True
+    )
     processes.append(reflector)
     assert reflector.stdout is not None
     port = int(reflector.stdout.readline())
     config = tmp_path / "peerscope.toml"
-    config.write_text(f'probe_interval = 0.2\n\n[[peers]]\nid = "from-file"\n'
-                      f'name = "Listed in TOML"\naddress = "127.0.0.1:{port}"\n')
-    process = start_serve("--config", str(config), "--peer", f"127.0.0.1:{port}",
-                          env=cli_env())
+    config.write_text(
+        f'probe_interval = 0.2\n\n[[peers]]\nid = "from-file"\n'
+        f'name = "Listed in TOML"\naddress = "127.0.0.1:{port}"\n'
+    )
+    process = start_serve("--config", str(config), "--peer", f"127.0.0.1:{port}", env=cli_env())
     processes.append(process)
     _, http_port = wait_ready(process)
     with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=5.0) as http:
         probed = http.get("/api/peers").json()["peers"]
         assert probed == [
-            {"id": "from-file", "name": "Listed in TOML", "address": f"127.0.0.1:{port}",
-             "method": "twamp", "error": None},
-            {"id": f"twamp:127.0.0.1:{port}", "name": None, "address": f"127.0.0.1:{port}",
-             "method": "twamp", "error": None}]
+            {
+                "id": "from-file",
+                "name": "Listed in TOML",
+                "address": f"127.0.0.1:{port}",
+                "method": "twamp",
+                "error": None,
+            },
+            {
+                "id": f"twamp:127.0.0.1:{port}",
+                "name": None,
+                "address": f"127.0.0.1:{port}",
+                "method": "twamp",
+                "error": None,
+            },
+        ]
         for peer_id in ("from-file", f"twamp:127.0.0.1:{port}"):
             assert wait_for(lambda peer_id=peer_id: status_of(http, peer_id, "connected"))
 
@@ -278,16 +326,27 @@ def test_serve_refuses_a_bad_peer_naming_it(tmp_path: Path):
     config.write_text('[[peers]]\naddress = "127.0.0.1:70000"\n')
     bad_file = subprocess.run(
         [sys.executable, "-m", "peerscope.cli", "serve", "--port", "0", "--config", str(config)],
-        capture_output=True, text=True, timeout=30, env=cli_env(), check=False)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=cli_env(),
+        check=False,
+    )
     assert bad_file.returncode == 2
-    assert bad_file.stderr == (f"peerscope: {config}: peers[0].address: port must be "
-                               "1..65535, got '70000' in '127.0.0.1:70000'\n")
+    assert bad_file.stderr == (
+        f"peerscope: {config}: peers[0].address: port must be "
+        "1..65535, got '70000' in '127.0.0.1:70000'\n"
+    )
     bad_flag = subprocess.run(
         [sys.executable, "-m", "peerscope.cli", "serve", "--port", "0", "--peer", "[::1"],
-        capture_output=True, text=True, timeout=30, env=cli_env(), check=False)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=cli_env(),
+        check=False,
+    )
     assert bad_flag.returncode == 2
-    assert bad_flag.stderr == (
-        "peerscope: --peer: expected [IPv6] or [IPv6]:PORT, got '[::1'\n")
+    assert bad_flag.stderr == ("peerscope: --peer: expected [IPv6] or [IPv6]:PORT, got '[::1'\n")
 
 
 REFLECTOR_PROCESS = """
@@ -309,9 +368,22 @@ def test_serve_refuses_a_busy_reflector_port_naming_the_setting():
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "peerscope.cli", "serve", "--port", "0",
-             "--reflector-port", str(port)],
-            capture_output=True, text=True, timeout=30, env=cli_env(), check=False)
+            [
+                sys.executable,
+                "-m",
+                "peerscope.cli",
+                "serve",
+                "--port",
+                "0",
+                "--reflector-port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=cli_env(),
+            check=False,
+        )
     assert result.returncode == 2
     assert f"UDP 127.0.0.1:{port}" in result.stderr
     assert "reflector_port" in result.stderr

@@ -76,13 +76,13 @@ def key_shape(value: Any) -> Any:
 
 # --- the stream ---------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mounted", [False, True], ids=["served", "mounted"])
 async def test_every_tick_pushes_one_metrics_message_shaped_like_current(mounted: bool):
     monitor = ws_monitor(ws_ping_interval=60)
     ticked: list[float] = []
-    monitor.subscribe(
-        lambda e: ticked.append(e.timestamp) if isinstance(e, MetricsTick) else None)
+    monitor.subscribe(lambda e: ticked.append(e.timestamp) if isinstance(e, MetricsTick) else None)
     async with live_server(monitor, mounted=mounted) as live:
         first = await live.ws("?name=watcher")
         second = await live.ws()
@@ -102,14 +102,17 @@ async def test_every_tick_pushes_one_metrics_message_shaped_like_current(mounted
         # repeated, however the machine spaced them.
         stamps = [frame["timestamp"] for frame in frames]
         start = ticked.index(stamps[0])
-        assert stamps == ticked[start:start + len(stamps)], (stamps, ticked)
+        assert stamps == ticked[start : start + len(stamps)], (stamps, ticked)
         for frame in frames:
             assert set(frame) >= MESSAGE_KEYS
             assert set(frame["system"]) >= SYSTEM_KEYS
             assert set(frame["server"]) >= SERVER_KEYS
             assert set(frame["network"]) >= NETWORK_KEYS
-            assert set(frame["network"]["peers_by_status"]) == {"connected", "degraded",
-                                                                "disconnected"}
+            assert set(frame["network"]["peers_by_status"]) == {
+                "connected",
+                "degraded",
+                "disconnected",
+            }
         # Each client is a peer of kind client, listed in the stream.
         latest = frames[-1]
         me = await my_peer(live, "watcher")
@@ -167,9 +170,14 @@ async def test_answering_the_server_ping_records_the_client_rtt():
         # The metrics frames carry the same measurement for this client (from the first one
         # made after the server read the pong; with a stall of the machine, a tick may run
         # between the client's send and that read).
-        frame = await next_of_type(ws, "metrics", where=lambda m: (
-            (entry := entry_for(m, me["client_id"])) is not None
-            and entry["latency_ms"] is not None))
+        frame = await next_of_type(
+            ws,
+            "metrics",
+            where=lambda m: (
+                (entry := entry_for(m, me["client_id"])) is not None
+                and entry["latency_ms"] is not None
+            ),
+        )
         entry = entry_for(frame, me["client_id"])
         assert entry is not None
         assert entry["latency_ms"] == rtt
@@ -183,8 +191,8 @@ async def test_answering_the_server_ping_records_the_client_rtt():
         # Having answered once, an unanswered ping is a lost measurement.
         async with live.http() as http:
             lossy = await eventually(
-                lambda: _with(http, me["client_id"],
-                              lambda p: p["packet_loss_percent"] > 0))
+                lambda: _with(http, me["client_id"], lambda p: p["packet_loss_percent"] > 0)
+            )
         assert lossy["latency_ms"] == rtt
         await ws.close()
 
@@ -206,12 +214,16 @@ async def test_fps_is_stored_on_the_client():
     async with live_server(ws_monitor(ws_ping_interval=60)) as live:
         ws = await live.ws("?name=renderer")
         me = await my_peer(live, "renderer")
-        await ws.send(orjson.dumps({"type": "fps", "fps": 59.5,
-                                    "frame_time_ms": 16.75}).decode())
+        await ws.send(orjson.dumps({"type": "fps", "fps": 59.5, "frame_time_ms": 16.75}).decode())
         # The first frame with figures (not the first tick after sending: a stall of the
         # machine may let a tick run before the server has read the message).
-        frame = await next_of_type(ws, "metrics", where=lambda m: (
-            (entry := entry_for(m, me["client_id"])) is not None and entry["fps"] is not None))
+        frame = await next_of_type(
+            ws,
+            "metrics",
+            where=lambda m: (
+                (entry := entry_for(m, me["client_id"])) is not None and entry["fps"] is not None
+            ),
+        )
         entry = entry_for(frame, me["client_id"])
         assert entry is not None
         assert (entry["fps"], entry["frame_time_ms"]) == (59.5, 16.75)
@@ -219,11 +231,12 @@ async def test_fps_is_stored_on_the_client():
         assert status == 200
         assert (peer["fps"], peer["frame_time_ms"]) == (59.5, 16.75)
         # Bad figures are refused with an error naming the field; the stored ones stay.
-        for text, field in (('{"type": "fps", "fps": -1, "frame_time_ms": 16}', "fps"),
-                            ('{"type": "fps", "fps": "fast", "frame_time_ms": 16}', "fps"),
-                            ('{"type": "fps", "fps": 60}', "frame_time_ms"),
-                            ('{"type": "fps", "fps": 60, "frame_time_ms": -0.5}',
-                             "frame_time_ms")):
+        for text, field in (
+            ('{"type": "fps", "fps": -1, "frame_time_ms": 16}', "fps"),
+            ('{"type": "fps", "fps": "fast", "frame_time_ms": 16}', "fps"),
+            ('{"type": "fps", "fps": 60}', "frame_time_ms"),
+            ('{"type": "fps", "fps": 60, "frame_time_ms": -0.5}', "frame_time_ms"),
+        ):
             await ws.send(text)
             error = await next_of_type(ws, "error")
             assert error["error"] == "invalid message"
@@ -237,10 +250,11 @@ async def test_bad_messages_get_an_error_and_the_socket_stays_open():
     async with live_server(ws_monitor(ws_ping_interval=60)) as live:
         ws = await live.ws("?name=clumsy")
         for text, error, detail in (
-                ("not json{", "invalid JSON", "not json{"),
-                ("[1, 2]", "expected a JSON object", "list"),
-                ('{"type": "dance"}', "unknown message type", "dance"),
-                ('{"no": "type"}', "unknown message type", "None")):
+            ("not json{", "invalid JSON", "not json{"),
+            ("[1, 2]", "expected a JSON object", "list"),
+            ('{"type": "dance"}', "unknown message type", "dance"),
+            ('{"no": "type"}', "unknown message type", "None"),
+        ):
             await ws.send(text)
             reply = await next_of_type(ws, "error")
             assert (reply["error"], reply["detail"]) == (error, detail)
@@ -260,6 +274,7 @@ async def test_binary_frames_are_refused_with_1008():
 
 
 # --- limits -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mounted", [False, True], ids=["served", "mounted"])
 async def test_a_message_over_the_size_limit_closes_1009(mounted: bool):
@@ -305,6 +320,7 @@ async def test_flooding_gets_errors_then_close_1008():
 
 # --- fan-out ------------------------------------------------------------------------------
 
+
 def _tcp_send_buffer_max() -> int:
     """The most a Linux TCP send buffer may grow to (it holds frames a stalled reader left)."""
     try:
@@ -321,13 +337,15 @@ async def test_a_slow_subscriber_misses_frames_and_never_delays_a_fast_one(mount
     reader holds."""
     queue_frames = 2
     stall = 2.5
-    monitor = ws_monitor(ws_queue_frames=queue_frames, ws_ping_interval=60,
-                         enable_system_metrics=False)
+    monitor = ws_monitor(
+        ws_queue_frames=queue_frames, ws_ping_interval=60, enable_system_metrics=False
+    )
     # Frames of about 1 MB (200 listed peers with big labels, incompressible) so that the
     # kernel's socket buffers hold only a few of the ~25 frames made while one reader stalls.
     for i in range(200):
-        monitor.add_peer(f"bulk-{i:03d}",
-                         labels={f"k{j}": secrets.token_hex(125) for j in range(16)})
+        monitor.add_peer(
+            f"bulk-{i:03d}", labels={f"k{j}": secrets.token_hex(125) for j in range(16)}
+        )
     async with live_server(monitor, mounted=mounted) as live:
         # The slow reader: a small receive buffer, and a client that stops reading from the
         # socket once one frame waits unread.
@@ -387,16 +405,17 @@ async def test_a_closed_socket_is_dropped():
         leaving = await live.ws("?name=leaving")
         crashing = await live.ws("?name=crashing")
         staying = await live.ws("?name=staying")
-        ids = {name: (await my_peer(live, name))["client_id"]
-               for name in ("leaving", "crashing", "staying")}
+        ids = {
+            name: (await my_peer(live, name))["client_id"]
+            for name in ("leaving", "crashing", "staying")
+        }
         assert (await health(live))["websocket_subscribers"] == 3
 
         await leaving.close()  # a clean close handshake
         await eventually(lambda: _subscribers(live, 2))
         assert (await get_peer(live, ids["leaving"]))[0] == 404
         closed_at = time.time()
-        frame = await next_of_type(staying, "metrics",
-                                   where=lambda m: m["timestamp"] > closed_at)
+        frame = await next_of_type(staying, "metrics", where=lambda m: m["timestamp"] > closed_at)
         assert entry_for(frame, ids["leaving"]) is None
         assert entry_for(frame, ids["staying"]) is not None
         assert frame["clients_total"] == 2
@@ -456,6 +475,7 @@ async def test_a_listening_client_stays_connected_while_its_socket_is_open():
 
 # --- limits that answer -------------------------------------------------------------------
 
+
 async def test_past_max_peers_a_client_is_closed_1013_with_the_limit_named():
     """Every /ws client is measured as a peer: past max_peers the handshake used to end in a
     dropped connection (1006) and a traceback in the log."""
@@ -477,11 +497,13 @@ async def test_past_max_peers_a_client_is_closed_1013_with_the_limit_named():
 
 def _bulk_monitor(**overrides: Any) -> Any:
     """Frames of about 1 MB, so a reader's socket buffers hold only a few of them."""
-    monitor = ws_monitor(ws_queue_frames=2, ws_ping_interval=60, enable_system_metrics=False,
-                         **overrides)
+    monitor = ws_monitor(
+        ws_queue_frames=2, ws_ping_interval=60, enable_system_metrics=False, **overrides
+    )
     for i in range(200):
-        monitor.add_peer(f"bulk-{i:03d}",
-                         labels={f"k{j}": secrets.token_hex(125) for j in range(16)})
+        monitor.add_peer(
+            f"bulk-{i:03d}", labels={f"k{j}": secrets.token_hex(125) for j in range(16)}
+        )
     return monitor
 
 

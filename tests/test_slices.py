@@ -11,8 +11,9 @@ import pytest
 from peerscope.slices import Steps, Turns, finish, run_sliced
 
 
-def counting(steps: int, busy_s: float = 0.0, log: list[str] | None = None,
-             name: str = "") -> Steps[int]:
+def counting(
+    steps: int, busy_s: float = 0.0, log: list[str] | None = None, name: str = ""
+) -> Steps[int]:
     """``steps`` steps of ``busy_s`` seconds each (the loop is held meanwhile); returns
     how many ran."""
     for step in range(steps):
@@ -84,7 +85,8 @@ async def test_turns_run_one_job_at_a_time_in_the_order_asked():
     log: list[str] = []
     first, second, third = (
         asyncio.create_task(turns.run(counting(5, busy_s=0.001, log=log, name=name)))
-        for name in "abc")
+        for name in "abc"
+    )
     assert await asyncio.gather(first, second, third) == [5, 5, 5]
     assert log == [f"{name}{step}" for name in "abc" for step in range(5)]
 

@@ -12,8 +12,16 @@ from peerscope.core.series import Series
 from peerscope.core.stats import aggregate, nearest_rank
 
 T = 1_700_000_000.0
-EMPTY = {"count": 0, "min": None, "max": None, "avg": None, "sum": 0.0, "p50": None,
-         "p95": None, "p99": None}
+EMPTY = {
+    "count": 0,
+    "min": None,
+    "max": None,
+    "avg": None,
+    "sum": 0.0,
+    "p50": None,
+    "p95": None,
+    "p99": None,
+}
 
 
 # --- nearest_rank ---------------------------------------------------------------------------
@@ -52,8 +60,16 @@ def test_aggregate_of_a_window():
     points = [(T + 1, 30.0), (T + 2, 10.0), (T + 3, 20.0), (T + 4, 40.0)]
     result = aggregate(points, 10.0, T + 4)
     # sorted 10, 20, 30, 40: p50 = sorted[int(2.0)] = 30, p95 = sorted[min(3, int(3.8))] = 40.
-    assert result == {"count": 4, "min": 10.0, "max": 40.0, "avg": 25.0, "sum": 100.0,
-                      "p50": 30.0, "p95": 40.0, "p99": 40.0}
+    assert result == {
+        "count": 4,
+        "min": 10.0,
+        "max": 40.0,
+        "avg": 25.0,
+        "sum": 100.0,
+        "p50": 30.0,
+        "p95": 40.0,
+        "p99": 40.0,
+    }
 
 
 def test_aggregate_window_is_open_at_the_start_and_closed_at_now():
@@ -80,8 +96,16 @@ def test_aggregate_of_twenty_latencies():
     values = [7, 3, 18, 1, 20, 12, 5, 9, 16, 2, 14, 11, 19, 4, 8, 15, 6, 17, 10, 13]
     points = [(T + k * 0.5, float(v)) for k, v in enumerate(values)]
     result = aggregate(points, 60.0, T + 30)
-    assert result == {"count": 20, "min": 1.0, "max": 20.0, "avg": 10.5, "sum": 210.0,
-                      "p50": 11.0, "p95": 20.0, "p99": 20.0}
+    assert result == {
+        "count": 20,
+        "min": 1.0,
+        "max": 20.0,
+        "avg": 10.5,
+        "sum": 210.0,
+        "p50": 11.0,
+        "p95": 20.0,
+        "p99": 20.0,
+    }
 
 
 def test_aggregate_sum_is_exact():
@@ -112,15 +136,25 @@ def test_aggregate_reads_a_series():
     for k in range(5):  # the ring keeps 2, 3, 4
         s.append(T + k, float(k * 10))
     result = aggregate(s, 3.0, T + 4)  # (T+1, T+4]: 20, 30, 40
-    assert result == {"count": 3, "min": 20.0, "max": 40.0, "avg": 30.0, "sum": 90.0,
-                      "p50": 30.0, "p95": 40.0, "p99": 40.0}
+    assert result == {
+        "count": 3,
+        "min": 20.0,
+        "max": 40.0,
+        "avg": 30.0,
+        "sum": 90.0,
+        "p50": 30.0,
+        "p95": 40.0,
+        "p99": 40.0,
+    }
 
 
-@given(values=st.lists(st.floats(0.0, 1000.0, width=32), min_size=1, max_size=40),
-       steps_ms=st.lists(st.integers(-500, 2_000), min_size=40, max_size=40),
-       window=st.floats(0.0, 100.0), capacity=st.integers(1, 20))
-def test_aggregate_of_a_series_is_the_aggregate_of_its_samples(values, steps_ms, window,
-                                                               capacity):
+@given(
+    values=st.lists(st.floats(0.0, 1000.0, width=32), min_size=1, max_size=40),
+    steps_ms=st.lists(st.integers(-500, 2_000), min_size=40, max_size=40),
+    window=st.floats(0.0, 100.0),
+    capacity=st.integers(1, 20),
+)
+def test_aggregate_of_a_series_is_the_aggregate_of_its_samples(values, steps_ms, window, capacity):
     """A Series is read from its arrays; the figures are those of its (t, value) pairs."""
     s = Series(capacity)
     ms = 0
@@ -149,13 +183,19 @@ def naive_aggregate(points, window, now):
     def rank(fraction):
         return ordered[min(n - 1, int(fraction * n))]
 
-    return {"count": n, "min": min(inside), "max": max(inside),
-            "avg": math.fsum(inside) / n, "sum": math.fsum(inside),
-            "p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99)}
+    return {
+        "count": n,
+        "min": min(inside),
+        "max": max(inside),
+        "avg": math.fsum(inside) / n,
+        "sum": math.fsum(inside),
+        "p50": rank(0.50),
+        "p95": rank(0.95),
+        "p99": rank(0.99),
+    }
 
 
-_times = st.one_of(st.integers(-100, 100).map(float),
-                   st.floats(-100, 100, allow_nan=False))
+_times = st.one_of(st.integers(-100, 100).map(float), st.floats(-100, 100, allow_nan=False))
 _values = st.floats(-1e6, 1e6, allow_nan=False)
 
 
@@ -189,8 +229,9 @@ def test_bands_give_min_nearest_rank_percentiles_and_max_per_aligned_bucket():
 
     # Bucket [100, 110): 20 samples 1..20 ms, shuffled; p50 = sorted[10] = 11,
     # p95 = sorted[19] = 20. Bucket [120, 130): one sample.
-    values = [float(v) for v in (7, 3, 20, 1, 15, 9, 12, 5, 18, 2, 11, 14, 4, 19, 6, 16, 8,
-                                 13, 10, 17)]
+    values = [
+        float(v) for v in (7, 3, 20, 1, 15, 9, 12, 5, 18, 2, 11, 14, 4, 19, 6, 16, 8, 13, 10, 17)
+    ]
     points = [(100.0 + k * 0.4, value) for k, value in enumerate(values)] + [(125.0, 42.0)]
     assert bands(points, 10.0) == [
         {"timestamp": 100.0, "count": 20, "min": 1.0, "p50": 11.0, "p95": 20.0, "max": 20.0},

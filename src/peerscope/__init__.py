@@ -53,6 +53,7 @@ def __getattr__(name: str) -> Any:
         return Prober
     raise AttributeError(f"module 'peerscope' has no attribute {name!r}")
 
+
 __all__ = [
     "Aggregate",
     "Arrival",

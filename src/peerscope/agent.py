@@ -38,25 +38,43 @@ class Agent:
     (:class:`SettingsError`) before building anything.
     """
 
-    def __init__(self, monitor: Monitor, *, host: str | None = None,
-                 port: int | None = None) -> None:
+    def __init__(
+        self, monitor: Monitor, *, host: str | None = None, port: int | None = None
+    ) -> None:
         settings = monitor.settings.model_copy(
-            update={key: value for key, value in (("host", host), ("port", port))
-                    if value is not None})
+            update={
+                key: value for key, value in (("host", host), ("port", port)) if value is not None
+            }
+        )
         check_bind(settings)
         self.monitor = monitor
         self.settings = settings
-        self.prober = Prober(monitor, interval_s=settings.probe_interval,
-                             count=settings.probe_count, timeout_s=settings.probe_timeout)
-        self.reflector = Reflector(
-            rate_limit=settings.reflector_rate_limit, burst=settings.reflector_burst,
-            max_sources=settings.reflector_max_sources, allow=settings.reflector_allow,
-        ) if settings.reflector_enabled else None
+        self.prober = Prober(
+            monitor,
+            interval_s=settings.probe_interval,
+            count=settings.probe_count,
+            timeout_s=settings.probe_timeout,
+        )
+        self.reflector = (
+            Reflector(
+                rate_limit=settings.reflector_rate_limit,
+                burst=settings.reflector_burst,
+                max_sources=settings.reflector_max_sources,
+                allow=settings.reflector_allow,
+            )
+            if settings.reflector_enabled
+            else None
+        )
         # REST listings and /metrics renders read every peer: one line for both, so that
         # they take turns on the loop rather than stall it side by side.
         turns = Turns()
-        self.app = create_app(monitor, prober=self.prober, reflector=self.reflector,
-                              metrics=MetricsApp(monitor, turns=turns), turns=turns)
+        self.app = create_app(
+            monitor,
+            prober=self.prober,
+            reflector=self.reflector,
+            metrics=MetricsApp(monitor, turns=turns),
+            turns=turns,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Agent:
@@ -102,8 +120,13 @@ class Agent:
                 raise
 
 
-async def serve(monitor: Monitor, *, host: str | None = None, port: int | None = None,
-                on_ready: Callable[[str], None] | None = None) -> None:
+async def serve(
+    monitor: Monitor,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
     """Serve ``monitor``'s API in the running event loop until SIGINT/SIGTERM or cancel, as
     the agent: answering TWAMP Light probes and probing the configured ``peers`` too.
 
@@ -119,11 +142,16 @@ async def _start_reflector(reflector: Reflector, settings: Settings) -> None:
         await reflector.start(settings.reflector_host, settings.reflector_port)
     except OSError as error:
         raise _cannot_listen(
-            error, "UDP", settings.reflector_host, settings.reflector_port,
-            host_setting="reflector_host", port_setting="reflector_port",
+            error,
+            "UDP",
+            settings.reflector_host,
+            settings.reflector_port,
+            host_setting="reflector_host",
+            port_setting="reflector_port",
             change_port="set another reflector_port (--reflector-port or "
-                        "PEERSCOPE_REFLECTOR_PORT), or reflector_enabled = false "
-                        "(--no-reflector)") from None
+            "PEERSCOPE_REFLECTOR_PORT), or reflector_enabled = false "
+            "(--no-reflector)",
+        ) from None
 
 
 async def _listen(host: str, port: int) -> list[socket.socket]:
@@ -137,8 +165,7 @@ async def _listen(host: str, port: int) -> list[socket.socket]:
     loop = asyncio.get_running_loop()
     sockets: list[socket.socket] = []
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         for family, kind, proto, _, address in dict.fromkeys(infos):
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
@@ -151,14 +178,28 @@ async def _listen(host: str, port: int) -> list[socket.socket]:
     except OSError as error:
         for sock in sockets:
             sock.close()
-        raise _cannot_listen(error, "TCP", host, port, host_setting="host", port_setting="port",
-                             change_port="set another port (--port or PEERSCOPE_PORT)"
-                             ) from None
+        raise _cannot_listen(
+            error,
+            "TCP",
+            host,
+            port,
+            host_setting="host",
+            port_setting="port",
+            change_port="set another port (--port or PEERSCOPE_PORT)",
+        ) from None
     return sockets
 
 
-def _cannot_listen(error: OSError, protocol: str, host: str, port: int, *, host_setting: str,
-                   port_setting: str, change_port: str) -> SettingsError:
+def _cannot_listen(
+    error: OSError,
+    protocol: str,
+    host: str,
+    port: int,
+    *,
+    host_setting: str,
+    port_setting: str,
+    change_port: str,
+) -> SettingsError:
     """Why peerscope cannot listen on ``host``:``port``, naming the setting to change."""
     where = f"{protocol} {host}:{port}"
     if isinstance(error, socket.gaierror):
@@ -166,14 +207,16 @@ def _cannot_listen(error: OSError, protocol: str, host: str, port: int, *, host_
     if error.errno == errno.EADDRINUSE:
         return SettingsError(f"{port_setting}: {port} is in use ({where}); {change_port}")
     if error.errno == errno.EACCES and 0 < port < 1024:
-        return SettingsError(f"{port_setting}: {port} needs privileges ({where}; ports below "
-                             f"1024 need root or CAP_NET_BIND_SERVICE); {change_port}")
+        return SettingsError(
+            f"{port_setting}: {port} needs privileges ({where}; ports below "
+            f"1024 need root or CAP_NET_BIND_SERVICE); {change_port}"
+        )
     if error.errno == errno.EADDRNOTAVAIL:
-        return SettingsError(f"{host_setting}: {host} is not an address of this host "
-                             f"({where}: {error.strerror}); bind one it has, or 127.0.0.1")
+        return SettingsError(
+            f"{host_setting}: {host} is not an address of this host "
+            f"({where}: {error.strerror}); bind one it has, or 127.0.0.1"
+        )
     return SettingsError(f"{port_setting}: cannot listen on {where}: {error.strerror or error}")
-
-
 
 
 async def _announce(server: uvicorn.Server, on_ready: Callable[[str], None]) -> None:

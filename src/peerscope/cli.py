@@ -27,9 +27,15 @@ from peerscope.config import (
 )
 
 # The settings each option sets, so that an error names the option the user typed.
-OPTIONS = {"host": "--host", "port": "--port", "token": "--token",
-           "metrics_interval": "--metrics-interval", "reflector_port": "--reflector-port",
-           "enable_system_metrics": "--no-monitoring", "reflector_enabled": "--no-reflector"}
+OPTIONS = {
+    "host": "--host",
+    "port": "--port",
+    "token": "--token",
+    "metrics_interval": "--metrics-interval",
+    "reflector_port": "--reflector-port",
+    "enable_system_metrics": "--no-monitoring",
+    "reflector_enabled": "--no-reflector",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,43 +49,72 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="peerscope",
-        description="Real-time connection-quality and performance monitoring.")
+        prog="peerscope", description="Real-time connection-quality and performance monitoring."
+    )
     parser.add_argument("--version", action="version", version=f"peerscope {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
-        "serve", help="monitor this host and serve the API, /ws and /metrics")
+        "serve", help="monitor this host and serve the API, /ws and /metrics"
+    )
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (default 8700; 0 picks a free one)")
-    serve.add_argument("--metrics-interval", type=float, metavar="S",
-                       help="seconds between ticks (default 1.0)")
-    serve.add_argument("--no-monitoring", action="store_true",
-                       help="do not sample this host (peers and the server are still measured)")
+    serve.add_argument(
+        "--metrics-interval", type=float, metavar="S", help="seconds between ticks (default 1.0)"
+    )
+    serve.add_argument(
+        "--no-monitoring",
+        action="store_true",
+        help="do not sample this host (peers and the server are still measured)",
+    )
     serve.add_argument("--config", metavar="FILE", help="TOML settings file")
-    serve.add_argument("--token", help="bearer token required by REST and /ws "
-                                       "(needed to bind beyond loopback)")
-    serve.add_argument("--peer", action="append", default=[], metavar="HOST[:PORT]",
-                       help="probe this peerscope agent (TWAMP, default port 8701); "
-                            "repeatable; more kinds in [[peers]] of the config file")
-    serve.add_argument("--reflector-port", type=int, metavar="PORT",
-                       help="UDP port answering other agents' probes (default 8701; "
-                            "0 picks a free one)")
-    serve.add_argument("--no-reflector", action="store_true",
-                       help="do not answer other agents' probes")
+    serve.add_argument(
+        "--token", help="bearer token required by REST and /ws (needed to bind beyond loopback)"
+    )
+    serve.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="probe this peerscope agent (TWAMP, default port 8701); "
+        "repeatable; more kinds in [[peers]] of the config file",
+    )
+    serve.add_argument(
+        "--reflector-port",
+        type=int,
+        metavar="PORT",
+        help="UDP port answering other agents' probes (default 8701; 0 picks a free one)",
+    )
+    serve.add_argument(
+        "--no-reflector", action="store_true", help="do not answer other agents' probes"
+    )
     demo = commands.add_parser(
-        "demo", help="live table of simulated peers and this host's real metrics")
+        "demo", help="live table of simulated peers and this host's real metrics"
+    )
     demo.add_argument("--config", metavar="FILE", help="TOML settings file")
-    demo.add_argument("--metrics-interval", type=float, metavar="S",
-                      help="seconds between ticks (default 1.0)")
-    demo.add_argument("--duration", type=float, metavar="S",
-                      help="stop after S seconds (default: run until Ctrl-C)")
+    demo.add_argument(
+        "--metrics-interval", type=float, metavar="S", help="seconds between ticks (default 1.0)"
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="stop after S seconds (default: run until Ctrl-C)",
+    )
     demo.add_argument("--seed", type=int, help="random seed for the simulated peers")
-    demo.add_argument("--port", type=int,
-                      help="HTTP port of the dashboard and API (default 8700; 0 picks one)")
-    demo.add_argument("--reflector-port", type=int, metavar="PORT",
-                      help="UDP port answering other agents' probes (default 8701)")
-    probe_command.add_arguments(commands.add_parser(
-        "probe", help="probe one host (TWAMP, ICMP or TCP) and summarise, like ping"))
+    demo.add_argument(
+        "--port", type=int, help="HTTP port of the dashboard and API (default 8700; 0 picks one)"
+    )
+    demo.add_argument(
+        "--reflector-port",
+        type=int,
+        metavar="PORT",
+        help="UDP port answering other agents' probes (default 8701)",
+    )
+    probe_command.add_arguments(
+        commands.add_parser(
+            "probe", help="probe one host (TWAMP, ICMP or TCP) and summarise, like ping"
+        )
+    )
     return parser
 
 
@@ -119,8 +154,9 @@ def _settings(args: argparse.Namespace, overrides: dict[str, object]) -> Setting
         return settings
     added = [(f"--peer {address}", _peer_argument(address)) for address in args.peer]
     try:
-        check_unique_peers([*((f"peers[{index}]", spec)
-                              for index, spec in enumerate(settings.peers)), *added])
+        check_unique_peers(
+            [*((f"peers[{index}]", spec) for index, spec in enumerate(settings.peers)), *added]
+        )
     except ValueError as error:
         raise SettingsError(f"--peer: {error}") from None
     return settings.model_copy(update={"peers": [*settings.peers, *(s for _, s in added)]})
@@ -141,8 +177,14 @@ def _warnings_on_stderr() -> Iterator[None]:
         warnings.simplefilter("always", SettingsWarning)
         show = warnings.showwarning
 
-        def shown(message: Warning | str, category: type[Warning], filename: str,
-                  lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+        def shown(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
             if issubclass(category, SettingsWarning):
                 print(f"peerscope: warning: {message}", file=sys.stderr)
             else:
@@ -170,11 +212,16 @@ def _serve(settings: Settings) -> int:
     def ready(url: str) -> None:
         print(f"peerscope serving on {url} (API docs at {url}/docs)", flush=True)
         if agent.reflector is not None:
-            print(f"answering TWAMP Light probes on UDP {settings.reflector_host}:"
-                  f"{agent.reflector.port}", flush=True)
+            print(
+                f"answering TWAMP Light probes on UDP {settings.reflector_host}:"
+                f"{agent.reflector.port}",
+                flush=True,
+            )
         if settings.peers:
-            print(f"probing {len(settings.peers)} peer(s) every {settings.probe_interval:g} s",
-                  flush=True)
+            print(
+                f"probing {len(settings.peers)} peer(s) every {settings.probe_interval:g} s",
+                flush=True,
+            )
 
     def terminate(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)

@@ -48,8 +48,15 @@ from peerscope.core.probe_target import TWAMP_PORT, Method, ProbeTarget
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.validation import validate_id, validate_text
 
-__all__ = ["MIN_TOKEN_LENGTH", "PeerSpec", "Settings", "SettingsError", "SettingsWarning",
-           "check_unique_peers", "describe_errors"]
+__all__ = [
+    "MIN_TOKEN_LENGTH",
+    "PeerSpec",
+    "Settings",
+    "SettingsError",
+    "SettingsWarning",
+    "check_unique_peers",
+    "describe_errors",
+]
 
 MIN_TOKEN_LENGTH = 16  # shorter draws a SettingsWarning: guessable by anyone who can connect
 _config_file: ContextVar[Path | None] = ContextVar("peerscope_config_file", default=None)
@@ -83,8 +90,7 @@ class PeerSpec(BaseModel):
         return value
 
     def target(self) -> ProbeTarget:
-        return ProbeTarget.parse(self.address, method=self.method, peer_id=self.id,
-                                 name=self.name)
+        return ProbeTarget.parse(self.address, method=self.method, peer_id=self.id, name=self.name)
 
 
 def check_unique_peers(peers: Iterable[tuple[str, PeerSpec]]) -> None:
@@ -107,90 +113,135 @@ class Settings(BaseSettings):
     )
 
     metrics_interval: float = Field(
-        1.0, gt=0, le=3600, description="Seconds between ticks (snapshot, broadcast).")
+        1.0, gt=0, le=3600, description="Seconds between ticks (snapshot, broadcast)."
+    )
     latency_samples: int = Field(
-        360, ge=2, le=100_000, description="Latency samples kept per peer in memory.")
+        360, ge=2, le=100_000, description="Latency samples kept per peer in memory."
+    )
     system_history_samples: int = Field(
-        3600, ge=2, le=1_000_000, description="System samples kept in memory (one per tick).")
+        3600, ge=2, le=1_000_000, description="System samples kept in memory (one per tick)."
+    )
     max_clients_in_message: int = Field(
-        200, ge=0, le=100_000,
-        description="Peers listed in each metrics message, worst quality first.")
+        200,
+        ge=0,
+        le=100_000,
+        description="Peers listed in each metrics message, worst quality first.",
+    )
     unknown_peer: Literal["register", "raise"] = Field(
         "register",
         description="What a recording call does with an unknown peer id: register it or "
-                    "raise KeyError.")
+        "raise KeyError.",
+    )
     peer_ttl_s: float = Field(
-        300.0, gt=0, description="Seconds a disconnected peer is kept before it is pruned.")
+        300.0, gt=0, description="Seconds a disconnected peer is kept before it is pruned."
+    )
     max_peers: int = Field(
-        100_000, ge=1, description="Registering more peers than this raises ValueError.")
+        100_000, ge=1, description="Registering more peers than this raises ValueError."
+    )
     session_history: int = Field(100, ge=1, description="Ended sessions kept in memory.")
     max_pending_events: int = Field(
-        10_000, ge=1, le=10_000_000,
+        10_000,
+        ge=1,
+        le=10_000_000,
         description="Events (peer added, removed, status changed…) held for subscribers "
-                    "between two ticks; past it the oldest are dropped.")
+        "between two ticks; past it the oldest are dropped.",
+    )
     enable_system_metrics: bool = Field(True, description="Sample the host and this process.")
-    host: str = Field("127.0.0.1", min_length=1,
-                      description="Address the HTTP server binds (another needs a token).")
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address the HTTP server binds (another needs a token).",
+    )
     port: int = Field(8700, ge=0, le=65535, description="HTTP port (0 picks a free one).")
     token: SecretStr | None = Field(
-        None, description="Bearer token for REST and WebSocket; required off loopback; "
-                          f"not blank, and {MIN_TOKEN_LENGTH} characters or more.")
+        None,
+        description="Bearer token for REST and WebSocket; required off loopback; "
+        f"not blank, and {MIN_TOKEN_LENGTH} characters or more.",
+    )
     metrics_public: bool = Field(
-        True, description="Serve /metrics without the token (for Prometheus).")
+        True, description="Serve /metrics without the token (for Prometheus)."
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
-        description="Host names accepted besides loopback ones when no token is set.")
+        description="Host names accepted besides loopback ones when no token is set.",
+    )
     cors_origins: list[str] = Field(
-        default_factory=list, description="Origins allowed by CORS (none: CORS off).")
+        default_factory=list, description="Origins allowed by CORS (none: CORS off)."
+    )
     max_body_bytes: int = Field(
-        65_536, ge=1, description="Largest request body accepted; larger gets 413.")
+        65_536, ge=1, description="Largest request body accepted; larger gets 413."
+    )
     ws_queue_frames: int = Field(
-        4, ge=1, le=1000,
-        description="Metrics frames queued per WebSocket subscriber before it misses some.")
+        4,
+        ge=1,
+        le=1000,
+        description="Metrics frames queued per WebSocket subscriber before it misses some.",
+    )
     ws_stall_timeout_s: float = Field(
-        10.0, gt=0, le=3600,
+        10.0,
+        gt=0,
+        le=3600,
         description="Seconds a WebSocket subscriber may take no frame (its queue or socket "
-                    "buffer full) before it is closed with 1008.")
+        "buffer full) before it is closed with 1008.",
+    )
     ws_max_message_bytes: int = Field(
-        65_536, ge=1, description="Largest WebSocket message a client may send.")
+        65_536, ge=1, description="Largest WebSocket message a client may send."
+    )
     ws_max_messages_per_second: float = Field(
-        50.0, gt=0, description="WebSocket messages a client may send per second.")
+        50.0, gt=0, description="WebSocket messages a client may send per second."
+    )
     ws_ping_interval: float = Field(
-        5.0, gt=0, description="Seconds between the server's RTT pings to each WS client.")
+        5.0, gt=0, description="Seconds between the server's RTT pings to each WS client."
+    )
     reflector_enabled: bool = Field(
-        True, description="Answer TWAMP Light probes from other agents (serve only).")
+        True, description="Answer TWAMP Light probes from other agents (serve only)."
+    )
     reflector_host: str = Field(
-        "127.0.0.1", min_length=1, description="Address the probe reflector binds (UDP).")
+        "127.0.0.1", min_length=1, description="Address the probe reflector binds (UDP)."
+    )
     reflector_port: int = Field(
-        TWAMP_PORT, ge=0, le=65535, description="UDP port of the probe reflector.")
+        TWAMP_PORT, ge=0, le=65535, description="UDP port of the probe reflector."
+    )
     reflector_rate_limit: float = Field(
-        DEFAULT_RATE_LIMIT, gt=0, allow_inf_nan=False,
-        description="Probes a second the reflector answers per source address, after a "
-                    "burst.")
+        DEFAULT_RATE_LIMIT,
+        gt=0,
+        allow_inf_nan=False,
+        description="Probes a second the reflector answers per source address, after a burst.",
+    )
     reflector_burst: int = Field(
-        DEFAULT_BURST, ge=1,
-        description="Probes the reflector answers at once from one source address.")
+        DEFAULT_BURST,
+        ge=1,
+        description="Probes the reflector answers at once from one source address.",
+    )
     reflector_max_sources: int = Field(
-        DEFAULT_MAX_SOURCES, ge=1,
+        DEFAULT_MAX_SOURCES,
+        ge=1,
         description="Source addresses whose rate the reflector tracks; past it the one seen "
-                    "first is forgotten.")
+        "first is forgotten.",
+    )
     reflector_allow: list[str] = Field(
         default_factory=list,
-        description="Networks (CIDR) or addresses whose probes the reflector answers "
-                    "(none: any).")
+        description="Networks (CIDR) or addresses whose probes the reflector answers (none: any).",
+    )
     probe_interval: float = Field(
-        1.0, ge=0.001, le=3600, description="Seconds between probe rounds to each peer.")
+        1.0, ge=0.001, le=3600, description="Seconds between probe rounds to each peer."
+    )
     probe_count: int = Field(
-        1, ge=1, le=100, description="Probes per round to each peer, evenly spaced.")
+        1, ge=1, le=100, description="Probes per round to each peer, evenly spaced."
+    )
     probe_timeout: float = Field(
-        2.0, ge=0.001, le=3600, description="Seconds before an unanswered probe is lost.")
+        2.0, ge=0.001, le=3600, description="Seconds before an unanswered probe is lost."
+    )
     peers: list[PeerSpec] = Field(
         default_factory=list,
-        description="Peers to probe ([[peers]] tables; an item may be an address alone).")
+        description="Peers to probe ([[peers]] tables; an item may be an address alone).",
+    )
     quality: QualityConfig = Field(
-        default_factory=QualityConfig, description="Quality score weights and thresholds.")
+        default_factory=QualityConfig, description="Quality score weights and thresholds."
+    )
     status: StatusRules = Field(
-        default_factory=StatusRules, description="When peers turn degraded or disconnected.")
+        default_factory=StatusRules, description="When peers turn degraded or disconnected."
+    )
 
     @field_validator("reflector_allow")
     @classmethod
@@ -209,17 +260,23 @@ class Settings(BaseSettings):
             # Taken as "no token", it would turn authentication off where one was meant.
             raise ValueError(
                 "token: must not be empty or blank; leave it unset to serve loopback "
-                f"without one, or set a random string of {MIN_TOKEN_LENGTH} or more characters")
+                f"without one, or set a random string of {MIN_TOKEN_LENGTH} or more characters"
+            )
         if secret != secret.strip() or not secret.isprintable():
             # A client's "Authorization: Bearer …" loses them on the way (header values are
             # stripped), so such a token could never match: every request would get 401.
-            raise ValueError("token: must not begin or end with spaces, nor hold control "
-                             "characters; no client could send it")
+            raise ValueError(
+                "token: must not begin or end with spaces, nor hold control "
+                "characters; no client could send it"
+            )
         if len(secret) < MIN_TOKEN_LENGTH:
             warnings.warn(
                 f"token: {len(secret)} characters is short enough to guess; use "
-                f"{MIN_TOKEN_LENGTH} or more random ones (python -c \"import secrets; "
-                "print(secrets.token_urlsafe())\")", SettingsWarning, stacklevel=2)
+                f'{MIN_TOKEN_LENGTH} or more random ones (python -c "import secrets; '
+                'print(secrets.token_urlsafe())")',
+                SettingsWarning,
+                stacklevel=2,
+            )
         return value
 
     @field_validator("peers", mode="before")
@@ -263,8 +320,13 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @classmethod
-    def load(cls, config_file: str | Path | None = None, *,
-             argument_names: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def load(
+        cls,
+        config_file: str | Path | None = None,
+        *,
+        argument_names: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
         """Build settings from ``overrides``, the environment and ``config_file`` (TOML).
 
         Raises :class:`SettingsError` with one line per problem, naming where the value came
@@ -287,8 +349,9 @@ class Settings(BaseSettings):
             _config_file.reset(token)
 
 
-def describe_errors(error: ValidationError,
-                    where: Callable[[Location, bool], str | None] | None = None) -> str:
+def describe_errors(
+    error: ValidationError, where: Callable[[Location, bool], str | None] | None = None
+) -> str:
     """One line per problem, ``where: what``, e.g. ``quality.latency_weight: must be within
     0..1, got 3.0``. ``where(path, missing)`` may name the source of the value at ``path``
     (a variable, a file, an option); by default the line names the field."""
@@ -321,5 +384,3 @@ def _not_a_setting(path: Location) -> str:
         group = item_type(group) if isinstance(part, int) else fields_of(group).get(part)
     guess = closest(str(path[-1]), fields_of(group))
     return "not a setting" + (f"; did you mean {guess}?" if guess else "")
-
-

@@ -50,8 +50,7 @@ def fields_of(group: Any) -> dict[str, Any]:
         return {name: field.annotation for name, field in group.model_fields.items()}
     if isinstance(group, type) and dataclasses.is_dataclass(group):
         hints = typing.get_type_hints(group)
-        return {field.name: hints[field.name] for field in dataclasses.fields(group)
-                if field.init}
+        return {field.name: hints[field.name] for field in dataclasses.fields(group) if field.init}
     return {}
 
 
@@ -87,21 +86,25 @@ class Environment(EnvSettingsSource):
                 raise error.__cause__ from None
             raise
 
-    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any,
-                            value_is_complex: bool) -> Any:
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
         try:
             return super().prepare_field_value(field_name, field, value, value_is_complex)
         except ValueError as error:
             variable = f"{self.env_prefix}{field_name}".upper()
-            raise SettingsError(f"{variable}: not valid JSON ({error}); give a JSON value"
-                                + (" or comma-separated items" if item_type(field.annotation)
-                                   is not None else "")) from None
+            raise SettingsError(
+                f"{variable}: not valid JSON ({error}); give a JSON value"
+                + (" or comma-separated items" if item_type(field.annotation) is not None else "")
+            ) from None
 
-    def decode_complex_value(self, field_name: str, field: FieldInfo | None,
-                             value: Any) -> Any:
-        if (isinstance(value, str) and field is not None
-                and item_type(field.annotation) is not None
-                and not value.lstrip().startswith("[")):
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        if (
+            isinstance(value, str)
+            and field is not None
+            and item_type(field.annotation) is not None
+            and not value.lstrip().startswith("[")
+        ):
             return [item.strip() for item in value.split(",") if item.strip()]
         return super().decode_complex_value(field_name, field, value)  # type: ignore[arg-type]
 
@@ -114,14 +117,16 @@ class Environment(EnvSettingsSource):
         in a group (``PEERSCOPE_QUALITY__...``) they would fail as an unexpected key, at the
         top level they would be ignored without a word."""
         prefix = self.env_prefix.upper()
-        known = {name[len(prefix):] for name in variables_of(self.settings_cls, prefix)}
-        unknown = sorted(name for name in variables if name.upper().startswith(prefix)
-                         and name.upper()[len(prefix):] not in known)
+        known = {name[len(prefix) :] for name in variables_of(self.settings_cls, prefix)}
+        unknown = sorted(
+            name
+            for name in variables
+            if name.upper().startswith(prefix) and name.upper()[len(prefix) :] not in known
+        )
         for name in unknown:
-            guess = closest(name.upper()[len(prefix):], known)
+            guess = closest(name.upper()[len(prefix) :], known)
             hint = f"did you mean {prefix}{guess}?" if guess else "it is ignored"
-            warnings.warn(f"{name.upper()} is not a setting; {hint}", SettingsWarning,
-                          stacklevel=2)
+            warnings.warn(f"{name.upper()} is not a setting; {hint}", SettingsWarning, stacklevel=2)
         return {name: value for name, value in variables.items() if name not in unknown}
 
 
@@ -141,12 +146,16 @@ class Sources:
     """Where a value of :meth:`Settings.load` came from, in the order they count: an
     override, a variable, the config file."""
 
-    def __init__(self, overrides: Mapping[str, Any], argument_names: Mapping[str, str],
-                 environ: Mapping[str, str], config_file: Path | None) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, Any],
+        argument_names: Mapping[str, str],
+        environ: Mapping[str, str],
+        config_file: Path | None,
+    ) -> None:
         self._overrides = overrides
         self._argument_names = argument_names
-        self._variables = {name.upper() for name in environ
-                           if name.upper().startswith(ENV_PREFIX)}
+        self._variables = {name.upper() for name in environ if name.upper().startswith(ENV_PREFIX)}
         self._config_file = config_file
 
     def __call__(self, path: Location, missing: bool) -> str | None:
@@ -202,5 +211,3 @@ def dotted(path: Location) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
     return text
-
-

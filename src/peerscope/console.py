@@ -37,16 +37,22 @@ def render(message: MetricsMessage, title: str = "peerscope") -> Group:
     counts = network["peers_by_status"]
     header = Text.assemble(
         (f"{title}  ", "bold"),
-        ("network ", "dim"), (f"{network['score']:.0f} {network['grade']}", "bold"),
+        ("network ", "dim"),
+        (f"{network['score']:.0f} {network['grade']}", "bold"),
         ("   peers ", "dim"),
-        (f"{counts['connected']}↑ ", "green"), (f"{counts['degraded']}~ ", "yellow"),
+        (f"{counts['connected']}↑ ", "green"),
+        (f"{counts['degraded']}~ ", "yellow"),
         (f"{counts['disconnected']}↓", "red"),
-        ("   cpu ", "dim"), f"{system['cpu_percent']:.0f}%",
-        ("   mem ", "dim"), f"{system['memory_percent']:.0f}%",
+        ("   cpu ", "dim"),
+        f"{system['cpu_percent']:.0f}%",
+        ("   mem ", "dim"),
+        f"{system['memory_percent']:.0f}%",
         ("   net ", "dim"),
         f"↑{_rate(system['network_sent_rate'])} ↓{_rate(system['network_recv_rate'])}",
-        ("   msg/s ", "dim"), f"{server['messages_per_second']:.0f}",
-        ("   up ", "dim"), _duration(server["uptime_seconds"]),
+        ("   msg/s ", "dim"),
+        f"{server['messages_per_second']:.0f}",
+        ("   up ", "dim"),
+        _duration(server["uptime_seconds"]),
     )
     table = Table(expand=True, header_style="bold")
     table.add_column("peer", ratio=2, no_wrap=True, overflow="ellipsis")
@@ -70,14 +76,17 @@ def render(message: MetricsMessage, title: str = "peerscope") -> Group:
             _number(client["jitter_ms"], unit=" ms"),
             _number(client["packet_loss_percent"], unit=" %"),
             _number(client["mos"], "{:.2f}"),
-            Text("—" if score is None else f"{score:.0f} {grade}",
-                 style=_GRADE_STYLE.get(grade or "", "")),
+            Text(
+                "—" if score is None else f"{score:.0f} {grade}",
+                style=_GRADE_STYLE.get(grade or "", ""),
+            ),
             client["trend"],
             _duration(client["connection_duration"]),
         )
     hidden = message["clients_total"] - len(message["clients"])
     parts: list[Any] = [header, table]
     if hidden > 0:
-        parts.append(Text(f"… and {hidden} more peers (the table lists the worst first)",
-                          style="dim"))
+        parts.append(
+            Text(f"… and {hidden} more peers (the table lists the worst first)", style="dim")
+        )
     return Group(*parts)

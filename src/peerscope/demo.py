@@ -45,11 +45,14 @@ PROFILES = (
     PeerProfile("sim-eu", "Frankfurt (simulated)", 28.0, 2.0, 0.2),
     PeerProfile("sim-us", "Virginia (simulated)", 95.0, 6.0, 1.0),
     PeerProfile("sim-wifi", "Busy Wi-Fi (simulated)", 45.0, 25.0, 4.0),
-    PeerProfile("sim-flaky", "Flaky link (simulated)", 60.0, 10.0, 2.0,
-                outage_every_s=90.0, outage_s=35.0),
+    PeerProfile(
+        "sim-flaky", "Flaky link (simulated)", 60.0, 10.0, 2.0, outage_every_s=90.0, outage_s=35.0
+    ),
 )
-TITLE = ("peerscope demo — peers simulated on this machine (local reflectors adding delay, "
-         "jitter and loss), measured for real; host metrics real")
+TITLE = (
+    "peerscope demo — peers simulated on this machine (local reflectors adding delay, "
+    "jitter and loss), measured for real; host metrics real"
+)
 
 
 class SimulatedPeer:
@@ -63,15 +66,21 @@ class SimulatedPeer:
 
     def _new_reflector(self) -> Reflector:
         profile = self.profile
-        return Reflector(network_delay_ms=profile.delay_ms, jitter_ms=profile.jitter_ms,
-                         loss_percent=profile.loss_percent, seed=self._seed, keep_delays=1)
+        return Reflector(
+            network_delay_ms=profile.delay_ms,
+            jitter_ms=profile.jitter_ms,
+            loss_percent=profile.loss_percent,
+            seed=self._seed,
+            keep_delays=1,
+        )
 
     async def start(self) -> None:
         self.port = await self.reflector.start(LOOPBACK, self.port)
 
     def spec(self) -> PeerSpec:
-        return PeerSpec(id=self.profile.peer_id, name=self.profile.name,
-                        address=f"{LOOPBACK}:{self.port}")
+        return PeerSpec(
+            id=self.profile.peer_id, name=self.profile.name, address=f"{LOOPBACK}:{self.port}"
+        )
 
     async def outages(self) -> None:
         """Stop answering for ``outage_s`` once per ``outage_every_s``, forever."""
@@ -96,38 +105,55 @@ async def app_traffic(monitor: Monitor, rng: random.Random) -> None:
         for profile in PROFILES:
             if profile.peer_id in monitor:
                 for _ in range(rng.randint(5, 30)):
-                    monitor.record_message(profile.peer_id, size=rng.randint(40, 1400),
-                                           direction=rng.choice(("in", "out")))
+                    monitor.record_message(
+                        profile.peer_id,
+                        size=rng.randint(40, 1400),
+                        direction=rng.choice(("in", "out")),
+                    )
         await asyncio.sleep(1.0)
 
 
-async def run_demo(settings: Settings, *, duration: float | None = None,
-                   seed: int | None = None, console: Console | None = None) -> None:
+async def run_demo(
+    settings: Settings,
+    *,
+    duration: float | None = None,
+    seed: int | None = None,
+    console: Console | None = None,
+) -> None:
     """Run the agent until cancelled (Ctrl-C) or for ``duration`` seconds, redrawing a table
     of the peers in the terminal every tick."""
     console = console or Console()
-    simulated = [SimulatedPeer(profile, None if seed is None else seed + i)
-                 for i, profile in enumerate(PROFILES)]
+    simulated = [
+        SimulatedPeer(profile, None if seed is None else seed + i)
+        for i, profile in enumerate(PROFILES)
+    ]
     async with contextlib.AsyncExitStack() as stack:
         for peer in simulated:
             await peer.start()
             stack.callback(peer.stop)
         settings = settings.model_copy(
-            update={"peers": [*settings.peers, *(peer.spec() for peer in simulated)]})
+            update={"peers": [*settings.peers, *(peer.spec() for peer in simulated)]}
+        )
         agent = Agent.from_settings(settings)
         monitor = agent.monitor
         url: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        tasks = [asyncio.create_task(agent.run(on_ready=url.set_result)),
-                 asyncio.create_task(app_traffic(monitor, random.Random(seed))),
-                 *(asyncio.create_task(peer.outages()) for peer in simulated)]
+        tasks = [
+            asyncio.create_task(agent.run(on_ready=url.set_result)),
+            asyncio.create_task(app_traffic(monitor, random.Random(seed))),
+            *(asyncio.create_task(peer.outages()) for peer in simulated),
+        ]
         stack.push_async_callback(_cancel, tasks)
         await _wait_ready(url, tasks[0])
         base = url.result()
-        console.print(f"peerscope demo: dashboard at {base}/  (API docs at {base}/docs, "
-                      f"metrics at {base}/metrics)")
-        console.print(f"The {len(simulated)} peers below are simulated on this machine: "
-                      "TWAMP reflectors on 127.0.0.1 that add delay, jitter and loss before "
-                      "answering. peerscope probes them for real. Ctrl-C stops.")
+        console.print(
+            f"peerscope demo: dashboard at {base}/  (API docs at {base}/docs, "
+            f"metrics at {base}/metrics)"
+        )
+        console.print(
+            f"The {len(simulated)} peers below are simulated on this machine: "
+            "TWAMP reflectors on 127.0.0.1 that add delay, jitter and loss before "
+            "answering. peerscope probes them for real. Ctrl-C stops."
+        )
         await _show(monitor, console, duration, settings.metrics_interval, tasks[0].done)
 
 
@@ -139,8 +165,13 @@ async def _wait_ready(url: asyncio.Future[str], server: asyncio.Task[None]) -> N
         raise RuntimeError("the server stopped before it was ready")
 
 
-async def _show(monitor: Monitor, console: Console, duration: float | None, interval: float,
-                stopped: Callable[[], bool]) -> None:
+async def _show(
+    monitor: Monitor,
+    console: Console,
+    duration: float | None,
+    interval: float,
+    stopped: Callable[[], bool],
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = None if duration is None else loop.time() + duration
     with Live(console=console, refresh_per_second=4, screen=False) as live:

@@ -18,8 +18,7 @@ class HostMetrics:
     With sampling disabled it holds one unavailable sample and an empty history.
     """
 
-    def __init__(self, clock: Callable[[], float], history_samples: int, *,
-                 enabled: bool) -> None:
+    def __init__(self, clock: Callable[[], float], history_samples: int, *, enabled: bool) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._sampler = SystemSampler(clock) if enabled else None

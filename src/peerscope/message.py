@@ -184,8 +184,9 @@ def server_entry(stats: ServerStats) -> ServerEntry:
     return asdict(stats)  # type: ignore[return-value]  # ServerStats' fields are ServerEntry's
 
 
-def network_entry(score: float, grade: Grade, band: Band,
-                  counts: dict[Status, int]) -> NetworkEntry:
+def network_entry(
+    score: float, grade: Grade, band: Band, counts: dict[Status, int]
+) -> NetworkEntry:
     return {
         "score": score,
         "grade": grade,

@@ -48,15 +48,22 @@ from peerscope.ticker import Ticker
 class Monitor(PeerTable):
     """Peers, host and server figures, refreshed every tick and published to subscribers."""
 
-    def __init__(self, settings: Settings | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         settings = settings if settings is not None else Settings()
         self._bus = EventBus(settings.max_pending_events)
         self._counters = ServerCounters(clock())
-        super().__init__(settings, clock, bus=self._bus,
-                         sessions=SessionBook(settings.session_history), counters=self._counters)
-        self._host = HostMetrics(clock, settings.system_history_samples,
-                                 enabled=settings.enable_system_metrics)
+        super().__init__(
+            settings,
+            clock,
+            bus=self._bus,
+            sessions=SessionBook(settings.session_history),
+            counters=self._counters,
+        )
+        self._host = HostMetrics(
+            clock, settings.system_history_samples, enabled=settings.enable_system_metrics
+        )
         # The latest tick without its readings (thousands of tuples, the subscribers' to
         # keep): what last_message is built from.
         self._last_tick: MetricsTick | None = None
@@ -94,8 +101,12 @@ class Monitor(PeerTable):
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()
 
     # --- the tick -----------------------------------------------------------------------------
@@ -164,13 +175,17 @@ class Monitor(PeerTable):
             del self._peers[peer.peer_id]
             self._forget(peer, now, "pruned")
         system = self._host.latest
-        network = quality.network_score_from_sum(sweep.score_sum, sweep.scored,
-                                                 system.cpu_percent, settings.quality)
+        network = quality.network_score_from_sum(
+            sweep.score_sum, sweep.scored, system.cpu_percent, settings.quality
+        )
         listed, peers = settings.max_clients_in_message, self._peers.values()
         # heapq's own advice: sorting wins when the share asked for is large (at 200 of
         # 1,000 peers 0.11 against 0.40 ms here), nsmallest when it is small.
-        worst = (sorted(peers, key=_rank)[:listed] if len(peers) <= 10 * listed
-                 else heapq.nsmallest(listed, peers, key=_rank))
+        worst = (
+            sorted(peers, key=_rank)[:listed]
+            if len(peers) <= 10 * listed
+            else heapq.nsmallest(listed, peers, key=_rank)
+        )
         average = sweep.latency_sum / sweep.measured if sweep.measured else 0.0
         derived = self._assessor.derived
         taken: tuple[PeerReading, ...] = ()
@@ -181,19 +196,30 @@ class Monitor(PeerTable):
             timestamp=now,
             system=system,
             server=self._counters.stats(now, len(self._peers), average),
-            network=network_entry(network, quality.grade(network, settings.quality),
-                                  quality.quality_band(network, settings.quality),
-                                  self._status_counts),
+            network=network_entry(
+                network,
+                quality.grade(network, settings.quality),
+                quality.quality_band(network, settings.quality),
+                self._status_counts,
+            ),
             changed=taken,
             worst=tuple(client_entry(peer, now, derived(peer)) for peer in worst),
             peers_total=len(self._peers),
         )
 
     def _reading(self, peer: Peer) -> PeerReading:
-        return PeerReading(peer.peer_id, peer.status, peer.last_latency_ms,
-                           peer.smoothed_latency_ms, self._assessor.jitter(peer),
-                           peer.loss_percent, peer.quality_score, peer.bytes_sent,
-                           peer.bytes_received, peer.last_seen)
+        return PeerReading(
+            peer.peer_id,
+            peer.status,
+            peer.last_latency_ms,
+            peer.smoothed_latency_ms,
+            self._assessor.jitter(peer),
+            peer.loss_percent,
+            peer.quality_score,
+            peer.bytes_sent,
+            peer.bytes_received,
+            peer.last_seen,
+        )
 
     # --- events -------------------------------------------------------------------------------
 
@@ -212,18 +238,27 @@ class Monitor(PeerTable):
 
     # --- sessions -----------------------------------------------------------------------------
 
-    def start_session(self, name: str, peer_ids: Iterable[str], *, session_id: str | None = None,
-                      labels: dict[str, str] | None = None) -> str:
+    def start_session(
+        self,
+        name: str,
+        peer_ids: Iterable[str],
+        *,
+        session_id: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> str:
         """Begin a session; the listed peers' latency samples from now on feed its statistics."""
         validate_text(name, "name")
         ids = [validate_id(peer_id) for peer_id in peer_ids]
-        sid = validate_id(session_id, "session_id") if session_id is not None else \
-            uuid.uuid4().hex
+        sid = validate_id(session_id, "session_id") if session_id is not None else uuid.uuid4().hex
         checked_labels = validate_labels(labels)
         now = self._clock()
         with self._lock:
-            self._sessions.open(Session(session_id=sid, name=name, started_at=now, peer_ids=ids,
-                                        labels=checked_labels), self._peers)
+            self._sessions.open(
+                Session(
+                    session_id=sid, name=name, started_at=now, peer_ids=ids, labels=checked_labels
+                ),
+                self._peers,
+            )
             self._bus.emit(SessionStarted(sid, name, now))
         return sid
 

@@ -58,8 +58,15 @@ class PeerTable:
     read in one place.
     """
 
-    def __init__(self, settings: Settings, clock: Callable[[], float], *, bus: EventBus,
-                 sessions: SessionBook, counters: ServerCounters) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float],
+        *,
+        bus: EventBus,
+        sessions: SessionBook,
+        counters: ServerCounters,
+    ) -> None:
         self.settings = settings
         self._clock = clock
         self._lock = threading.Lock()
@@ -77,8 +84,15 @@ class PeerTable:
 
     # --- peers --------------------------------------------------------------------------------
 
-    def add_peer(self, peer_id: str, *, name: str | None = None, address: str | None = None,
-                 kind: PeerKind = "peer", labels: dict[str, str] | None = None) -> None:
+    def add_peer(
+        self,
+        peer_id: str,
+        *,
+        name: str | None = None,
+        address: str | None = None,
+        kind: PeerKind = "peer",
+        labels: dict[str, str] | None = None,
+    ) -> None:
         """Register a peer (a new connection); for a known id, update its name/address/labels."""
         validate_id(peer_id)
         if name is not None:
@@ -103,8 +117,10 @@ class PeerTable:
 
     def _register(self, peer_id: str, now: float) -> Peer:
         if len(self._peers) >= self.settings.max_peers:
-            raise PeerLimitError(f"max_peers: the limit of {self.settings.max_peers} peers is "
-                                 f"reached; peer_id {preview(peer_id)} was not added")
+            raise PeerLimitError(
+                f"max_peers: the limit of {self.settings.max_peers} peers is "
+                f"reached; peer_id {preview(peer_id)} was not added"
+            )
         peer = Peer(
             peer_id=peer_id,
             latency=Series(self.settings.latency_samples),
@@ -133,8 +149,9 @@ class PeerTable:
         """Called under the lock for an id not found in the peer table."""
         validate_id(peer_id)  # first: an id that is no id is a ValueError, never "unknown"
         if self.settings.unknown_peer == "raise":
-            raise UnknownPeerError(f"unknown peer_id {peer_id!r}; call add_peer first or set "
-                                   "unknown_peer='register'")
+            raise UnknownPeerError(
+                f"unknown peer_id {peer_id!r}; call add_peer first or set unknown_peer='register'"
+            )
         return self._register(peer_id, now)
 
     def remove_peer(self, peer_id: str) -> bool:
@@ -210,8 +227,9 @@ class PeerTable:
         """
         self.record_probes_sent(((peer_id, seq),), timeout_s=timeout_s)
 
-    def record_probes_sent(self, probes: Iterable[tuple[str, int]], *,
-                           timeout_s: float | None = None) -> None:
+    def record_probes_sent(
+        self, probes: Iterable[tuple[str, int]], *, timeout_s: float | None = None
+    ) -> None:
         """:meth:`record_probe_sent` for many (peer_id, seq) at once: one clock read for all.
 
         Every seq is checked before any is recorded; a seq sent twice raises after the probes
@@ -248,8 +266,9 @@ class PeerTable:
         """
         return self.record_probe_replies(((peer_id, seq, rtt_ms),))[0]
 
-    def record_probe_replies(self, replies: Iterable[tuple[str, int, float]], *,
-                             known_only: bool = False) -> list[Arrival]:
+    def record_probe_replies(
+        self, replies: Iterable[tuple[str, int, float]], *, known_only: bool = False
+    ) -> list[Arrival]:
         """:meth:`record_probe_reply` for many (peer_id, seq, rtt_ms) at once, all stamped
         with one clock read; returns each one's arrival, in order.
 
@@ -257,8 +276,10 @@ class PeerTable:
         registered (any more) is left out, of the result too, instead of registering the peer
         (a prober whose peer was removed while its probe was in flight must not bring it back).
         """
-        checked = [(_check_key(peer_id), validate_count(seq, "seq"),
-                    validate_number(rtt_ms, "rtt_ms")) for peer_id, seq, rtt_ms in replies]
+        checked = [
+            (_check_key(peer_id), validate_count(seq, "seq"), validate_number(rtt_ms, "rtt_ms"))
+            for peer_id, seq, rtt_ms in replies
+        ]
         now = self._clock()
         arrivals: list[Arrival] = []
         peers = self._peers
@@ -283,9 +304,17 @@ class PeerTable:
             lock.release()
         return arrivals
 
-    def record_traffic(self, peer_id: str, *, bytes_sent: int = 0, bytes_received: int = 0,
-                       packets_sent: int = 0, packets_received: int = 0,
-                       messages_sent: int = 0, messages_received: int = 0) -> None:
+    def record_traffic(
+        self,
+        peer_id: str,
+        *,
+        bytes_sent: int = 0,
+        bytes_received: int = 0,
+        packets_sent: int = 0,
+        packets_received: int = 0,
+        messages_sent: int = 0,
+        messages_received: int = 0,
+    ) -> None:
         """Add to a peer's counters (sent = to the peer) without touching server message totals.
 
         Use :meth:`record_message` for each application message instead when you want it in
@@ -333,8 +362,9 @@ class PeerTable:
             peer.reported_loss_percent = loss
             peer.dirty = True
 
-    def record_message(self, peer_id: str | None = None, *, size: int = 0,
-                       direction: Direction = "in") -> None:
+    def record_message(
+        self, peer_id: str | None = None, *, size: int = 0, direction: Direction = "in"
+    ) -> None:
         """Count one application message, from (``in``) or to (``out``) a peer or the server."""
         size = validate_count(size, "size")
         if direction not in ("in", "out"):
@@ -367,8 +397,9 @@ class PeerTable:
             peer = self._recording_peer(peer_id, now)
             peer.fps, peer.frame_time_ms = rate, frame_time
 
-    def scan(self, view: Callable[[Peer, float], T], *,
-             size: int = SCAN_SLICE) -> Iterator[list[T]]:
+    def scan(
+        self, view: Callable[[Peer, float], T], *, size: int = SCAN_SLICE
+    ) -> Iterator[list[T]]:
         """``view(peer, now)`` of every peer, brought up to date first, ``size`` at a time.
 
         The lock is held while one slice is built and let go between slices, so a read of
@@ -390,7 +421,7 @@ class PeerTable:
             now = self._clock()
             with self._lock:
                 chunk = []
-                for peer in peers[start:start + size]:
+                for peer in peers[start : start + size]:
                     if registered.get(peer.peer_id) is peer:
                         self._refresh(peer, now)
                         chunk.append(view(peer, now))

@@ -37,5 +37,6 @@ def pieces_response(pieces: list[bytes], media_type: str) -> StreamingResponse:
         if batch:
             yield b"".join(batch)
 
-    return StreamingResponse(each(), media_type=media_type,
-                             headers={"content-length": str(sum(map(len, pieces)))})
+    return StreamingResponse(
+        each(), media_type=media_type, headers={"content-length": str(sum(map(len, pieces)))}
+    )

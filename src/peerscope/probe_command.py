@@ -20,20 +20,44 @@ PROGRESS_FROM = 20  # probes in a run from which a TTY gets a progress bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("address", metavar="HOST[:PORT]",
-                        help="host to probe; TWAMP defaults to port 8701, TCP needs a port, "
-                             "ICMP takes none; IPv6 as [::1]:8701")
-    parser.add_argument("--count", "-c", type=int, default=5, metavar="N",
-                        help="probes to send (default 5)")
-    parser.add_argument("--interval", "-i", type=float, default=1.0, metavar="S",
-                        help="seconds between probes (default 1.0)")
-    parser.add_argument("--method", "-m", choices=METHODS, default="twamp",
-                        help="twamp (a peerscope agent or any TWAMP Light reflector), icmp "
-                             "(echo; needs ping permission) or tcp (connect time)")
-    parser.add_argument("--timeout", "-W", type=float, default=2.0, metavar="S",
-                        help="seconds to wait for each reply (default 2.0)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object with every result and the summary")
+    parser.add_argument(
+        "address",
+        metavar="HOST[:PORT]",
+        help="host to probe; TWAMP defaults to port 8701, TCP needs a port, "
+        "ICMP takes none; IPv6 as [::1]:8701",
+    )
+    parser.add_argument(
+        "--count", "-c", type=int, default=5, metavar="N", help="probes to send (default 5)"
+    )
+    parser.add_argument(
+        "--interval",
+        "-i",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds between probes (default 1.0)",
+    )
+    parser.add_argument(
+        "--method",
+        "-m",
+        choices=METHODS,
+        default="twamp",
+        help="twamp (a peerscope agent or any TWAMP Light reflector), icmp "
+        "(echo; needs ping permission) or tcp (connect time)",
+    )
+    parser.add_argument(
+        "--timeout",
+        "-W",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds to wait for each reply (default 2.0)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with every result and the summary",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,9 +74,11 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(results, args.count)
     if args.json:
         document: dict[str, Any] = {
-            "address": target.address, "method": target.method,
+            "address": target.address,
+            "method": target.method,
             "results": [dataclasses.asdict(result) for result in results],
-            "summary": dataclasses.asdict(summary)}
+            "summary": dataclasses.asdict(summary),
+        }
         sys.stdout.write(orjson.dumps(document).decode() + "\n")
     else:
         print("\n".join(summary_lines(target.address, target.method, summary)))
@@ -70,14 +96,19 @@ async def _collect(target: ProbeTarget, args: argparse.Namespace) -> list[ProbeR
     try:
         await resolve(target, socket.SOCK_DGRAM)
     except OSError as error:
-        raise ValueError(f"address: {target.host!r} does not resolve: "
-                         f"{error.strerror or error}") from None
+        raise ValueError(
+            f"address: {target.host!r} does not resolve: {error.strerror or error}"
+        ) from None
     results: list[ProbeResult] = []
-    series = probe_series(target, count=args.count, interval_s=args.interval,
-                          timeout_s=args.timeout)
+    series = probe_series(
+        target, count=args.count, interval_s=args.interval, timeout_s=args.timeout
+    )
     if not args.json:
-        print(f"PROBE {target.address} ({target.method}): {args.count} probes, "
-              f"{args.interval:g} s apart", flush=True)
+        print(
+            f"PROBE {target.address} ({target.method}): {args.count} probes, "
+            f"{args.interval:g} s apart",
+            flush=True,
+        )
     if args.json or args.count < PROGRESS_FROM or not sys.stdout.isatty():
         async for result in series:
             results.append(result)

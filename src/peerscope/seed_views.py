@@ -14,8 +14,12 @@ from peerscope.message import PeerDetail
 from peerscope.monitor import Monitor
 
 # The seed's keys for the host series in its history, and the Monitor's series behind them.
-SYSTEM_HISTORY_KEYS = {"cpu": "cpu_percent", "memory": "memory_percent",
-                 "network_sent": "network_sent_rate", "network_received": "network_recv_rate"}
+SYSTEM_HISTORY_KEYS = {
+    "cpu": "cpu_percent",
+    "memory": "memory_percent",
+    "network_sent": "network_sent_rate",
+    "network_received": "network_recv_rate",
+}
 # "All the history there is": system history accepts any window, but aggregate() wants a
 # finite one, and ~30 years outlasts any ring.
 _ALL_HISTORY_S = 1e9
@@ -27,8 +31,10 @@ def seed_points(points: Iterable[tuple[float, float]]) -> list[dict[str, float]]
     return [{"timestamp": t, "value": v} for t, v in points]
 
 
-def summarise_peer(monitor: Monitor, peer_id: str,
-                   ) -> tuple[PeerDetail, dict[str, Any]] | None:
+def summarise_peer(
+    monitor: Monitor,
+    peer_id: str,
+) -> tuple[PeerDetail, dict[str, Any]] | None:
     """A peer's figures (``Monitor.peer``) and the seed's summary of them; None if unknown."""
     try:
         entry = monitor.peer(peer_id)
@@ -41,8 +47,12 @@ def summarise_peer(monitor: Monitor, peer_id: str,
         "peer_id": peer_id,
         "peer_name": entry["name"],
         "status": entry["status"],
-        "latency": {"current": entry["latency_ms"], "average": stats["avg"],
-                    "min": stats["min"], "max": stats["max"]},
+        "latency": {
+            "current": entry["latency_ms"],
+            "average": stats["avg"],
+            "min": stats["min"],
+            "max": stats["max"],
+        },
         "bandwidth": {"sent": entry["bytes_sent"], "received": entry["bytes_received"]},
         "packets": {"sent": entry["packets_sent"], "received": entry["packets_received"]},
         "uptime": entry["connection_duration"],
@@ -83,14 +93,20 @@ def game_sessions(monitor: Monitor, limit: int) -> list[dict[str, Any]]:
     for session in reversed(monitor.sessions(limit, include_active=False)):
         stats = session.latency_stats()
         ended = session.ended_at
-        result.append({
-            "game_id": session.session_id,
-            "game_name": session.name,
-            "started_at": session.started_at,
-            "ended_at": ended,
-            "duration": None if ended is None else ended - session.started_at,
-            "peers": list(session.peer_ids),
-            "latency": {"average": stats["avg_latency"], "min": stats["min_latency"],
-                        "max": stats["max_latency"], "p95": stats["p95_latency"]},
-        })
+        result.append(
+            {
+                "game_id": session.session_id,
+                "game_name": session.name,
+                "started_at": session.started_at,
+                "ended_at": ended,
+                "duration": None if ended is None else ended - session.started_at,
+                "peers": list(session.peer_ids),
+                "latency": {
+                    "average": stats["avg_latency"],
+                    "min": stats["min_latency"],
+                    "max": stats["max_latency"],
+                    "p95": stats["p95_latency"],
+                },
+            }
+        )
     return result

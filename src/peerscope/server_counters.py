@@ -10,8 +10,13 @@ class ServerCounters:
     """Totals and one-second message rates. Not locked itself: the Monitor counts under its
     lock, where the calls that change these are recorded."""
 
-    __slots__ = ("_messages_in", "_messages_out", "started_at", "total_connections",
-                 "total_messages")
+    __slots__ = (
+        "_messages_in",
+        "_messages_out",
+        "started_at",
+        "total_connections",
+        "total_messages",
+    )
 
     def __init__(self, started_at: float) -> None:
         self._messages_in = SlidingCounter(1.0)

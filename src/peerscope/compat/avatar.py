@@ -80,8 +80,10 @@ def _resolve_thresholds(given: dict[str, float] | None) -> dict[str, float]:
         raise ValueError(f"alert_thresholds: must be a dict, got {type(given).__name__}")
     for key in given:
         if key not in DEFAULT_ALERT_THRESHOLDS:
-            raise ValueError(f"alert_thresholds: unknown key {key!r}; expected one of "
-                             f"{', '.join(DEFAULT_ALERT_THRESHOLDS)}")
+            raise ValueError(
+                f"alert_thresholds: unknown key {key!r}; expected one of "
+                f"{', '.join(DEFAULT_ALERT_THRESHOLDS)}"
+            )
     thresholds = {}
     for key, default in DEFAULT_ALERT_THRESHOLDS.items():
         if key in given:
@@ -101,8 +103,11 @@ def _build_monitor(metrics_interval: float | None, enable_system_metrics: bool |
         interval = _env_number(source)
         if interval is None:
             source, interval = "metrics_interval", DEFAULT_METRICS_INTERVAL
-    if isinstance(interval, bool) or not isinstance(interval, int | float) \
-            or not 0.0 < interval < math.inf:
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not 0.0 < interval < math.inf
+    ):
         raise ValueError(f"{source}: must be a finite number > 0, got {interval!r}")
     # A SettingsError (a ValueError) names the interval by where it came from.
     settings = Settings.load(
@@ -141,8 +146,9 @@ class MetricsCollector:
         if not self.enable_client_metrics:
             return
         try:
-            self.monitor.record_traffic(client_id, bytes_sent=bytes_sent,
-                                        bytes_received=bytes_recv, messages_received=1)
+            self.monitor.record_traffic(
+                client_id, bytes_sent=bytes_sent, bytes_received=bytes_recv, messages_received=1
+            )
         except UnknownPeerError:
             return
 
@@ -179,10 +185,15 @@ class PerformanceMonitor:
     they agree with them.
     """
 
-    def __init__(self, metrics_interval: float | None = None,
-                 enable_system_metrics: bool | None = None, enable_client_metrics: bool = True,
-                 alert_thresholds: dict[str, float] | None = None, *,
-                 monitor: Monitor | None = None) -> None:
+    def __init__(
+        self,
+        metrics_interval: float | None = None,
+        enable_system_metrics: bool | None = None,
+        enable_client_metrics: bool = True,
+        alert_thresholds: dict[str, float] | None = None,
+        *,
+        monitor: Monitor | None = None,
+    ) -> None:
         self.enabled = _env_enabled()
         self.alert_thresholds = _resolve_thresholds(alert_thresholds)
         if monitor is None:
@@ -190,12 +201,18 @@ class PerformanceMonitor:
         else:
             settings = monitor.settings
             if metrics_interval is not None and metrics_interval != settings.metrics_interval:
-                raise ValueError(f"metrics_interval {metrics_interval!r} disagrees with the "
-                                 f"wrapped Monitor's {settings.metrics_interval!r}")
-            if enable_system_metrics is not None \
-                    and enable_system_metrics != settings.enable_system_metrics:
-                raise ValueError(f"enable_system_metrics {enable_system_metrics!r} disagrees "
-                                 "with the wrapped Monitor's settings")
+                raise ValueError(
+                    f"metrics_interval {metrics_interval!r} disagrees with the "
+                    f"wrapped Monitor's {settings.metrics_interval!r}"
+                )
+            if (
+                enable_system_metrics is not None
+                and enable_system_metrics != settings.enable_system_metrics
+            ):
+                raise ValueError(
+                    f"enable_system_metrics {enable_system_metrics!r} disagrees "
+                    "with the wrapped Monitor's settings"
+                )
         self.monitor = monitor
         self.enable_client_metrics = enable_client_metrics
         self.collector = MetricsCollector(monitor, enable_client_metrics=enable_client_metrics)
@@ -255,12 +272,19 @@ class PerformanceMonitor:
         }
         for name in ("cpu_percent", "memory_percent"):
             stats = self.monitor.system_stats(name, window)
-            system[name] = {"current": metrics["system"][name], "average": stats["avg"],
-                            "max": stats["max"], "samples": stats["count"]}
+            system[name] = {
+                "current": metrics["system"][name],
+                "average": stats["avg"],
+                "max": stats["max"],
+                "samples": stats["count"],
+            }
         averages = []
         if self.enable_client_metrics:
-            averages = [peer["average_latency_ms"] for peer in self.monitor.peers()
-                        if peer["average_latency_ms"] is not None]
+            averages = [
+                peer["average_latency_ms"]
+                for peer in self.monitor.peers()
+                if peer["average_latency_ms"] is not None
+            ]
         server = metrics["server"]
         return {
             "timestamp": now,
@@ -271,9 +295,11 @@ class PerformanceMonitor:
             "server": server,
             "clients": {
                 "active": metrics["clients_total"],
-                "by_status": (metrics["network"]["peers_by_status"]
-                              if self.enable_client_metrics
-                              else dict.fromkeys(metrics["network"]["peers_by_status"], 0)),
+                "by_status": (
+                    metrics["network"]["peers_by_status"]
+                    if self.enable_client_metrics
+                    else dict.fromkeys(metrics["network"]["peers_by_status"], 0)
+                ),
             },
             "latency": {
                 "average_ms": server["average_latency_ms"] if averages else 0.0,
@@ -281,6 +307,5 @@ class PerformanceMonitor:
                 "max_ms": max(averages, default=None),
                 "measured_clients": len(averages),
             },
-            "alerts": {"active": len(metrics["alerts"]),
-                       "thresholds": dict(self.alert_thresholds)},
+            "alerts": {"active": len(metrics["alerts"]), "thresholds": dict(self.alert_thresholds)},
         }

@@ -64,8 +64,13 @@ from peerscope.seed_views import (
 )
 from peerscope.slices import Steps, run_sliced
 
-__all__ = ["GameSession", "MetricPoint", "MetricsCollector", "aggregate_metrics_by_window",
-           "predict_connection_quality"]
+__all__ = [
+    "GameSession",
+    "MetricPoint",
+    "MetricsCollector",
+    "aggregate_metrics_by_window",
+    "predict_connection_quality",
+]
 
 
 @dataclass
@@ -105,8 +110,9 @@ class GameSession:
         )
 
 
-def predict_connection_quality(latency_ms: float, packet_loss_percent: float = 0.0,
-                               jitter_ms: float = 0.0) -> tuple[float, str]:
+def predict_connection_quality(
+    latency_ms: float, packet_loss_percent: float = 0.0, jitter_ms: float = 0.0
+) -> tuple[float, str]:
     """Score 0..100 and band (excellent/good/fair/poor) from the default quality formula."""
     latency = validate_number(latency_ms, "latency_ms")
     loss = validate_number(packet_loss_percent, "packet_loss_percent", high=100.0)
@@ -115,8 +121,9 @@ def predict_connection_quality(latency_ms: float, packet_loss_percent: float = 0
     return score, quality.quality_band(score)
 
 
-def aggregate_metrics_by_window(metrics: Iterable[MetricPoint], window_seconds: float = 60.0,
-                                current_time: float | None = None) -> dict[str, Any]:
+def aggregate_metrics_by_window(
+    metrics: Iterable[MetricPoint], window_seconds: float = 60.0, current_time: float | None = None
+) -> dict[str, Any]:
     """count/min/max/avg/p95/sum (plus p50/p99) of the points in the last ``window_seconds``.
 
     An empty window gives count 0, sum 0 and None for the rest, like the original.
@@ -168,11 +175,13 @@ class MetricsCollector:
         except UnknownPeerError:
             return
 
-    async def record_bandwidth(self, peer_id: str, bytes_sent: int = 0,
-                               bytes_received: int = 0) -> None:
+    async def record_bandwidth(
+        self, peer_id: str, bytes_sent: int = 0, bytes_received: int = 0
+    ) -> None:
         try:
-            self.monitor.record_traffic(peer_id, bytes_sent=bytes_sent,
-                                        bytes_received=bytes_received)
+            self.monitor.record_traffic(
+                peer_id, bytes_sent=bytes_sent, bytes_received=bytes_received
+            )
         except UnknownPeerError:
             return
 
@@ -264,8 +273,9 @@ class MetricsCollector:
             "mos": entry["mos"],
         }
 
-    def get_aggregated_peer_metrics(self, peer_id: str,
-                                    window_seconds: float = 60.0) -> dict[str, Any] | None:
+    def get_aggregated_peer_metrics(
+        self, peer_id: str, window_seconds: float = 60.0
+    ) -> dict[str, Any] | None:
         window = validate_number(window_seconds, "window_seconds")
         try:
             entry = self.monitor.peer(peer_id)
@@ -291,8 +301,10 @@ class MetricsCollector:
 
     def get_system_history(self, duration: float = 3600) -> dict[str, list[dict[str, float]]]:
         window = validate_number(duration, "duration")
-        return {key: seed_points(self.monitor.system_history(name, window))
-                for key, name in SYSTEM_HISTORY_KEYS.items()}
+        return {
+            key: seed_points(self.monitor.system_history(name, window))
+            for key, name in SYSTEM_HISTORY_KEYS.items()
+        }
 
     def get_aggregated_system_metrics(self, window_seconds: float = 60.0) -> dict[str, Any]:
         window = validate_number(window_seconds, "window_seconds")

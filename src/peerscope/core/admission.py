@@ -59,19 +59,31 @@ def parse_network(entry: str) -> Network:
             raise ValueError(f"not an IP address or network: {entry!r}") from None
         raise ValueError(f"{entry!r} has host bits set; the network is '{loose}'") from None
     if isinstance(network, IPv6Network) and network.subnet_of(_MAPPED):
-        return IPv4Network((int(network.network_address) & 0xFFFF_FFFF,
-                            network.prefixlen - 96))
+        return IPv4Network((int(network.network_address) & 0xFFFF_FFFF, network.prefixlen - 96))
     return network
 
 
 class SourceGate:
     """Admits probes by source address: ``admit(host, now_ns)``; counts what it refuses."""
 
-    __slots__ = ("_interval", "_max_sources", "_networks", "_table", "_tolerance",
-                 "not_allowed", "rate_limited")
+    __slots__ = (
+        "_interval",
+        "_max_sources",
+        "_networks",
+        "_table",
+        "_tolerance",
+        "not_allowed",
+        "rate_limited",
+    )
 
-    def __init__(self, *, rate_limit: float = DEFAULT_RATE_LIMIT, burst: int = DEFAULT_BURST,
-                 max_sources: int = DEFAULT_MAX_SOURCES, allow: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        rate_limit: float = DEFAULT_RATE_LIMIT,
+        burst: int = DEFAULT_BURST,
+        max_sources: int = DEFAULT_MAX_SOURCES,
+        allow: Iterable[str] = (),
+    ) -> None:
         rate = validate_number(rate_limit, "rate_limit")
         if not rate:
             raise ValueError(f"rate_limit: must be > 0 probes a second, got {rate_limit!r}")

@@ -18,8 +18,7 @@ from peerscope.core.quality import Band, Grade, QualityConfig, Status, StatusRul
 
 UNSCORED = 101.0  # ranks unmeasured peers after every scored one within their status
 _CONNECTED = 2000.0
-_SEVERITY: dict[Status, float] = {"disconnected": 0.0, "degraded": 1000.0,
-                                  "connected": _CONNECTED}
+_SEVERITY: dict[Status, float] = {"disconnected": 0.0, "degraded": 1000.0, "connected": _CONNECTED}
 
 
 @dataclass(slots=True)
@@ -53,8 +52,7 @@ def current_jitter(peer: Peer, config: QualityConfig) -> float:
 class Assessor:
     """Refreshes peers under one configuration; its constants are computed once."""
 
-    __slots__ = ("_alpha_long", "_alpha_short", "_smoothing", "_stddev_jitter", "config",
-                 "rules")
+    __slots__ = ("_alpha_long", "_alpha_short", "_smoothing", "_stddev_jitter", "config", "rules")
 
     def __init__(self, config: QualityConfig, rules: StatusRules) -> None:
         self.config = config
@@ -87,8 +85,9 @@ class Assessor:
                 else:
                     change = sample - previous
                     jitter = peer.jitter_ms
-                    peer.jitter_ms = jitter + ((change if change >= 0.0 else -change)
-                                               - jitter) / 16.0
+                    peer.jitter_ms = (
+                        jitter + ((change if change >= 0.0 else -change) - jitter) / 16.0
+                    )
                     peer.smoothed_latency_ms = smoothed + self._smoothing * (sample - smoothed)
                 peer.folded_latency_ms = sample
         elif count:
@@ -96,8 +95,7 @@ class Assessor:
         latency = peer.smoothed_latency_ms
         if latency is not None:
             config = self.config
-            jitter = (current_jitter(peer, config) if self._stddev_jitter
-                      else peer.jitter_ms)
+            jitter = current_jitter(peer, config) if self._stddev_jitter else peer.jitter_ms
             # Peer.loss_percent, inline, skipping the call for the usual loss-free peer.
             reported = peer.reported_loss_percent
             if reported is None:
@@ -109,16 +107,20 @@ class Assessor:
             peer.quality_score = new_score
             # quality.ewma, inline (twice per changed peer per tick).
             short, long = peer.trend_short, peer.trend_long
-            peer.trend_short = new_score if short is None else short + self._alpha_short * (
-                new_score - short)
-            peer.trend_long = new_score if long is None else long + self._alpha_long * (
-                new_score - long)
+            peer.trend_short = (
+                new_score if short is None else short + self._alpha_short * (new_score - short)
+            )
+            peer.trend_long = (
+                new_score if long is None else long + self._alpha_long * (new_score - long)
+            )
         rules = self.rules
         score = peer.quality_score
-        if (peer.status == "connected"
-                and peer.consecutive_failures < rules.degraded_after_failures
-                and now - peer.last_seen < rules.degraded_after_idle_s
-                and (score is None or score >= rules.degraded_below_score)):
+        if (
+            peer.status == "connected"
+            and peer.consecutive_failures < rules.degraded_after_failures
+            and now - peer.last_seen < rules.degraded_after_idle_s
+            and (score is None or score >= rules.degraded_below_score)
+        ):
             # The common case, settled without calling quality.peer_status: a healthy peer
             # stays connected (tests hold this shortcut to peer_status's answer).
             peer.rank = _CONNECTED + (UNSCORED if score is None else score)
@@ -177,8 +179,9 @@ class Assessor:
             elif previous == "disconnected":
                 changed = None
             # may_change_status, inline: this branch runs for every quiet peer every tick.
-            elif now - peer.last_seen >= (degraded_idle if previous == "connected"
-                                          else disconnected_idle):
+            elif now - peer.last_seen >= (
+                degraded_idle if previous == "connected" else disconnected_idle
+            ):
                 changed = update_status(peer, now)
             else:
                 changed = None

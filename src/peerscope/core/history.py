@@ -6,8 +6,14 @@ from peerscope.core.model import SystemSample
 from peerscope.core.series import Series
 from peerscope.core.stats import Aggregate, aggregate
 
-SYSTEM_SERIES = ("cpu_percent", "memory_percent", "network_sent_rate", "network_recv_rate",
-                 "process_cpu_percent", "process_rss_mb")
+SYSTEM_SERIES = (
+    "cpu_percent",
+    "memory_percent",
+    "network_sent_rate",
+    "network_recv_rate",
+    "process_cpu_percent",
+    "process_rss_mb",
+)
 
 
 class SystemHistory:

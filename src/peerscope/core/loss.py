@@ -37,14 +37,30 @@ def _mask(window: int) -> int:
 
 class LossTracker:
     __slots__ = (
-        "_highest_received", "_in_flight", "_lost_at", "_mask", "_max_in_flight",
-        "_outcome_count", "_outcomes", "_received", "_received_seqs", "_timeout_s", "_window",
-        "duplicates", "late", "lost_total", "next_expiry", "pending_successes", "reordered",
-        "unknown", "window_lost",
+        "_highest_received",
+        "_in_flight",
+        "_lost_at",
+        "_mask",
+        "_max_in_flight",
+        "_outcome_count",
+        "_outcomes",
+        "_received",
+        "_received_seqs",
+        "_timeout_s",
+        "_window",
+        "duplicates",
+        "late",
+        "lost_total",
+        "next_expiry",
+        "pending_successes",
+        "reordered",
+        "unknown",
+        "window_lost",
     )
 
-    def __init__(self, window: int = 100, timeout_s: float = 2.0,
-                 max_in_flight: int = 1024) -> None:
+    def __init__(
+        self, window: int = 100, timeout_s: float = 2.0, max_in_flight: int = 1024
+    ) -> None:
         if window < 1:
             raise ValueError(f"window: must be >= 1, got {window}")
         if not timeout_s > 0:
@@ -141,7 +157,10 @@ class LossTracker:
             self._settle()
         if self._in_flight is _EMPTY:
             self._in_flight, self._lost_at, self._received_seqs = (
-                OrderedDict(), OrderedDict(), OrderedDict())
+                OrderedDict(),
+                OrderedDict(),
+                OrderedDict(),
+            )
         if seq in self._in_flight or seq in self._received_seqs or seq in self._lost_at:
             raise ValueError(f"seq: {seq} was already sent")
         self._in_flight[seq] = now

@@ -16,6 +16,7 @@ from peerscope.core.stats import nearest_rank
 PeerKind = Literal["peer", "client"]
 NO_LABELS: Mapping[str, str] = MappingProxyType({})  # shared by every unlabelled peer
 
+
 @dataclass(slots=True, eq=False)
 class Peer:
     """One remote endpoint and everything measured about it.
@@ -171,8 +172,12 @@ class Session:
 
     def latency_stats(self) -> dict[str, float | None]:
         if not self.count:
-            return {"avg_latency": None, "min_latency": None, "max_latency": None,
-                    "p95_latency": None}
+            return {
+                "avg_latency": None,
+                "min_latency": None,
+                "max_latency": None,
+                "p95_latency": None,
+            }
         return {
             "avg_latency": self.total / self.count,
             "min_latency": self.minimum,

@@ -38,8 +38,11 @@ class ProbeTarget:
         if self.method == "icmp":
             if self.port is not None:
                 raise ValueError("port: ICMP has no port")
-        elif (isinstance(self.port, bool) or not isinstance(self.port, int)
-              or not 1 <= self.port <= 65535):
+        elif (
+            isinstance(self.port, bool)
+            or not isinstance(self.port, int)
+            or not 1 <= self.port <= 65535
+        ):
             raise ValueError(f"port: must be 1..65535 for {self.method}, got {self.port!r}")
         if self.name is not None:
             validate_text(self.name, "name")
@@ -56,8 +59,14 @@ class ProbeTarget:
         return self.ip_version is not None
 
     @classmethod
-    def parse(cls, address: str, *, method: Method = "twamp", peer_id: str | None = None,
-              name: str | None = None) -> ProbeTarget:
+    def parse(
+        cls,
+        address: str,
+        *,
+        method: Method = "twamp",
+        peer_id: str | None = None,
+        name: str | None = None,
+    ) -> ProbeTarget:
         """Parse ``HOST``, ``HOST:PORT``, ``[IPv6]`` or ``[IPv6]:PORT``.
 
         TWAMP defaults to port 8701. TCP needs a port: no default could name the service

@@ -56,23 +56,44 @@ class QualityConfig:
         for name in ("latency_weight", "loss_weight", "jitter_weight", "network_cpu_weight"):
             value = getattr(self, name)
             _require(0.0 <= value <= 1.0, name, f"must be within 0..1, got {value}")
-        _require(0 < self.latency_ms_per_point < math.inf, "latency_ms_per_point",
-                 "must be finite and > 0")
-        _require(0 <= self.loss_points_per_percent < math.inf, "loss_points_per_percent",
-                 "must be finite and >= 0")
-        _require(0 <= self.jitter_points_per_ms < math.inf, "jitter_points_per_ms",
-                 "must be finite and >= 0")
-        _require(self.excellent_min >= self.good_min >= self.fair_min, "excellent_min",
-                 "bands must satisfy excellent_min >= good_min >= fair_min")
-        _require(self.grade_a_min >= self.grade_b_min >= self.grade_c_min >= self.grade_d_min,
-                 "grade_a_min", "grades must satisfy A >= B >= C >= D minimums")
-        _require(self.jitter_method in ("rfc3550", "stddev"), "jitter_method",
-                 f"must be 'rfc3550' or 'stddev', got {self.jitter_method!r}")
+        _require(
+            0 < self.latency_ms_per_point < math.inf,
+            "latency_ms_per_point",
+            "must be finite and > 0",
+        )
+        _require(
+            0 <= self.loss_points_per_percent < math.inf,
+            "loss_points_per_percent",
+            "must be finite and >= 0",
+        )
+        _require(
+            0 <= self.jitter_points_per_ms < math.inf,
+            "jitter_points_per_ms",
+            "must be finite and >= 0",
+        )
+        _require(
+            self.excellent_min >= self.good_min >= self.fair_min,
+            "excellent_min",
+            "bands must satisfy excellent_min >= good_min >= fair_min",
+        )
+        _require(
+            self.grade_a_min >= self.grade_b_min >= self.grade_c_min >= self.grade_d_min,
+            "grade_a_min",
+            "grades must satisfy A >= B >= C >= D minimums",
+        )
+        _require(
+            self.jitter_method in ("rfc3550", "stddev"),
+            "jitter_method",
+            f"must be 'rfc3550' or 'stddev', got {self.jitter_method!r}",
+        )
         _require(self.stddev_jitter_samples >= 2, "stddev_jitter_samples", "must be >= 2")
         _require(0.0 < self.latency_smoothing <= 1.0, "latency_smoothing", "must be within (0, 1]")
         _require(self.loss_window >= 1, "loss_window", "must be >= 1")
-        _require(1 <= self.trend_short_samples < self.trend_long_samples, "trend_short_samples",
-                 "must be >= 1 and smaller than trend_long_samples")
+        _require(
+            1 <= self.trend_short_samples < self.trend_long_samples,
+            "trend_short_samples",
+            "must be >= 1 and smaller than trend_long_samples",
+        )
         _require(self.trend_dead_band >= 0, "trend_dead_band", "must be >= 0")
 
 
@@ -93,17 +114,24 @@ class StatusRules:
     disconnected_after_idle_s: float = 60.0
 
     def __post_init__(self) -> None:
-        _require(0 <= self.degraded_below_score <= 100, "degraded_below_score",
-                 "must be within 0..100")
+        _require(
+            0 <= self.degraded_below_score <= 100, "degraded_below_score", "must be within 0..100"
+        )
         _require(self.recover_margin >= 0, "recover_margin", "must be >= 0")
-        _require(1 <= self.degraded_after_failures <= self.disconnected_after_failures,
-                 "degraded_after_failures",
-                 "must be >= 1 and <= disconnected_after_failures")
-        _require(0 < self.degraded_after_idle_s <= self.disconnected_after_idle_s,
-                 "degraded_after_idle_s", "must be > 0 and <= disconnected_after_idle_s")
+        _require(
+            1 <= self.degraded_after_failures <= self.disconnected_after_failures,
+            "degraded_after_failures",
+            "must be >= 1 and <= disconnected_after_failures",
+        )
+        _require(
+            0 < self.degraded_after_idle_s <= self.disconnected_after_idle_s,
+            "degraded_after_idle_s",
+            "must be > 0 and <= disconnected_after_idle_s",
+        )
 
 
 # --- jitter -------------------------------------------------------------------------------
+
 
 def rfc3550_jitter(jitter: float, previous_ms: float, current_ms: float) -> float:
     """One step of RFC 3550 §6.4.1 interarrival jitter: ``J += (|D| - J) / 16``.
@@ -123,8 +151,13 @@ def stddev_jitter(latencies_ms: Sequence[float]) -> float:
 
 # --- score, grade, MOS ----------------------------------------------------------------------
 
-def quality_score(latency_ms: float, loss_percent: float, jitter_ms: float,
-                  config: QualityConfig = QualityConfig()) -> float:
+
+def quality_score(
+    latency_ms: float,
+    loss_percent: float,
+    jitter_ms: float,
+    config: QualityConfig = QualityConfig(),
+) -> float:
     """Weighted score 0..100, by default
     ``0.40·max(0, 100 − latency/1.5) + 0.35·max(0, 100 − loss·20) + 0.25·max(0, 100 − jitter·2)``.
 
@@ -140,8 +173,11 @@ def quality_score(latency_ms: float, loss_percent: float, jitter_ms: float,
     jitter_part = 100.0 - jitter_ms * config.jitter_points_per_ms
     if jitter_part < 0.0:
         jitter_part = 0.0
-    score = (config.latency_weight * latency_part + config.loss_weight * loss_part
-             + config.jitter_weight * jitter_part)
+    score = (
+        config.latency_weight * latency_part
+        + config.loss_weight * loss_part
+        + config.jitter_weight * jitter_part
+    )
     return 100.0 if score > 100.0 else score
 
 
@@ -186,8 +222,9 @@ def mos(latency_ms: float, jitter_ms: float, loss_percent: float) -> float:
     return min(4.5, max(1.0, value))
 
 
-def network_score(peer_scores: Iterable[float], cpu_percent: float,
-                  config: QualityConfig = QualityConfig()) -> float:
+def network_score(
+    peer_scores: Iterable[float], cpu_percent: float, config: QualityConfig = QualityConfig()
+) -> float:
     """``0.9·mean(peer scores) + 0.1·(100 − CPU%)``; with no scored peer, ``100 − CPU%``.
 
     The empty case follows the LANrage seed: with nobody measured, the host is all there is
@@ -197,8 +234,9 @@ def network_score(peer_scores: Iterable[float], cpu_percent: float,
     return network_score_from_sum(math.fsum(scores), len(scores), cpu_percent, config)
 
 
-def network_score_from_sum(score_sum: float, scored: int, cpu_percent: float,
-                           config: QualityConfig = QualityConfig()) -> float:
+def network_score_from_sum(
+    score_sum: float, scored: int, cpu_percent: float, config: QualityConfig = QualityConfig()
+) -> float:
     """:func:`network_score` from the sum and count of peer scores (no list needed)."""
     cpu_part = 100.0 - min(100.0, max(0.0, cpu_percent))
     if not scored:
@@ -209,6 +247,7 @@ def network_score_from_sum(score_sum: float, scored: int, cpu_percent: float,
 
 
 # --- trend ------------------------------------------------------------------------------------
+
 
 def ewma(previous: float | None, value: float, alpha: float) -> float:
     """Exponentially weighted moving average; the first value seeds it."""
@@ -238,14 +277,25 @@ def trend(short_avg: float | None, long_avg: float | None, dead_band: float) -> 
 
 # --- status -----------------------------------------------------------------------------------
 
-def peer_status(*, score: float | None, consecutive_failures: int, idle_s: float,
-                previous: Status, rules: StatusRules = StatusRules()) -> Status:
+
+def peer_status(
+    *,
+    score: float | None,
+    consecutive_failures: int,
+    idle_s: float,
+    previous: Status,
+    rules: StatusRules = StatusRules(),
+) -> Status:
     """Connected, degraded or disconnected, from failures in a row, idle time and score."""
-    if (consecutive_failures >= rules.disconnected_after_failures
-            or idle_s >= rules.disconnected_after_idle_s):
+    if (
+        consecutive_failures >= rules.disconnected_after_failures
+        or idle_s >= rules.disconnected_after_idle_s
+    ):
         return "disconnected"
-    if (consecutive_failures >= rules.degraded_after_failures
-            or idle_s >= rules.degraded_after_idle_s):
+    if (
+        consecutive_failures >= rules.degraded_after_failures
+        or idle_s >= rules.degraded_after_idle_s
+    ):
         return "degraded"
     if score is not None:
         line = rules.degraded_below_score

@@ -85,7 +85,7 @@ class Series:
             self._values[self._next] = value
             self._next += 1
             self._count += 1
-        self._total = sum(self._values[:self._count])
+        self._total = sum(self._values[: self._count])
         self._next %= self._capacity
 
     def _iter_raw(self) -> Iterator[tuple[int, float]]:
@@ -125,8 +125,11 @@ class Series:
         # Times as __iter__ computes them, so a sample is in or out exactly as in window().
         if start < (base + min(times)) / 1000.0 and (base + max(times)) / 1000.0 <= now:
             return values.tolist()
-        return [value for offset, value in zip(times.tolist(), values.tolist(), strict=True)
-                if start < (base + offset) / 1000.0 <= now]
+        return [
+            value
+            for offset, value in zip(times.tolist(), values.tolist(), strict=True)
+            if start < (base + offset) / 1000.0 <= now
+        ]
 
     def tail(self, n: int) -> list[float]:
         """The newest ``n`` values (fewer if fewer are stored), oldest first; O(n)."""

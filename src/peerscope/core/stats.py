@@ -52,8 +52,9 @@ def aggregate(points: Iterable[tuple[float, float]], window_s: float, now: float
         values = [v for t, v in points if start < t <= now]
     values.sort()
     if not values:
-        return Aggregate(count=0, min=None, max=None, avg=None, sum=0.0, p50=None, p95=None,
-                         p99=None)
+        return Aggregate(
+            count=0, min=None, max=None, avg=None, sum=0.0, p50=None, p95=None, p99=None
+        )
     total = math.fsum(values)
     return Aggregate(
         count=len(values),
@@ -78,8 +79,7 @@ class Band(TypedDict):
     max: float
 
 
-def _buckets(points: Iterable[tuple[float, float]],
-             step: float) -> list[tuple[float, list[float]]]:
+def _buckets(points: Iterable[tuple[float, float]], step: float) -> list[tuple[float, list[float]]]:
     """Values grouped by ``step``-second bucket, each stamped with its start, oldest first.
 
     Buckets are aligned to multiples of ``step`` (so two queries agree on them); empty
@@ -106,7 +106,14 @@ def bands(points: Iterable[tuple[float, float]], step: float) -> list[Band]:
     found: list[Band] = []
     for start, values in _buckets(points, step):
         values.sort()
-        found.append(Band(timestamp=start, count=len(values), min=values[0],
-                          p50=nearest_rank(values, 0.50), p95=nearest_rank(values, 0.95),
-                          max=values[-1]))
+        found.append(
+            Band(
+                timestamp=start,
+                count=len(values),
+                min=values[0],
+                p50=nearest_rank(values, 0.50),
+                p95=nearest_rank(values, 0.95),
+                max=values[-1],
+            )
+        )
     return found

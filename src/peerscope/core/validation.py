@@ -40,17 +40,16 @@ def validate_id(value: object, field_name: str = "peer_id") -> str:
     if not 1 <= len(value) <= MAX_ID_LENGTH:
         raise ValueError(f"{field_name}: must be 1-{MAX_ID_LENGTH} characters, got {len(value)}")
     if not value.isprintable():
-        raise ValueError(f"{field_name}: must be printable characters only, "
-                         f"got {preview(value)}")
+        raise ValueError(f"{field_name}: must be printable characters only, got {preview(value)}")
     return value
 
 
 def validate_text(value: object, field_name: str) -> str:
     """Display text (names, addresses): 1–256 printable characters."""
-    if not (isinstance(value, str) and 1 <= len(value) <= MAX_TEXT_LENGTH
-            and value.isprintable()):
-        raise ValueError(f"{field_name}: must be 1-{MAX_TEXT_LENGTH} printable characters, "
-                         f"got {preview(value)}")
+    if not (isinstance(value, str) and 1 <= len(value) <= MAX_TEXT_LENGTH and value.isprintable()):
+        raise ValueError(
+            f"{field_name}: must be 1-{MAX_TEXT_LENGTH} printable characters, got {preview(value)}"
+        )
     return value
 
 
@@ -62,8 +61,7 @@ def validate_count(value: object, field_name: str) -> int:
             raise ValueError(f"{field_name}: must be an integer >= 0, got {preview(value)}")
         value = operator.index(value)
     if not 0 <= value <= MAX_COUNT:
-        raise ValueError(f"{field_name}: must be an integer within 0..2**53, "
-                         f"got {preview(value)}")
+        raise ValueError(f"{field_name}: must be an integer within 0..2**53, got {preview(value)}")
     return value
 
 
@@ -72,22 +70,24 @@ def real_number(value: object, field_name: str) -> float:
     if type(value) is float:
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{field_name}: must be a real number, got "
-                         f"{type(value).__name__} {preview(value)}")
+        raise ValueError(
+            f"{field_name}: must be a real number, got {type(value).__name__} {preview(value)}"
+        )
     try:
         return float(value)
     except (ArithmeticError, TypeError, ValueError):  # an int too large for a float, say
-        raise ValueError(f"{field_name}: must be a finite number, got "
-                         f"{preview(value)}") from None
+        raise ValueError(f"{field_name}: must be a finite number, got {preview(value)}") from None
 
 
-def validate_number(value: object, field_name: str, *, low: float = 0.0,
-                    high: float = math.inf) -> float:
+def validate_number(
+    value: object, field_name: str, *, low: float = 0.0, high: float = math.inf
+) -> float:
     """A finite number within low..high, as a ``float`` (NaN and infinities are refused)."""
     number = real_number(value, field_name)
     if not (low <= number <= high and math.isfinite(number)):
-        raise ValueError(f"{field_name}: must be a finite number within {low:g}..{high:g}, "
-                         f"got {preview(value)}")
+        raise ValueError(
+            f"{field_name}: must be a finite number within {low:g}..{high:g}, got {preview(value)}"
+        )
     return number
 
 
@@ -101,10 +101,12 @@ def validate_labels(labels: object) -> dict[str, str]:
         raise ValueError(f"labels: at most {MAX_LABELS} labels, got {len(labels)}")
     for key, value in labels.items():
         if not (isinstance(key, str) and key.isidentifier() and len(key) <= 64):
-            raise ValueError(f"labels: key {preview(key)} must be an identifier of at most "
-                             "64 chars")
-        if not (isinstance(value, str) and value.isprintable()
-                and len(value) <= MAX_TEXT_LENGTH):
-            raise ValueError(f"labels: value of {preview(key)} must be printable text of at "
-                             f"most {MAX_TEXT_LENGTH} chars")
+            raise ValueError(
+                f"labels: key {preview(key)} must be an identifier of at most 64 chars"
+            )
+        if not (isinstance(value, str) and value.isprintable() and len(value) <= MAX_TEXT_LENGTH):
+            raise ValueError(
+                f"labels: value of {preview(key)} must be printable text of at "
+                f"most {MAX_TEXT_LENGTH} chars"
+            )
     return dict(labels)

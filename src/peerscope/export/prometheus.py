@@ -46,8 +46,7 @@ from peerscope.monitor import Monitor
 from peerscope.pieces import pieces_response
 from peerscope.slices import Steps, Turns, finish
 
-__all__ = ["CONTENT_TYPE", "MetricsApp", "MonitorCollector", "label_plan", "render",
-           "render_steps"]
+__all__ = ["CONTENT_TYPE", "MetricsApp", "MonitorCollector", "label_plan", "render", "render_steps"]
 
 # generate_latest writes the classic text format, version 0.0.4; say so, not "latest".
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -63,43 +62,86 @@ LabelPlan = tuple[tuple[str, str], ...]  # (user label key, exported label name)
 
 # Per-peer gauges: (name, HELP, key in the peers() entry, divisor to base units or None).
 _PEER_GAUGES: tuple[tuple[str, str, str, float | None], ...] = (
-    ("peerscope_peer_rtt_seconds", "Latest round-trip time to the peer, in seconds.",
-     "latency_ms", 1000.0),
-    ("peerscope_peer_rtt_smoothed_seconds",
-     "Smoothed (EWMA) round-trip time to the peer, in seconds.", "smoothed_latency_ms", 1000.0),
-    ("peerscope_peer_quality_score",
-     "Connection quality score of the peer, 0..100 (unitless, higher is better).",
-     "quality_score", None),
-    ("peerscope_peer_mos", "Mean opinion score of the peer's link, 1..4.5 (unitless, E-model).",
-     "mos", None),
-    ("peerscope_peer_connected_timestamp_seconds",
-     "When the peer connected, in seconds since the Unix epoch.", "connected_at", None),
-    ("peerscope_peer_last_seen_timestamp_seconds",
-     "When the peer was last heard from, in seconds since the Unix epoch.", "last_seen", None),
-    ("peerscope_peer_frames_per_second",
-     "Rendering rate the client reports about itself, in frames per second.", "fps", None),
-    ("peerscope_peer_frame_time_seconds",
-     "Frame time the client reports about itself, in seconds.", "frame_time_ms", 1000.0),
+    (
+        "peerscope_peer_rtt_seconds",
+        "Latest round-trip time to the peer, in seconds.",
+        "latency_ms",
+        1000.0,
+    ),
+    (
+        "peerscope_peer_rtt_smoothed_seconds",
+        "Smoothed (EWMA) round-trip time to the peer, in seconds.",
+        "smoothed_latency_ms",
+        1000.0,
+    ),
+    (
+        "peerscope_peer_quality_score",
+        "Connection quality score of the peer, 0..100 (unitless, higher is better).",
+        "quality_score",
+        None,
+    ),
+    (
+        "peerscope_peer_mos",
+        "Mean opinion score of the peer's link, 1..4.5 (unitless, E-model).",
+        "mos",
+        None,
+    ),
+    (
+        "peerscope_peer_connected_timestamp_seconds",
+        "When the peer connected, in seconds since the Unix epoch.",
+        "connected_at",
+        None,
+    ),
+    (
+        "peerscope_peer_last_seen_timestamp_seconds",
+        "When the peer was last heard from, in seconds since the Unix epoch.",
+        "last_seen",
+        None,
+    ),
+    (
+        "peerscope_peer_frames_per_second",
+        "Rendering rate the client reports about itself, in frames per second.",
+        "fps",
+        None,
+    ),
+    (
+        "peerscope_peer_frame_time_seconds",
+        "Frame time the client reports about itself, in seconds.",
+        "frame_time_ms",
+        1000.0,
+    ),
 )
 # Per-peer counters: (name without _total, HELP, key in the peers() entry).
 _PEER_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("peerscope_peer_sent_bytes", "Bytes sent to the peer, in bytes.", "bytes_sent"),
-    ("peerscope_peer_received_bytes", "Bytes received from the peer, in bytes.",
-     "bytes_received"),
+    ("peerscope_peer_received_bytes", "Bytes received from the peer, in bytes.", "bytes_received"),
     ("peerscope_peer_sent_packets", "Packets sent to the peer (count).", "packets_sent"),
-    ("peerscope_peer_received_packets", "Packets received from the peer (count).",
-     "packets_received"),
-    ("peerscope_peer_sent_messages", "Application messages sent to the peer (count).",
-     "messages_sent"),
-    ("peerscope_peer_received_messages", "Application messages received from the peer (count).",
-     "messages_received"),
+    (
+        "peerscope_peer_received_packets",
+        "Packets received from the peer (count).",
+        "packets_received",
+    ),
+    (
+        "peerscope_peer_sent_messages",
+        "Application messages sent to the peer (count).",
+        "messages_sent",
+    ),
+    (
+        "peerscope_peer_received_messages",
+        "Application messages received from the peer (count).",
+        "messages_received",
+    ),
 )
-_JITTER = ("peerscope_peer_jitter_seconds",
-           "Interarrival jitter of the round-trip time to the peer, in seconds.")
+_JITTER = (
+    "peerscope_peer_jitter_seconds",
+    "Interarrival jitter of the round-trip time to the peer, in seconds.",
+)
 _LOSS = ("peerscope_peer_loss_ratio", "Packet loss to the peer, as a ratio 0..1.")
 _UP = ("peerscope_peer_up", "Whether the peer is reachable: 0 when disconnected, else 1.")
-_STATUS = ("peerscope_peer_status",
-           "The peer's status, one series per status: 1 for the current one, else 0.")
+_STATUS = (
+    "peerscope_peer_status",
+    "The peer's status, one series per status: 1 for the current one, else 0.",
+)
 
 
 def label_plan(keys: Iterable[str]) -> LabelPlan:
@@ -130,40 +172,68 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
 
 def _host_families(system: SystemSample) -> list[Metric]:
     """Host and process series; only ``peerscope_host_metrics_available`` when unsampled."""
-    available = _gauge("peerscope_host_metrics_available",
-                       "Whether host and process metrics were sampled (1) or not (0).",
-                       1.0 if system.available else 0.0)
+    available = _gauge(
+        "peerscope_host_metrics_available",
+        "Whether host and process metrics were sampled (1) or not (0).",
+        1.0 if system.available else 0.0,
+    )
     if not system.available:
         return [available]
     return [
         available,
-        _gauge("peerscope_host_cpu_ratio", "Host CPU utilisation, as a ratio 0..1 of all CPUs.",
-               system.cpu_percent / 100.0),
-        _gauge("peerscope_host_memory_used_bytes", "Host memory in use, in bytes.",
-               system.memory_used_mb * _MB),
-        _gauge("peerscope_host_memory_total_bytes", "Host memory installed, in bytes.",
-               system.memory_total_mb * _MB),
-        _counter("peerscope_host_network_sent_bytes",
-                 "Bytes sent by the host on all interfaces since boot, in bytes.",
-                 system.network_sent_mb * _MB),
-        _counter("peerscope_host_network_received_bytes",
-                 "Bytes received by the host on all interfaces since boot, in bytes.",
-                 system.network_recv_mb * _MB),
-        _gauge("peerscope_host_network_sent_bytes_per_second",
-               "Host send rate between the last two samples, in bytes per second.",
-               system.network_sent_rate),
-        _gauge("peerscope_host_network_received_bytes_per_second",
-               "Host receive rate between the last two samples, in bytes per second.",
-               system.network_recv_rate),
-        _gauge("peerscope_process_cpu_ratio",
-               "CPU used by this process, as a ratio of one CPU (may exceed 1).",
-               system.process_cpu_percent / 100.0),
-        _gauge("peerscope_process_resident_memory_bytes",
-               "Resident memory of this process, in bytes.", system.process_rss_mb * _MB),
-        _gauge("peerscope_process_threads", "Threads of this process (count).",
-               system.process_threads),
-        _gauge("peerscope_process_open_fds", "Open file descriptors of this process (count).",
-               system.process_fds),
+        _gauge(
+            "peerscope_host_cpu_ratio",
+            "Host CPU utilisation, as a ratio 0..1 of all CPUs.",
+            system.cpu_percent / 100.0,
+        ),
+        _gauge(
+            "peerscope_host_memory_used_bytes",
+            "Host memory in use, in bytes.",
+            system.memory_used_mb * _MB,
+        ),
+        _gauge(
+            "peerscope_host_memory_total_bytes",
+            "Host memory installed, in bytes.",
+            system.memory_total_mb * _MB,
+        ),
+        _counter(
+            "peerscope_host_network_sent_bytes",
+            "Bytes sent by the host on all interfaces since boot, in bytes.",
+            system.network_sent_mb * _MB,
+        ),
+        _counter(
+            "peerscope_host_network_received_bytes",
+            "Bytes received by the host on all interfaces since boot, in bytes.",
+            system.network_recv_mb * _MB,
+        ),
+        _gauge(
+            "peerscope_host_network_sent_bytes_per_second",
+            "Host send rate between the last two samples, in bytes per second.",
+            system.network_sent_rate,
+        ),
+        _gauge(
+            "peerscope_host_network_received_bytes_per_second",
+            "Host receive rate between the last two samples, in bytes per second.",
+            system.network_recv_rate,
+        ),
+        _gauge(
+            "peerscope_process_cpu_ratio",
+            "CPU used by this process, as a ratio of one CPU (may exceed 1).",
+            system.process_cpu_percent / 100.0,
+        ),
+        _gauge(
+            "peerscope_process_resident_memory_bytes",
+            "Resident memory of this process, in bytes.",
+            system.process_rss_mb * _MB,
+        ),
+        _gauge(
+            "peerscope_process_threads", "Threads of this process (count).", system.process_threads
+        ),
+        _gauge(
+            "peerscope_process_open_fds",
+            "Open file descriptors of this process (count).",
+            system.process_fds,
+        ),
     ]
 
 
@@ -177,7 +247,8 @@ class MonitorCollector:
     def __init__(self, monitor: Monitor, *, weak: bool = False) -> None:
         """``weak=True`` holds the Monitor by weak reference (for caches keyed by it)."""
         self._monitor: Callable[[], Monitor | None] = (
-            weakref.ref(monitor) if weak else lambda: monitor)
+            weakref.ref(monitor) if weak else lambda: monitor
+        )
         self._plan: tuple[frozenset[str], LabelPlan] = (frozenset(), ())
         self.registry = CollectorRegistry()
         self.registry.register(self)
@@ -238,36 +309,53 @@ class MonitorCollector:
         yield from self._monitor_families(monitor, counts, monitor.server_stats())
         yield from self._peer_families(peers, self._label_plan(keys))
 
-    def _monitor_families(self, monitor: Monitor, counts: dict[Status, int],
-                          server: ServerStats) -> Iterator[Metric]:
+    def _monitor_families(
+        self, monitor: Monitor, counts: dict[Status, int], server: ServerStats
+    ) -> Iterator[Metric]:
         """The host, server and network families; ``counts``: peers by status, counted from
         the entries the per-peer series are written from, so the two agree in a scrape."""
         message = monitor.last_message
         yield from _host_families(monitor.system)
-        yield _gauge("peerscope_server_uptime_seconds", "Time since the Monitor started, in "
-                     "seconds.", server.uptime_seconds)
-        yield _gauge("peerscope_server_active_connections",
-                     "Peers currently registered (count).", server.active_connections)
-        yield _counter("peerscope_server_connections", "Peers ever registered (count).",
-                       server.total_connections)
-        yield _counter("peerscope_server_messages",
-                       "Application messages counted by the server, both directions (count).",
-                       server.total_messages)
-        rate = GaugeMetricFamily("peerscope_server_messages_per_second",
-                                 "Application messages over the last second, in messages per "
-                                 "second, by direction.", labels=("direction",))
+        yield _gauge(
+            "peerscope_server_uptime_seconds",
+            "Time since the Monitor started, in seconds.",
+            server.uptime_seconds,
+        )
+        yield _gauge(
+            "peerscope_server_active_connections",
+            "Peers currently registered (count).",
+            server.active_connections,
+        )
+        yield _counter(
+            "peerscope_server_connections",
+            "Peers ever registered (count).",
+            server.total_connections,
+        )
+        yield _counter(
+            "peerscope_server_messages",
+            "Application messages counted by the server, both directions (count).",
+            server.total_messages,
+        )
+        rate = GaugeMetricFamily(
+            "peerscope_server_messages_per_second",
+            "Application messages over the last second, in messages per second, by direction.",
+            labels=("direction",),
+        )
         rate.add_metric(("in",), server.messages_in_per_second)
         rate.add_metric(("out",), server.messages_out_per_second)
         yield rate
-        by_status = GaugeMetricFamily("peerscope_peers", "Peers by status (count).",
-                                      labels=("status",))
+        by_status = GaugeMetricFamily(
+            "peerscope_peers", "Peers by status (count).", labels=("status",)
+        )
         for status, count in counts.items():
             by_status.add_metric((status,), count)
         yield by_status
         if message is not None:
-            yield _gauge("peerscope_network_quality_score",
-                         "Network quality score of the latest tick, 0..100 (unitless).",
-                         message["network"]["score"])
+            yield _gauge(
+                "peerscope_network_quality_score",
+                "Network quality score of the latest tick, 0..100 (unitless).",
+                message["network"]["score"],
+            )
 
     def _label_plan(self, keys: set[str]) -> LabelPlan:
         cached_keys, plan = self._plan
@@ -277,8 +365,11 @@ class MonitorCollector:
             self._plan = (frozen, plan)
         return plan
 
-    def _peer_families(self, peers: list[PeerEntry], plan: LabelPlan,
-                       ) -> Iterator[Metric]:
+    def _peer_families(
+        self,
+        peers: list[PeerEntry],
+        plan: LabelPlan,
+    ) -> Iterator[Metric]:
         """The per-peer families, each built when the previous one has been taken.
 
         A family's samples live only while it is written: alive together, the samples of
@@ -290,33 +381,45 @@ class MonitorCollector:
         labels = [_peer_labels(entry, plan) for entry in peers]
         # Read by the field names in _PEER_GAUGES and _PEER_COUNTERS.
         pairs: list[tuple[Mapping[str, Any], dict[str, str]]] = list(
-            zip(peers, labels, strict=True))
+            zip(peers, labels, strict=True)
+        )
         up = GaugeMetricFamily(*_UP)
-        up.samples.extend(Sample(up.name, own, 0.0 if entry["status"] == "disconnected"
-                                 else 1.0) for entry, own in pairs)
+        up.samples.extend(
+            Sample(up.name, own, 0.0 if entry["status"] == "disconnected" else 1.0)
+            for entry, own in pairs
+        )
         yield up
         status_family = GaugeMetricFamily(*_STATUS)
         status_family.samples.extend(
-            Sample(status_family.name, {**own, "status": each},
-                   1.0 if each == entry["status"] else 0.0)
-            for entry, own in pairs for each in STATUSES)
+            Sample(
+                status_family.name, {**own, "status": each}, 1.0 if each == entry["status"] else 0.0
+            )
+            for entry, own in pairs
+            for each in STATUSES
+        )
         yield status_family
         jitter = GaugeMetricFamily(*_JITTER)
-        jitter.samples.extend(Sample(jitter.name, own, entry["jitter_ms"] / 1000.0)
-                              for entry, own in pairs
-                              if entry["smoothed_latency_ms"] is not None)
+        jitter.samples.extend(
+            Sample(jitter.name, own, entry["jitter_ms"] / 1000.0)
+            for entry, own in pairs
+            if entry["smoothed_latency_ms"] is not None
+        )
         yield jitter
         loss = GaugeMetricFamily(*_LOSS)
         # A peer with every probe lost has no latency, but its loss is a measurement.
-        loss.samples.extend(Sample(loss.name, own, entry["packet_loss_percent"] / 100.0)
-                            for entry, own in pairs
-                            if entry["smoothed_latency_ms"] is not None
-                            or entry["packet_loss_percent"])
+        loss.samples.extend(
+            Sample(loss.name, own, entry["packet_loss_percent"] / 100.0)
+            for entry, own in pairs
+            if entry["smoothed_latency_ms"] is not None or entry["packet_loss_percent"]
+        )
         yield loss
         for name, doc, key, divisor in _PEER_GAUGES:
             gauge = GaugeMetricFamily(name, doc)
-            gauge.samples.extend(Sample(name, own, value if divisor is None else value / divisor)
-                                 for entry, own in pairs if (value := entry[key]) is not None)
+            gauge.samples.extend(
+                Sample(name, own, value if divisor is None else value / divisor)
+                for entry, own in pairs
+                if (value := entry[key]) is not None
+            )
             yield gauge
         for name, doc, key in _PEER_COUNTERS:
             counter = CounterMetricFamily(name, doc)
@@ -350,7 +453,7 @@ def _label_keys(peer: Peer, now: float) -> tuple[str, ...]:
 
 def _without_header(text: bytes) -> bytes:
     """One family's exposition without its first two lines (HELP and TYPE)."""
-    return text[text.index(b"\n", text.index(b"\n") + 1) + 1:]
+    return text[text.index(b"\n", text.index(b"\n") + 1) + 1 :]
 
 
 _collectors: weakref.WeakKeyDictionary[Monitor, MonitorCollector] = weakref.WeakKeyDictionary()

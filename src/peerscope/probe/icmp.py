@@ -24,8 +24,7 @@ from peerscope.probe.udp import enable_timestamps, kernel_arrival_ns
 
 logger = logging.getLogger(__name__)
 _ECHO_REPLY = (0, 129)  # ICMPv4 and ICMPv6 echo reply types
-_SOCKETS: dict[int, Any] = {socket.AF_INET: ICMPv4Socket,
-                            socket.AF_INET6: ICMPv6Socket}
+_SOCKETS: dict[int, Any] = {socket.AF_INET: ICMPv4Socket, socket.AF_INET6: ICMPv6Socket}
 
 
 class IcmpPinger:
@@ -37,8 +36,14 @@ class IcmpPinger:
         self._ids = itertools.count(os.getpid() & 0xFFFF)
         self._background = Background()
 
-    def send(self, target: ProbeTarget, seq: int, timeout_s: float,
-             on_reply: ReplyHandler, on_resolved: ResolveHandler | None = None) -> None:
+    def send(
+        self,
+        target: ProbeTarget,
+        seq: int,
+        timeout_s: float,
+        on_reply: ReplyHandler,
+        on_resolved: ResolveHandler | None = None,
+    ) -> None:
         if self.unavailable is not None:
             return
         self._background.spawn(self._ping(target, seq, timeout_s, on_reply, on_resolved))
@@ -54,14 +59,22 @@ class IcmpPinger:
                 continue
             self._privileged[family] = privileged
             return icmp_socket
-        self.unavailable = ("ICMP probes need net.ipv4.ping_group_range to include this "
-                            f"process's group (gid {os.getgid()}) or CAP_NET_RAW; "
-                            "ICMP targets will show as lost")
+        self.unavailable = (
+            "ICMP probes need net.ipv4.ping_group_range to include this "
+            f"process's group (gid {os.getgid()}) or CAP_NET_RAW; "
+            "ICMP targets will show as lost"
+        )
         logger.warning("peerscope: %s", self.unavailable)
         return None
 
-    async def _ping(self, target: ProbeTarget, seq: int, timeout_s: float,
-                    on_reply: ReplyHandler, on_resolved: ResolveHandler | None) -> None:
+    async def _ping(
+        self,
+        target: ProbeTarget,
+        seq: int,
+        timeout_s: float,
+        on_reply: ReplyHandler,
+        on_resolved: ResolveHandler | None,
+    ) -> None:
         try:
             family, (ip, _) = await resolve(target, socket.SOCK_RAW, on_resolved)
             icmp = self._open(family)
@@ -75,8 +88,9 @@ class IcmpPinger:
             # Like ping, take the reply's arrival time from the kernel: the event loop may
             # see the datagram later, and that wait is not network time.
             enable_timestamps(icmp.sock)
-            request = ICMPRequest(destination=ip, id=next(self._ids) & 0xFFFF,
-                                  sequence=seq & 0xFFFF)
+            request = ICMPRequest(
+                destination=ip, id=next(self._ids) & 0xFFFF, sequence=seq & 0xFFFF
+            )
             async with asyncio.timeout(timeout_s):
                 icmp.send(request)  # stamps request.time just before sendto
                 arrived = await _echo_reply(icmp, request)
@@ -109,8 +123,12 @@ async def _echo_reply(icmp: Any, request: Any) -> float:
             at = kernel_arrival_ns(ancillary) / 1e9
             # icmplib knows where the ICMP header starts (raw sockets include the IP one).
             reply = icmp._parse_reply(packet, None, at)
-            if (reply is not None and reply.id == request.id
-                    and reply.sequence == request.sequence and reply.type in _ECHO_REPLY):
+            if (
+                reply is not None
+                and reply.id == request.id
+                and reply.sequence == request.sequence
+                and reply.type in _ECHO_REPLY
+            ):
                 arrived.set_result(at)
 
     loop.add_reader(sock, readable)

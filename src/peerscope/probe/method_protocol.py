@@ -20,8 +20,14 @@ ResolveHandler = Callable[[OSError | None], None]
 
 
 class ProbeMethod(Protocol):
-    def send(self, target: ProbeTarget, seq: int, timeout_s: float,
-             on_reply: ReplyHandler, on_resolved: ResolveHandler | None = None) -> None:
+    def send(
+        self,
+        target: ProbeTarget,
+        seq: int,
+        timeout_s: float,
+        on_reply: ReplyHandler,
+        on_resolved: ResolveHandler | None = None,
+    ) -> None:
         """Send probe ``seq`` to ``target`` without blocking; a reply calls ``on_reply``.
 
         No reply (lost, refused, unresolvable host) calls nothing: the caller's timeout
@@ -34,8 +40,9 @@ class ProbeMethod(Protocol):
         """Release sockets and cancel probes under way."""
 
 
-async def resolve(target: ProbeTarget, kind: socket.SocketKind,
-                  on_resolved: ResolveHandler | None = None) -> tuple[int, tuple[str, int]]:
+async def resolve(
+    target: ProbeTarget, kind: socket.SocketKind, on_resolved: ResolveHandler | None = None
+) -> tuple[int, tuple[str, int]]:
     """(family, (ip, port)) of the target's first address; a name is looked up off the loop,
     and ``on_resolved`` told the outcome.
 

@@ -29,8 +29,9 @@ class ProbeResult:
     arrival: Outcome
 
 
-async def probe_series(target: ProbeTarget, *, count: int, interval_s: float,
-                       timeout_s: float) -> AsyncIterator[ProbeResult]:
+async def probe_series(
+    target: ProbeTarget, *, count: int, interval_s: float, timeout_s: float
+) -> AsyncIterator[ProbeResult]:
     """Send ``count`` probes ``interval_s`` apart, yielding results as they happen.
 
     Ends when every probe has been answered or has timed out; replies after that are not

@@ -64,8 +64,9 @@ class _Entry:
 class Prober:
     """Probes targets and records the results in ``sink`` (a Monitor)."""
 
-    def __init__(self, sink: ProbeSink, *, interval_s: float = 1.0, count: int = 1,
-                 timeout_s: float = 2.0) -> None:
+    def __init__(
+        self, sink: ProbeSink, *, interval_s: float = 1.0, count: int = 1, timeout_s: float = 2.0
+    ) -> None:
         if not 0.001 <= interval_s <= 3600:
             raise ValueError(f"interval_s: must be within 0.001..3600, got {interval_s!r}")
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
@@ -159,8 +160,13 @@ class Prober:
         return None if entry is None else entry.unresolved
 
     def _register(self, target: ProbeTarget) -> None:
-        self.sink.add_peer(target.peer_id, name=target.name, address=target.address,
-                              kind="peer", labels={"probe_method": target.method})
+        self.sink.add_peer(
+            target.peer_id,
+            name=target.name,
+            address=target.address,
+            kind="peer",
+            labels={"probe_method": target.method},
+        )
 
     def _on_reply(self, entry: _Entry, seq: int, rtt_ms: float) -> None:
         replies = self._replies
@@ -175,13 +181,16 @@ class Prober:
         if error is None:
             if entry.unresolved is not None:
                 entry.unresolved = None
-                logger.info("peerscope: peer %r: %r resolves again", target.peer_id,
-                            target.host)
+                logger.info("peerscope: peer %r: %r resolves again", target.peer_id, target.host)
             return
         reason = f"{target.host!r} does not resolve: {error.strerror or error}"
         if entry.unresolved is None and entry.active:
-            logger.warning("peerscope: peer %r: %s; no probes go to %s until it does",
-                           target.peer_id, reason, target.address)
+            logger.warning(
+                "peerscope: peer %r: %s; no probes go to %s until it does",
+                target.peer_id,
+                reason,
+                target.address,
+            )
         entry.unresolved = reason
 
     def _flush_replies(self) -> None:
@@ -190,7 +199,8 @@ class Prober:
         # dropped, must not bring its peer back.
         self.sink.record_probe_replies(
             [(entry.target.peer_id, seq, rtt_ms) for entry, seq, rtt_ms in replies if entry.active],
-            known_only=True)
+            known_only=True,
+        )
 
     # --- the schedule -------------------------------------------------------------------------
 
@@ -224,8 +234,8 @@ class Prober:
         high = low + (until - after)
         first = bisect.bisect_right(offsets, low)
         if high < cycle:
-            return order[first:bisect.bisect_right(offsets, high)]
-        return order[first:] + order[:bisect.bisect_right(offsets, high - cycle)]
+            return order[first : bisect.bisect_right(offsets, high)]
+        return order[first:] + order[: bisect.bisect_right(offsets, high - cycle)]
 
     def _until_next(self, after: int) -> int:
         """ns from ``after`` to the next probe due after it (a spacing if there is none)."""
@@ -251,7 +261,8 @@ class Prober:
         try:
             sink.record_probes_sent(
                 [(entry.target.peer_id, entry.next_seq) for entry in ready],
-                timeout_s=self.timeout_s)
+                timeout_s=self.timeout_s,
+            )
         except Exception:  # a peer removed from another thread meanwhile (unknown_peer="raise")
             logger.exception("peerscope: recording %d probes failed", len(ready))
         for entry in ready:

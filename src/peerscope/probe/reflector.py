@@ -54,23 +54,33 @@ _SEQ_MASK = 0xFFFFFFFF
 class Reflector:
     """Reflects TWAMP-Test probes: ``await reflector.start()``, ``reflector.stop()``."""
 
-    def __init__(self, *, network_delay_ms: float = 0.0, jitter_ms: float = 0.0,
-                 jitter_distribution: Distribution = "uniform", hold_ms: float = 0.0,
-                 loss_percent: float = 0.0, seed: int | None = None,
-                 keep_delays: int = 100_000, rate_limit: float = DEFAULT_RATE_LIMIT,
-                 burst: int = DEFAULT_BURST, max_sources: int = DEFAULT_MAX_SOURCES,
-                 allow: Iterable[str] = ()) -> None:
-        self.network_delay_ms = validate_number(network_delay_ms, "network_delay_ms",
-                                                high=60_000.0)
+    def __init__(
+        self,
+        *,
+        network_delay_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+        jitter_distribution: Distribution = "uniform",
+        hold_ms: float = 0.0,
+        loss_percent: float = 0.0,
+        seed: int | None = None,
+        keep_delays: int = 100_000,
+        rate_limit: float = DEFAULT_RATE_LIMIT,
+        burst: int = DEFAULT_BURST,
+        max_sources: int = DEFAULT_MAX_SOURCES,
+        allow: Iterable[str] = (),
+    ) -> None:
+        self.network_delay_ms = validate_number(network_delay_ms, "network_delay_ms", high=60_000.0)
         self.jitter_ms = validate_number(jitter_ms, "jitter_ms", high=60_000.0)
         if jitter_distribution not in ("uniform", "normal"):
-            raise ValueError("jitter_distribution: must be 'uniform' or 'normal', "
-                             f"got {jitter_distribution!r}")
+            raise ValueError(
+                f"jitter_distribution: must be 'uniform' or 'normal', got {jitter_distribution!r}"
+            )
         self.jitter_distribution = jitter_distribution
         self.hold_ms = validate_number(hold_ms, "hold_ms", high=60_000.0)
         self.loss_percent = validate_number(loss_percent, "loss_percent", high=100.0)
-        self._gate = SourceGate(rate_limit=rate_limit, burst=burst, max_sources=max_sources,
-                                allow=allow)
+        self._gate = SourceGate(
+            rate_limit=rate_limit, burst=burst, max_sources=max_sources, allow=allow
+        )
         self._rng = random.Random(seed)
         self.applied_delays_ms: deque[float] = deque(maxlen=keep_delays)
         self.port: int | None = None
@@ -112,8 +122,7 @@ class Reflector:
             raise ValueError(f"port: must be 0..65535, got {port!r}")
         if self._endpoint is not None:
             raise RuntimeError("reflector already started")
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port,
-                                                             type=socket.SOCK_DGRAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         family, _, _, _, address = infos[0]
         self._endpoint = UdpEndpoint(family, self._received, bind=address)  # IPv6 scope kept
         self.port = self._endpoint.port
@@ -160,8 +169,9 @@ class Reflector:
             return
         loop = asyncio.get_running_loop()
         key = self._held_ids = self._held_ids + 1
-        self._held[key] = loop.call_later(wait_ms / 1000.0, self._release, key, probe,
-                                          received, addr)
+        self._held[key] = loop.call_later(
+            wait_ms / 1000.0, self._release, key, probe, received, addr
+        )
 
     # --- replies ------------------------------------------------------------------------------
 
@@ -183,7 +193,8 @@ class Reflector:
         if endpoint is None:
             return
         self._seq = (self._seq + 1) & _SEQ_MASK
-        packet = reply_to(probe, seq=self._seq, received=received,
-                          sent=ntp_from_unix_ns(time.time_ns())).encode()
+        packet = reply_to(
+            probe, seq=self._seq, received=received, sent=ntp_from_unix_ns(time.time_ns())
+        ).encode()
         if endpoint.sendto(packet, addr):
             self.reflected += 1

@@ -40,8 +40,9 @@ class Summary:
     band: Band | None
 
 
-def summarize(results: Iterable[ProbeResult], sent: int,
-              config: QualityConfig = DEFAULT_CONFIG) -> Summary:
+def summarize(
+    results: Iterable[ProbeResult], sent: int, config: QualityConfig = DEFAULT_CONFIG
+) -> Summary:
     """Summarise a series of ``sent`` probes from its results (in any order)."""
     first: dict[int, float] = {}  # seq -> RTT of its first reply
     late = duplicates = 0
@@ -54,17 +55,44 @@ def summarize(results: Iterable[ProbeResult], sent: int,
     received = len(first)
     loss = 100.0 * (sent - received) / sent if sent else 0.0
     if not first:
-        return Summary(sent, received, loss, late, duplicates, None, None, None, None, None,
-                       None, None, None, None)
+        return Summary(
+            sent,
+            received,
+            loss,
+            late,
+            duplicates,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
     rtts = [first[seq] for seq in sorted(first)]
     jitter = 0.0
     for previous, current in itertools.pairwise(rtts):
         jitter = quality.rfc3550_jitter(jitter, previous, current)
     average = math.fsum(rtts) / len(rtts)
     score = quality.quality_score(average, loss, jitter, config)
-    return Summary(sent, received, loss, late, duplicates, min(rtts), average, max(rtts),
-                   statistics.pstdev(rtts), jitter, quality.mos(average, jitter, loss), score,
-                   quality.grade(score, config), quality.quality_band(score, config))
+    return Summary(
+        sent,
+        received,
+        loss,
+        late,
+        duplicates,
+        min(rtts),
+        average,
+        max(rtts),
+        statistics.pstdev(rtts),
+        jitter,
+        quality.mos(average, jitter, loss),
+        score,
+        quality.grade(score, config),
+        quality.quality_band(score, config),
+    )
 
 
 def result_line(result: ProbeResult) -> str:
@@ -76,15 +104,21 @@ def result_line(result: ProbeResult) -> str:
 
 
 def summary_lines(address: str, method: str, summary: Summary) -> list[str]:
-    lines = [f"--- {address} {method} probe statistics ---",
-             f"{summary.sent} probes sent, {summary.received} received, "
-             f"{summary.loss_percent:.1f}% loss"
-             + (f", {summary.late} late" if summary.late else "")
-             + (f", {summary.duplicates} duplicates" if summary.duplicates else "")]
+    lines = [
+        f"--- {address} {method} probe statistics ---",
+        f"{summary.sent} probes sent, {summary.received} received, "
+        f"{summary.loss_percent:.1f}% loss"
+        + (f", {summary.late} late" if summary.late else "")
+        + (f", {summary.duplicates} duplicates" if summary.duplicates else ""),
+    ]
     if summary.avg_ms is not None:
-        lines.append(f"rtt min/avg/max/mdev = {summary.min_ms:.3f}/{summary.avg_ms:.3f}/"
-                     f"{summary.max_ms:.3f}/{summary.mdev_ms:.3f} ms, "
-                     f"jitter {summary.jitter_ms:.3f} ms")
-        lines.append(f"quality {summary.quality_score:.1f} ({summary.band}, grade "
-                     f"{summary.grade}), MOS {summary.mos:.2f}")
+        lines.append(
+            f"rtt min/avg/max/mdev = {summary.min_ms:.3f}/{summary.avg_ms:.3f}/"
+            f"{summary.max_ms:.3f}/{summary.mdev_ms:.3f} ms, "
+            f"jitter {summary.jitter_ms:.3f} ms"
+        )
+        lines.append(
+            f"quality {summary.quality_score:.1f} ({summary.band}, grade "
+            f"{summary.grade}), MOS {summary.mos:.2f}"
+        )
     return lines

@@ -15,8 +15,15 @@ from peerscope.core.model import PeerKind
 
 
 class ProbeSink(Protocol):
-    def add_peer(self, peer_id: str, *, name: str | None = None, address: str | None = None,
-                 kind: PeerKind = "peer", labels: dict[str, str] | None = None) -> None:
+    def add_peer(
+        self,
+        peer_id: str,
+        *,
+        name: str | None = None,
+        address: str | None = None,
+        kind: PeerKind = "peer",
+        labels: dict[str, str] | None = None,
+    ) -> None:
         """Register a peer; for a known id, update its name, address and labels."""
 
     def remove_peer(self, peer_id: str) -> bool:
@@ -25,12 +32,14 @@ class ProbeSink(Protocol):
     def __contains__(self, peer_id: object) -> bool:
         """Whether ``peer_id`` is registered."""
 
-    def record_probes_sent(self, probes: Iterable[tuple[str, int]], *,
-                           timeout_s: float | None = None) -> None:
+    def record_probes_sent(
+        self, probes: Iterable[tuple[str, int]], *, timeout_s: float | None = None
+    ) -> None:
         """(peer_id, seq) of each probe that left, in flight until its reply or
         ``timeout_s``."""
 
-    def record_probe_replies(self, replies: Iterable[tuple[str, int, float]], *,
-                             known_only: bool = False) -> list[Arrival]:
+    def record_probe_replies(
+        self, replies: Iterable[tuple[str, int, float]], *, known_only: bool = False
+    ) -> list[Arrival]:
         """(peer_id, seq, rtt_ms) of each reply; how each one arrived, in order.
         ``known_only``: replies for peers not registered (any more) are left out."""

@@ -25,12 +25,24 @@ class TcpConnector:
     def __init__(self) -> None:
         self._background = Background()
 
-    def send(self, target: ProbeTarget, seq: int, timeout_s: float,
-             on_reply: ReplyHandler, on_resolved: ResolveHandler | None = None) -> None:
+    def send(
+        self,
+        target: ProbeTarget,
+        seq: int,
+        timeout_s: float,
+        on_reply: ReplyHandler,
+        on_resolved: ResolveHandler | None = None,
+    ) -> None:
         self._background.spawn(self._connect(target, seq, timeout_s, on_reply, on_resolved))
 
-    async def _connect(self, target: ProbeTarget, seq: int, timeout_s: float,
-                       on_reply: ReplyHandler, on_resolved: ResolveHandler | None) -> None:
+    async def _connect(
+        self,
+        target: ProbeTarget,
+        seq: int,
+        timeout_s: float,
+        on_reply: ReplyHandler,
+        on_resolved: ResolveHandler | None,
+    ) -> None:
         # The name is resolved before the clock starts: DNS time is not path time.
         try:
             family, (ip, port) = await resolve(target, socket.SOCK_STREAM, on_resolved)

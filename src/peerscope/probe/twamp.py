@@ -70,8 +70,10 @@ def _check_error_estimate(value: int, field_name: str) -> None:
     if not value & 0xFF:
         raise ValueError(f"{field_name}: multiplier must not be 0 (RFC 4656), got {value:#06x}")
     if value & 0x4000:
-        raise ValueError(f"{field_name}: Z bit set (PTP timestamps, RFC 8186); only NTP "
-                         f"format is spoken here, got {value:#06x}")
+        raise ValueError(
+            f"{field_name}: Z bit set (PTP timestamps, RFC 8186); only NTP "
+            f"format is spoken here, got {value:#06x}"
+        )
 
 
 def _check_padding(padding: int, header: int) -> None:
@@ -121,19 +123,45 @@ class ReflectorPacket:
         _check_error_estimate(self.error_estimate, "error_estimate")
         _check_error_estimate(self.sender_error_estimate, "sender_error_estimate")
         _check_padding(self.padding, REFLECTOR_SIZE)
-        return _REFLECTOR.pack(self.seq, self.timestamp, self.error_estimate, 0,
-                               self.receive_timestamp, self.sender_seq, self.sender_timestamp,
-                               self.sender_error_estimate, 0,
-                               self.sender_ttl) + bytes(self.padding)
+        return _REFLECTOR.pack(
+            self.seq,
+            self.timestamp,
+            self.error_estimate,
+            0,
+            self.receive_timestamp,
+            self.sender_seq,
+            self.sender_timestamp,
+            self.sender_error_estimate,
+            0,
+            self.sender_ttl,
+        ) + bytes(self.padding)
 
     @classmethod
     def decode(cls, data: bytes) -> ReflectorPacket:
         """Parse a reply; ValueError for a datagram that is not one."""
-        (seq, timestamp, error_estimate, _, receive_timestamp, sender_seq, sender_timestamp,
-         sender_error_estimate, _, sender_ttl) = _unpack_reply(data)
-        return cls(seq, timestamp, receive_timestamp, sender_seq, sender_timestamp,
-                   sender_error_estimate, sender_ttl, error_estimate,
-                   len(data) - REFLECTOR_SIZE)
+        (
+            seq,
+            timestamp,
+            error_estimate,
+            _,
+            receive_timestamp,
+            sender_seq,
+            sender_timestamp,
+            sender_error_estimate,
+            _,
+            sender_ttl,
+        ) = _unpack_reply(data)
+        return cls(
+            seq,
+            timestamp,
+            receive_timestamp,
+            sender_seq,
+            sender_timestamp,
+            sender_error_estimate,
+            sender_ttl,
+            error_estimate,
+            len(data) - REFLECTOR_SIZE,
+        )
 
     @property
     def hold_ms(self) -> float:
@@ -159,8 +187,15 @@ def _unpack_reply(data: bytes) -> tuple[int, ...]:
     fields: tuple[int, ...] = _REFLECTOR.unpack_from(data) if size >= REFLECTOR_SIZE else ()
     # Every reply passes this one test; only a failing one goes through the checks one by
     # one, for the error that names what is wrong.
-    if (size > MAX_DATAGRAM or not fields or fields[3] or fields[8] or not fields[2] & 0xFF
-            or not fields[7] & 0xFF or (fields[2] | fields[7]) & 0x4000):
+    if (
+        size > MAX_DATAGRAM
+        or not fields
+        or fields[3]
+        or fields[8]
+        or not fields[2] & 0xFF
+        or not fields[7] & 0xFF
+        or (fields[2] | fields[7]) & 0x4000
+    ):
         _check_size(data, REFLECTOR_SIZE, "TWAMP-Test reflector")
         if fields[3] or fields[8]:
             raise ValueError("TWAMP-Test reflector packet: MBZ (must be zero) fields are not 0")
@@ -169,10 +204,17 @@ def _unpack_reply(data: bytes) -> tuple[int, ...]:
     return fields
 
 
-def reply_to(probe: SenderPacket, *, seq: int, received: int, sent: int,
-             ttl: int = TTL_UNKNOWN) -> ReflectorPacket:
+def reply_to(
+    probe: SenderPacket, *, seq: int, received: int, sent: int, ttl: int = TTL_UNKNOWN
+) -> ReflectorPacket:
     """The reflector's answer to ``probe``, received at ``received`` and sent at ``sent``."""
     return ReflectorPacket(
-        seq=seq, timestamp=sent, receive_timestamp=received, sender_seq=probe.seq,
-        sender_timestamp=probe.timestamp, sender_error_estimate=probe.error_estimate,
-        sender_ttl=ttl, padding=max(0, probe.padding - SENDER_PADDING))
+        seq=seq,
+        timestamp=sent,
+        receive_timestamp=received,
+        sender_seq=probe.seq,
+        sender_timestamp=probe.timestamp,
+        sender_error_estimate=probe.error_estimate,
+        sender_ttl=ttl,
+        padding=max(0, probe.padding - SENDER_PADDING),
+    )

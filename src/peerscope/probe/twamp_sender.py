@@ -96,8 +96,9 @@ class _SentProbes:
         self._seqs = [0] * slots
         self._handlers: list[ReplyHandler | None] = [None] * slots
 
-    def add(self, wire_seq: int, sent_ns: int, address: Address, seq: int,
-            handler: ReplyHandler) -> None:
+    def add(
+        self, wire_seq: int, sent_ns: int, address: Address, seq: int, handler: ReplyHandler
+    ) -> None:
         i = wire_seq & self._mask
         # A clock stepped back does not make a probe younger, so memory stays bounded.
         if self._handlers[i] is not None and 0 <= sent_ns - self._sent_ns[i] < self.remember_ns:
@@ -109,22 +110,26 @@ class _SentProbes:
         self._seqs[i] = seq
         self._handlers[i] = handler
 
-    def find(self, wire_seq: int, arrived_ns: int,
-             address: Address) -> tuple[int, ReplyHandler, int] | None:
+    def find(
+        self, wire_seq: int, arrived_ns: int, address: Address
+    ) -> tuple[int, ReplyHandler, int] | None:
         """(seq, handler, sent at) of the remembered probe a reply from ``address`` answers."""
         i = wire_seq & self._mask
         handler = self._handlers[i]
         sent_ns = self._sent_ns[i]
-        if (handler is None or self._wire_seqs[i] != wire_seq
-                or arrived_ns - sent_ns >= self.remember_ns
-                or self._hosts[i] != address[0] or self._ports[i] != address[1]):
+        if (
+            handler is None
+            or self._wire_seqs[i] != wire_seq
+            or arrived_ns - sent_ns >= self.remember_ns
+            or self._hosts[i] != address[0]
+            or self._ports[i] != address[1]
+        ):
             return None
         return self._seqs[i], handler, sent_ns
 
     def _grow(self) -> None:
         """Double the slots. Each probe gets its own: one more bit of the wire seq picks it."""
-        old = (self._wire_seqs, self._sent_ns, self._hosts, self._ports, self._seqs,
-               self._handlers)
+        old = (self._wire_seqs, self._sent_ns, self._hosts, self._ports, self._seqs, self._handlers)
         self.clear(2 * len(self._wire_seqs))
         for wire_seq, sent_ns, host, port, seq, handler in zip(*old, strict=True):
             if handler is not None:
@@ -162,18 +167,30 @@ class TwampSender:
         """Sends the kernel refused and ICMP errors received."""
         return sum(endpoint.errors for endpoint in self._endpoints.values())
 
-    def send(self, target: ProbeTarget, seq: int, timeout_s: float,
-             on_reply: ReplyHandler, on_resolved: ResolveHandler | None = None) -> None:
+    def send(
+        self,
+        target: ProbeTarget,
+        seq: int,
+        timeout_s: float,
+        on_reply: ReplyHandler,
+        on_resolved: ResolveHandler | None = None,
+    ) -> None:
         """Send probe ``seq`` to a TWAMP reflector: at once to an IP, after lookup to a name."""
         if target.ip_version is not None and target.port is not None:
-            self._send_now(family_of(target.ip_version), (target.host, target.port), seq,
-                           timeout_s, on_reply)
+            self._send_now(
+                family_of(target.ip_version), (target.host, target.port), seq, timeout_s, on_reply
+            )
         else:
-            self._background.spawn(
-                self._send_later(target, seq, timeout_s, on_reply, on_resolved))
+            self._background.spawn(self._send_later(target, seq, timeout_s, on_reply, on_resolved))
 
-    async def _send_later(self, target: ProbeTarget, seq: int, timeout_s: float,
-                          on_reply: ReplyHandler, on_resolved: ResolveHandler | None) -> None:
+    async def _send_later(
+        self,
+        target: ProbeTarget,
+        seq: int,
+        timeout_s: float,
+        on_reply: ReplyHandler,
+        on_resolved: ResolveHandler | None,
+    ) -> None:
         try:
             family, address = await resolve(target, socket.SOCK_DGRAM, on_resolved)
         except OSError as error:
@@ -186,15 +203,17 @@ class TwampSender:
         if endpoint is None:
             try:
                 endpoint = self._endpoints[family] = UdpEndpoint(
-                    family, self.received, read_when_ready=False, receive_buffer=RECEIVE_BUFFER)
+                    family, self.received, read_when_ready=False, receive_buffer=RECEIVE_BUFFER
+                )
             except OSError as error:  # e.g. no IPv6 on this host
                 logger.debug("TWAMP socket for family %d not opened: %s", family, error)
                 return None
             self._warm_at = asyncio.get_running_loop().time() + STAMPS_WARM_UP_S
         return endpoint
 
-    def _send_now(self, family: int, address: Address, seq: int, timeout_s: float,
-                  on_reply: ReplyHandler) -> None:
+    def _send_now(
+        self, family: int, address: Address, seq: int, timeout_s: float, on_reply: ReplyHandler
+    ) -> None:
         endpoint = self._endpoints.get(family) or self._endpoint(family)
         if endpoint is None:
             return
@@ -244,8 +263,9 @@ class TwampSender:
     def _arm_reads(self, now_ns: int) -> None:
         """A timed read in ``_wait_ns`` while a probe may be answered on time; else none."""
         if now_ns < self._answerable_until_ns:
-            self._set_timer(asyncio.get_running_loop().call_later(self._wait_ns / _NS,
-                                                                  self._timed_read))
+            self._set_timer(
+                asyncio.get_running_loop().call_later(self._wait_ns / _NS, self._timed_read)
+            )
         else:
             self._set_timer(None)
 
@@ -283,4 +303,3 @@ class TwampSender:
             endpoint.close()
         self._endpoints.clear()
         self._sent.clear(_FIRST_SLOTS)
-

@@ -53,9 +53,15 @@ def enable_timestamps(sock: socket.socket) -> None:
 class UdpEndpoint:
     """One UDP socket read by the running loop; ``close()`` releases it."""
 
-    def __init__(self, family: int, on_datagram: DatagramHandler,
-                 bind: tuple[Any, ...] | None = None, *, read_when_ready: bool = True,
-                 receive_buffer: int | None = None) -> None:
+    def __init__(
+        self,
+        family: int,
+        on_datagram: DatagramHandler,
+        bind: tuple[Any, ...] | None = None,
+        *,
+        read_when_ready: bool = True,
+        receive_buffer: int | None = None,
+    ) -> None:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)

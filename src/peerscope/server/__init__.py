@@ -55,7 +55,9 @@ def uvicorn_config(app: ASGIApp, settings: Settings, **overrides: Any) -> uvicor
     """How peerscope runs uvicorn over ``app`` on ``settings.host``:``settings.port``
     (``overrides`` for tests)."""
     options: dict[str, Any] = {
-        "log_level": "warning", "server_header": False, "lifespan": "off",
+        "log_level": "warning",
+        "server_header": False,
+        "lifespan": "off",
         "ws_max_size": settings.ws_max_message_bytes,
         # Compressing the ~150 KB frame costs ~1.7 ms per subscriber per tick (each
         # connection has its own zlib context); the frame is read on a LAN or loopback, so
@@ -64,5 +66,4 @@ def uvicorn_config(app: ASGIApp, settings: Settings, **overrides: Any) -> uvicor
         # Takes each tick's frame ready-made, so it is written to every subscriber in one loop.
         "ws": DirectWebSocketProtocol,
     }
-    return uvicorn.Config(app, host=settings.host, port=settings.port,
-                          **{**options, **overrides})
+    return uvicorn.Config(app, host=settings.host, port=settings.port, **{**options, **overrides})

@@ -29,7 +29,12 @@ PAGE_HEADERS = page_headers("'self'")
 
 def mount_api_docs(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:
     """Serve the Swagger UI page at ``/docs``; its files come from ``/static``."""
-    page = vendored_page(static_dir, "api_docs.html", SWAGGER_FILES,
-                         what="API documentation", library="Swagger UI",
-                         headers=PAGE_HEADERS)
+    page = vendored_page(
+        static_dir,
+        "api_docs.html",
+        SWAGGER_FILES,
+        what="API documentation",
+        library="Swagger UI",
+        headers=PAGE_HEADERS,
+    )
     app.add_api_route("/docs", page, methods=["GET"], include_in_schema=False)

@@ -40,9 +40,14 @@ def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
     Asked of the routes themselves, one method at a time: FastAPI keeps included routers as
     routes of their own, which hold no list of methods to read.
     """
-    return [method for method in HTTP_METHODS
-            if any(route.matches({**scope, "method": method})[0] == Match.FULL
-                   for route in app.router.routes)]
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    ]
 
 
 class _AppRoute(Route):
@@ -55,9 +60,14 @@ class _AppRoute(Route):
         self.methods = {"GET"}
 
 
-def create_app(monitor: Monitor, *, prober: Prober | None = None,
-               reflector: Reflector | None = None, metrics: ASGIApp | None = None,
-               turns: Turns | None = None) -> FastAPI:
+def create_app(
+    monitor: Monitor,
+    *,
+    prober: Prober | None = None,
+    reflector: Reflector | None = None,
+    metrics: ASGIApp | None = None,
+    turns: Turns | None = None,
+) -> FastAPI:
     """The API over ``monitor``: REST, ``/ws``, the dashboard and ``/docs``.
 
     To mount it in another app, start the Monitor yourself (a mounted app's lifespan does not
@@ -79,19 +89,26 @@ def create_app(monitor: Monitor, *, prober: Prober | None = None,
 
     monitor.subscribe(on_event)
     # FastAPI's own /docs and /redoc load from a CDN: mount_api_docs serves /docs offline.
-    app = FastAPI(title="peerscope", version=__version__,
-                  description="Connection quality and performance of a networked server.",
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="peerscope",
+        version=__version__,
+        description="Connection quality and performance of a networked server.",
+        docs_url=None,
+        redoc_url=None,
+    )
     # Reads of every peer take turns on the loop, a slice at a time (peerscope.slices).
     turns = Turns() if turns is None else turns
-    app.include_router(build_router(monitor, broadcaster, turns,
-                                    token_required=guard.required),
-                       dependencies=guard.dependencies)
+    app.include_router(
+        build_router(monitor, broadcaster, turns, token_required=guard.required),
+        dependencies=guard.dependencies,
+    )
     # Outside the guard: its bare answer is for health checks that hold no token.
     app.include_router(build_health_router(monitor, broadcaster, guard, prober, reflector))
     if prober is not None:
-        app.include_router(build_peers_router(monitor, prober, api_errors(guard.required)),
-                           dependencies=guard.dependencies)
+        app.include_router(
+            build_peers_router(monitor, prober, api_errors(guard.required)),
+            dependencies=guard.dependencies,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -100,13 +117,18 @@ def create_app(monitor: Monitor, *, prober: Prober | None = None,
         # Starlette names only the first route with this path; GET and POST /api/peers are
         # two routes.
         allowed = ", ".join(allowed_methods(app, request.scope))
-        return error_response(405, f"method: {request.method} is not served at this path; "
-                                   f"it serves {allowed}", {"Allow": allowed})
+        return error_response(
+            405,
+            f"method: {request.method} is not served at this path; it serves {allowed}",
+            {"Allow": allowed},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
-        problems = [{"field": ".".join(str(part) for part in item["loc"]),
-                     "message": item["msg"]} for item in error.errors()]
+        problems = [
+            {"field": ".".join(str(part) for part in item["loc"]), "message": item["msg"]}
+            for item in error.errors()
+        ]
         return error_response(422, problems)
 
     @app.websocket("/ws")
@@ -115,8 +137,9 @@ def create_app(monitor: Monitor, *, prober: Prober | None = None,
 
     if metrics is not None:
         # Out of the OpenAPI document: its body is Prometheus's text format, not JSON.
-        app.router.routes.append(_AppRoute(
-            "/metrics", metrics if settings.metrics_public else guard.protect(metrics)))
+        app.router.routes.append(
+            _AppRoute("/metrics", metrics if settings.metrics_public else guard.protect(metrics))
+        )
 
     mount_dashboard(app)  # the page and its files need no token: they hold no data
     mount_api_docs(app)
@@ -126,7 +149,10 @@ def create_app(monitor: Monitor, *, prober: Prober | None = None,
         # page from reaching it through a domain re-pointed at 127.0.0.1 (DNS rebinding).
         app.add_middleware(HostCheck, allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts])
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app

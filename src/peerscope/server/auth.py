@@ -28,7 +28,8 @@ def check_bind(settings: Settings) -> None:
         raise SettingsError(
             f"host: refusing to bind {settings.host} without a token: anyone who can reach it "
             "could read every peer's address and figures. Set one with --token, "
-            "PEERSCOPE_TOKEN or `token = \"...\"` in the config file, or bind 127.0.0.1.")
+            'PEERSCOPE_TOKEN or `token = "..."` in the config file, or bind 127.0.0.1.'
+        )
 
 
 def token_matches(expected: str, given: str | None) -> bool:
@@ -68,12 +69,16 @@ class TokenGuard:
     def allows(self, request: Request) -> bool:
         """Whether ``request`` may read what the token guards."""
         return self._token is None or token_matches(
-            self._token, bearer(request.headers.get("authorization")))
+            self._token, bearer(request.headers.get("authorization"))
+        )
 
     def __call__(self, request: Request) -> None:
         if not self.allows(request):
-            raise HTTPException(status_code=401, detail="missing or wrong bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                status_code=401,
+                detail="missing or wrong bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     def protect(self, app: ASGIApp) -> ASGIApp:
         """``app`` (an ASGI app served by a route of the API) behind the token, refused as
@@ -84,8 +89,9 @@ class TokenGuard:
         """A WebSocket may carry the token as a bearer header or a ``token`` query value."""
         if self._token is None:
             return True
-        given = bearer(websocket.headers.get("authorization")) \
-            or websocket.query_params.get("token")
+        given = bearer(websocket.headers.get("authorization")) or websocket.query_params.get(
+            "token"
+        )
         return token_matches(self._token, given)
 
 

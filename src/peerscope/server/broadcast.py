@@ -51,8 +51,9 @@ class DirectSubscriber:
 
     __slots__ = ("missed", "on_sent", "on_stall", "stalled_since", "write")
 
-    def __init__(self, write: FrameWriter, on_sent: Callable[[int], None],
-                 on_stall: Callable[[], None]) -> None:
+    def __init__(
+        self, write: FrameWriter, on_sent: Callable[[int], None], on_stall: Callable[[], None]
+    ) -> None:
         self.write = write
         self.on_sent = on_sent
         self.missed = 0
@@ -67,8 +68,13 @@ class Broadcaster:
     some frames and is kept; one that stopped reading would otherwise be counted, and hold
     its buffers, for as long as TCP keeps the connection."""
 
-    def __init__(self, frames: int, stall_timeout_s: float = 10.0, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        frames: int,
+        stall_timeout_s: float = 10.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._frames = frames
         self._stall_timeout_s = stall_timeout_s
         self._clock = clock
@@ -83,8 +89,9 @@ class Broadcaster:
         self._queued.add(subscriber)
         return subscriber
 
-    def subscribe_direct(self, write: FrameWriter, on_sent: Callable[[int], None],
-                         on_stall: Callable[[], None]) -> DirectSubscriber:
+    def subscribe_direct(
+        self, write: FrameWriter, on_sent: Callable[[int], None], on_stall: Callable[[], None]
+    ) -> DirectSubscriber:
         subscriber = DirectSubscriber(write, on_sent, on_stall)
         self._direct.add(subscriber)
         return subscriber

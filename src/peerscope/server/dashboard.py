@@ -23,8 +23,14 @@ PAGE_HEADERS = page_headers("'self' ws: wss:")  # the page reads /ws
 
 def mount_dashboard(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:
     """Serve the page at ``/`` and ``/dashboard`` and its files under ``/static``."""
-    page = vendored_page(static_dir, "index.html", VENDOR_FILES, what="dashboard",
-                         library="The charting library (uPlot)", headers=PAGE_HEADERS)
+    page = vendored_page(
+        static_dir,
+        "index.html",
+        VENDOR_FILES,
+        what="dashboard",
+        library="The charting library (uPlot)",
+        headers=PAGE_HEADERS,
+    )
     for path in ("/", "/dashboard"):
         app.add_api_route(path, page, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")

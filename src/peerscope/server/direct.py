@@ -27,16 +27,18 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         # Compressed connections need a frame of their own; the ASGI path does that.
         if self.response.status_code == 101 and not self.conn.extensions:
             # The ASGI task was created but has not run yet: it sees the extension.
-            self.scope["extensions"][EXTENSION] = {"write": self.write_frame,
-                                                   "drop": self.drop}
+            self.scope["extensions"][EXTENSION] = {"write": self.write_frame, "drop": self.drop}
 
     def write_frame(self, frame: bytes, buffer_limit: int) -> bool:
         """Write one serialized frame; False (and nothing written) when the connection is not
         open for data or more than ``buffer_limit`` bytes still wait in its send buffer (a
         slow reader misses frames rather than growing memory)."""
-        if (self.close_sent or self.conn.state is not State.OPEN
-                or self.transport.is_closing()
-                or self.transport.get_write_buffer_size() > buffer_limit):
+        if (
+            self.close_sent
+            or self.conn.state is not State.OPEN
+            or self.transport.is_closing()
+            or self.transport.get_write_buffer_size() > buffer_limit
+        ):
             return False
         self.transport.write(frame)
         return True

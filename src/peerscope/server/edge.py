@@ -17,12 +17,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from peerscope.core.validation import preview
 
 
-def error_response(status: int, detail: Any, headers: dict[str, str] | None = None, *,
-                   error: str | None = None) -> JSONResponse:
+def error_response(
+    status: int, detail: Any, headers: dict[str, str] | None = None, *, error: str | None = None
+) -> JSONResponse:
     """The API's error: ``error`` says what went wrong in a few words (by default the
     status's own), ``detail`` names what was wrong."""
-    return JSONResponse({"error": error or HTTPStatus(status).phrase.lower(), "detail": detail},
-                        status_code=status, headers=headers)
+    return JSONResponse(
+        {"error": error or HTTPStatus(status).phrase.lower(), "detail": detail},
+        status_code=status,
+        headers=headers,
+    )
 
 
 class BodyLimit:
@@ -60,8 +64,11 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        whole: Message | None = {"type": "http.request", "body": b"".join(chunks),
-                                 "more_body": False}
+        whole: Message | None = {
+            "type": "http.request",
+            "body": b"".join(chunks),
+            "more_body": False,
+        }
 
         async def replay() -> Message:
             nonlocal whole
@@ -73,8 +80,11 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await error_response(413, f"body: at most {self.limit} bytes (max_body_bytes)",
-                             error="request body too large")(scope, receive, send)
+        await error_response(
+            413,
+            f"body: at most {self.limit} bytes (max_body_bytes)",
+            error="request body too large",
+        )(scope, receive, send)
 
 
 class HostCheck:
@@ -108,6 +118,8 @@ class HostCheck:
             await self.app(scope, receive, send)
             return
         response = error_response(
-            400, f"host: {preview(host)} is not an allowed host name for a server without a "
-                 "token (allowed_hosts)")
+            400,
+            f"host: {preview(host)} is not an allowed host name for a server without a "
+            "token (allowed_hosts)",
+        )
         await response(scope, receive, send)

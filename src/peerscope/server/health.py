@@ -22,29 +22,50 @@ from peerscope.server.broadcast import Broadcaster
 from peerscope.server.rest import INVALID
 
 
-def build_health_router(monitor: Monitor, broadcaster: Broadcaster, guard: TokenGuard,
-                        prober: Prober | None, reflector: Reflector | None) -> APIRouter:
+def build_health_router(
+    monitor: Monitor,
+    broadcaster: Broadcaster,
+    guard: TokenGuard,
+    prober: Prober | None,
+    reflector: Reflector | None,
+) -> APIRouter:
     # Never 401: without the token it answers less, not nothing.
     # The scheme is listed (it refuses nothing) so OpenAPI and /docs offer to send the token.
-    router = APIRouter(prefix="/api", responses=INVALID,
-                       dependencies=[Depends(BEARER_SCHEME)] if guard.required else [])
+    router = APIRouter(
+        prefix="/api",
+        responses=INVALID,
+        dependencies=[Depends(BEARER_SCHEME)] if guard.required else [],
+    )
 
-    @router.get("/health", response_model=schemas.Health,
-                response_model_exclude_unset=True,
-                summary="Is peerscope up? (the details need the token when one is set)")
+    @router.get(
+        "/health",
+        response_model=schemas.Health,
+        response_model_exclude_unset=True,
+        summary="Is peerscope up? (the details need the token when one is set)",
+    )
     async def health(request: Request) -> dict[str, Any]:
         if not guard.allows(request):
             return {"status": "ok"}
         # A mounted app usually has none; serve()'s answers from start to stop.
         answering = reflector if reflector is not None and reflector.is_running else None
-        return {"status": "ok", "version": __version__, "monitor_running": monitor.is_running,
-                "uptime_seconds": monitor.uptime_seconds,  # O(1): no pass over the peers
-                "peers": len(monitor.peer_ids), "websocket_subscribers": len(broadcaster),
-                "probed_peers": 0 if prober is None else len(prober.targets()),
-                "reflector_port": None if answering is None else answering.port,
-                "reflector": None if answering is None else {
-                    "reflected": answering.reflected, "rejected": answering.rejected,
-                    "not_allowed": answering.not_allowed,
-                    "rate_limited": answering.rate_limited, "sources": answering.sources}}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "monitor_running": monitor.is_running,
+            "uptime_seconds": monitor.uptime_seconds,  # O(1): no pass over the peers
+            "peers": len(monitor.peer_ids),
+            "websocket_subscribers": len(broadcaster),
+            "probed_peers": 0 if prober is None else len(prober.targets()),
+            "reflector_port": None if answering is None else answering.port,
+            "reflector": None
+            if answering is None
+            else {
+                "reflected": answering.reflected,
+                "rejected": answering.rejected,
+                "not_allowed": answering.not_allowed,
+                "rate_limited": answering.rate_limited,
+                "sources": answering.sources,
+            },
+        }
 
     return router

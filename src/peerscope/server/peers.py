@@ -16,33 +16,47 @@ from peerscope.server import schemas
 from peerscope.server.rest import NOT_FOUND, raw_peer_id
 
 CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": schemas.ErrorBody,
-          "description": "A peer with this id exists already, or max_peers are registered"}}
+    409: {
+        "model": schemas.ErrorBody,
+        "description": "A peer with this id exists already, or max_peers are registered",
+    }
+}
 
 
 def probed(target: ProbeTarget, error: str | None = None) -> dict[str, Any]:
-    return {"id": target.peer_id, "name": target.name, "address": target.address,
-            "method": target.method, "error": error}
+    return {
+        "id": target.peer_id,
+        "name": target.name,
+        "address": target.address,
+        "method": target.method,
+        "error": error,
+    }
 
 
-def build_peers_router(monitor: Monitor, prober: Prober,
-                       errors: dict[int | str, dict[str, Any]]) -> APIRouter:
+def build_peers_router(
+    monitor: Monitor, prober: Prober, errors: dict[int | str, dict[str, Any]]
+) -> APIRouter:
     """The routes over ``prober``, which records into ``monitor``."""
     router = APIRouter(prefix="/api", responses=errors)
 
     @router.get("/peers", response_model=schemas.ProbedPeers, summary="The peers probed")
     async def list_probed() -> dict[str, Any]:
-        return {"peers": [probed(target, prober.error(target.peer_id))
-                          for target in prober.targets()]}
+        return {
+            "peers": [probed(target, prober.error(target.peer_id)) for target in prober.targets()]
+        }
 
-    @router.post("/peers", status_code=201, response_model=schemas.ProbedPeer,
-                 responses=CONFLICT, summary="Start probing a peer")
+    @router.post(
+        "/peers",
+        status_code=201,
+        response_model=schemas.ProbedPeer,
+        responses=CONFLICT,
+        summary="Start probing a peer",
+    )
     async def add_probed(spec: PeerSpec) -> dict[str, Any]:
         target = spec.target()
         if target.peer_id in monitor:
             # Replacing it would take over another source's peer (a /ws client, say).
-            raise HTTPException(409, f"id: peer {preview(target.peer_id)} exists; DELETE it "
-                                     "first")
+            raise HTTPException(409, f"id: peer {preview(target.peer_id)} exists; DELETE it first")
         try:
             prober.add(target)
         except PeerLimitError as error:
@@ -51,8 +65,12 @@ def build_peers_router(monitor: Monitor, prober: Prober,
             await prober.start()
         return probed(target)
 
-    @router.delete("/peers/{peer_id:path}", status_code=204, responses=NOT_FOUND,
-                   summary="Stop probing a peer and forget it")
+    @router.delete(
+        "/peers/{peer_id:path}",
+        status_code=204,
+        responses=NOT_FOUND,
+        summary="Stop probing a peer and forget it",
+    )
     async def remove_probed(request: Request, peer_id: str) -> Response:
         peer_id = raw_peer_id(request, "", after="/api/peers/") or peer_id
         if not prober.remove(peer_id):

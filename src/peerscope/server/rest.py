@@ -33,16 +33,44 @@ from peerscope.server.broadcast import Broadcaster
 from peerscope.slices import Steps, Turns, run_sliced
 
 # Days of history at most; a bound keeps the window arithmetic finite.
-Duration = Annotated[float, Query(gt=0, le=30 * 86400, allow_inf_nan=False,
-                                  description="Seconds back from now.")]
-Window = Annotated[float | None, Query(gt=0, le=30 * 86400, allow_inf_nan=False,
-                                       description="Also aggregate over this many seconds.")]
-Since = Annotated[float | None, Query(alias="from", ge=0, le=1e11, allow_inf_nan=False,
-                                      description="Start, epoch seconds (excluded).")]
-Until = Annotated[float | None, Query(alias="to", ge=0, le=1e11, allow_inf_nan=False,
-                                      description="End, epoch seconds (default: now).")]
-Step = Annotated[float | None, Query(ge=0.001, le=86400, allow_inf_nan=False,
-                                     description="Return means per this many seconds.")]
+Duration = Annotated[
+    float, Query(gt=0, le=30 * 86400, allow_inf_nan=False, description="Seconds back from now.")
+]
+Window = Annotated[
+    float | None,
+    Query(
+        gt=0,
+        le=30 * 86400,
+        allow_inf_nan=False,
+        description="Also aggregate over this many seconds.",
+    ),
+]
+Since = Annotated[
+    float | None,
+    Query(
+        alias="from",
+        ge=0,
+        le=1e11,
+        allow_inf_nan=False,
+        description="Start, epoch seconds (excluded).",
+    ),
+]
+Until = Annotated[
+    float | None,
+    Query(
+        alias="to",
+        ge=0,
+        le=1e11,
+        allow_inf_nan=False,
+        description="End, epoch seconds (default: now).",
+    ),
+]
+Step = Annotated[
+    float | None,
+    Query(
+        ge=0.001, le=86400, allow_inf_nan=False, description="Return means per this many seconds."
+    ),
+]
 SortKey = Literal["quality", "latency", "id"]
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": schemas.ErrorBody, "description": "Invalid parameter"},
@@ -57,8 +85,12 @@ METRICS_PEERS_PATH = "/metrics/peers/"
 JSON = "application/json"
 
 
-def raw_peer_id(request: Request, suffix: str, *, after: str = METRICS_PEERS_PATH,
-                ) -> str | None:
+def raw_peer_id(
+    request: Request,
+    suffix: str,
+    *,
+    after: str = METRICS_PEERS_PATH,
+) -> str | None:
     """The peer id as the client sent it (the path part after ``after``), with any "%2F"
     kept inside the id.
 
@@ -69,7 +101,7 @@ def raw_peer_id(request: Request, suffix: str, *, after: str = METRICS_PEERS_PAT
     start = path.find(after)
     if start < 0:
         return None
-    tail = path[start + len(after):]
+    tail = path[start + len(after) :]
     if suffix:
         if not tail.endswith(suffix):
             return None
@@ -100,7 +132,10 @@ def _by_id(peer: Peer, now: float) -> tuple[str, str]:
 
 # (sort key, peer id) of a peer, read under the Monitor's lock (Monitor.scan).
 SORT_KEYS: dict[SortKey, Callable[[Peer, float], tuple[Any, str]]] = {
-    "quality": _by_quality, "latency": _by_latency, "id": _by_id}
+    "quality": _by_quality,
+    "latency": _by_latency,
+    "id": _by_id,
+}
 
 
 def as_points(points: list[tuple[float, float]], step: float | None) -> list[dict[str, float]]:
@@ -113,8 +148,9 @@ def api_errors(token_required: bool) -> dict[int | str, dict[str, Any]]:
     return {**INVALID, **(UNAUTHORIZED if token_required else {})}
 
 
-def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
-                 token_required: bool) -> APIRouter:
+def build_router(
+    monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *, token_required: bool
+) -> APIRouter:
     """The /api routes; ``turns`` runs their reads of every peer (and /metrics) in slices."""
     router = APIRouter(prefix="/api", responses=api_errors(token_required))
 
@@ -155,10 +191,11 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
             yield
         keys.sort(key=itemgetter(0))  # stable: ties stay in registration order
         yield
-        chosen = [peer_id for _, peer_id in keys[offset:offset + limit]]
+        chosen = [peer_id for _, peer_id in keys[offset : offset + limit]]
         found = yield from summaries(chosen)
-        return json_object("peers", found, {"total": len(keys), "limit": limit,
-                                            "offset": offset, "sort": sort})
+        return json_object(
+            "peers", found, {"total": len(keys), "limit": limit, "offset": offset, "sort": sort}
+        )
 
     async def one_peer(peer_id: str, window: float | None) -> dict[str, Any]:
         summary = peer_summary(peer_id, window)
@@ -166,8 +203,9 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
             raise HTTPException(404, unknown_peer(peer_id))
         return summary
 
-    def time_range(duration: float, since: float | None,
-                   until: float | None) -> tuple[float, float]:
+    def time_range(
+        duration: float, since: float | None, until: float | None
+    ) -> tuple[float, float]:
         """``(from, to]`` in epoch seconds: ``from``/``to`` when given, else the last
         ``duration`` seconds. A range that ends before it starts is empty, not an error."""
         end = monitor.now() if until is None else until
@@ -183,100 +221,170 @@ def build_router(monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *,
     async def system_figures() -> dict[str, Any]:
         return {**system_summary(monitor), "current": system_entry(monitor.system)}
 
-    @router.get("/metrics/summary", response_model=schemas.Summary,
-                summary="Peers, host and the network's quality score")
+    @router.get(
+        "/metrics/summary",
+        response_model=schemas.Summary,
+        summary="Peers, host and the network's quality score",
+    )
     async def summary() -> Response:
         # The bulk routes build their documented shape themselves: FastAPI's check of a
         # 10,000-peer body against its model would hold the loop for ~0.3 s.
         peers = await turns.run(every_summary())
         message = monitor.last_message or monitor.snapshot()
-        return pieces_response(json_object("peers", peers, {
-            "system": await system_figures(),
-            "network_quality": message["network"]["score"],
-            "network": message["network"],
-        }), JSON)
+        return pieces_response(
+            json_object(
+                "peers",
+                peers,
+                {
+                    "system": await system_figures(),
+                    "network_quality": message["network"]["score"],
+                    "network": message["network"],
+                },
+            ),
+            JSON,
+        )
 
-    @router.get("/metrics/peers", response_model=schemas.PeerPage,
-                summary="Every peer, paged and sorted")
-    async def peers(limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                    offset: Annotated[int, Query(ge=0, le=MAX_COUNT)] = 0,
-                    sort: SortKey = "quality") -> Response:
+    @router.get(
+        "/metrics/peers", response_model=schemas.PeerPage, summary="Every peer, paged and sorted"
+    )
+    async def peers(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+        offset: Annotated[int, Query(ge=0, le=MAX_COUNT)] = 0,
+        sort: SortKey = "quality",
+    ) -> Response:
         return pieces_response(await turns.run(page(limit, offset, sort)), JSON)
 
     # Ids may hold "/" (sent as %2F), which the decoded path no longer tells apart from a
     # separator: both routes take the rest of the path and read the id from the raw path.
     # The latency route comes first so ".../latency" is not read as part of an id.
-    @router.get("/metrics/peers/{peer_id:path}/latency", response_model=schemas.LatencyHistory,
-                responses=NOT_FOUND, summary="A peer's latency samples and their statistics")
-    async def latency(request: Request, peer_id: str, duration: Duration = 3600.0,
-                      since: Since = None, until: Until = None, step: Step = None) -> Any:
+    @router.get(
+        "/metrics/peers/{peer_id:path}/latency",
+        response_model=schemas.LatencyHistory,
+        responses=NOT_FOUND,
+        summary="A peer's latency samples and their statistics",
+    )
+    async def latency(
+        request: Request,
+        peer_id: str,
+        duration: Duration = 3600.0,
+        since: Since = None,
+        until: Until = None,
+        step: Step = None,
+    ) -> Any:
         raw_id = raw_peer_id(request, "/latency")
         if raw_id is None:  # ".../x%2Flatency": the whole tail is one peer's id
             text = request.query_params.get("window")
             try:
-                window = None if text is None else validate_number(
-                    float(text), "window", high=30 * 86400)
+                window = (
+                    None
+                    if text is None
+                    else validate_number(float(text), "window", high=30 * 86400)
+                )
             except ValueError:
-                raise HTTPException(422, [{
-                    "field": "query.window",
-                    "message": f"must be a finite number within 0..{30 * 86400}, got "
-                               f"{preview(text)}"}]) from None
-            return JSONResponse(jsonable_encoder(
-                await one_peer(raw_peer_id(request, "") or peer_id, window)))
+                raise HTTPException(
+                    422,
+                    [
+                        {
+                            "field": "query.window",
+                            "message": f"must be a finite number within 0..{30 * 86400}, got "
+                            f"{preview(text)}",
+                        }
+                    ],
+                ) from None
+            return JSONResponse(
+                jsonable_encoder(await one_peer(raw_peer_id(request, "") or peer_id, window))
+            )
         entry_or_404(raw_id)
         start, end = time_range(duration, since, until)
         try:
-            points = [(t, v) for t, v in monitor.latency_history(raw_id, monitor.now() - start)
-                      if t <= end]
+            points = [
+                (t, v)
+                for t, v in monitor.latency_history(raw_id, monitor.now() - start)
+                if t <= end
+            ]
         except KeyError:
             raise HTTPException(404, unknown_peer(raw_id)) from None
-        return {"peer_id": raw_id, "duration": duration, "from": start, "to": end,
-                "step": step, "data": as_points(points, step),
-                "bands": None if step is None else bands(points, step),
-                "stats": aggregate(points, end - start, end)}
+        return {
+            "peer_id": raw_id,
+            "duration": duration,
+            "from": start,
+            "to": end,
+            "step": step,
+            "data": as_points(points, step),
+            "bands": None if step is None else bands(points, step),
+            "stats": aggregate(points, end - start, end),
+        }
 
-    @router.get("/metrics/peers/{peer_id:path}", response_model=schemas.PeerSummary,
-                responses=NOT_FOUND, summary="One peer's figures")
+    @router.get(
+        "/metrics/peers/{peer_id:path}",
+        response_model=schemas.PeerSummary,
+        responses=NOT_FOUND,
+        summary="One peer's figures",
+    )
     async def peer(request: Request, peer_id: str, window: Window = None) -> dict[str, Any]:
         return await one_peer(raw_peer_id(request, "") or peer_id, window)
 
-    @router.get("/metrics/system", response_model=schemas.SystemSummary,
-                summary="The host now, with averages and maxima over the kept history")
+    @router.get(
+        "/metrics/system",
+        response_model=schemas.SystemSummary,
+        summary="The host now, with averages and maxima over the kept history",
+    )
     async def system() -> dict[str, Any]:
         return await system_figures()
 
-    @router.get("/metrics/system/history", response_model=schemas.SystemHistory,
-                summary="Host history (CPU, memory, network rates)")
-    async def system_history(duration: Duration = 3600.0, since: Since = None,
-                             until: Until = None, step: Step = None) -> dict[str, Any]:
+    @router.get(
+        "/metrics/system/history",
+        response_model=schemas.SystemHistory,
+        summary="Host history (CPU, memory, network rates)",
+    )
+    async def system_history(
+        duration: Duration = 3600.0, since: Since = None, until: Until = None, step: Step = None
+    ) -> dict[str, Any]:
         start, end = time_range(duration, since, until)
         back = monitor.now() - start
-        data = {key: as_points([(t, v) for t, v in monitor.system_history(name, back)
-                                if t <= end], step)
-                for key, name in SYSTEM_HISTORY_KEYS.items()}
+        data = {
+            key: as_points(
+                [(t, v) for t, v in monitor.system_history(name, back) if t <= end], step
+            )
+            for key, name in SYSTEM_HISTORY_KEYS.items()
+        }
         return {"duration": duration, "from": start, "to": end, "step": step, "data": data}
 
-    @router.get("/metrics/system/stats", response_model=schemas.SystemStats,
-                summary="Host figures aggregated over a window")
-    async def system_stats(window: Annotated[float, Query(gt=0, le=30 * 86400,
-                                                          allow_inf_nan=False)] = 60.0,
-                           ) -> dict[str, Any]:
-        return {"window": window,
-                "stats": {name: monitor.system_stats(name, window) for name in SYSTEM_SERIES}}
+    @router.get(
+        "/metrics/system/stats",
+        response_model=schemas.SystemStats,
+        summary="Host figures aggregated over a window",
+    )
+    async def system_stats(
+        window: Annotated[float, Query(gt=0, le=30 * 86400, allow_inf_nan=False)] = 60.0,
+    ) -> dict[str, Any]:
+        return {
+            "window": window,
+            "stats": {name: monitor.system_stats(name, window) for name in SYSTEM_SERIES},
+        }
 
-    @router.get("/metrics/sessions", response_model=schemas.Sessions,
-                summary="Recent ended sessions with their latency")
+    @router.get(
+        "/metrics/sessions",
+        response_model=schemas.Sessions,
+        summary="Recent ended sessions with their latency",
+    )
     async def sessions(limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict[str, Any]:
         return {"sessions": game_sessions(monitor, limit)}
 
-    @router.get("/metrics/server", response_model=ServerStats,
-                summary="Connections, messages and rates of this server")
+    @router.get(
+        "/metrics/server",
+        response_model=ServerStats,
+        summary="Connections, messages and rates of this server",
+    )
     async def server() -> Any:
         # In slices but not in turns: a few ms in all, it should not wait behind a /metrics.
         return await run_sliced(monitor.server_stats_steps())
 
-    @router.get("/metrics/current", response_model=MetricsMessage,
-                summary="The latest metrics message, as /ws pushes it")
+    @router.get(
+        "/metrics/current",
+        response_model=MetricsMessage,
+        summary="The latest metrics message, as /ws pushes it",
+    )
     async def current() -> MetricsMessage:
         return monitor.last_message or monitor.snapshot()
 

@@ -38,8 +38,10 @@ class PeerSummary(PeerEntry):
     bandwidth: Counts
     packets: Counts
     uptime: Annotated[float, Field(description="Seconds since the peer connected.")]
-    window: Annotated[Aggregate | None, Field(
-        description="Latency statistics over ?window= seconds, when asked for; else null.")]
+    window: Annotated[
+        Aggregate | None,
+        Field(description="Latency statistics over ?window= seconds, when asked for; else null."),
+    ]
 
 
 class PeerPage(BaseModel):
@@ -94,7 +96,8 @@ class LatencyHistory(TimeRange):
     data: list[Point]
     bands: list[Band] | None = Field(
         description="With `step`: min, p50, p95 and max of each bucket (the dashboard's "
-                    "latency band); null without.")
+        "latency band); null without."
+    )
     stats: Aggregate
 
 
@@ -133,7 +136,8 @@ class ReflectorCounts(BaseModel):
     rejected: int = Field(description="Datagrams that were not TWAMP-Test probes, unanswered.")
     not_allowed: int = Field(description="Probes from senders outside reflector_allow.")
     rate_limited: int = Field(
-        description="Probes over a sender's reflector_rate_limit / reflector_burst.")
+        description="Probes over a sender's reflector_rate_limit / reflector_burst."
+    )
     sources: int = Field(description="Sender addresses whose rate is being tracked.")
 
 
@@ -141,7 +145,7 @@ class Health(BaseModel):
     """``/api/health``: ``status`` for anyone; the rest only with the token (or for everyone
     when none is set), absent otherwise."""
 
-    status: str = Field(description="\"ok\" while the server answers.")
+    status: str = Field(description='"ok" while the server answers.')
     version: str | None = None
     monitor_running: bool | None = None
     uptime_seconds: float | None = None
@@ -149,9 +153,11 @@ class Health(BaseModel):
     websocket_subscribers: int | None = None
     probed_peers: int | None = Field(None, description="Peers this agent probes (GET /api/peers).")
     reflector_port: int | None = Field(
-        None, description="UDP port answering TWAMP Light probes; null when not answering.")
+        None, description="UDP port answering TWAMP Light probes; null when not answering."
+    )
     reflector: ReflectorCounts | None = Field(
-        None, description="What the reflector answered and refused; null when not answering.")
+        None, description="What the reflector answered and refused; null when not answering."
+    )
 
 
 class ProbedPeer(BaseModel):
@@ -162,7 +168,8 @@ class ProbedPeer(BaseModel):
     address: str = Field(description="HOST:PORT as probed (the host alone for ICMP).")
     method: str = Field(description="twamp, icmp or tcp.")
     error: str | None = Field(
-        None, description="Why no probes go out, e.g. the host name does not resolve.")
+        None, description="Why no probes go out, e.g. the host name does not resolve."
+    )
 
 
 class ProbedPeers(BaseModel):

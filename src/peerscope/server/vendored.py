@@ -33,11 +33,17 @@ def page_headers(connect_src: str) -> dict[str, str]:
     No inline script or style, no third-party origin: data shown on a page (peer names,
     labels) can never run as code even if some rendering path forgot to treat it as text.
     """
-    policy = ("default-src 'self'; script-src 'self'; style-src 'self'; "
-              f"img-src 'self' data:; connect-src {connect_src}; object-src 'none'; "
-              "base-uri 'none'; frame-ancestors 'none'; form-action 'none'")
-    return {"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+    policy = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        f"img-src 'self' data:; connect-src {connect_src}; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
 
 
 def missing_assets(static_dir: Path, needed: Sequence[str]) -> list[str]:
@@ -45,9 +51,15 @@ def missing_assets(static_dir: Path, needed: Sequence[str]) -> list[str]:
     return [name for name in needed if not (static_dir / name).is_file()]
 
 
-def vendored_page(static_dir: Path, page: str, needed: Sequence[str], *, what: str,
-                  library: str, headers: Mapping[str, str],
-                  ) -> Callable[[], Awaitable[Response]]:
+def vendored_page(
+    static_dir: Path,
+    page: str,
+    needed: Sequence[str],
+    *,
+    what: str,
+    library: str,
+    headers: Mapping[str, str],
+) -> Callable[[], Awaitable[Response]]:
     """A route serving ``static_dir / page`` with ``headers``, or the 503 while any file of
     ``needed`` is missing. ``what`` names the page and ``library`` the vendored code in the
     503's words."""
@@ -56,8 +68,11 @@ def vendored_page(static_dir: Path, page: str, needed: Sequence[str], *, what: s
         missing = missing_assets(static_dir, needed)
         if missing:
             body = ASSETS_MISSING.format(
-                what=what, library=library, vendor=html.escape(str(static_dir / "vendor")),
-                missing=", ".join(html.escape(name) for name in missing))
+                what=what,
+                library=library,
+                vendor=html.escape(str(static_dir / "vendor")),
+                missing=", ".join(html.escape(name) for name in missing),
+            )
             return HTMLResponse(body, status_code=503, headers=dict(headers))
         return FileResponse(static_dir / page, media_type="text/html", headers=dict(headers))
 

@@ -30,8 +30,9 @@ _connection_ids = itertools.count(1)
 class ClientSession:
     """One WebSocket client: its frames out, its messages in, its RTT pings."""
 
-    def __init__(self, websocket: WebSocket, monitor: Monitor, broadcaster: Broadcaster,
-                 settings: Settings) -> None:
+    def __init__(
+        self, websocket: WebSocket, monitor: Monitor, broadcaster: Broadcaster, settings: Settings
+    ) -> None:
         self.websocket = websocket
         self.monitor = monitor
         self.broadcaster = broadcaster
@@ -47,14 +48,18 @@ class ClientSession:
     async def run(self) -> None:
         name = self.websocket.query_params.get("name")
         try:
-            self.monitor.add_peer(self.peer_id, kind="client", address=self.address,
-                                  name=name if name and name.isprintable() and len(name) <= 256
-                                  else None)
+            self.monitor.add_peer(
+                self.peer_id,
+                kind="client",
+                address=self.address,
+                name=name if name and name.isprintable() and len(name) <= 256 else None,
+            )
         except PeerLimitError:
             # Every client is measured as a peer; past the limit it is turned away before
             # it is served, with a code that tells it to come back later.
-            await self._close(TRY_AGAIN_LATER,
-                              f"max_peers ({self.settings.max_peers}) reached; try later")
+            await self._close(
+                TRY_AGAIN_LATER, f"max_peers ({self.settings.max_peers}) reached; try later"
+            )
             return
         writer = (self.websocket.scope.get("extensions") or {}).get(EXTENSION)
         stalled = asyncio.Event()
@@ -62,8 +67,10 @@ class ClientSession:
         tasks = [asyncio.create_task(self._ping())]
         if writer is not None:
             subscriber = self.broadcaster.subscribe_direct(
-                writer["write"], self._count_sent,
-                lambda: writer["drop"](POLICY_VIOLATION, self._stall_reason()))
+                writer["write"],
+                self._count_sent,
+                lambda: writer["drop"](POLICY_VIOLATION, self._stall_reason()),
+            )
         else:
             subscriber = self.broadcaster.subscribe(stalled.set)
             tasks.append(asyncio.create_task(self._send_frames(subscriber.queue)))
@@ -82,8 +89,9 @@ class ClientSession:
             # that stopped reading never lets happen: give it a moment, then leave the
             # connection to the server.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._close(POLICY_VIOLATION, self._stall_reason()),
-                                       timeout=1.0)
+                await asyncio.wait_for(
+                    self._close(POLICY_VIOLATION, self._stall_reason()), timeout=1.0
+                )
 
     def _stall_reason(self) -> str:
         return f"not reading: no frame taken for {self.settings.ws_stall_timeout_s:g} s"
@@ -131,8 +139,9 @@ class ClientSession:
                 return
             size = len(text.encode())
             if size > self.settings.ws_max_message_bytes:
-                await self._close(MESSAGE_TOO_BIG, f"message over "
-                                  f"{self.settings.ws_max_message_bytes} bytes")
+                await self._close(
+                    MESSAGE_TOO_BIG, f"message over {self.settings.ws_max_message_bytes} bytes"
+                )
                 return
             self.monitor.record_message(self.peer_id, size=size, direction="in")
             self._incoming.add(time.monotonic())
@@ -140,8 +149,13 @@ class ClientSession:
                 await self._close(POLICY_VIOLATION, f"more than {limit:g} messages per second")
                 return
             if self._incoming.rate(time.monotonic()) > limit:
-                await self.send({"type": "error", "error": "rate limited",
-                                 "detail": f"at most {limit:g} messages per second"})
+                await self.send(
+                    {
+                        "type": "error",
+                        "error": "rate limited",
+                        "detail": f"at most {limit:g} messages per second",
+                    }
+                )
                 continue
             await self._handle(text)
 
@@ -152,22 +166,31 @@ class ClientSession:
             await self.send({"type": "error", "error": "invalid JSON", "detail": text[:80]})
             return
         if not isinstance(message, dict):
-            await self.send({"type": "error", "error": "expected a JSON object",
-                             "detail": type(message).__name__})
+            await self.send(
+                {
+                    "type": "error",
+                    "error": "expected a JSON object",
+                    "detail": type(message).__name__,
+                }
+            )
             return
         kind = message.get("type")
         try:
             if kind == "ping":
-                await self.send({"type": "pong", "t": message.get("t"),
-                                 "server_time": self.monitor.now()})
+                await self.send(
+                    {"type": "pong", "t": message.get("t"), "server_time": self.monitor.now()}
+                )
             elif kind == "pong":
                 self._take_pong(message.get("seq"))
             elif kind == "fps":
-                self.monitor.record_fps(self.peer_id, message.get("fps"),  # type: ignore[arg-type]
-                                        message.get("frame_time_ms"))  # type: ignore[arg-type]
+                # record_fps checks both numbers itself (a ValueError naming the field).
+                fps: Any = message.get("fps")
+                frame_time_ms: Any = message.get("frame_time_ms")
+                self.monitor.record_fps(self.peer_id, fps, frame_time_ms)
             else:
-                await self.send({"type": "error", "error": "unknown message type",
-                                 "detail": str(kind)[:80]})
+                await self.send(
+                    {"type": "error", "error": "unknown message type", "detail": str(kind)[:80]}
+                )
         except ValueError as error:
             await self.send({"type": "error", "error": "invalid message", "detail": str(error)})
 
@@ -196,8 +219,13 @@ def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
     return origin in own or origin in settings.cors_origins
 
 
-async def metrics_socket(websocket: WebSocket, monitor: Monitor, broadcaster: Broadcaster,
-                         guard: TokenGuard, settings: Settings) -> None:
+async def metrics_socket(
+    websocket: WebSocket,
+    monitor: Monitor,
+    broadcaster: Broadcaster,
+    guard: TokenGuard,
+    settings: Settings,
+) -> None:
     # Accept first, so the refusal reaches the client as a close code (a close before
     # accept would be an HTTP 403 on the handshake, with no reason given).
     await websocket.accept()
