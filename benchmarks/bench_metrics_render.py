@@ -30,7 +30,8 @@ from benchmarks.results import Reference, Result, Target
 from benchmarks.runner import run_alone
 from benchmarks.timing import Stats, down, repeat, up
 from peerscope.config import Settings
-from peerscope.export.prometheus import MonitorCollector, render
+from peerscope.export.metrics_app import render
+from peerscope.export.prometheus import MonitorCollector
 from peerscope.monitor import Monitor
 from peerscope.testing import ManualClock
 

@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from peerscope import Monitor, Settings
-from peerscope.export.prometheus import MetricsApp
+from peerscope.export.metrics_app import MetricsApp
 from peerscope.server import create_app
 
 monitor = Monitor(Settings(metrics_interval=1.0))

@@ -7,7 +7,8 @@ import pytest
 from peerscope import Monitor, Settings
 from peerscope.agent import Agent
 from peerscope.config import SettingsError
-from peerscope.export.prometheus import CONTENT_TYPE, MetricsApp, render
+from peerscope.export.metrics_app import MetricsApp, render
+from peerscope.export.prometheus import CONTENT_TYPE
 from peerscope.server import create_app
 from peerscope.testing import ManualClock
 from tests.server_support import live_server, seeded_monitor

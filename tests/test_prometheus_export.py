@@ -12,13 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from peerscope import Monitor, Settings
+from peerscope.export.metrics_app import render, render_steps
 from peerscope.export.prometheus import (
     CONTENT_TYPE,
     RENDER_SLICE,
     MonitorCollector,
     label_plan,
-    render,
-    render_steps,
 )
 from peerscope.slices import finish
 from peerscope.testing import ManualClock

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import uvicorn
 
 from peerscope.config import Settings, SettingsError
-from peerscope.export.prometheus import MetricsApp
+from peerscope.export.metrics_app import MetricsApp
 from peerscope.monitor import Monitor
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector

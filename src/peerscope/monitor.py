@@ -52,14 +52,12 @@ class Monitor(PeerTable):
         self, settings: Settings | None = None, *, clock: Callable[[], float] = time.time
     ) -> None:
         settings = settings if settings is not None else Settings()
-        self._bus = EventBus(settings.max_pending_events)
-        self._counters = ServerCounters(clock())
         super().__init__(
             settings,
             clock,
-            bus=self._bus,
+            bus=EventBus(settings.max_pending_events),
             sessions=SessionBook(settings.session_history),
-            counters=self._counters,
+            counters=ServerCounters(clock()),
         )
         self._host = HostMetrics(
             clock, settings.system_history_samples, enabled=settings.enable_system_metrics

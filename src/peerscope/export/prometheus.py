@@ -2,10 +2,9 @@
 
 A custom ``prometheus_client`` collector builds every family from one read of the Monitor
 per scrape: every peer (not the capped ``clients`` list), ``system``, ``server_stats()`` and
-the network score of the latest tick. ``render``/``render_steps`` read the peers a slice at a
-time and write each slice's series as they go (the event loop runs between slices).
-:class:`MetricsApp` serves that as an ASGI app of its own (as prometheus_client's
-``make_asgi_app`` does), for whoever mounts it: ``peerscope serve`` at ``/metrics``.
+the network score of the latest tick. Its ``render_steps`` reads the peers a slice at a time
+and writes each slice's series as it goes (the event loop runs between slices);
+:mod:`peerscope.export.metrics_app` serves that (``render``, ``MetricsApp``).
 
 Conventions (https://prometheus.io/docs/practices/naming/): names start ``peerscope_``; values
 are in base units (seconds, bytes, ratios 0..1 instead of percentages); counters end
@@ -27,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -37,16 +35,14 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
-from starlette.types import Receive, Scope, Send
 
 from peerscope.core.model import Peer, ServerStats, SystemSample
 from peerscope.core.quality import STATUSES, Status
 from peerscope.message import PeerEntry
 from peerscope.monitor import Monitor
-from peerscope.pieces import pieces_response
-from peerscope.slices import Steps, Turns, finish
+from peerscope.slices import Steps, finish
 
-__all__ = ["CONTENT_TYPE", "MetricsApp", "MonitorCollector", "label_plan", "render", "render_steps"]
+__all__ = ["CONTENT_TYPE", "MonitorCollector", "label_plan"]
 
 # generate_latest writes the classic text format, version 0.0.4; say so, not "latest".
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -454,47 +450,3 @@ def _label_keys(peer: Peer, now: float) -> tuple[str, ...]:
 def _without_header(text: bytes) -> bytes:
     """One family's exposition without its first two lines (HELP and TYPE)."""
     return text[text.index(b"\n", text.index(b"\n") + 1) + 1 :]
-
-
-_collectors: weakref.WeakKeyDictionary[Monitor, MonitorCollector] = weakref.WeakKeyDictionary()
-_collectors_lock = threading.Lock()
-
-
-def render(monitor: Monitor) -> tuple[bytes, str]:
-    """The /metrics body for ``monitor`` and its Content-Type."""
-    return _collector(monitor).render()
-
-
-def render_steps(monitor: Monitor) -> Steps[list[bytes]]:
-    """The /metrics body for ``monitor``, built in steps (``MonitorCollector.render_steps``)."""
-    return _collector(monitor).render_steps()
-
-
-class MetricsApp:
-    """The exposition of ``monitor`` as an ASGI app: every request gets the whole of it.
-
-    Rendered a slice at a time in ``turns``, so the event loop runs between slices; pass the
-    ``Turns`` the REST API's reads of every peer use (``create_app(turns=...)``), so that a
-    scrape and a listing take turns rather than stalling the loop side by side. Sent in
-    pieces, as rendered. It checks no token and no method: mounted with
-    ``create_app(monitor, metrics=...)`` it is served at ``/metrics`` for GET, behind the
-    API's token (unless ``metrics_public``) and Host check.
-    """
-
-    def __init__(self, monitor: Monitor, *, turns: Turns | None = None) -> None:
-        self.monitor = monitor
-        self.turns = Turns() if turns is None else turns
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert scope["type"] == "http", "MetricsApp serves HTTP requests only"
-        pieces = await self.turns.run(render_steps(self.monitor))
-        await pieces_response(pieces, CONTENT_TYPE)(scope, receive, send)
-
-
-def _collector(monitor: Monitor) -> MonitorCollector:
-    """One collector (and registry) per Monitor, kept while the Monitor lives."""
-    with _collectors_lock:
-        collector = _collectors.get(monitor)
-        if collector is None:
-            collector = _collectors[monitor] = MonitorCollector(monitor, weak=True)
-    return collector

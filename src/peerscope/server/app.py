@@ -75,7 +75,7 @@ def create_app(
     ``/api/peers``, the peers it probes, which POST and DELETE change at run time (the first
     POST starts it; stop it yourself on the way out). ``reflector`` shows in
     ``/api/health`` while it answers. ``metrics`` (the Prometheus exporter's
-    :class:`~peerscope.export.prometheus.MetricsApp`) is served at ``GET /metrics``, behind
+    :class:`~peerscope.export.metrics_app.MetricsApp`) is served at ``GET /metrics``, behind
     the token unless ``metrics_public``. ``turns`` is shared by the reads of every peer (REST
     listings and, given the same one, ``metrics``), so that they take turns on the loop.
     """
