@@ -26,9 +26,11 @@ class PeerReading(NamedTuple):
 
     peer_id: str
     status: Status
-    latency_ms: float | None  # the newest sample; None before the first
+    # None before the first sample and while the peer is unanswered (see
+    # peerscope.core.assessment): a dead link has no latency.
+    latency_ms: float | None  # the newest sample
     smoothed_latency_ms: float | None
-    jitter_ms: float  # by the configured jitter_method
+    jitter_ms: float | None  # by the configured jitter_method
     loss_percent: float
     quality_score: float | None  # None while unmeasured
     bytes_sent: int

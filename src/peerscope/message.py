@@ -17,11 +17,13 @@ from typing_extensions import TypedDict
 from peerscope.core.assessment import Derived
 from peerscope.core.model import Peer, PeerKind, ServerStats, SystemSample
 from peerscope.core.quality import STATUSES, Band, Grade, Status, Trend
+from peerscope.core.status_reason import StatusReason
 
 
 class PeerEntry(TypedDict):
     """A peer as listed in the message's ``clients``. Unmeasured figures are None (null),
-    not a fake 0."""
+    not a fake 0; so are the measured ones while the peer is unanswered or stale
+    (peerscope.core.assessment), with ``last_measured_at`` saying how old they would be."""
 
     client_id: str
     name: str | None
@@ -43,9 +45,10 @@ class PeerEntry(TypedDict):
     latency_ms: float | None
     smoothed_latency_ms: float | None
     average_latency_ms: float | None
+    last_measured_at: float | None
     packet_loss_percent: float
     quality_score: float | None
-    jitter_ms: float
+    jitter_ms: float | None
     band: Band | None
     grade: Grade | None
     mos: float | None
@@ -53,6 +56,8 @@ class PeerEntry(TypedDict):
     fps: float | None
     frame_time_ms: float | None
     status: Status
+    status_reason: StatusReason
+    status_text: str
 
 
 class ProbeCounts(TypedDict):
@@ -148,9 +153,6 @@ def client_entry(peer: Peer, now: float, derived: Derived) -> PeerEntry:
         "last_seen": peer.last_seen,
         "idle_seconds": peer.idle(now),
         "connection_duration": peer.uptime(now),
-        "latency_ms": peer.last_latency_ms,
-        "smoothed_latency_ms": peer.smoothed_latency_ms,
-        "average_latency_ms": peer.average_latency_ms,
         "packet_loss_percent": peer.loss_percent,
         "quality_score": peer.quality_score,
         **derived,

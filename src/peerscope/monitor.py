@@ -189,7 +189,7 @@ class Monitor(PeerTable):
         taken: tuple[PeerReading, ...] = ()
         if readings:
             self._changed = {}
-            taken = tuple(self._reading(peer) for peer in changed.values())
+            taken = tuple(self._reading(peer, now) for peer in changed.values())
         return MetricsTick(
             timestamp=now,
             system=system,
@@ -201,11 +201,24 @@ class Monitor(PeerTable):
                 self._status_counts,
             ),
             changed=taken,
-            worst=tuple(client_entry(peer, now, derived(peer)) for peer in worst),
+            worst=tuple(client_entry(peer, now, derived(peer, now)) for peer in worst),
             peers_total=len(self._peers),
         )
 
-    def _reading(self, peer: Peer) -> PeerReading:
+    def _reading(self, peer: Peer, now: float) -> PeerReading:
+        if self._assessor.unanswered(peer, now):
+            return PeerReading(
+                peer.peer_id,
+                peer.status,
+                None,
+                None,
+                None,
+                peer.loss_percent,
+                peer.quality_score,
+                peer.bytes_sent,
+                peer.bytes_received,
+                peer.last_seen,
+            )
         return PeerReading(
             peer.peer_id,
             peer.status,
@@ -285,7 +298,7 @@ class Monitor(PeerTable):
         with self._lock:
             peer = self._known_peer(peer_id)
             self._refresh(peer, now)
-            entry = client_entry(peer, now, self._assessor.derived(peer))
+            entry = client_entry(peer, now, self._assessor.derived(peer, now))
             return {**entry, "probes": probe_counts(peer)}
 
     def peers(self) -> list[PeerEntry]:
@@ -298,7 +311,7 @@ class Monitor(PeerTable):
     def peer_slices(self, size: int = SCAN_SLICE) -> Iterator[list[PeerEntry]]:
         """:meth:`peers`, a slice of ``size`` peers at a time (see :meth:`scan`)."""
         derived = self._assessor.derived
-        return self.scan(lambda peer, now: client_entry(peer, now, derived(peer)), size=size)
+        return self.scan(lambda peer, now: client_entry(peer, now, derived(peer, now)), size=size)
 
     def latency_history(self, peer_id: str, duration_s: float) -> list[tuple[float, float]]:
         """(timestamp, ms) samples of the last ``duration_s`` seconds, oldest first."""

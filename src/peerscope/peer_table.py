@@ -209,6 +209,7 @@ class PeerTable:
             if latency_ms is None:
                 peer.consecutive_failures += 1
                 peer.loss.record(False)
+                peer.note_loss(now)
                 return
             peer.loss.pending_successes += 1  # LossTracker.record(True), folded in later
             peer.add_sample(now, latency_ms)

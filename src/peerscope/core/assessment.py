@@ -2,8 +2,15 @@
 
 A tick refreshes every changed peer, so this work is kept to what the tick needs for all of
 them: the score (ordering and the network score), the trend averages (they are stateful)
-and the status (the counts). Band, grade, MOS and the trend word are cheap functions of
-these and are derived only for the peers that are shown (see :func:`derived`).
+and the status (the counts). Band, grade, MOS, the trend word and the status reason are
+cheap functions of these and are derived only for the peers that are shown (see
+:meth:`Assessor.derived`).
+
+A peer that is *unanswered* (its last ``no_reply_after_failures`` measurements failed, or
+nothing was heard from it for the status window, ``degraded_after_idle_s``) scores 0 and
+shows no latency, jitter or MOS: its last figures describe a link that is not there now.
+A peer heard from but not measured for the status window (*stale*) has no score and no
+figures: nothing says how its link is now.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import TypedDict
 from peerscope.core import quality
 from peerscope.core.model import Peer
 from peerscope.core.quality import Band, Grade, QualityConfig, Status, StatusRules, Trend
+from peerscope.core.status_reason import StatusReason, status_reason
 
 UNSCORED = 101.0  # ranks unmeasured peers after every scored one within their status
 _CONNECTED = 2000.0
@@ -35,11 +43,20 @@ class Sweep:
 
 
 class Derived(TypedDict):
-    jitter_ms: float
+    """A shown peer's judged figures; the measured ones are None while it is unanswered or
+    stale."""
+
+    latency_ms: float | None
+    smoothed_latency_ms: float | None
+    average_latency_ms: float | None
+    last_measured_at: float | None
+    jitter_ms: float | None
     band: Band | None
     grade: Grade | None
     mos: float | None
     trend: Trend
+    status_reason: StatusReason
+    status_text: str
 
 
 def current_jitter(peer: Peer, config: QualityConfig) -> float:
@@ -52,7 +69,17 @@ def current_jitter(peer: Peer, config: QualityConfig) -> float:
 class Assessor:
     """Refreshes peers under one configuration; its constants are computed once."""
 
-    __slots__ = ("_alpha_long", "_alpha_short", "_smoothing", "_stddev_jitter", "config", "rules")
+    __slots__ = (
+        "_alpha_long",
+        "_alpha_short",
+        "_no_reply",
+        "_score",
+        "_smoothing",
+        "_stddev_jitter",
+        "_window",
+        "config",
+        "rules",
+    )
 
     def __init__(self, config: QualityConfig, rules: StatusRules) -> None:
         self.config = config
@@ -61,6 +88,11 @@ class Assessor:
         self._alpha_long = quality.ewma_alpha(config.trend_long_samples)
         self._stddev_jitter = config.jitter_method == "stddev"
         self._smoothing = config.latency_smoothing
+        self._score = (
+            quality.seed_score if config.score_method == "seed" else quality.impairment_score
+        )
+        self._no_reply = rules.no_reply_after_failures
+        self._window = rules.degraded_after_idle_s
 
     def assess(self, peer: Peer, now: float) -> Status | None:
         """Refresh a changed peer's score, trend averages and status.
@@ -93,7 +125,14 @@ class Assessor:
         elif count:
             self._fold_many(peer, count)
         latency = peer.smoothed_latency_ms
-        if latency is not None:
+        new_score: float | None = None
+        if peer.consecutive_failures >= self._no_reply:
+            new_score = peer.quality_score = 0.0
+        elif latency is None:
+            pass
+        elif not count and self._stale(peer, now):
+            peer.quality_score = None
+        else:
             config = self.config
             jitter = current_jitter(peer, config) if self._stddev_jitter else peer.jitter_ms
             # Peer.loss_percent, inline, skipping the call for the usual loss-free peer.
@@ -103,8 +142,8 @@ class Assessor:
                 loss = tracker.loss_percent if tracker.window_lost else 0.0
             else:
                 loss = reported
-            new_score = quality.quality_score(latency, loss, jitter, config)
-            peer.quality_score = new_score
+            new_score = peer.quality_score = self._score(latency, loss, jitter, config)
+        if new_score is not None:
             # quality.ewma, inline (twice per changed peer per tick).
             short, long = peer.trend_short, peer.trend_long
             peer.trend_short = (
@@ -129,6 +168,15 @@ class Assessor:
         if changed is None:
             peer.rank = rank(peer)
         return changed
+
+    def _stale(self, peer: Peer, now: float) -> bool:
+        """No successful sample within the status window (or none at all)."""
+        last = peer.latency.newest_time()
+        return last is None or now - last >= self._window
+
+    def unanswered(self, peer: Peer, now: float) -> bool:
+        """Its last measurements failed, or nothing was heard from it for the status window."""
+        return peer.consecutive_failures >= self._no_reply or now - peer.last_seen >= self._window
 
     def _fold_many(self, peer: Peer, count: int) -> None:
         """Take several samples recorded since the last refresh into jitter and smoothing.
@@ -214,6 +262,8 @@ class Assessor:
 
     def update_status(self, peer: Peer, now: float) -> Status | None:
         """Re-evaluate status; returns the new one if it changed."""
+        if now - peer.last_seen >= self._window:
+            peer.quality_score = 0.0  # unanswered: nothing heard for the status window
         previous = peer.status
         status = quality.peer_status(
             score=peer.quality_score,
@@ -233,20 +283,43 @@ class Assessor:
         """The peer's jitter by the configured method (see :func:`current_jitter`)."""
         return current_jitter(peer, self.config) if self._stddev_jitter else peer.jitter_ms
 
-    def derived(self, peer: Peer) -> Derived:
-        """Jitter (by the configured method), band, grade, MOS and trend of a peer."""
+    def derived(self, peer: Peer, now: float) -> Derived:
+        """The judged figures of a peer shown at ``now``."""
         config = self.config
         score = peer.quality_score
-        latency = peer.smoothed_latency_ms
-        jitter = current_jitter(peer, config)
-        if score is None or latency is None:
-            return Derived(jitter_ms=jitter, band=None, grade=None, mos=None, trend="stable")
+        last_measured = peer.latency.newest_time()
+        shown = not (self.unanswered(peer, now) or self._stale(peer, now))
+        latency = peer.smoothed_latency_ms if shown else None
+        jitter = current_jitter(peer, config) if shown else None
+        loss = peer.loss_percent
+        reason, text = status_reason(
+            now=now,
+            problem=peer.problem,
+            failures=peer.consecutive_failures,
+            last_seen=peer.last_seen,
+            last_measured_at=last_measured,
+            latency_ms=latency,
+            loss_percent=loss,
+            jitter_ms=jitter or 0.0,
+            score=score,
+            config=config,
+            rules=self.rules,
+        )
+        band = None if score is None else quality.quality_band(score, config)
         return Derived(
+            latency_ms=peer.last_latency_ms if shown else None,
+            smoothed_latency_ms=latency,
+            average_latency_ms=peer.latency.mean() if shown else None,
+            last_measured_at=last_measured,
             jitter_ms=jitter,
-            band=quality.quality_band(score, config),
-            grade=quality.grade(score, config),
-            mos=quality.mos(latency, jitter, peer.loss_percent),
-            trend=quality.trend(peer.trend_short, peer.trend_long, config.trend_dead_band),
+            band=band,
+            grade=None if band is None else quality.GRADE_OF_BAND[band],
+            mos=None if latency is None or jitter is None else quality.mos(latency, jitter, loss),
+            trend="stable"
+            if score is None
+            else quality.trend(peer.trend_short, peer.trend_long, config.trend_dead_band),
+            status_reason=reason,
+            status_text=text,
         )
 
 
@@ -256,7 +329,10 @@ def expire_probes(peer: Peer, now: float) -> int:
     Each is a failed measurement too, so a peer that stopped answering goes degraded, then
     disconnected, by the failure rules without any further reply.
     """
-    expired = peer.loss.expire(now)
+    tracker = peer.loss
+    if now < tracker.next_expiry:  # nothing due: skip making the bound method below
+        return 0
+    expired = tracker.expire(now, peer.note_loss)
     if expired:
         peer.consecutive_failures += expired
         peer.dirty = True

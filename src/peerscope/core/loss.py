@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Literal
 
 Arrival = Literal["on_time", "late", "duplicate", "unknown"]
@@ -208,8 +209,21 @@ class LossTracker:
         self._timeout_s = timeout_s
         self.next_expiry = -math.inf
 
-    def expire(self, now: float) -> int:
-        """Declare lost every probe in flight for longer than ``timeout_s``; return how many."""
+    def refused(self, seq: int) -> float | None:
+        """The target answered probe ``seq`` with a refusal (a closed port): lost now, not at
+        its timeout. Returns when it was sent; None if it was not in flight."""
+        sent_at = self._in_flight.pop(seq, None)
+        if sent_at is None:
+            return None
+        if not self._in_flight:
+            self.next_expiry = math.inf
+        self._mark_lost(seq)
+        return sent_at
+
+    def expire(self, now: float, on_lost: Callable[[float], None] | None = None) -> int:
+        """Declare lost every probe in flight for longer than ``timeout_s``; return how many.
+
+        ``on_lost`` is told each lost probe's send time."""
         if now < self.next_expiry:
             return 0
         if self.pending_successes:
@@ -227,6 +241,8 @@ class LossTracker:
                 break
             del in_flight[seq]
             self._mark_lost(seq)
+            if on_lost is not None:
+                on_lost(sent_at)
             expired += 1
         return expired
 

@@ -14,6 +14,7 @@ from peerscope.core.series import Series
 from peerscope.core.stats import nearest_rank
 
 PeerKind = Literal["peer", "client"]
+ProblemKind = Literal["port_closed", "unresolved"]
 NO_LABELS: Mapping[str, str] = MappingProxyType({})  # shared by every unlabelled peer
 
 
@@ -61,6 +62,12 @@ class Peer:
     trend_long: float | None = None
     rank: float = 2101.0  # sort key, worst first; see assessment.rank
     sessions: tuple[Session, ...] = ()  # active sessions this peer is in; rarely non-empty
+    # Why its probes fail when the target said so itself (a refused port, a name that does
+    # not resolve), with the detail; cleared by the next sample.
+    problem: tuple[ProblemKind, str] | None = None
+    # When its failed measurements were sent (lost probes' send times), for loss over time;
+    # made at the first loss, so a loss-free peer pays for no ring.
+    losses: Series | None = None
     dirty: bool = True
 
     @property
@@ -86,9 +93,22 @@ class Peer:
         self.unfolded += 1
         self.consecutive_failures = 0
         self.last_seen = now
+        self.problem = None
         if self.sessions:
             for session in self.sessions:
                 session.add(latency_ms)
+
+    def note_loss(self, sent_at: float) -> None:
+        """Keep the time of one failed measurement (a lost probe's send time)."""
+        losses = self.losses
+        if losses is None:
+            losses = self.losses = Series(self.latency.capacity)
+        losses.append(sent_at, 1.0)
+
+    @property
+    def last_measured_at(self) -> float | None:
+        """When the newest successful sample was taken."""
+        return self.latency.newest_time()
 
     def uptime(self, now: float) -> float:
         """Seconds since the peer connected."""

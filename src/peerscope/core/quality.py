@@ -1,4 +1,4 @@
-"""Connection-quality figures: jitter, loss, score, grade, MOS, trend and peer status.
+"""Connection-quality figures: jitter, loss, score, band and grade, MOS, trend and peer status.
 
 Every formula is documented with worked examples in docs/QUALITY.md; a test checks the
 examples against this module, so the two cannot drift apart.
@@ -13,12 +13,21 @@ from dataclasses import dataclass
 from typing import Literal
 
 JitterMethod = Literal["rfc3550", "stddev"]
+ScoreMethod = Literal["impairment", "seed"]
 Trend = Literal["improving", "stable", "degrading"]
 Status = Literal["connected", "degraded", "disconnected"]
-Band = Literal["excellent", "good", "fair", "poor"]
+Band = Literal["excellent", "good", "fair", "poor", "bad"]
 Grade = Literal["A", "B", "C", "D", "F"]
 
 STATUSES: tuple[Status, ...] = ("connected", "degraded", "disconnected")
+# One scale: each band has its letter, so a score never reads "excellent" and "B" at once.
+GRADE_OF_BAND: dict[Band, Grade] = {
+    "excellent": "A",
+    "good": "B",
+    "fair": "C",
+    "poor": "D",
+    "bad": "F",
+}
 
 
 def _require(condition: bool, field: str, message: str) -> None:
@@ -28,21 +37,23 @@ def _require(condition: bool, field: str, message: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class QualityConfig:
-    """Weights and thresholds of the quality score; the defaults reproduce the seeds."""
+    """Weights, thresholds and methods of the quality score.
 
+    The weights and slopes are the seeds'; ``score_method`` says how they combine (see
+    :func:`quality_score`), and one set of thresholds gives both the band and its letter.
+    """
+
+    score_method: ScoreMethod = "impairment"
     latency_weight: float = 0.40
     loss_weight: float = 0.35
     jitter_weight: float = 0.25
     latency_ms_per_point: float = 1.5
     loss_points_per_percent: float = 20.0
     jitter_points_per_ms: float = 2.0
-    excellent_min: float = 80.0
-    good_min: float = 60.0
-    fair_min: float = 40.0
-    grade_a_min: float = 90.0
-    grade_b_min: float = 70.0
-    grade_c_min: float = 50.0
-    grade_d_min: float = 30.0
+    excellent_min: float = 90.0
+    good_min: float = 75.0
+    fair_min: float = 60.0
+    poor_min: float = 40.0
     jitter_method: JitterMethod = "rfc3550"
     stddev_jitter_samples: int = 20
     latency_smoothing: float = 0.125
@@ -72,14 +83,14 @@ class QualityConfig:
             "must be finite and >= 0",
         )
         _require(
-            self.excellent_min >= self.good_min >= self.fair_min,
-            "excellent_min",
-            "bands must satisfy excellent_min >= good_min >= fair_min",
+            self.score_method in ("impairment", "seed"),
+            "score_method",
+            f"must be 'impairment' or 'seed', got {self.score_method!r}",
         )
         _require(
-            self.grade_a_min >= self.grade_b_min >= self.grade_c_min >= self.grade_d_min,
-            "grade_a_min",
-            "grades must satisfy A >= B >= C >= D minimums",
+            100 >= self.excellent_min >= self.good_min >= self.fair_min >= self.poor_min >= 0,
+            "excellent_min",
+            "bands must satisfy 100 >= excellent_min >= good_min >= fair_min >= poor_min >= 0",
         )
         _require(
             self.jitter_method in ("rfc3550", "stddev"),
@@ -99,15 +110,19 @@ class QualityConfig:
 
 @dataclass(frozen=True, slots=True)
 class StatusRules:
-    """When a peer counts as degraded or disconnected.
+    """When a peer counts as unanswered, degraded or disconnected.
 
-    ``idle`` is the time since the peer was last heard from (an answered probe, a message or
+    A peer is *unanswered* once ``no_reply_after_failures`` measurements in a row failed, or
+    once it was not heard from for ``degraded_after_idle_s`` (the status window): it scores
+    0 and shows no latency, jitter or MOS (see peerscope.core.assessment). ``idle`` is the
+    time since the peer was last heard from (an answered probe, a message or
     traffic). Leaving ``degraded`` for ``connected`` on score alone needs the score to clear
     ``degraded_below_score + recover_margin``, so a score hovering at the line does not flap.
     """
 
     degraded_below_score: float = 60.0
     recover_margin: float = 5.0
+    no_reply_after_failures: int = 2
     degraded_after_failures: int = 3
     disconnected_after_failures: int = 10
     degraded_after_idle_s: float = 15.0
@@ -118,6 +133,11 @@ class StatusRules:
             0 <= self.degraded_below_score <= 100, "degraded_below_score", "must be within 0..100"
         )
         _require(self.recover_margin >= 0, "recover_margin", "must be >= 0")
+        _require(
+            1 <= self.no_reply_after_failures <= self.disconnected_after_failures,
+            "no_reply_after_failures",
+            "must be >= 1 and <= disconnected_after_failures",
+        )
         _require(
             1 <= self.degraded_after_failures <= self.disconnected_after_failures,
             "degraded_after_failures",
@@ -158,12 +178,55 @@ def quality_score(
     jitter_ms: float,
     config: QualityConfig = QualityConfig(),
 ) -> float:
-    """Weighted score 0..100, by default
+    """The score 0..100 of a link by ``config.score_method``: :func:`impairment_score` (the
+    default) or :func:`seed_score`. Inputs in ms and percent."""
+    if config.score_method == "seed":
+        return seed_score(latency_ms, loss_percent, jitter_ms, config)
+    return impairment_score(latency_ms, loss_percent, jitter_ms, config)
+
+
+def impairment_score(
+    latency_ms: float,
+    loss_percent: float,
+    jitter_ms: float,
+    config: QualityConfig = QualityConfig(),
+) -> float:
+    """``100 − 0.40·latency/1.5 − 0.35·loss·20 − 0.25·jitter·2``, clamped to 0..100.
+
+    The seed's weights and slopes taken as impairments: each part takes its points off the
+    whole score, with no floor of its own, so any one terrible part makes the score
+    terrible (the seed's formula lets loss take at most 35 points, and reads 65 at 100 %
+    loss). Where no part of the seed's formula is below zero the two agree. Two rules hold
+    whatever the weights: 100 % loss scores 0, and 50 % or more is never better than
+    ``poor_min``.
+    """
+    if loss_percent >= 100.0:
+        return 0.0
+    # Conditionals rather than max()/min(): this runs for every changed peer on every tick.
+    score = 100.0 - (
+        config.latency_weight * latency_ms / config.latency_ms_per_point
+        + config.loss_weight * loss_percent * config.loss_points_per_percent
+        + config.jitter_weight * jitter_ms * config.jitter_points_per_ms
+    )
+    if loss_percent >= 50.0 and score > config.poor_min:
+        score = config.poor_min
+    if score < 0.0:
+        return 0.0
+    return 100.0 if score > 100.0 else score
+
+
+def seed_score(
+    latency_ms: float,
+    loss_percent: float,
+    jitter_ms: float,
+    config: QualityConfig = QualityConfig(),
+) -> float:
+    """The seeds' weighted score 0..100, by default
     ``0.40·max(0, 100 − latency/1.5) + 0.35·max(0, 100 − loss·20) + 0.25·max(0, 100 − jitter·2)``.
 
-    Inputs in ms and percent; weights and slopes come from ``config``. Result in 0..100.
+    Each part is floored at 0, so no part can take more than its weight: kept for
+    ``score_method = "seed"``, not the default (see :func:`impairment_score`).
     """
-    # Conditionals rather than max()/min(): this runs for every changed peer on every tick.
     latency_part = 100.0 - latency_ms / config.latency_ms_per_point
     if latency_part < 0.0:
         latency_part = 0.0
@@ -182,25 +245,33 @@ def quality_score(
 
 
 def quality_band(score: float, config: QualityConfig = QualityConfig()) -> Band:
+    """The score's word on the one scale (its letter is :func:`grade`)."""
     if score >= config.excellent_min:
         return "excellent"
     if score >= config.good_min:
         return "good"
     if score >= config.fair_min:
         return "fair"
-    return "poor"
+    if score >= config.poor_min:
+        return "poor"
+    return "bad"
 
 
 def grade(score: float, config: QualityConfig = QualityConfig()) -> Grade:
-    if score >= config.grade_a_min:
-        return "A"
-    if score >= config.grade_b_min:
-        return "B"
-    if score >= config.grade_c_min:
-        return "C"
-    if score >= config.grade_d_min:
-        return "D"
-    return "F"
+    """The score's letter: A excellent, B good, C fair, D poor, F bad."""
+    return GRADE_OF_BAND[quality_band(score, config)]
+
+
+def limits(config: QualityConfig = QualityConfig()) -> tuple[float, float, float]:
+    """(latency ms, loss %, jitter ms) at which each part alone costs its whole weight (where
+    the seed's part reaches 0): 150 ms, 5 %, 50 ms by default. Past one, that part is a
+    reason a peer is judged badly. A slope of 0 makes its limit infinite."""
+    loss, jitter = config.loss_points_per_percent, config.jitter_points_per_ms
+    return (
+        100.0 * config.latency_ms_per_point,
+        100.0 / loss if loss else math.inf,
+        100.0 / jitter if jitter else math.inf,
+    )
 
 
 def r_factor(latency_ms: float, jitter_ms: float, loss_percent: float) -> float:

@@ -63,6 +63,16 @@ class Series:
             self._total = sum(values)
         self._next = i
 
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def newest_time(self) -> float | None:
+        """When the newest sample was taken (None when empty); O(1)."""
+        if not self._count:
+            return None
+        return (self._base_ms + self._times[self._next - 1]) / 1000.0
+
     def mean(self) -> float | None:
         """Mean of the stored values (None when empty); O(1)."""
         count = self._count
