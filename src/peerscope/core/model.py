@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from peerscope.core.kernel_tcp import ConnectionState
 from peerscope.core.loss import LossTracker
 from peerscope.core.quality import Status
 from peerscope.core.series import Series
@@ -62,6 +63,8 @@ class Peer:
     rank: float = 2101.0  # sort key, worst first; see assessment.rank
     sessions: tuple[Session, ...] = ()  # active sessions this peer is in; rarely non-empty
     dirty: bool = True
+    # Its TCP connection's kernel figures and its application echo (rarely set: one slot).
+    connection: ConnectionState | None = None
 
     @property
     def message_count(self) -> int:
