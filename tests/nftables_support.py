@@ -16,7 +16,8 @@ import pytest
 
 
 def require_nftables() -> None:
-    """Skip outside CI when nftables cannot be used (not root, no ``nft``); fail in CI."""
+    """Skip outside CI when nftables cannot be used (not root, no ``nft``); in CI (which runs
+    as root with nft installed) a missing piece fails the test."""
     missing = shutil.which("nft") is None or os.geteuid() != 0
     if missing:
         if os.environ.get("CI"):
@@ -29,9 +30,14 @@ def _nft(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def dropping(rule: str, *, hook: str = "output") -> Iterator[None]:
-    """Drop the packets ``rule`` matches (nft syntax, e.g. ``ip daddr 127.0.0.1 udp dport
-    9000``) at ``hook`` until the block ends."""
+def dropping(rule: str, *, hook: str = "input") -> Iterator[None]:
+    """Drop the packets ``rule`` matches (nft syntax, e.g. ``udp dport 9000`` or ``tcp dport
+    9000 numgen random mod 100 < 30``) at ``hook`` until the block ends.
+
+    On the way in by default: a TCP segment dropped on its way out is an error the sender's
+    TCP sees (it sends the segment later, as if it had never been sent), not a loss it has to
+    recover.
+    """
     table = f"peerscope_test_{os.getpid()}"
     _nft("add", "table", "inet", table)
     try:
@@ -46,4 +52,6 @@ def dropping(rule: str, *, hook: str = "output") -> Iterator[None]:
         _nft("add", "rule", "inet", table, "drop_chain", *rule.split(), "drop")
         yield
     finally:
-        _nft("delete", "table", "inet", table)
+        subprocess.run(
+            ["nft", "delete", "table", "inet", table], capture_output=True, timeout=10, check=False
+        )

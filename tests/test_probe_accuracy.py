@@ -7,17 +7,18 @@ root with both installed. Each check cleans up what it set up, even when it fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 import statistics
-import subprocess
 
 import pytest
 
 from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.one_shot import probe_series
 from peerscope.probe.reflector import Reflector
+from tests.nftables_support import dropping
 
 
 def require(tool: str, package: str) -> None:
@@ -69,45 +70,12 @@ def nft_drop():
     """Returns a function that drops a share of UDP to a port, in this test's own table."""
     require("nft", "nftables")
     assert os.geteuid() == 0, "kernel packet filtering needs root (CI runs as root)"
-    table = f"peerscope_test_{os.getpid()}"
+    with contextlib.ExitStack() as stack:
 
-    def nft(*args: str) -> None:
-        subprocess.run(["nft", *args], check=True, capture_output=True, timeout=10)
+        def drop(port: int, percent: int) -> None:
+            stack.enter_context(dropping(f"udp dport {port} numgen random mod 100 < {percent}"))
 
-    def drop(port: int, percent: int) -> None:
-        nft("add", "table", "inet", table)
-        nft(
-            "add",
-            "chain",
-            "inet",
-            table,
-            "input",
-            "{ type filter hook input priority 0 ; policy accept ; }",
-        )
-        nft(
-            "add",
-            "rule",
-            "inet",
-            table,
-            "input",
-            "udp",
-            "dport",
-            str(port),
-            "numgen",
-            "random",
-            "mod",
-            "100",
-            "<",
-            str(percent),
-            "drop",
-        )
-
-    try:
         yield drop
-    finally:
-        subprocess.run(
-            ["nft", "delete", "table", "inet", table], capture_output=True, timeout=10, check=False
-        )
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from peerscope import MetricsTick, StatusRules
+from peerscope import MetricsTick, StatusRules, tcp_info
 from tests.server_support import (
     CLIENT_KEYS,
     MESSAGE_KEYS,
@@ -150,7 +150,10 @@ async def test_client_ping_is_answered_with_pong():
 
 
 @pytest.mark.slow
-async def test_answering_the_server_ping_records_the_client_rtt():
+async def test_answering_the_server_ping_records_the_client_rtt(monkeypatch):
+    """Where the kernel does not measure the client (no TCP_INFO), the echo is its latency.
+    With TCP_INFO, see tests/test_server_tcp_info.py."""
+    monkeypatch.setattr(tcp_info, "TCP_INFO_OPTION", None)
     delay = 0.15
     # A ping a second: the pong reaches the server before the next ping replaces the one it
     # answers, even when a stall of the machine holds it up.
@@ -167,6 +170,8 @@ async def test_answering_the_server_ping_records_the_client_rtt():
         rtt = me["latency_ms"]
         assert delay * 1000 <= rtt < delay * 1000 + 1000, rtt
         assert me["smoothed_latency_ms"] == rtt
+        assert me["app_rtt_ms"] == rtt
+        assert me["tcp"] is None
         # The metrics frames carry the same measurement for this client (from the first one
         # made after the server read the pong; with a stall of the machine, a tick may run
         # between the client's send and that read).
@@ -451,9 +456,11 @@ async def test_stopping_the_server_closes_open_subscribers_promptly():
 
 
 @pytest.mark.slow
-async def test_a_listening_client_stays_connected_while_its_socket_is_open():
-    """A subscriber that never answers the echo is unmeasured, not gone: it must not age into
-    degraded/disconnected (and crowd real peers out of the frame) while connected."""
+async def test_a_listening_client_stays_connected_while_its_socket_is_open(monkeypatch):
+    """A subscriber that never answers the echo, where the kernel does not measure it (no
+    TCP_INFO), is unmeasured, not gone: it must not age into degraded/disconnected (and
+    crowd real peers out of the frame) while connected."""
+    monkeypatch.setattr(tcp_info, "TCP_INFO_OPTION", None)
     # Idle limits well over the server's ping interval (0.2 s) plus one stall of the machine,
     # and a wait past the longer one, which a client left unmarked would have reached.
     rules = StatusRules(degraded_after_idle_s=1.0, disconnected_after_idle_s=1.5)

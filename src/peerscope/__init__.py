@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from peerscope._version import __version__
 from peerscope.config import PeerSpec, Settings, SettingsError, SettingsWarning
+from peerscope.core.kernel_tcp import TcpInfo
 from peerscope.core.loss import Arrival
 from peerscope.core.model import ServerStats, Session, SystemSample
 from peerscope.core.probe_target import ProbeTarget
@@ -30,10 +31,12 @@ from peerscope.message import (
     ProbeCounts,
     ServerEntry,
     SystemEntry,
+    TcpEntry,
 )
 from peerscope.monitor import Monitor
 from peerscope.peer_table import PeerLimitError, UnknownPeerError
 from peerscope.probe.reflector import Reflector
+from peerscope.tcp_info import read_tcp_info
 
 if TYPE_CHECKING:
     from peerscope.agent import serve
@@ -86,7 +89,10 @@ __all__ = [
     "StatusRules",
     "SystemEntry",
     "SystemSample",
+    "TcpEntry",
+    "TcpInfo",
     "UnknownPeerError",
     "__version__",
+    "read_tcp_info",
     "serve",
 ]

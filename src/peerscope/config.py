@@ -193,6 +193,13 @@ class Settings(BaseSettings):
     ws_ping_interval: float = Field(
         5.0, gt=0, description="Seconds between the server's RTT pings to each WS client."
     )
+    tcp_loss_window_s: float = Field(
+        30.0,
+        gt=0,
+        le=86_400,
+        description="Seconds over which a watched TCP connection's loss (its retransmitted "
+        "share of the data segments sent) is taken.",
+    )
     reflector_enabled: bool = Field(
         True, description="Answer TWAMP Light probes from other agents (serve only)."
     )

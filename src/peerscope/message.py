@@ -15,9 +15,27 @@ from typing import Any, Literal
 from typing_extensions import TypedDict
 
 from peerscope.core.assessment import Derived
+from peerscope.core.kernel_tcp import TcpInfo
 from peerscope.core.model import Peer, PeerKind, ServerStats, SystemSample
 from peerscope.core.quality import STATUSES, Band, Grade, Status, Trend
 from peerscope.core.status_reason import StatusReason
+
+
+class TcpEntry(TypedDict):
+    """A watched TCP connection as the kernel reports it (``Monitor.watch_connection``):
+    smoothed RTT, its variation and the lowest seen (ms), retransmission timeouts in a row
+    now, segments retransmitted over the connection's life, segments in flight taken as
+    lost, segments sent, and the delivery rate in bits per second. Figures an older kernel
+    does not report are None."""
+
+    rtt_ms: float
+    rttvar_ms: float
+    min_rtt_ms: float | None
+    retransmits: int
+    total_retrans: int
+    lost: int
+    segs_out: int | None
+    delivery_rate_bps: int | None
 
 
 class PeerEntry(TypedDict):
@@ -58,6 +76,8 @@ class PeerEntry(TypedDict):
     status: Status
     status_reason: StatusReason
     status_text: str
+    tcp: TcpEntry | None
+    app_rtt_ms: float | None
 
 
 class ProbeCounts(TypedDict):
@@ -135,6 +155,7 @@ class MetricsMessage(TypedDict):
 
 def client_entry(peer: Peer, now: float, derived: Derived) -> PeerEntry:
     """One peer as listed in ``clients``."""
+    connection = peer.connection
     return {
         "client_id": peer.peer_id,
         "name": peer.name,
@@ -159,6 +180,24 @@ def client_entry(peer: Peer, now: float, derived: Derived) -> PeerEntry:
         "fps": peer.fps,
         "frame_time_ms": peer.frame_time_ms,
         "status": peer.status,
+        "tcp": None if connection is None else tcp_entry(connection.info),
+        "app_rtt_ms": None if connection is None else connection.app_rtt_ms,
+    }
+
+
+def tcp_entry(info: TcpInfo | None) -> TcpEntry | None:
+    if info is None:
+        return None
+    rate = info.delivery_rate
+    return {
+        "rtt_ms": info.rtt_ms,
+        "rttvar_ms": info.rttvar_ms,
+        "min_rtt_ms": info.min_rtt_ms,
+        "retransmits": info.retransmits,
+        "total_retrans": info.total_retrans,
+        "lost": info.lost,
+        "segs_out": info.segs_out,
+        "delivery_rate_bps": None if rate is None else rate * 8,
     }
 
 

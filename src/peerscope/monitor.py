@@ -24,11 +24,17 @@ from typing import Self
 from peerscope.config import Settings
 from peerscope.core import quality
 from peerscope.core.assessment import expire_probes
+from peerscope.core.kernel_tcp import ConnectionState
 from peerscope.core.model import Peer, ServerStats, Session, SystemSample
 from peerscope.core.peer_history import Bucket, peer_buckets
 from peerscope.core.sessions import SessionBook
 from peerscope.core.stats import Aggregate, aggregate
-from peerscope.core.validation import validate_id, validate_labels, validate_text
+from peerscope.core.validation import (
+    validate_id,
+    validate_labels,
+    validate_number,
+    validate_text,
+)
 from peerscope.event_bus import EventBus, Handler
 from peerscope.events import MetricsTick, PeerReading, SessionEnded, SessionStarted
 from peerscope.host_metrics import HostMetrics
@@ -43,6 +49,7 @@ from peerscope.message import (
 from peerscope.peer_table import SCAN_SLICE, PeerTable
 from peerscope.server_counters import ServerCounters
 from peerscope.slices import Steps, finish
+from peerscope.tcp_info import ConnectionWatch, tcp_socket
 from peerscope.ticker import Ticker
 
 
@@ -68,6 +75,7 @@ class Monitor(PeerTable):
         self._last_tick: MetricsTick | None = None
         self._last_message: MetricsMessage | None = None
         self._ticker = Ticker(settings.metrics_interval, self.tick, "peerscope-tick")
+        self._connections = ConnectionWatch(settings.tcp_loss_window_s)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -118,8 +126,16 @@ class Monitor(PeerTable):
         """
         if self._host.enabled:
             self._host.sample()
+        connections = self._connections
+        readings = None
+        if connections:
+            with self._lock:
+                watched = connections.watched()
+            readings = connections.read(watched)  # system calls: not under the lock
         now = self._clock()
         with self._lock:
+            if readings:
+                connections.apply(readings, now)
             tick = self._survey(now, readings=True)
             self._last_tick, self._last_message = dataclasses.replace(tick, changed=()), None
             self._bus.emit(tick)
@@ -232,6 +248,65 @@ class Monitor(PeerTable):
             peer.bytes_received,
             peer.last_seen,
         )
+
+    # --- connections the kernel measures ---------------------------------------------------
+
+    def watch_connection(self, peer_id: str, connection: object) -> bool:
+        """Measure the peer by its TCP connection, as the kernel sees it (Linux ``TCP_INFO``).
+
+        ``connection`` is a ``socket.socket``, an asyncio transport or an
+        ``asyncio.StreamWriter``. From the next tick on, each tick reads the connection: the
+        kernel's smoothed RTT, whenever the peer acknowledged data since the previous tick,
+        is a latency sample, and the share of data segments sent again over the last
+        ``tcp_loss_window_s`` is the peer's loss; the entry's ``tcp`` shows the reading. The
+        watch ends with the peer, with :meth:`unwatch_connection`, or at the tick that finds
+        the connection closed. Returns False, and watches nothing, where ``TCP_INFO`` is not
+        available (said once in the log); the peer is then measured as before.
+        ``ValueError`` naming ``connection`` for anything but an open TCP connection.
+        """
+        connections = self._connections
+        sock = tcp_socket(connection)
+        info = connections.first_reading(sock)
+        if info is None:
+            return False
+        now = self._clock()
+        with self._lock:
+            connections.watch(self._recording_peer(peer_id, now), sock, info, now)
+        return True
+
+    def unwatch_connection(self, peer_id: str) -> bool:
+        """Stop reading the peer's connection (see :meth:`watch_connection`); its ``tcp``
+        figures go and its loss is measured as before. False if it was not watched."""
+        with self._lock:
+            peer = self._peers.get(peer_id)
+            return peer is not None and self._connections.unwatch(peer)
+
+    def record_app_rtt(self, peer_id: str, rtt_ms: float | None) -> None:
+        """The RTT of the application's own echo (a ping its peer answers), or None for an
+        echo that got no answer; the entry shows the latest as ``app_rtt_ms``.
+
+        For a peer whose connection is watched (:meth:`watch_connection`) it is kept apart:
+        it holds the time the far application took to answer (a browser's busy main thread),
+        not only the network's. For any other peer it is also a latency measurement, as
+        :meth:`record_latency` records it.
+        """
+        if rtt_ms is not None:
+            rtt_ms = validate_number(rtt_ms, "rtt_ms")
+        now = self._clock()
+        with self._lock:
+            peer = self._recording_peer(peer_id, now)
+            state = peer.connection
+            if state is None:
+                state = peer.connection = ConnectionState()
+            state.app_rtt_ms = rtt_ms
+            self._changed[peer.peer_id] = peer
+            if state.info is not None:
+                return
+        self.record_latency(peer_id, rtt_ms)
+
+    def _forget(self, peer: Peer, now: float, reason: str) -> None:
+        super()._forget(peer, now, reason)
+        self._connections.forget(peer.peer_id)
 
     # --- events -------------------------------------------------------------------------------
 

@@ -113,7 +113,7 @@ class GameSession:
 def predict_connection_quality(
     latency_ms: float, packet_loss_percent: float = 0.0, jitter_ms: float = 0.0
 ) -> tuple[float, str]:
-    """Score 0..100 and band (excellent/good/fair/poor) from the default quality formula."""
+    """Score 0..100 and band (excellent/good/fair/poor/bad) from the default quality formula."""
     latency = validate_number(latency_ms, "latency_ms")
     loss = validate_number(packet_loss_percent, "packet_loss_percent", high=100.0)
     jitter = validate_number(jitter_ms, "jitter_ms")

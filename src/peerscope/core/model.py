@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from peerscope.core.kernel_tcp import ConnectionState
 from peerscope.core.loss import LossTracker
 from peerscope.core.quality import Status
 from peerscope.core.series import Series
@@ -69,6 +70,8 @@ class Peer:
     # made at the first loss, so a loss-free peer pays for no ring.
     losses: Series | None = None
     dirty: bool = True
+    # Its TCP connection's kernel figures and its application echo (rarely set: one slot).
+    connection: ConnectionState | None = None
 
     @property
     def message_count(self) -> int:

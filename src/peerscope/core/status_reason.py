@@ -46,11 +46,12 @@ def _reason(
 
 
 def _ago(seconds: float) -> str:
+    """Whole units, rounded down, as the dashboard counts "last seen"."""
     if seconds < 120:
-        return f"{seconds:.0f} s"
+        return f"{int(seconds)} s"
     if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.0f} h"
+        return f"{int(seconds // 60)} min"
+    return f"{int(seconds // 3600)} h"
 
 
 def _figure(value: float) -> str:

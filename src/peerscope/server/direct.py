@@ -7,6 +7,10 @@ subscriber). Without compression the frame is byte-identical for every connectio
 connection an ASGI scope extension, ``peerscope.frame_writer``: a function that writes a
 finished frame straight to that connection's transport. ``/ws`` uses it when present and
 falls back to ASGI sends when not (``create_app(monitor)`` mounted in another server).
+
+Every WebSocket connection (compressed or not) is also offered ``peerscope.transport``:
+``{"transport": ...}``, its asyncio transport, whose socket ``/ws`` hands to
+``Monitor.watch_connection`` so the kernel measures the client.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 EXTENSION = "peerscope.frame_writer"
+TRANSPORT_EXTENSION = "peerscope.transport"
 # How long a dropped connection may take to hand over what waits in its buffer, the close
 # frame last, before it is aborted.
 DROP_GRACE_S = 5.0
@@ -24,10 +29,14 @@ DROP_GRACE_S = 5.0
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
+        if self.response.status_code != 101:
+            return
+        # The ASGI task was created but has not run yet: it sees the extensions.
+        extensions = self.scope["extensions"]
+        extensions[TRANSPORT_EXTENSION] = {"transport": self.transport}
         # Compressed connections need a frame of their own; the ASGI path does that.
-        if self.response.status_code == 101 and not self.conn.extensions:
-            # The ASGI task was created but has not run yet: it sees the extension.
-            self.scope["extensions"][EXTENSION] = {"write": self.write_frame, "drop": self.drop}
+        if not self.conn.extensions:
+            extensions[EXTENSION] = {"write": self.write_frame, "drop": self.drop}
 
     def write_frame(self, frame: bytes, buffer_limit: int) -> bool:
         """Write one serialized frame; False (and nothing written) when the connection is not

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
+import logging
 import time
 from typing import Any
 
@@ -18,13 +20,18 @@ from peerscope.monitor import Monitor
 from peerscope.peer_table import PeerLimitError
 from peerscope.server.auth import TokenGuard
 from peerscope.server.broadcast import Broadcaster, DirectSubscriber, Subscriber
-from peerscope.server.direct import EXTENSION
+from peerscope.server.direct import EXTENSION, TRANSPORT_EXTENSION
 
 # RFC 6455 close codes.
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013
 _connection_ids = itertools.count(1)
+NO_TRANSPORT = (
+    "the server gives /ws no access to its connections' sockets: WebSocket client latency "
+    "comes from the application echo"
+)
+logger = logging.getLogger(__name__)
 
 
 class ClientSession:
@@ -42,6 +49,7 @@ class ClientSession:
         self.peer_id = f"ws-{next(_connection_ids)}"
         self._pings: dict[int, float] = {}  # seq -> monotonic send time
         self._answers_pings = False
+        self._kernel_measured = False
         self._ping_seq = itertools.count(1)
         self._incoming = SlidingCounter(1.0)
 
@@ -61,6 +69,7 @@ class ClientSession:
                 TRY_AGAIN_LATER, f"max_peers ({self.settings.max_peers}) reached; try later"
             )
             return
+        self._kernel_measured = self._watch()
         writer = (self.websocket.scope.get("extensions") or {}).get(EXTENSION)
         stalled = asyncio.Event()
         subscriber: Subscriber | DirectSubscriber
@@ -93,6 +102,18 @@ class ClientSession:
                     self._close(POLICY_VIOLATION, self._stall_reason()), timeout=1.0
                 )
 
+    def _watch(self) -> bool:
+        """Have the kernel measure this client (its RTT and retransmissions, see
+        ``Monitor.watch_connection``); False where it cannot, and the echo measures it."""
+        transport = connection_transport(self.websocket)
+        if transport is None:
+            _say_no_transport()
+            return False
+        try:
+            return self.monitor.watch_connection(self.peer_id, transport)
+        except ValueError:  # closed already: the client left during the handshake
+            return False
+
     def _stall_reason(self) -> str:
         return f"not reading: no frame taken for {self.settings.ws_stall_timeout_s:g} s"
 
@@ -111,15 +132,17 @@ class ClientSession:
         self.monitor.record_message(self.peer_id, size=size, direction="out")
 
     async def _ping(self) -> None:
-        """Measure the client's RTT with an application echo: ``ping`` out, ``pong`` back."""
+        """The application echo, ``ping`` out and ``pong`` back: the client's RTT when the
+        kernel does not measure it, else its ``app_rtt_ms`` alone (a browser answers from
+        its main thread, so a busy page adds its own delay to the network's)."""
         while True:
             seq = next(self._ping_seq)
-            # A client that has answered before and misses one is a failed measurement; one
-            # that never answers simply does not speak the echo and stays unmeasured.
+            # A client that has answered before and misses one is a failed echo; one that
+            # never answers simply does not speak the echo and stays unmeasured by it.
             if self._answers_pings:
                 for _ in self._pings:
-                    self.monitor.record_latency(self.peer_id, None)
-            else:
+                    self.monitor.record_app_rtt(self.peer_id, None)
+            elif not self._kernel_measured:
                 # uvicorn's WebSocket keepalive closes a dead connection within about 40 s,
                 # so an open socket is a live client even when it only listens.
                 self.monitor.mark_alive(self.peer_id)
@@ -199,12 +222,34 @@ class ClientSession:
         if sent is None:
             raise ValueError(f"seq: no ping {seq!r} is waiting for its pong")
         self._answers_pings = True
-        self.monitor.record_latency(self.peer_id, (time.monotonic() - sent) * 1000.0)
+        self.monitor.record_app_rtt(self.peer_id, (time.monotonic() - sent) * 1000.0)
 
     async def _close(self, code: int, reason: str) -> None:
         if self.websocket.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(RuntimeError):
                 await self.websocket.close(code=code, reason=reason)
+
+
+def connection_transport(websocket: WebSocket) -> object | None:
+    """The client's connection, for the kernel to measure; None when the server offers none.
+
+    ``peerscope serve``'s protocol hands it over as a scope extension. Mounted in another
+    uvicorn, the ASGI ``receive`` is a method of uvicorn's protocol object, which holds the
+    connection as ``transport`` (in each of its WebSocket implementations); anything found
+    there is checked by ``Monitor.watch_connection`` before it is used.
+    """
+    extension = (websocket.scope.get("extensions") or {}).get(TRANSPORT_EXTENSION)
+    if extension is not None:
+        transport: object = extension["transport"]
+        return transport
+    owner = getattr(getattr(websocket, "_receive", None), "__self__", None)
+    return getattr(owner, "transport", None)
+
+
+@functools.cache
+def _say_no_transport() -> None:
+    """Said once per process: it holds for every client of a server."""
+    logger.warning(NO_TRANSPORT)
 
 
 def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
