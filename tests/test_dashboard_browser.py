@@ -33,12 +33,29 @@ def fed_monitor(**overrides: Any) -> Monitor:
     return Monitor(Settings(**values))
 
 
-async def row_texts(page: Page) -> dict[str, list[str]]:
-    """The peers table as {peer id: [cell texts]}."""
-    rows: dict[str, list[str]] = await page.evaluate("""() => Object.fromEntries(
-        [...document.querySelectorAll('#peers tbody tr')].map(
-            (tr) => [tr.dataset.peer, [...tr.cells].map((td) => td.textContent)]))""")
-    return rows
+# The peers table as {peer id: {column key: {text, note, classes}}}: a cell's own text, the
+# smaller line under it ("" when hidden) and its classes.
+ROWS = """() => Object.fromEntries([...document.querySelectorAll('#peers tbody tr')].map(
+  (tr) => [tr.dataset.peer, Object.fromEntries([...tr.cells].map((td) => {
+    const note = td.querySelector('.note, .tag');
+    return [td.classList[0].slice('col-'.length),
+            { text: td.firstChild ? td.firstChild.textContent : '',
+              note: note && !note.hidden ? note.textContent : '',
+              classes: [...td.classList] }];
+  }))]))"""
+
+
+async def table_cells(page: Page) -> dict[str, dict[str, dict[str, Any]]]:
+    cells: dict[str, dict[str, dict[str, Any]]] = await page.evaluate(ROWS)
+    return cells
+
+
+async def row_texts(page: Page) -> dict[str, dict[str, str]]:
+    """The peers table as {peer id: {column key: the cell's text}}."""
+    return {
+        peer: {key: cell["text"] for key, cell in row.items()}
+        for peer, row in (await table_cells(page)).items()
+    }
 
 
 # What one chart plots: its x range and the times of the points drawn, in epoch seconds.
@@ -56,7 +73,7 @@ async def chart_view(page: Page, name: str) -> dict[str, Any]:
 
 
 async def status_of(page: Page, peer_id: str) -> str | None:
-    return (await row_texts(page)).get(peer_id, [None, None, None])[2]
+    return (await row_texts(page)).get(peer_id, {}).get("status")
 
 
 async def wait_for_status(page: Page, peer_id: str, status: str, timeout: float) -> float:
@@ -100,12 +117,12 @@ async def test_live_page_charts_table_detail_and_xss_name_as_text():
         )
         rows = await row_texts(page)
         assert set(peer_ids) | {"evil"} <= set(rows)
-        name, peer_id, status, latency = rows["peer-03"][:4]
-        assert name == ""  # fed peers have no display name
-        assert (peer_id, status) == ("peer-03", "connected")
-        assert latency.endswith(" ms")
+        row = rows["peer-03"]
+        assert row["name"] == ""  # fed peers have no display name
+        assert (row["id"], row["status"], row["reason"]) == ("peer-03", "connected", "healthy")
+        assert row["latency"].endswith(" ms")
         # The hostile name is shown as its characters and never became an element.
-        assert rows["evil"][0] == XSS_NAME
+        assert rows["evil"]["name"] == XSS_NAME
         assert await page.locator("#peers img").count() == 0
         # Sessions and alerts have their panels (no alert rules exist yet: none active).
         session = page.locator("#sessions tbody tr").first
@@ -209,8 +226,9 @@ async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift
             assert view["max"] - view["min"] == 300, name
             assert view["min"] <= view["times"][-1] <= view["max"], (name, view)
         # "Last seen" of a peer measured five times a second.
-        assert re.fullmatch(r"[0-2] s ago", (await row_texts(page))["alpha"][-1])
-        # The peer's charts fill from the moment it is opened, each point at a server time.
+        assert re.fullmatch(r"[0-2] s ago", (await row_texts(page))["alpha"]["seen"])
+        # The peer's charts show its past (buckets of 5 s) and then its live figures, each
+        # point at a server time.
         opened_at = monitor.now()
         await page.locator('#peers tr[data-peer="alpha"]').click()
         await page.wait_for_function(
@@ -224,10 +242,10 @@ async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift
             view = await chart_view(page, name)
             assert abs(view["max"] - monitor.now()) < 3, (name, view["max"], monitor.now())
             assert view["min"] <= view["times"][-1] <= view["max"], (name, view)
-        for name in ("detail.jitter", "detail.quality"):
+        for name in ("detail.latency", "detail.jitter", "detail.quality"):
             times = (await chart_view(page, name))["times"]
-            assert times[0] >= opened_at - 1, (name, times)
-            assert times[-1] <= monitor.now() + 1, (name, times)
+            assert times[0] >= opened_at - 300 - 5 - 1, (name, times)
+            assert opened_at - 1 <= times[-1] <= monitor.now() + 1, (name, times)
         # A long range: the host history for the last 24 h by the server's clock.
         async with page.expect_request(
             lambda r: "/system/history" in r.url and "duration=86400" in r.url
@@ -399,13 +417,16 @@ async def test_the_demo_dashboard_lists_the_simulated_peers_measured(
             await page.wait_for_selector(f'#peers tr[data-peer="{peer_id}"]', timeout=5000)
         deadline = time.monotonic() + 5
         rows = await row_texts(page)
-        while any(rows[p][3] in ("", "–") for p in expected) and time.monotonic() < deadline:
+        while (
+            any(rows[p]["latency"] in ("", "–") for p in expected) and time.monotonic() < deadline
+        ):
             await page.wait_for_timeout(200)
             rows = await row_texts(page)
+        cells = await table_cells(page)
         for peer_id, (low, high) in expected.items():
-            name, _, status, latency = rows[peer_id][:4]
-            assert "(simulated)" in name
-            assert status == "connected", rows[peer_id]
-            assert low < float(latency.removesuffix(" ms")) < high, rows[peer_id]
+            row = rows[peer_id]
+            assert cells[peer_id]["name"]["note"] == "simulated"  # the tag beside its name
+            assert row["status"] == "connected", row
+            assert low < float(row["latency"].removesuffix(" ms")) < high, row
         await browser.screenshot("dashboard-demo")
     assert browser.errors == []
