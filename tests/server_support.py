@@ -225,12 +225,14 @@ async def peer_named(http: httpx.AsyncClient, name: str) -> dict[str, Any] | Non
 
 
 def quality_score(latency: float, loss: float, jitter: float) -> float:
-    """DESIGN.md's basic score with its default weights, written out independently."""
-    return (
-        0.40 * max(0.0, 100 - latency / 1.5)
-        + 0.35 * max(0.0, 100 - loss * 20)
-        + 0.25 * max(0.0, 100 - jitter * 2)
-    )
+    """The default (impairment) score, written out independently: the seed's weights and
+    slopes, each part taken off the whole, clamped to 0..100 (docs/QUALITY.md)."""
+    if loss >= 100:
+        return 0.0
+    score = 100 - 0.40 * latency / 1.5 - 0.35 * loss * 20 - 0.25 * jitter * 2
+    if loss >= 50:
+        score = min(score, 40.0)
+    return max(0.0, min(100.0, score))
 
 
 def mos(latency: float, jitter: float, loss: float) -> float:

@@ -26,10 +26,12 @@ def test_the_agent_builds_its_parts_from_the_settings():
         probe_timeout=0.25,
         reflector_rate_limit=10.0,
         reflector_burst=3,
+        tcp_refused="reachable",
     )
     agent = Agent.from_settings(settings)
     assert agent.monitor.settings is settings
     assert (agent.prober.interval_s, agent.prober.count, agent.prober.timeout_s) == (0.5, 2, 0.25)
+    assert agent.prober.tcp_refused == "reachable"
     assert agent.prober.sink is agent.monitor
     assert agent.reflector is not None
     assert not agent.reflector.is_running  # built, not started: run() starts it

@@ -65,12 +65,18 @@ def test_unmeasured_peer_has_no_score():
     assert peer.quality_score is None
     assert (peer.trend_short, peer.trend_long) == (None, None)
     assert peer.status == "connected"
-    assert ASSESSOR.derived(peer) == {
-        "jitter_ms": 0.0,
+    assert ASSESSOR.derived(peer, T + 1) == {
+        "latency_ms": None,
+        "smoothed_latency_ms": None,
+        "average_latency_ms": None,
+        "last_measured_at": None,
+        "jitter_ms": None,
         "band": None,
         "grade": None,
         "mos": None,
         "trend": "stable",
+        "status_reason": {"kind": "unmeasured", "value": None, "threshold": None, "detail": None},
+        "status_text": "not measured yet",
     }
     assert peer.rank == 2000.0 + UNSCORED
 
@@ -80,8 +86,9 @@ def test_unmeasured_peer_still_goes_degraded_when_idle():
     assert ASSESSOR.assess(peer, T + 15) == "degraded"
     assert peer.status == "degraded"
     assert peer.status_since == T + 15
-    assert peer.quality_score is None
-    assert peer.rank == 1000.0 + UNSCORED
+    assert peer.quality_score == 0.0  # nothing heard for the status window: unanswered
+    assert peer.rank == 1000.0
+    assert ASSESSOR.derived(peer, T + 15)["status_reason"]["kind"] == "idle"
 
 
 # --- figures from measurements ---------------------------------------------------------------
@@ -100,9 +107,12 @@ def test_assess_scores_the_smoothed_latency_jitter_and_loss():
     assert peer.quality_score == 89.5
     assert peer.dirty is False
     assert peer.rank == 2000.0 + 89.5
-    figures = ASSESSOR.derived(peer)
-    assert figures["band"] == "excellent"
+    figures = ASSESSOR.derived(peer, T + 3)
+    assert figures["band"] == "good"
     assert figures["grade"] == "B"
+    assert figures["last_measured_at"] == T + 3
+    assert (figures["latency_ms"], figures["smoothed_latency_ms"]) == (100.0, 30.0)
+    assert figures["status_text"] == "healthy"
     # Leff = 30 + 10 + 10 = 50 -> R = 93.2 − 1.25 = 91.95;
     # MOS = 1 + 3.21825 + 7e-6·91.95·31.95·8.05 = 4.383795170875
     assert figures["mos"] == pytest.approx(4.383795170875, abs=1e-12)
@@ -115,12 +125,20 @@ def test_assess_uses_the_measured_loss_window():
     for _ in range(3):
         record(peer, T + 2, None)
     record(peer, T + 3, 30.0)
-    # 3 lost of 5 outcomes = 60 % -> loss part 0; jitter 0
+    # 3 lost of 5 outcomes = 60 %: 100 − 8 − 0.35·60·20 < 0 (the seed's formula: 57)
     assert peer.loss_percent == 60.0
     ASSESSOR.assess(peer, T + 3)
-    assert peer.quality_score == pytest.approx(0.4 * 80 + 0.0 + 25.0, abs=1e-12)  # 57
-    assert ASSESSOR.derived(peer)["mos"] == 1.0  # R = 93.2 − 1 − 150 -> clamped to 0
-    assert ASSESSOR.derived(peer)["grade"] == "C"
+    assert peer.quality_score == 0.0
+    figures = ASSESSOR.derived(peer, T + 3)
+    assert figures["mos"] == 1.0  # R = 93.2 − 1 − 150 -> clamped to 0
+    assert (figures["band"], figures["grade"]) == ("bad", "F")
+    assert figures["status_reason"] == {
+        "kind": "loss",
+        "value": 60.0,
+        "threshold": 5.0,
+        "detail": None,
+    }
+    assert figures["status_text"] == "loss 60 % (over 5.0 %)"
 
 
 def test_reported_loss_replaces_the_measured_loss():
@@ -132,23 +150,23 @@ def test_reported_loss_replaces_the_measured_loss():
     ASSESSOR.assess(peer, T)
     # 0.40·80 + 0.35·(100 − 20) + 0.25·100 = 32 + 28 + 25 = 85
     assert peer.quality_score == pytest.approx(85.0, abs=1e-12)
-    assert ASSESSOR.derived(peer)["mos"] == quality.mos(30.0, 0.0, 1.0)
+    assert ASSESSOR.derived(peer, T)["mos"] == quality.mos(30.0, 0.0, 1.0)
 
 
 def test_assess_follows_the_config():
     peer = make_peer(smoothed_latency_ms=30.0, jitter_ms=1.0)
     latency_only = Assessor(
-        QualityConfig(latency_weight=1.0, loss_weight=0.0, jitter_weight=0.0, grade_a_min=85.0),
+        QualityConfig(latency_weight=1.0, loss_weight=0.0, jitter_weight=0.0, good_min=85.0),
         RULES,
     )
     latency_only.assess(peer, T)
     assert peer.quality_score == 80.0
-    assert latency_only.derived(peer)["grade"] == "B"
+    assert latency_only.derived(peer, T)["grade"] == "C"  # below good_min 85
     strict = Assessor(QualityConfig(excellent_min=95.0, good_min=90.0, fair_min=85.0), RULES)
     strict.assess(peer, T)
     assert peer.quality_score == pytest.approx(91.5, abs=1e-12)  # 32 + 35 + 24.5
-    assert strict.derived(peer)["band"] == "good"
-    assert ASSESSOR.derived(peer)["band"] == "excellent"  # same score, default bands
+    assert strict.derived(peer, T)["band"] == "good"
+    assert ASSESSOR.derived(peer, T)["band"] == "excellent"  # same score, default bands
 
 
 # --- jitter method ----------------------------------------------------------------------------
@@ -172,8 +190,8 @@ def test_stddev_method_uses_the_last_n_ring_values():
     # 0.40·(100 − 25/1.5) + 0.35·100 + 0.25·(100 − 20) = 33.33 + 35 + 20 = 88.33
     assert peer.quality_score == pytest.approx(88.0 + 1 / 3, abs=1e-12)
     # MOS with jitter 10: Leff = 25 + 20 + 10 = 55 -> R = 93.2 − 1.375 = 91.825
-    assert assessor.derived(peer)["mos"] == quality.mos(25.0, 10.0, 0.0)
-    assert assessor.derived(peer)["jitter_ms"] == 10.0  # what the message shows, too
+    assert assessor.derived(peer, T)["mos"] == quality.mos(25.0, 10.0, 0.0)
+    assert assessor.derived(peer, T)["jitter_ms"] == 10.0  # what the message shows, too
     assert quality.r_factor(25.0, 10.0, 0.0) == pytest.approx(91.825, abs=1e-12)
 
 
@@ -193,14 +211,14 @@ def test_trend_from_short_and_long_averages():
     ASSESSOR.assess(peer, T)
     assert peer.quality_score == 91.5
     assert (peer.trend_short, peer.trend_long) == (91.5, 91.5)
-    assert ASSESSOR.derived(peer)["trend"] == "stable"
+    assert ASSESSOR.derived(peer, T)["trend"] == "stable"
     peer.smoothed_latency_ms = 105.0  # latency part 30: score 12 + 35 + 24.5 = 71.5
     ASSESSOR.assess(peer, T + 1)
     assert peer.quality_score == pytest.approx(71.5, abs=1e-12)
     # short = 91.5 − 20/3 = 84.833, long = 91.5 − 20·2/31 = 90.210; −5.38 < −2
     assert peer.trend_short == pytest.approx(91.5 - 20 / 3, abs=1e-9)
     assert peer.trend_long == pytest.approx(91.5 - 40 / 31, abs=1e-9)
-    assert ASSESSOR.derived(peer)["trend"] == "degrading"
+    assert ASSESSOR.derived(peer, T)["trend"] == "degrading"
 
 
 def test_trend_rises_then_settles():
@@ -208,10 +226,10 @@ def test_trend_rises_then_settles():
     ASSESSOR.assess(peer, T)
     peer.smoothed_latency_ms = 30.0  # 91.5
     ASSESSOR.assess(peer, T + 1)
-    assert ASSESSOR.derived(peer)["trend"] == "improving"
+    assert ASSESSOR.derived(peer, T)["trend"] == "improving"
     for k in range(200):  # both averages converge on 91.5
         ASSESSOR.assess(peer, T + 2 + k)
-    assert ASSESSOR.derived(peer)["trend"] == "stable"
+    assert ASSESSOR.derived(peer, T)["trend"] == "stable"
     assert peer.trend_long == pytest.approx(91.5, abs=1e-3)
 
 
@@ -274,11 +292,13 @@ def test_failures_degrade_and_disconnect_a_well_scored_peer():
         record(peer, T + 2, None)
     assert ASSESSOR.assess(peer, T + 3) == "disconnected"
     assert peer.status_since == T + 3
-    # score: latency 10, jitter 0, loss 10/11 -> 0.40·93.33 + 0 + 25 = 62.33
-    assert peer.rank == pytest.approx(0.0 + 62.0 + 1 / 3, abs=1e-9)
+    # no reply to the last 10: scores 0
+    assert peer.quality_score == 0.0
+    assert peer.rank == 0.0
     record(peer, T + 4, 10.0)  # answers again: failures reset, heard from
-    # loss is now 10 of 12 outcomes, the score 62.33 is under 60 + 5: back as degraded
+    # loss is now 10 of 12 outcomes (83 %): 0 all the same, back as degraded only
     assert ASSESSOR.assess(peer, T + 4) == "degraded"
+    assert peer.quality_score == 0.0
 
 
 def test_update_status_follows_idle_time():
@@ -290,9 +310,12 @@ def test_update_status_follows_idle_time():
     assert peer.status_since == T + 15
     assert ASSESSOR.update_status(peer, T + 60) == "disconnected"
     assert peer.status == "disconnected"
-    assert peer.rank == 0.0 + UNSCORED
-    peer.last_seen = T + 61  # heard from again; no score, so nothing else holds it back
-    assert ASSESSOR.update_status(peer, T + 61) == "connected"
+    assert peer.quality_score == 0.0  # nothing heard for the status window
+    assert peer.rank == 0.0
+    peer.last_seen = T + 61  # heard from again (dirty); no score, so nothing holds it back
+    peer.dirty = True
+    assert ASSESSOR.assess(peer, T + 61) == "connected"
+    assert peer.quality_score is None
     assert peer.status_since == T + 61
 
 

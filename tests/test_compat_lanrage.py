@@ -24,12 +24,9 @@ def make(clock, *, system: bool = False, **settings) -> MetricsCollector:
 
 
 def score(latency: float, loss: float = 0.0, jitter: float = 0.0) -> float:
-    """The seed's formula, written out so the test does not lean on the code under test."""
-    return (
-        0.40 * max(0.0, 100 - latency / 1.5)
-        + 0.35 * max(0.0, 100 - loss * 20)
-        + 0.25 * max(0.0, 100 - jitter * 2)
-    )
+    """peerscope's default (impairment) formula, written out so the test does not lean on the
+    code under test: the seed's weights and slopes, each part taken off the whole."""
+    return max(0.0, min(100.0, 100 - 0.40 * latency / 1.5 - 0.35 * loss * 20 - 0.25 * jitter * 2))
 
 
 # --- module functions -------------------------------------------------------------------------
@@ -40,9 +37,10 @@ def score(latency: float, loss: float = 0.0, jitter: float = 0.0) -> float:
     [
         (0.0, 0.0, 0.0, "excellent"),
         (20.0, 0.0, 0.0, "excellent"),
-        (75.0, 1.0, 10.0, "good"),
-        (100.0, 2.0, 20.0, "fair"),
-        (200.0, 5.0, 50.0, "poor"),
+        (30.0, 1.0, 5.0, "good"),  # 82.5
+        (75.0, 1.0, 10.0, "fair"),  # 68
+        (100.0, 2.0, 20.0, "poor"),  # 49.3
+        (200.0, 5.0, 50.0, "bad"),  # 0
     ],
 )
 def test_predict_connection_quality(latency, loss, jitter, status):
@@ -423,10 +421,10 @@ async def test_network_quality_report(clock):
     report = collector.get_network_quality_report()
     expected = 0.9 * (score(20.0) + score(200.0)) / 2 + 10.0
     assert report["score"] == pytest.approx(expected)
-    assert report["grade"] == "B"
+    assert report["grade"] == "C"  # 73.6: fair
     assert report["peer_count"] == 2
     assert report["system_score"] == 100.0
-    assert report["peer_grades"] == {"fast": "A", "slow": "C"}
+    assert report["peer_grades"] == {"fast": "A", "slow": "D"}  # 94.7 and 46.7
 
 
 async def test_network_quality_counts_real_cpu(clock):

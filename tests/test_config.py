@@ -296,6 +296,19 @@ def test_peers_from_the_environment_as_addresses_or_json(monkeypatch):
     )
 
 
+def test_tcp_refused_fails_by_default_and_is_set_by_file_or_variable(tmp_path, monkeypatch):
+    assert Settings().tcp_refused == "fail"
+    config = tmp_path / "peerscope.toml"
+    config.write_text("tcp_refused = 'reachable'\n")
+    assert Settings.load(config).tcp_refused == "reachable"
+    monkeypatch.setenv("PEERSCOPE_TCP_REFUSED", "fail")
+    assert Settings.load(config).tcp_refused == "fail"  # the variable beats the file
+    monkeypatch.setenv("PEERSCOPE_TCP_REFUSED", "ignore")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load()
+    assert str(caught.value) == "PEERSCOPE_TCP_REFUSED: Input should be 'fail' or 'reachable'"
+
+
 def test_bad_json_in_a_variable_is_named(monkeypatch):
     monkeypatch.setenv("PEERSCOPE_ALLOWED_HOSTS", '["a.lan",')
     with pytest.raises(SettingsError) as caught:

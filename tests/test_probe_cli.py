@@ -119,6 +119,66 @@ def test_tcp_connect_time(reflector_port):
     assert orjson.loads(result.stdout)["summary"]["received"] == 2
 
 
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_a_closed_tcp_port_is_refused_per_probe_and_lost_in_the_summary(capsys):
+    # In this process: loopback refuses at once, so a child interpreter would only add its
+    # start-up. The timeout is long: a probe printed as refused was not a timeout.
+    port = closed_port()
+    status = main(["probe", f"127.0.0.1:{port}", "-m", "tcp", "-c", "3", "-i", "0.02", "-W", "60"])
+    out = capsys.readouterr().out.splitlines()
+    assert status == 1  # nothing answered
+    assert out == [
+        f"PROBE 127.0.0.1:{port} (tcp): 3 probes, 0.02 s apart",
+        "seq=0 refused (port closed)",
+        "seq=1 refused (port closed)",
+        "seq=2 refused (port closed)",
+        f"--- 127.0.0.1:{port} tcp probe statistics ---",
+        "3 probes sent, 0 received, 100.0% loss, 3 refused (port closed)",
+    ]
+
+
+def test_a_closed_tcp_port_in_json(capsys):
+    port = closed_port()
+    status = main(["probe", f"127.0.0.1:{port}", "-m", "tcp", "-c", "2", "-i", "0.02", "--json"])
+    document = orjson.loads(capsys.readouterr().out)
+    assert status == 1
+    assert document["results"] == [
+        {"seq": seq, "rtt_ms": None, "arrival": "port_closed", "detail": "connection refused"}
+        for seq in (0, 1)
+    ]
+    summary = document["summary"]
+    assert (summary["sent"], summary["received"], summary["loss_percent"]) == (2, 0, 100.0)
+    assert (summary["refused"], summary["unresolved"]) == (2, 0)
+    assert summary["quality_score"] is None
+
+
+def test_with_tcp_refused_reachable_a_closed_port_answers(capsys):
+    port = closed_port()
+    status = main(
+        [
+            "probe",
+            f"127.0.0.1:{port}",
+            *("-m", "tcp", "-c", "2", "-i", "0.02", "--json"),
+            *("--tcp-refused", "reachable"),
+        ]
+    )
+    document = orjson.loads(capsys.readouterr().out)
+    assert status == 0
+    assert [(r["seq"], r["arrival"]) for r in document["results"]] == [
+        (0, "on_time"),
+        (1, "on_time"),
+    ]
+    assert all(0.0 < r["rtt_ms"] < 1000.0 for r in document["results"])
+    summary = document["summary"]
+    assert (summary["received"], summary["loss_percent"], summary["refused"]) == (2, 0.0, 0)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -128,6 +188,10 @@ def test_tcp_connect_time(reflector_port):
         (["127.0.0.1", "--interval", "-1"], "--interval: must be within"),
         (["127.0.0.1", "--timeout", "nan"], "--timeout: must be within"),
         (["127.0.0.1", "-m", "udp"], "peerscope: --method: invalid choice: 'udp'"),
+        (
+            ["127.0.0.1:80", "-m", "tcp", "--tcp-refused", "ok"],
+            "peerscope: --tcp-refused: invalid choice: 'ok'",
+        ),
         # Refused at once, where they showed 100 % loss.
         (["999.1.1.1"], "peerscope: address: '999.1.1.1' is not a valid IPv4 address\n"),
         (["nosuch.invalid", "-c", "1"], "peerscope: address: 'nosuch.invalid' does not resolve: "),

@@ -81,7 +81,7 @@ def test_failures_degrade_then_disconnect_and_replies_recover(clock):
         statuses.append(monitor.tick().message()["clients"][0]["status"])
     assert statuses == [
         "connected",
-        "connected",
+        "degraded",  # 1 lost of 2 in a 4-outcome window: 50 % loss is never better than poor
         "degraded",
         "degraded",
         "disconnected",
@@ -270,4 +270,109 @@ def test_a_batch_with_one_bad_item_records_nothing(clock):
         monitor.record_probes_sent([("p1", 2), ("p1", -3)])
     with pytest.raises(ValueError, match="rtt_ms"):
         monitor.record_probe_replies([("p1", 1, 5.0), ("p1", 1, math.nan)])
+    assert monitor.peer("p1") == before
+
+
+# --- probes the target said no to --------------------------------------------------------
+
+
+def answer_probes(monitor: Monitor, peer_id: str, count: int, timeout_s: float) -> None:
+    """``count`` probes to ``peer_id``, seqs 0.., each answered in 4 ms."""
+    for seq in range(count):
+        monitor.record_probe_sent(peer_id, seq, timeout_s=timeout_s)
+        monitor.record_probe_reply(peer_id, seq, 4.0)
+
+
+def test_a_refused_probe_is_lost_at_once_and_the_reason_says_the_port_is_closed(clock):
+    rules = StatusRules(
+        no_reply_after_failures=2, degraded_after_failures=2, disconnected_after_failures=4
+    )
+    monitor = make_monitor(clock, status=rules)
+    answer_probes(monitor, "db", 49, timeout_s=30.0)
+    assert monitor.peer("db")["status_reason"]["kind"] == "ok"
+    monitor.record_probe_sent("db", 49, timeout_s=30.0)
+    clock.advance(0.001)  # far within the timeout: only the refusal can make it lost
+    monitor.record_probe_failure("db", 49, "port_closed", "connection refused")
+    peer = monitor.peer("db")
+    assert peer["status_reason"] == {
+        "kind": "port_closed",
+        "value": None,
+        "threshold": None,
+        "detail": "connection refused",
+    }
+    assert peer["status_text"] == "port closed (connection refused)"
+    assert (peer["probes"]["lost"], peer["probes"]["in_flight"]) == (1, 0)
+    assert peer["packet_loss_percent"] == 2.0
+    assert peer["quality_score"] > 0  # one failure: not yet unanswered
+    assert peer["latency_ms"] == 4.0
+    monitor.record_probe_sent("db", 50, timeout_s=30.0)
+    monitor.record_probe_failure("db", 50, "port_closed", "connection refused")
+    peer = monitor.peer("db")
+    assert peer["status_reason"]["kind"] == "port_closed"
+    # Two failures in a row (no_reply_after_failures), at 3.9 % loss: unanswered.
+    assert peer["quality_score"] == 0.0
+    assert (peer["latency_ms"], peer["jitter_ms"], peer["mos"]) == (None, None, None)
+    assert peer["status"] == "degraded"
+    assert peer["probes"]["lost"] == 2
+    # A success clears the reason.
+    monitor.record_probe_sent("db", 51, timeout_s=30.0)
+    monitor.record_probe_reply("db", 51, 5.0)
+    peer = monitor.peer("db")
+    assert peer["status_reason"]["kind"] != "port_closed"
+    assert peer["latency_ms"] == 5.0
+
+
+def test_a_refusal_after_the_timeout_is_not_counted_twice(clock):
+    monitor = make_monitor(clock)  # no_reply_after_failures: 2
+    answer_probes(monitor, "db", 49, timeout_s=1.0)
+    monitor.record_probe_sent("db", 49, timeout_s=1.0)
+    clock.advance(1.5)
+    monitor.record_probe_failures([("db", 49, "port_closed", "connection refused")])
+    peer = monitor.peer("db")
+    assert peer["probes"]["lost"] == 1
+    assert peer["probes"]["sent"] == 50
+    assert peer["status_reason"]["kind"] == "port_closed"  # the reason is kept all the same
+    assert peer["quality_score"] > 0  # one failed measurement, not two
+
+
+def test_a_name_that_does_not_resolve_is_the_peers_reason(clock):
+    monitor = make_monitor(clock)
+    detail = "'db.invalid' does not resolve: Name or service not known"
+    monitor.record_probes_sent([("db", 0), ("other", 0)], timeout_s=5.0)
+    monitor.record_probe_failures(
+        [("db", 0, "unresolved", detail), ("gone", 0, "unresolved", detail)], known_only=True
+    )
+    assert "gone" not in monitor  # known_only: no peer is brought (back) by a failure
+    peer = monitor.peer("db")
+    assert peer["status_reason"] == {
+        "kind": "unresolved",
+        "value": None,
+        "threshold": None,
+        "detail": detail,
+    }
+    assert peer["status_text"] == detail
+    assert peer["probes"]["lost"] == 1
+    assert monitor.peer("other")["probes"]["in_flight"] == 1  # untouched
+    monitor.record_probe_failure("new", 0, "unresolved", detail)  # unknown_peer="register"
+    assert monitor.peer("new")["status_reason"]["kind"] == "unresolved"
+    assert monitor.peer("new")["probes"]["lost"] == 0  # never announced: nothing to count
+
+
+@pytest.mark.parametrize(
+    ("failure", "field"),
+    [
+        (("p1", -1, "port_closed", "refused"), "seq"),
+        (("p1", 1, "timeout", "refused"), "kind"),
+        (("p1", 1, "port_closed", ""), "detail"),
+        (("p1", 1, "port_closed", "x" * 1025), "detail"),
+        (("p1", 1, "port_closed", "line\nbreak"), "detail"),
+        ((["p1"], 1, "port_closed", "refused"), "peer_id"),
+    ],
+)
+def test_a_bad_probe_failure_raises_and_records_nothing(clock, failure, field):
+    monitor = make_monitor(clock)
+    monitor.record_probe_sent("p1", 1)
+    before = monitor.peer("p1")
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        monitor.record_probe_failures([("p1", 1, "port_closed", "refused"), failure])
     assert monitor.peer("p1") == before

@@ -131,7 +131,7 @@ async def test_many_targets_each_methods_and_removal():
 
 
 @pytest.mark.slow
-async def test_a_name_that_does_not_resolve_is_said_once_per_target_not_lost(caplog):
+async def test_a_name_that_does_not_resolve_is_logged_once_per_target(caplog):
     monitor = make_monitor()
     caplog.set_level(logging.WARNING, logger="peerscope")
     async with Reflector() as reflector, Prober(monitor, interval_s=0.05, timeout_s=0.3) as prober:
@@ -164,6 +164,37 @@ async def test_a_name_that_does_not_resolve_is_said_once_per_target_not_lost(cap
 
 def prober_address(prober: Prober, peer_id: str) -> str:
     return next(target.address for target in prober.targets() if target.peer_id == peer_id)
+
+
+def failed(monitor: Monitor, peer_id: str, failures: int) -> dict | None:
+    """The peer once ``failures`` of its probes are lost, else None."""
+    peer = monitor.peer(peer_id) if peer_id in monitor else None
+    return peer if peer is not None and peer["probes"]["lost"] >= failures else None
+
+
+async def test_a_name_that_does_not_resolve_is_the_peers_reason_not_silent_loss():
+    monitor = make_monitor()
+    # A timeout of a minute: a probe counted lost within the test was reported, not timed out.
+    async with Prober(monitor, interval_s=0.05, timeout_s=60.0) as prober:
+        for method, address in (("twamp", "nosuch-a.invalid"), ("tcp", "nosuch-b.invalid:80")):
+            prober.add(ProbeTarget.parse(address, method=method, peer_id=method))
+        prober.add(ProbeTarget.parse("nosuch-c.invalid", method="icmp", peer_id="icmp"))
+        for method, host in (("twamp", "a"), ("tcp", "b"), ("icmp", "c")):
+            peer = await eventually(lambda method=method: failed(monitor, method, 2), 10)
+            detail = peer["status_reason"]["detail"]
+            assert detail.startswith(f"'nosuch-{host}.invalid' does not resolve: "), peer
+            assert len(detail) > len(f"'nosuch-{host}.invalid' does not resolve: ")
+            assert peer["status_reason"] == {
+                "kind": "unresolved",
+                "value": None,
+                "threshold": None,
+                "detail": detail,
+            }
+            assert peer["status_text"] == detail
+            assert detail == prober.error(method)  # what GET /api/peers shows as its error
+            assert peer["probes"]["received"] == 0
+            assert peer["probes"]["in_flight"] <= 1  # reported at once, not left to time out
+            assert peer["quality_score"] == 0.0  # no_reply_after_failures (2) reached
 
 
 async def test_a_peer_removed_from_the_monitor_alone_is_registered_again():
@@ -203,6 +234,7 @@ async def test_a_reply_after_removal_replacement_or_a_monitor_drop_is_not_record
         ({"interval_s": 0.0}, "interval_s"),
         ({"count": 0}, "count"),
         ({"timeout_s": -1.0}, "timeout_s"),
+        ({"tcp_refused": "ignore"}, "tcp_refused"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, field):
@@ -245,6 +277,9 @@ class SendLog:
 
     def record_probe_replies(self, replies, *, known_only=False):
         return self.monitor.record_probe_replies(replies, known_only=known_only)
+
+    def record_probe_failures(self, failures, *, known_only=False):
+        self.monitor.record_probe_failures(failures, known_only=known_only)
 
     def times(self, peer_id: str) -> list[float]:
         return [at for at, sent_to in self.sends if sent_to == peer_id]

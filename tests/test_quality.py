@@ -12,12 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from peerscope.core.quality import (
+    GRADE_OF_BAND,
     STATUSES,
     QualityConfig,
     StatusRules,
     ewma,
     ewma_alpha,
     grade,
+    impairment_score,
+    limits,
     mos,
     network_score,
     network_score_from_sum,
@@ -26,6 +29,7 @@ from peerscope.core.quality import (
     quality_score,
     r_factor,
     rfc3550_jitter,
+    seed_score,
     stddev_jitter,
     trend,
 )
@@ -91,15 +95,33 @@ def test_perfect_link_scores_100():
     assert quality_score(0.0, 0.0, 0.0) == 100.0
 
 
-def test_score_formula_with_the_default_weights():
+SEED = QualityConfig(score_method="seed")
+
+
+def test_the_default_score_is_the_impairment_score():
+    assert QualityConfig().score_method == "impairment"
+    assert quality_score(30.0, 10.0, 1.0) == impairment_score(30.0, 10.0, 1.0)
+    assert quality_score(30.0, 10.0, 1.0, SEED) == seed_score(30.0, 10.0, 1.0)
+
+
+def test_seed_score_formula_with_the_default_weights():
     # 0.40·(100 − 30/1.5) + 0.35·(100 − 1·20) + 0.25·(100 − 10·2) = 32 + 28 + 20 = 80
-    assert quality_score(latency_ms=30.0, loss_percent=1.0, jitter_ms=10.0) == pytest.approx(
+    assert seed_score(latency_ms=30.0, loss_percent=1.0, jitter_ms=10.0) == pytest.approx(
         80.0, abs=1e-12
     )
     # 0.40·80 + 0.35·(100 − 200 -> 0) + 0.25·(100 − 2) = 32 + 0 + 24.5 = 56.5
-    assert quality_score(latency_ms=30.0, loss_percent=10.0, jitter_ms=1.0) == 56.5
+    assert seed_score(latency_ms=30.0, loss_percent=10.0, jitter_ms=1.0) == 56.5
     # 100 ms: 0.40·33.33 + 0.35·80 + 0.25·80 = 13.33 + 28 + 20 = 61.33
-    assert quality_score(100.0, 1.0, 10.0) == pytest.approx(61.0 + 1 / 3, abs=1e-12)
+    assert seed_score(100.0, 1.0, 10.0) == pytest.approx(61.0 + 1 / 3, abs=1e-12)
+
+
+def test_impairment_score_takes_each_part_off_the_whole():
+    # 100 − 0.40·30/1.5 − 0.35·1·20 − 0.25·10·2 = 100 − 8 − 7 − 5 = 80: the seed's figure,
+    # as no part of the seed's formula is below zero here.
+    assert impairment_score(30.0, 1.0, 10.0) == pytest.approx(80.0, abs=1e-12)
+    # 10 % loss costs 70 points, not the seed's 35: 100 − 8 − 70 − 0.5 = 21.5
+    assert impairment_score(30.0, 10.0, 1.0) == pytest.approx(21.5, abs=1e-12)
+    assert impairment_score(0.5, 0.0, 0.1) == pytest.approx(100 - 0.2 / 1.5 - 0.05, abs=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -108,44 +130,106 @@ def test_score_formula_with_the_default_weights():
         (150.0, 0.0, 0.0, 60.0),  # latency part exactly 0
         (1000.0, 0.0, 0.0, 60.0),  # and never negative
         (0.0, 5.0, 0.0, 65.0),  # loss part exactly 0
-        (0.0, 100.0, 0.0, 65.0),
+        (0.0, 100.0, 0.0, 65.0),  # why the seed's formula is not the default
         (0.0, 0.0, 50.0, 75.0),  # jitter part exactly 0
         (0.0, 0.0, 1e9, 75.0),
         (150.0, 5.0, 50.0, 0.0),  # all three parts 0
         (1e9, 100.0, 1e9, 0.0),
     ],
 )
-def test_each_part_floors_at_zero(latency, loss, jitter, expected):
-    assert quality_score(latency, loss, jitter) == expected
+def test_each_part_of_the_seed_score_floors_at_zero(latency, loss, jitter, expected):
+    assert seed_score(latency, loss, jitter) == expected
+
+
+@pytest.mark.parametrize(
+    ("latency", "loss", "jitter", "expected"),
+    [
+        (150.0, 0.0, 0.0, 60.0),  # the latency part's whole weight
+        (375.0, 0.0, 0.0, 0.0),  # latency alone makes it 0
+        (0.0, 5.0, 0.0, 65.0),
+        (0.0, 100.0 / 7, 0.0, 0.0),  # 14.3 % loss alone makes it 0
+        (0.0, 100.0, 0.0, 0.0),
+        (0.0, 0.0, 200.0, 0.0),  # jitter alone
+    ],
+)
+def test_any_one_terrible_part_makes_the_impairment_score_terrible(latency, loss, jitter, expected):
+    assert impairment_score(latency, loss, jitter) == pytest.approx(expected, abs=1e-9)
 
 
 def test_score_weights_and_slopes_come_from_config():
-    latency_only = QualityConfig(latency_weight=1.0, loss_weight=0.0, jitter_weight=0.0)
-    assert quality_score(30.0, 50.0, 50.0, latency_only) == 80.0  # 100 − 30/1.5
+    for method in ("impairment", "seed"):
+        latency_only = QualityConfig(
+            score_method=method, latency_weight=1.0, loss_weight=0.0, jitter_weight=0.0
+        )
+        assert quality_score(30.0, 40.0, 50.0, latency_only) == 80.0  # 100 − 30/1.5
     steeper = QualityConfig(
         latency_ms_per_point=1.0, loss_points_per_percent=10.0, jitter_points_per_ms=4.0
     )
-    # 0.40·(100 − 30) + 0.35·(100 − 20) + 0.25·(100 − 20) = 28 + 28 + 20 = 76
+    # 100 − 0.40·30 − 0.35·20 − 0.25·20 = 100 − 12 − 7 − 5 = 76
     assert quality_score(30.0, 2.0, 5.0, steeper) == pytest.approx(76.0, abs=1e-12)
     lenient = QualityConfig(loss_points_per_percent=0.0, jitter_points_per_ms=0.0)
-    assert quality_score(0.0, 100.0, 1e6, lenient) == 100.0
+    assert quality_score(0.0, 49.0, 1e6, lenient) == 100.0
+
+
+def test_the_loss_rules_hold_whatever_the_weights():
+    lenient = QualityConfig(loss_weight=0.0)
+    assert quality_score(0.0, 49.9, 0.0, lenient) == 100.0
+    assert quality_score(0.0, 50.0, 0.0, lenient) == lenient.poor_min  # never better than poor
+    assert quality_band(quality_score(0.0, 50.0, 0.0, lenient)) == "poor"
+    assert quality_score(0.0, 100.0, 0.0, lenient) == 0.0
 
 
 def test_score_is_clamped_to_0_100():
-    heavy = QualityConfig(latency_weight=1.0, loss_weight=1.0, jitter_weight=1.0)
+    heavy = QualityConfig(
+        score_method="seed", latency_weight=1.0, loss_weight=1.0, jitter_weight=1.0
+    )
     assert quality_score(0.0, 0.0, 0.0, heavy) == 100.0  # 300 before the clamp
     assert quality_score(15.0, 0.0, 0.0, heavy) == 100.0  # 290
-    assert quality_score(-150.0, 0.0, 0.0) == 100.0  # 0.40·200 + 35 + 25 = 140
-    light = QualityConfig(latency_weight=0.5, loss_weight=0.0, jitter_weight=0.0)
+    assert quality_score(-150.0, 0.0, 0.0, SEED) == 100.0  # 0.40·200 + 35 + 25 = 140
+    assert quality_score(-150.0, 0.0, 0.0) == 100.0  # 100 + 40
+    light = QualityConfig(
+        score_method="seed", latency_weight=0.5, loss_weight=0.0, jitter_weight=0.0
+    )
     assert quality_score(0.0, 0.0, 0.0, light) == 50.0  # weights need not sum to 1
+
+
+def test_limits_are_where_each_seed_part_reaches_zero():
+    assert limits() == (150.0, 5.0, 50.0)
+    assert limits(QualityConfig(loss_points_per_percent=0.0))[1] == math.inf
 
 
 _finite = st.floats(0, 1e9, allow_nan=False, allow_infinity=False)
 
 
+_percent = st.floats(0, 100, allow_nan=False)
+_weight = st.floats(0, 1, allow_nan=False)
+
+
+@given(
+    latency=_finite,
+    loss=_percent,
+    jitter=_finite,
+    weights=st.tuples(_weight, _weight, _weight),
+)
+def test_heavy_loss_is_never_better_than_poor_and_total_loss_is_zero(
+    latency, loss, jitter, weights
+):
+    config = QualityConfig(
+        latency_weight=weights[0], loss_weight=weights[1], jitter_weight=weights[2]
+    )
+    score = quality_score(latency, loss, jitter, config)
+    if loss >= 50.0:
+        assert score <= config.poor_min
+        assert quality_band(score, config) in ("poor", "bad")
+    if loss >= 100.0:
+        assert score == 0.0
+        assert grade(score, config) == "F"
+
+
 @given(latency=_finite, loss=_finite, jitter=_finite)
 def test_score_and_mos_stay_in_range(latency, loss, jitter):
     assert 0.0 <= quality_score(latency, loss, jitter) <= 100.0
+    assert 0.0 <= seed_score(latency, loss, jitter) <= 100.0
     assert 0.0 <= r_factor(latency, jitter, loss) <= 100.0
     assert 1.0 <= mos(latency, jitter, loss) <= 4.5
 
@@ -156,6 +240,9 @@ def test_score_is_monotone_non_increasing_in_each_input(a, b, x, y):
     assert quality_score(high, x, y) <= quality_score(low, x, y)  # latency
     assert quality_score(x, high, y) <= quality_score(x, low, y)  # loss
     assert quality_score(x, y, high) <= quality_score(x, y, low)  # jitter
+    assert seed_score(high, x, y) <= seed_score(low, x, y)
+    assert seed_score(x, high, y) <= seed_score(x, low, y)
+    assert seed_score(x, y, high) <= seed_score(x, y, low)
 
 
 @given(a=_finite, b=_finite, x=_finite, y=_finite)
@@ -174,64 +261,42 @@ def test_mos_is_monotone_non_increasing_in_each_input(a, b, x, y):
 
 
 @pytest.mark.parametrize(
-    ("score", "expected"),
+    ("score", "band", "letter"),
     [
-        (100.0, "excellent"),
-        (80.0, "excellent"),
-        (79.999, "good"),
-        (60.0, "good"),
-        (59.999, "fair"),
-        (40.0, "fair"),
-        (39.999, "poor"),
-        (0.0, "poor"),
+        (100.0, "excellent", "A"),
+        (90.0, "excellent", "A"),
+        (89.999, "good", "B"),
+        (75.0, "good", "B"),
+        (74.999, "fair", "C"),
+        (60.0, "fair", "C"),
+        (59.999, "poor", "D"),
+        (40.0, "poor", "D"),
+        (39.999, "bad", "F"),
+        (0.0, "bad", "F"),
     ],
 )
-def test_band_thresholds_belong_to_the_better_band(score, expected):
-    assert quality_band(score) == expected
+def test_one_scale_thresholds_belong_to_the_better_band(score, band, letter):
+    assert quality_band(score) == band
+    assert grade(score) == letter
+
+
+@given(score=st.floats(0, 100, allow_nan=False))
+def test_band_and_letter_always_agree(score):
+    assert GRADE_OF_BAND[quality_band(score)] == grade(score)
 
 
 def test_band_thresholds_come_from_config():
-    config = QualityConfig(excellent_min=90.0, good_min=70.0, fair_min=50.0)
-    assert [quality_band(s, config) for s in (90.0, 89.9, 70.0, 69.9, 50.0, 49.9)] == [
+    config = QualityConfig(excellent_min=95.0, good_min=70.0, fair_min=50.0, poor_min=20.0)
+    assert [quality_band(s, config) for s in (95.0, 94.9, 70.0, 69.9, 50.0, 49.9, 19.9)] == [
         "excellent",
         "good",
         "good",
         "fair",
         "fair",
         "poor",
+        "bad",
     ]
-
-
-@pytest.mark.parametrize(
-    ("score", "expected"),
-    [
-        (100.0, "A"),
-        (90.0, "A"),
-        (89.999, "B"),
-        (70.0, "B"),
-        (69.999, "C"),
-        (50.0, "C"),
-        (49.999, "D"),
-        (30.0, "D"),
-        (29.999, "F"),
-        (0.0, "F"),
-    ],
-)
-def test_grade_boundaries(score, expected):
-    assert grade(score) == expected
-
-
-def test_grade_thresholds_come_from_config():
-    config = QualityConfig(grade_a_min=95.0, grade_b_min=85.0, grade_c_min=75.0, grade_d_min=65.0)
-    assert [grade(s, config) for s in (95.0, 94.9, 85.0, 84.9, 75.0, 65.0, 64.9)] == [
-        "A",
-        "B",
-        "B",
-        "C",
-        "C",
-        "D",
-        "F",
-    ]
+    assert [grade(s, config) for s in (95.0, 70.0, 50.0, 20.0, 19.9)] == list("ABCDF")
 
 
 # --- R factor and MOS ---------------------------------------------------------------------------
@@ -502,7 +567,7 @@ def test_status_rules_come_from_config():
 # --- configuration ----------------------------------------------------------------------------
 
 
-def test_quality_config_defaults_reproduce_the_seeds():
+def test_quality_config_defaults_keep_the_seeds_weights_on_one_scale():
     config = QualityConfig()
     assert (config.latency_weight, config.loss_weight, config.jitter_weight) == (0.40, 0.35, 0.25)
     assert (
@@ -510,13 +575,13 @@ def test_quality_config_defaults_reproduce_the_seeds():
         config.loss_points_per_percent,
         config.jitter_points_per_ms,
     ) == (1.5, 20.0, 2.0)
-    assert (config.excellent_min, config.good_min, config.fair_min) == (80.0, 60.0, 40.0)
-    assert (config.grade_a_min, config.grade_b_min, config.grade_c_min, config.grade_d_min) == (
+    assert (config.excellent_min, config.good_min, config.fair_min, config.poor_min) == (
         90.0,
-        70.0,
-        50.0,
-        30.0,
+        75.0,
+        60.0,
+        40.0,
     )
+    assert config.score_method == "impairment"
     assert config.jitter_method == "rfc3550"
     assert config.stddev_jitter_samples == 20
     assert config.latency_smoothing == 0.125
@@ -530,7 +595,10 @@ def test_status_rules_defaults():
     rules = StatusRules()
     assert (rules.degraded_below_score, rules.recover_margin) == (60.0, 5.0)
     assert (rules.degraded_after_failures, rules.disconnected_after_failures) == (3, 10)
+    assert rules.no_reply_after_failures == 2
     assert (rules.degraded_after_idle_s, rules.disconnected_after_idle_s) == (15.0, 60.0)
+    with pytest.raises(ValueError, match=r"^no_reply_after_failures: "):
+        StatusRules(no_reply_after_failures=11)
 
 
 def test_configs_are_frozen():
@@ -554,10 +622,11 @@ def test_configs_are_frozen():
         ({"loss_points_per_percent": math.inf}, "loss_points_per_percent"),
         ({"jitter_points_per_ms": -0.5}, "jitter_points_per_ms"),
         ({"jitter_points_per_ms": math.nan}, "jitter_points_per_ms"),
-        ({"excellent_min": 50.0}, "excellent_min"),  # below good_min 60
-        ({"fair_min": 70.0}, "excellent_min"),  # above good_min: the band order is named
-        ({"grade_a_min": 60.0}, "grade_a_min"),  # below grade_b_min 70
-        ({"grade_d_min": 55.0}, "grade_a_min"),
+        ({"excellent_min": 50.0}, "excellent_min"),  # below good_min 75
+        ({"fair_min": 80.0}, "excellent_min"),  # above good_min: the band order is named
+        ({"poor_min": -1.0}, "excellent_min"),
+        ({"excellent_min": 101.0}, "excellent_min"),
+        ({"score_method": "cubic"}, "score_method"),
         ({"jitter_method": "median"}, "jitter_method"),
         ({"stddev_jitter_samples": 1}, "stddev_jitter_samples"),
         ({"latency_smoothing": 0.0}, "latency_smoothing"),

@@ -235,7 +235,9 @@ def wait_for(check: Any, timeout: float = 10.0) -> Any:
 
 def status_of(http: httpx.Client, peer_id: str, wanted: str) -> dict[str, Any] | None:
     peer: dict[str, Any] = http.get(f"/api/metrics/peers/{peer_id}").json()
-    return peer if peer["status"] == wanted and peer["latency_ms"] is not None else None
+    measured = peer["latency_ms"] is not None
+    # A connected peer shows its latency; a disconnected one no stale figure.
+    return peer if peer["status"] == wanted and measured == (wanted == "connected") else None
 
 
 def test_two_agents_probe_each_other_and_see_one_go_and_come_back(
@@ -275,6 +277,12 @@ def test_two_agents_probe_each_other_and_see_one_go_and_come_back(
         gone = wait_for(lambda: status_of(first_http, "second", "disconnected"))
         assert gone is not None, "never marked disconnected"
         assert gone["packet_loss_percent"] > 0
+        assert gone["quality_score"] == 0
+        assert gone["grade"] == "F"
+        assert gone["status_reason"]["kind"] == "no_reply"
+        assert gone["jitter_ms"] is None
+        assert gone["mos"] is None
+        assert gone["last_measured_at"] is not None
 
         # Back on the same reflector port: measured as connected again.
         _, back_http, port = agent(processes, second_reflector)

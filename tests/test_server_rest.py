@@ -130,8 +130,8 @@ async def test_peer_figures_are_exactly_what_was_recorded(seeded: LiveServer):
         "smoothed_latency_ms": ALPHA_SMOOTHED,
         "jitter_ms": ALPHA_JITTER,
         "packet_loss_percent": ALPHA_LOSS,
-        "band": "good",
-        "grade": "B",
+        "band": "fair",
+        "grade": "C",
         "trend": "stable",
         "fps": None,
         "frame_time_ms": None,
@@ -143,7 +143,7 @@ async def test_peer_figures_are_exactly_what_was_recorded(seeded: LiveServer):
 
     bravo = await get_json(seeded, "/api/metrics/peers/bravo")
     assert close_to(bravo["quality_score"], BRAVO_SCORE)
-    assert (bravo["band"], bravo["grade"]) == ("good", "C")
+    assert (bravo["band"], bravo["grade"]) == ("fair", "C")  # one scale: fair is C
     assert close_to(bravo["mos"], mos(BRAVO_LATENCY, 0.0, 0.0))
     assert bravo["jitter_ms"] == 0.0
 
@@ -615,16 +615,17 @@ async def test_latency_and_system_history_take_from_to_and_step(clock: ManualClo
             (20.0, 35.0),
             (40.0, 55.0),
         ]
-        # The band of each bucket: +20 and +30 s hold 30 and 40 ms.
+        # The spread of each bucket: +20 and +30 s hold 30 and 40 ms.
         assert [
-            (b["timestamp"] - start, b["count"], b["min"], b["p50"], b["p95"], b["max"])
-            for b in stepped["bands"]
+            (b["timestamp"] - start, b["samples"], b["min"], b["p50"], b["p95"], b["max"])
+            for b in stepped["buckets"]
         ] == [
             (0.0, 1, 20.0, 20.0, 20.0, 20.0),
             (20.0, 2, 30.0, 40.0, 40.0, 40.0),
             (40.0, 2, 50.0, 60.0, 60.0, 60.0),
         ]
-        assert ranged["bands"] is None
+        assert all(b["sent"] == b["samples"] and b["lost"] == 0 for b in stepped["buckets"])
+        assert ranged["buckets"] is None
         empty = (
             await http.get(
                 "/api/metrics/peers/p/latency", params={"from": start + 40, "to": start + 5}

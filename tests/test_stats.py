@@ -222,21 +222,3 @@ def test_downsample_means_per_aligned_bucket_and_skips_empty_ones():
     for bad in (0.0, 1e-308, -1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="step"):
             downsample(points, bad)
-
-
-def test_bands_give_min_nearest_rank_percentiles_and_max_per_aligned_bucket():
-    from peerscope.core.stats import bands
-
-    # Bucket [100, 110): 20 samples 1..20 ms, shuffled; p50 = sorted[10] = 11,
-    # p95 = sorted[19] = 20. Bucket [120, 130): one sample.
-    values = [
-        float(v) for v in (7, 3, 20, 1, 15, 9, 12, 5, 18, 2, 11, 14, 4, 19, 6, 16, 8, 13, 10, 17)
-    ]
-    points = [(100.0 + k * 0.4, value) for k, value in enumerate(values)] + [(125.0, 42.0)]
-    assert bands(points, 10.0) == [
-        {"timestamp": 100.0, "count": 20, "min": 1.0, "p50": 11.0, "p95": 20.0, "max": 20.0},
-        {"timestamp": 120.0, "count": 1, "min": 42.0, "p50": 42.0, "p95": 42.0, "max": 42.0},
-    ]
-    assert bands([], 10.0) == []
-    with pytest.raises(ValueError, match="step"):
-        bands(points, 0.0)

@@ -54,6 +54,7 @@ class Agent:
             interval_s=settings.probe_interval,
             count=settings.probe_count,
             timeout_s=settings.probe_timeout,
+            tcp_refused=settings.tcp_refused,
         )
         self.reflector = (
             Reflector(

@@ -44,7 +44,7 @@ from peerscope.core.admission import (
     DEFAULT_RATE_LIMIT,
     parse_network,
 )
-from peerscope.core.probe_target import TWAMP_PORT, Method, ProbeTarget
+from peerscope.core.probe_target import TWAMP_PORT, Method, ProbeTarget, TcpRefused
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.validation import validate_id, validate_labels, validate_text
 
@@ -243,6 +243,11 @@ class Settings(BaseSettings):
     )
     probe_timeout: float = Field(
         2.0, ge=0.001, le=3600, description="Seconds before an unanswered probe is lost."
+    )
+    tcp_refused: TcpRefused = Field(
+        "fail",
+        description="What a refused TCP probe (the port is closed) is: a failed check, "
+        "reported as port_closed (fail), or a round trip that measures the path (reachable).",
     )
     peers: list[PeerSpec] = Field(
         default_factory=list,

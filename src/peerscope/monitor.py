@@ -25,6 +25,7 @@ from peerscope.config import Settings
 from peerscope.core import quality
 from peerscope.core.assessment import expire_probes
 from peerscope.core.model import Peer, ServerStats, Session, SystemSample
+from peerscope.core.peer_history import Bucket, peer_buckets
 from peerscope.core.sessions import SessionBook
 from peerscope.core.stats import Aggregate, aggregate
 from peerscope.core.validation import validate_id, validate_labels, validate_text
@@ -319,6 +320,16 @@ class Monitor(PeerTable):
         with self._lock:
             peer = self._known_peer(peer_id)
             return list(peer.latency.window(duration_s, now))
+
+    def peer_history(self, peer_id: str, start: float, end: float, step: float) -> list[Bucket]:
+        """The peer's ``(start, end]`` in ``step``-second buckets: samples, probes sent and
+        lost, loss %, latency spread, jitter, score and MOS of each (see
+        :mod:`peerscope.core.peer_history`)."""
+        with self._lock:
+            peer = self._known_peer(peer_id)
+            samples = list(peer.latency)
+            losses = [] if peer.losses is None else [t for t, _ in peer.losses]
+        return peer_buckets(samples, losses, start, end, step, self.settings.quality)
 
     def latency_stats(self, peer_id: str, window_s: float) -> Aggregate:
         now = self._clock()

@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 from peerscope.config import Settings
 from peerscope.core import quality
 from peerscope.core.assessment import Assessor, expire_probes
 from peerscope.core.loss import Arrival, LossTracker
-from peerscope.core.model import Peer, PeerKind
+from peerscope.core.model import Peer, PeerKind, ProblemKind
 from peerscope.core.quality import Status
 from peerscope.core.series import Series
 from peerscope.core.sessions import SessionBook
@@ -40,6 +40,9 @@ Direction = Literal["in", "out"]
 T = TypeVar("T")
 # Peers per hold of the lock in a read of every peer: ~1 ms with all of them changed.
 SCAN_SLICE = 128
+# A failure's detail may quote a host name of up to 256 characters and the resolver's message.
+MAX_DETAIL_LENGTH = 1024
+PROBLEM_KINDS: tuple[ProblemKind, ...] = get_args(ProblemKind)
 
 
 class UnknownPeerError(KeyError):
@@ -305,6 +308,51 @@ class PeerTable:
             lock.release()
         return arrivals
 
+    def record_probe_failure(self, peer_id: str, seq: int, kind: ProblemKind, detail: str) -> None:
+        """The target itself said no to probe ``seq``: ``port_closed`` (a TCP connection
+        refused) or ``unresolved`` (its name does not resolve), ``detail`` saying more.
+
+        The probe is lost now rather than at its timeout, and a failed measurement; the
+        peer's ``status_reason`` names the problem until its next successful sample. A probe
+        no longer in flight (timed out already, or never announced) was counted when it
+        timed out, or is not counted: only the reason is kept.
+        """
+        self.record_probe_failures(((peer_id, seq, kind, detail),))
+
+    def record_probe_failures(
+        self, failures: Iterable[tuple[str, int, ProblemKind, str]], *, known_only: bool = False
+    ) -> None:
+        """:meth:`record_probe_failure` for many (peer_id, seq, kind, detail) at once, with
+        one clock read; every item is checked before any is recorded. ``known_only`` as for
+        :meth:`record_probe_replies`."""
+        checked = [
+            (
+                _check_key(peer_id),
+                validate_count(seq, "seq"),
+                _problem_kind(kind),
+                validate_text(detail, "detail", max_length=MAX_DETAIL_LENGTH),
+            )
+            for peer_id, seq, kind, detail in failures
+        ]
+        now = self._clock()
+        peers = self._peers
+        with self._lock:
+            for peer_id, seq, kind, detail in checked:
+                peer = peers.get(peer_id)
+                if peer is None:
+                    if known_only:
+                        continue
+                    peer = self._peer_for_recording(peer_id, now)
+                # Expire first, as for a reply: a probe past its timeout was lost then, and
+                # is not counted again now.
+                expire_probes(peer, now)
+                sent_at = peer.loss.refused(seq)
+                if sent_at is not None:
+                    peer.note_loss(sent_at)
+                    peer.consecutive_failures += 1
+                peer.problem = (kind, detail)
+                peer.dirty = True
+
     def record_traffic(
         self,
         peer_id: str,
@@ -449,6 +497,13 @@ class PeerTable:
         self._status_counts[previous] -= 1
         self._status_counts[status] += 1
         self._bus.emit(PeerStatusChanged(peer.peer_id, previous, status, now))
+
+
+def _problem_kind(kind: object) -> ProblemKind:
+    for known in PROBLEM_KINDS:
+        if kind == known:
+            return known
+    raise ValueError(f"kind: must be 'port_closed' or 'unresolved', got {preview(kind)}")
 
 
 def _check_key(peer_id: object) -> str:

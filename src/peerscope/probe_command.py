@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from peerscope.core.probe_target import METHODS, ProbeTarget
-from peerscope.probe.method_protocol import resolve
+from peerscope.probe.method_protocol import does_not_resolve, resolve
 from peerscope.probe.one_shot import ProbeResult, probe_series
 from peerscope.probe.report import result_line, summarize, summary_lines
 
@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2.0,
         metavar="S",
         help="seconds to wait for each reply (default 2.0)",
+    )
+    parser.add_argument(
+        "--tcp-refused",
+        choices=("fail", "reachable"),
+        default="fail",
+        help="a refused TCP connection (closed port) is a lost probe (fail, the default) or "
+        "a round trip that measures the path (reachable)",
     )
     parser.add_argument(
         "--json",
@@ -96,12 +103,14 @@ async def _collect(target: ProbeTarget, args: argparse.Namespace) -> list[ProbeR
     try:
         await resolve(target, socket.SOCK_DGRAM)
     except OSError as error:
-        raise ValueError(
-            f"address: {target.host!r} does not resolve: {error.strerror or error}"
-        ) from None
+        raise ValueError(f"address: {does_not_resolve(target.host, error)}") from None
     results: list[ProbeResult] = []
     series = probe_series(
-        target, count=args.count, interval_s=args.interval, timeout_s=args.timeout
+        target,
+        count=args.count,
+        interval_s=args.interval,
+        timeout_s=args.timeout,
+        tcp_refused=args.tcp_refused,
     )
     if not args.json:
         print(
@@ -122,6 +131,6 @@ async def _collect(target: ProbeTarget, args: argparse.Namespace) -> list[ProbeR
         async for result in series:
             results.append(result)
             progress.console.print(result_line(result), highlight=False)
-            if result.arrival in ("on_time", "timeout"):
+            if result.arrival not in ("late", "duplicate"):  # each probe's first outcome
                 progress.advance(task)
     return results

@@ -126,12 +126,12 @@ class Assessor:
             self._fold_many(peer, count)
         latency = peer.smoothed_latency_ms
         new_score: float | None = None
-        if peer.consecutive_failures >= self._no_reply:
+        failures = peer.consecutive_failures
+        if failures >= self._no_reply or (failures and latency is None):
+            # No reply lately, or never one: nothing came back, whatever came before.
             new_score = peer.quality_score = 0.0
-        elif latency is None:
-            pass
-        elif not count and self._stale(peer, now):
-            peer.quality_score = None
+        elif latency is None or (not count and self._stale(peer, now)):
+            peer.quality_score = None  # unknown: nothing measured (lately)
         else:
             config = self.config
             jitter = current_jitter(peer, config) if self._stddev_jitter else peer.jitter_ms
@@ -170,9 +170,9 @@ class Assessor:
         return changed
 
     def _stale(self, peer: Peer, now: float) -> bool:
-        """No successful sample within the status window (or none at all)."""
+        """Measured, but not within the status window."""
         last = peer.latency.newest_time()
-        return last is None or now - last >= self._window
+        return last is not None and now - last >= self._window
 
     def unanswered(self, peer: Peer, now: float) -> bool:
         """Its last measurements failed, or nothing was heard from it for the status window."""
@@ -290,7 +290,7 @@ class Assessor:
         last_measured = peer.latency.newest_time()
         shown = not (self.unanswered(peer, now) or self._stale(peer, now))
         latency = peer.smoothed_latency_ms if shown else None
-        jitter = current_jitter(peer, config) if shown else None
+        jitter = None if latency is None else current_jitter(peer, config)
         loss = peer.loss_percent
         reason, text = status_reason(
             now=now,

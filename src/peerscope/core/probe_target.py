@@ -11,6 +11,9 @@ from peerscope.core.validation import validate_id, validate_labels, validate_tex
 
 Method = Literal["twamp", "icmp", "tcp"]
 METHODS: tuple[Method, ...] = get_args(Method)
+# What a refused TCP connection (RST) means: a failed check (the port is closed) or a round
+# trip like any other (the RST crossed the path a SYN-ACK would have).
+TcpRefused = Literal["fail", "reachable"]
 TWAMP_PORT = 8701  # peerscope's reflector port (RFC 5357 leaves the test port to the session)
 
 

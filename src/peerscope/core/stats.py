@@ -68,18 +68,9 @@ def aggregate(points: Iterable[tuple[float, float]], window_s: float, now: float
     )
 
 
-class Band(TypedDict):
-    """The spread of one ``step``-second bucket: what a SmokePing-style chart draws."""
-
-    timestamp: float
-    count: int
-    min: float
-    p50: float
-    p95: float
-    max: float
-
-
-def _buckets(points: Iterable[tuple[float, float]], step: float) -> list[tuple[float, list[float]]]:
+def group_by_step(
+    points: Iterable[tuple[float, float]], step: float
+) -> list[tuple[float, list[float]]]:
     """Values grouped by ``step``-second bucket, each stamped with its start, oldest first.
 
     Buckets are aligned to multiples of ``step`` (so two queries agree on them); empty
@@ -94,26 +85,5 @@ def _buckets(points: Iterable[tuple[float, float]], step: float) -> list[tuple[f
 
 
 def downsample(points: Iterable[tuple[float, float]], step: float) -> list[tuple[float, float]]:
-    """The mean of each ``step``-second bucket (see :func:`_buckets`), oldest first."""
-    return [(start, sum(values) / len(values)) for start, values in _buckets(points, step)]
-
-
-def bands(points: Iterable[tuple[float, float]], step: float) -> list[Band]:
-    """min, p50, p95 and max of each ``step``-second bucket, oldest first.
-
-    Percentiles are :func:`nearest_rank`, as everywhere else in peerscope.
-    """
-    found: list[Band] = []
-    for start, values in _buckets(points, step):
-        values.sort()
-        found.append(
-            Band(
-                timestamp=start,
-                count=len(values),
-                min=values[0],
-                p50=nearest_rank(values, 0.50),
-                p95=nearest_rank(values, 0.95),
-                max=values[-1],
-            )
-        )
-    return found
+    """The mean of each ``step``-second bucket (see :func:`group_by_step`), oldest first."""
+    return [(start, sum(values) / len(values)) for start, values in group_by_step(points, step)]

@@ -44,11 +44,11 @@ def validate_id(value: object, field_name: str = "peer_id") -> str:
     return value
 
 
-def validate_text(value: object, field_name: str) -> str:
-    """Display text (names, addresses): 1–256 printable characters."""
-    if not (isinstance(value, str) and 1 <= len(value) <= MAX_TEXT_LENGTH and value.isprintable()):
+def validate_text(value: object, field_name: str, *, max_length: int = MAX_TEXT_LENGTH) -> str:
+    """Display text (names, addresses): 1–256 (``max_length``) printable characters."""
+    if not (isinstance(value, str) and 1 <= len(value) <= max_length and value.isprintable()):
         raise ValueError(
-            f"{field_name}: must be 1-{MAX_TEXT_LENGTH} printable characters, got {preview(value)}"
+            f"{field_name}: must be 1-{max_length} printable characters, got {preview(value)}"
         )
     return value
 

@@ -19,7 +19,13 @@ from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
 from peerscope.core.probe_target import ProbeTarget
-from peerscope.probe.method_protocol import Background, ReplyHandler, ResolveHandler, resolve
+from peerscope.probe.method_protocol import (
+    Background,
+    FailureHandler,
+    ReplyHandler,
+    ResolveHandler,
+    address_of,
+)
 from peerscope.probe.udp import enable_timestamps, kernel_arrival_ns
 
 logger = logging.getLogger(__name__)
@@ -43,10 +49,13 @@ class IcmpPinger:
         timeout_s: float,
         on_reply: ReplyHandler,
         on_resolved: ResolveHandler | None = None,
+        on_failure: FailureHandler | None = None,
     ) -> None:
         if self.unavailable is not None:
             return
-        self._background.spawn(self._ping(target, seq, timeout_s, on_reply, on_resolved))
+        self._background.spawn(
+            self._ping(target, seq, timeout_s, on_reply, on_resolved, on_failure)
+        )
 
     def _open(self, family: int) -> Any:
         """An icmplib socket of whichever kind this process may open; None if neither."""
@@ -74,11 +83,15 @@ class IcmpPinger:
         timeout_s: float,
         on_reply: ReplyHandler,
         on_resolved: ResolveHandler | None,
+        on_failure: FailureHandler | None,
     ) -> None:
+        address = await address_of(target, socket.SOCK_RAW, seq, on_resolved, on_failure)
+        if address is None:
+            return
+        family, (ip, _) = address
         try:
-            family, (ip, _) = await resolve(target, socket.SOCK_RAW, on_resolved)
             icmp = self._open(family)
-        except (ICMPLibError, OSError) as error:  # unresolvable, or e.g. no IPv6 here
+        except (ICMPLibError, OSError) as error:  # e.g. no IPv6 here
             logger.debug("ICMP probe to %s not sent: %s", target.host, error)
             return
         if icmp is None:

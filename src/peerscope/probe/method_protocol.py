@@ -1,5 +1,6 @@
-"""The ProbeMethod protocol every probe method offers (fire a probe now, hear of its reply
-later), and what the methods share: the look-up of a target's address, their background tasks.
+"""The ProbeMethod protocol every probe method offers (fire a probe now, hear of its reply or
+of the target's refusal later), and what the methods share: the look-up of a target's
+address, their background tasks.
 
 The methods themselves are opened by name in :mod:`peerscope.probe.method_factory`.
 """
@@ -11,12 +12,17 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from peerscope.core.model import ProblemKind
 from peerscope.core.probe_target import ProbeTarget
 
 ReplyHandler = Callable[[int, float], None]
 """Called with (seq, rtt_ms) for every reply, on the event loop; late and duplicate ones too."""
 ResolveHandler = Callable[[OSError | None], None]
 """Told how each look-up of a target's name went: None if it resolved, else the error."""
+FailureHandler = Callable[[int, ProblemKind, str], None]
+"""Called with (seq, kind, detail), on the event loop, when probe ``seq`` failed for a reason
+the target itself gave: ``port_closed`` (a TCP connection refused), ``unresolved`` (its name
+does not resolve; the detail is :func:`does_not_resolve`'s sentence)."""
 
 
 class ProbeMethod(Protocol):
@@ -27,13 +33,15 @@ class ProbeMethod(Protocol):
         timeout_s: float,
         on_reply: ReplyHandler,
         on_resolved: ResolveHandler | None = None,
+        on_failure: FailureHandler | None = None,
     ) -> None:
         """Send probe ``seq`` to ``target`` without blocking; a reply calls ``on_reply``.
 
-        No reply (lost, refused, unresolvable host) calls nothing: the caller's timeout
-        decides. A host name is looked up first, and ``on_resolved`` told how that went
-        (a name that does not resolve is the one failure that is not the network's).
-        Never raises for network trouble.
+        A host name is looked up first, and ``on_resolved`` told how that went. A probe the
+        target itself said no to (a name that does not resolve, a refused connection) calls
+        ``on_failure`` at once, so the caller can say why rather than wait for the timeout.
+        No answer at all (lost on the way, no one there) calls nothing: the caller's timeout
+        decides. Never raises for network trouble.
         """
 
     async def close(self) -> None:
@@ -63,6 +71,29 @@ async def resolve(
         on_resolved(None)
     family, _, _, _, sockaddr = infos[0]
     return family, (str(sockaddr[0]), int(sockaddr[1]))
+
+
+async def address_of(
+    target: ProbeTarget,
+    kind: socket.SocketKind,
+    seq: int,
+    on_resolved: ResolveHandler | None,
+    on_failure: FailureHandler | None,
+) -> tuple[int, tuple[str, int]] | None:
+    """:func:`resolve` for probe ``seq``: None, its ``on_failure`` told, when the name does
+    not resolve."""
+    try:
+        return await resolve(target, kind, on_resolved)
+    except OSError as error:
+        if on_failure is not None:
+            on_failure(seq, "unresolved", does_not_resolve(target.host, error))
+        return None
+
+
+def does_not_resolve(host: str, error: OSError) -> str:
+    """The sentence for a name the resolver refused, e.g. ``'db.lan' does not resolve: Name
+    or service not known``."""
+    return f"{host!r} does not resolve: {error.strerror or error}"
 
 
 def family_of(ip_version: int) -> int:

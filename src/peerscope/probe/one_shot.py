@@ -10,15 +10,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from peerscope.core.probe_target import ProbeTarget
+from peerscope.core.model import ProblemKind
+from peerscope.core.probe_target import ProbeTarget, TcpRefused
 from peerscope.probe.method_factory import open_method
 
-Outcome = Literal["on_time", "late", "duplicate", "timeout"]
+Outcome = Literal["on_time", "late", "duplicate", "timeout", "port_closed", "unresolved"]
 
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """One event of a series: a reply to probe ``seq``, or its timeout (``rtt_ms`` None).
+    """One event of a series: a reply to probe ``seq``, its timeout (``rtt_ms`` None), or
+    its target's no (``port_closed``: a refused TCP connection; ``unresolved``: the name
+    did not resolve; ``rtt_ms`` None, ``detail`` saying more).
 
     A reply after its timeout comes as a second result, ``late``; a second reply to one
     probe as ``duplicate``.
@@ -27,15 +30,21 @@ class ProbeResult:
     seq: int
     rtt_ms: float | None
     arrival: Outcome
+    detail: str | None = None
 
 
 async def probe_series(
-    target: ProbeTarget, *, count: int, interval_s: float, timeout_s: float
+    target: ProbeTarget,
+    *,
+    count: int,
+    interval_s: float,
+    timeout_s: float,
+    tcp_refused: TcpRefused = "fail",
 ) -> AsyncIterator[ProbeResult]:
     """Send ``count`` probes ``interval_s`` apart, yielding results as they happen.
 
-    Ends when every probe has been answered or has timed out; replies after that are not
-    waited for.
+    Ends when every probe has been answered, refused or has timed out; replies after that
+    are not waited for. ``tcp_refused`` as for :mod:`peerscope.probe.tcp`.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count: must be an integer >= 1, got {count!r}")
@@ -46,7 +55,7 @@ async def probe_series(
     events: asyncio.Queue[ProbeResult] = asyncio.Queue()
     answered: set[int] = set()
     timed_out: set[int] = set()
-    settled: set[int] = set()  # probes whose outcome is known: answered or timed out
+    settled: set[int] = set()  # probes whose outcome is known: answered, failed, timed out
 
     def on_reply(seq: int, rtt_ms: float) -> None:
         if seq in answered:
@@ -56,20 +65,25 @@ async def probe_series(
         settled.add(seq)
         events.put_nowait(ProbeResult(seq, rtt_ms, "late" if seq in timed_out else "on_time"))
 
+    def on_failure(seq: int, kind: ProblemKind, detail: str) -> None:
+        if seq not in settled:  # after its timeout, a no adds nothing to "timeout"
+            settled.add(seq)
+            events.put_nowait(ProbeResult(seq, None, kind, detail))
+
     def on_timeout(seq: int) -> None:
-        if seq not in answered:
+        if seq not in settled:
             timed_out.add(seq)
             settled.add(seq)
             events.put_nowait(ProbeResult(seq, None, "timeout"))
 
-    method = open_method(target.method)
+    method = open_method(target.method, tcp_refused=tcp_refused)
     timers: list[asyncio.TimerHandle] = []
 
     async def send_all() -> None:
         start = loop.time()
         for seq in range(count):
             await asyncio.sleep(max(0.0, start + seq * interval_s - loop.time()))
-            method.send(target, seq, timeout_s, on_reply)
+            method.send(target, seq, timeout_s, on_reply, on_failure=on_failure)
             timers.append(loop.call_later(timeout_s, on_timeout, seq))
 
     sender = loop.create_task(send_all())

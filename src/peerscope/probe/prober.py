@@ -12,9 +12,11 @@ that list (two binary searches), with no per-probe priority queue.
 
 Every probe is announced to the sink before it leaves, and every reply is handed over
 once the loop's wake-up that read it is over; the sink's timeouts decide what is lost, so
-late replies, reordering and duplicates are judged in one place. Both go over in batches
-(the probes of one wake-up, the replies read in one), so the Monitor's lock and clock are
-taken once per batch, not per probe.
+late replies, reordering and duplicates are judged in one place. A probe its target said no
+to (a refused TCP port, a name that does not resolve) is handed over the same way as a
+failure, lost at once with the reason, rather than left to time out as silent loss. All go
+over in batches (the probes of one wake-up, the replies and failures heard in one), so the
+Monitor's lock and clock are taken once per batch, not per probe.
 
 Not thread-safe: call ``add``/``remove`` from the event loop's thread (or before ``start``).
 """
@@ -28,9 +30,16 @@ import math
 from dataclasses import dataclass, field
 from functools import partial
 
-from peerscope.core.probe_target import Method, ProbeTarget
+from peerscope.core.model import ProblemKind
+from peerscope.core.probe_target import Method, ProbeTarget, TcpRefused
 from peerscope.probe.method_factory import open_method
-from peerscope.probe.method_protocol import ProbeMethod, ReplyHandler, ResolveHandler
+from peerscope.probe.method_protocol import (
+    FailureHandler,
+    ProbeMethod,
+    ReplyHandler,
+    ResolveHandler,
+    does_not_resolve,
+)
 from peerscope.probe.sink import ProbeSink
 
 logger = logging.getLogger(__name__)
@@ -59,13 +68,24 @@ class _Entry:
     unresolved: str | None = None  # why its name does not resolve, while it does not
     on_reply: ReplyHandler = field(init=False)  # Prober._on_reply bound to this entry
     on_resolved: ResolveHandler = field(init=False)  # Prober._on_resolved bound to it
+    on_failure: FailureHandler = field(init=False)  # Prober._on_failure bound to it
 
 
 class Prober:
-    """Probes targets and records the results in ``sink`` (a Monitor)."""
+    """Probes targets and records the results in ``sink`` (a Monitor).
+
+    ``tcp_refused``: whether a refused TCP connection is a failed probe (``"fail"``) or a
+    round trip (``"reachable"``); see :mod:`peerscope.probe.tcp`.
+    """
 
     def __init__(
-        self, sink: ProbeSink, *, interval_s: float = 1.0, count: int = 1, timeout_s: float = 2.0
+        self,
+        sink: ProbeSink,
+        *,
+        interval_s: float = 1.0,
+        count: int = 1,
+        timeout_s: float = 2.0,
+        tcp_refused: TcpRefused = "fail",
     ) -> None:
         if not 0.001 <= interval_s <= 3600:
             raise ValueError(f"interval_s: must be within 0.001..3600, got {interval_s!r}")
@@ -73,10 +93,13 @@ class Prober:
             raise ValueError(f"count: must be an integer within 1..100, got {count!r}")
         if not 0.001 <= timeout_s <= 3600:
             raise ValueError(f"timeout_s: must be within 0.001..3600, got {timeout_s!r}")
+        if tcp_refused not in ("fail", "reachable"):
+            raise ValueError(f"tcp_refused: must be 'fail' or 'reachable', got {tcp_refused!r}")
         self.sink = sink
         self.interval_s = interval_s
         self.count = count
         self.timeout_s = timeout_s
+        self.tcp_refused = tcp_refused
         self._cycle_ns = max(1, round(interval_s / count * 1e9))  # the spacing
         self._entries: dict[str, _Entry] = {}
         self._added = 0
@@ -85,7 +108,9 @@ class Prober:
         self._offsets: list[int] = []
         self._methods: dict[Method, ProbeMethod] = {}
         self._task: asyncio.Task[None] | None = None
-        self._replies: list[tuple[_Entry, int, float]] = []  # read, not yet given to the sink
+        # Heard of, not yet given to the sink (see _hand_over).
+        self._replies: list[tuple[_Entry, int, float]] = []
+        self._failures: list[tuple[_Entry, int, ProblemKind, str]] = []
         self.sent = 0
 
     @property
@@ -139,6 +164,7 @@ class Prober:
             previous.active = False
         entry.on_reply = partial(self._on_reply, entry)
         entry.on_resolved = partial(self._on_resolved, entry)
+        entry.on_failure = partial(self._on_failure, entry)
         self._entries[target.peer_id] = entry
 
     def remove(self, peer_id: str) -> bool:
@@ -170,21 +196,27 @@ class Prober:
         )
 
     def _on_reply(self, entry: _Entry, seq: int, rtt_ms: float) -> None:
-        replies = self._replies
-        if not replies:  # the first of this wake-up's replies: hand them all over after it
-            asyncio.get_running_loop().call_soon(self._flush_replies)
-        replies.append((entry, seq, rtt_ms))
+        if not self._replies and not self._failures:
+            # The first outcome of this wake-up: hand them all over after it.
+            asyncio.get_running_loop().call_soon(self._hand_over)
+        self._replies.append((entry, seq, rtt_ms))
+
+    def _on_failure(self, entry: _Entry, seq: int, kind: ProblemKind, detail: str) -> None:
+        if not self._replies and not self._failures:
+            asyncio.get_running_loop().call_soon(self._hand_over)
+        self._failures.append((entry, seq, kind, detail))
 
     def _on_resolved(self, entry: _Entry, error: OSError | None) -> None:
-        """Say once that a name does not resolve (its probes are not lost: none are sent),
-        and once that it does again; the rounds between repeat nothing."""
+        """Say once that a name does not resolve (no packet goes: each probe is a failure
+        the peer's reason explains), and once that it does again; the rounds between
+        repeat nothing."""
         target = entry.target
         if error is None:
             if entry.unresolved is not None:
                 entry.unresolved = None
                 logger.info("peerscope: peer %r: %r resolves again", target.peer_id, target.host)
             return
-        reason = f"{target.host!r} does not resolve: {error.strerror or error}"
+        reason = does_not_resolve(target.host, error)
         if entry.unresolved is None and entry.active:
             logger.warning(
                 "peerscope: peer %r: %s; no probes go to %s until it does",
@@ -194,14 +226,32 @@ class Prober:
             )
         entry.unresolved = reason
 
-    def _flush_replies(self) -> None:
+    def _hand_over(self) -> None:
+        """Give the sink the failures and replies heard since the last call. Failures go
+        first: a reply heard in the same wake-up shows the target answers after all, and
+        clears the reason they set (the next probe refused sets it again)."""
         replies, self._replies = self._replies, []
-        # A reply to a target since removed (or replaced), or to a peer the Monitor has
-        # dropped, must not bring its peer back.
-        self.sink.record_probe_replies(
-            [(entry.target.peer_id, seq, rtt_ms) for entry, seq, rtt_ms in replies if entry.active],
-            known_only=True,
-        )
+        failures, self._failures = self._failures, []
+        # An outcome for a target since removed (or replaced), or for a peer the Monitor
+        # has dropped, must not bring its peer back.
+        if failures:
+            self.sink.record_probe_failures(
+                [
+                    (entry.target.peer_id, seq, kind, detail)
+                    for entry, seq, kind, detail in failures
+                    if entry.active
+                ],
+                known_only=True,
+            )
+        if replies:
+            self.sink.record_probe_replies(
+                [
+                    (entry.target.peer_id, seq, rtt_ms)
+                    for entry, seq, rtt_ms in replies
+                    if entry.active
+                ],
+                known_only=True,
+            )
 
     # --- the schedule -------------------------------------------------------------------------
 
@@ -273,8 +323,12 @@ class Prober:
             try:
                 method = self._methods.get(target.method)
                 if method is None:
-                    method = self._methods[target.method] = open_method(target.method)
-                method.send(target, seq, self.timeout_s, entry.on_reply, entry.on_resolved)
+                    method = self._methods[target.method] = open_method(
+                        target.method, tcp_refused=self.tcp_refused
+                    )
+                method.send(
+                    target, seq, self.timeout_s, entry.on_reply, entry.on_resolved, entry.on_failure
+                )
             except Exception:  # one target's trouble must not stop every other's probes
                 logger.exception("peerscope: probing %s failed", target.address)
         self.sent += len(ready)

@@ -19,6 +19,9 @@ DEFAULT_CONFIG = QualityConfig()
 class Summary:
     """What a series found. Round-trip figures are None when nothing was answered.
 
+    ``refused`` probes (a closed TCP port) and ``unresolved`` ones are lost, as their
+    target said so, not only as the network did.
+
     ``mdev_ms`` is the population standard deviation, as iputils ping prints it; jitter is
     RFC 3550's running estimate over the replies in sequence order; score and MOS judge the
     average RTT with that jitter and the loss, as the Monitor judges a peer.
@@ -29,6 +32,8 @@ class Summary:
     loss_percent: float
     late: int
     duplicates: int
+    refused: int
+    unresolved: int
     min_ms: float | None
     avg_ms: float | None
     max_ms: float | None
@@ -45,10 +50,14 @@ def summarize(
 ) -> Summary:
     """Summarise a series of ``sent`` probes from its results (in any order)."""
     first: dict[int, float] = {}  # seq -> RTT of its first reply
-    late = duplicates = 0
+    late = duplicates = refused = unresolved = 0
     for result in results:
         if result.arrival == "duplicate":
             duplicates += 1
+        elif result.arrival == "port_closed":
+            refused += 1
+        elif result.arrival == "unresolved":
+            unresolved += 1
         elif result.rtt_ms is not None:
             first.setdefault(result.seq, result.rtt_ms)
             late += result.arrival == "late"
@@ -61,15 +70,17 @@ def summarize(
             loss,
             late,
             duplicates,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
+            refused,
+            unresolved,
+            min_ms=None,
+            avg_ms=None,
+            max_ms=None,
+            mdev_ms=None,
+            jitter_ms=None,
+            mos=None,
+            quality_score=None,
+            grade=None,
+            band=None,
         )
     rtts = [first[seq] for seq in sorted(first)]
     jitter = 0.0
@@ -83,6 +94,8 @@ def summarize(
         loss,
         late,
         duplicates,
+        refused,
+        unresolved,
         min(rtts),
         average,
         max(rtts),
@@ -96,7 +109,12 @@ def summarize(
 
 
 def result_line(result: ProbeResult) -> str:
-    """One probe as ping prints it: ``seq=3 rtt=0.412 ms`` or ``seq=4 timeout``."""
+    """One probe as ping prints it: ``seq=3 rtt=0.412 ms``, ``seq=4 timeout``, ``seq=5
+    refused (port closed)`` or ``seq=6 'db.lan' does not resolve: …``."""
+    if result.arrival == "port_closed":
+        return f"seq={result.seq} refused (port closed)"
+    if result.arrival == "unresolved":
+        return f"seq={result.seq} {result.detail}"
     if result.rtt_ms is None:
         return f"seq={result.seq} timeout"
     suffix = {"on_time": "", "late": " (late)", "duplicate": " (DUP!)"}[result.arrival]
@@ -108,6 +126,8 @@ def summary_lines(address: str, method: str, summary: Summary) -> list[str]:
         f"--- {address} {method} probe statistics ---",
         f"{summary.sent} probes sent, {summary.received} received, "
         f"{summary.loss_percent:.1f}% loss"
+        + (f", {summary.refused} refused (port closed)" if summary.refused else "")
+        + (f", {summary.unresolved} unresolved" if summary.unresolved else "")
         + (f", {summary.late} late" if summary.late else "")
         + (f", {summary.duplicates} duplicates" if summary.duplicates else ""),
     ]

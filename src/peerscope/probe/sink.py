@@ -1,4 +1,5 @@
-"""What the Prober needs of whoever takes its probes: registering peers and recording probes.
+"""What the Prober needs of whoever takes its probes: registering peers and recording probes,
+their replies and the failures their targets reported.
 
 :class:`peerscope.monitor.Monitor` is one (structurally: it does not import this module); a
 test or another store can be another. The Prober knows nothing else of the Monitor, so the
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from peerscope.core.loss import Arrival
-from peerscope.core.model import PeerKind
+from peerscope.core.model import PeerKind, ProblemKind
 
 
 class ProbeSink(Protocol):
@@ -43,3 +44,10 @@ class ProbeSink(Protocol):
     ) -> list[Arrival]:
         """(peer_id, seq, rtt_ms) of each reply; how each one arrived, in order.
         ``known_only``: replies for peers not registered (any more) are left out."""
+
+    def record_probe_failures(
+        self, failures: Iterable[tuple[str, int, ProblemKind, str]], *, known_only: bool = False
+    ) -> None:
+        """(peer_id, seq, kind, detail) of each probe its target said no to (a refused port,
+        a name that does not resolve): lost at once, and the peer's reason says why.
+        ``known_only`` as for :meth:`record_probe_replies`."""

@@ -40,10 +40,11 @@ import time
 from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe.method_protocol import (
     Background,
+    FailureHandler,
     ReplyHandler,
     ResolveHandler,
+    address_of,
     family_of,
-    resolve,
 )
 from peerscope.probe.twamp import ERROR_ESTIMATE, SENDER_PADDING, reply_seq_and_hold
 from peerscope.probe.twamp import ntp_from_unix_ns as ntp
@@ -174,6 +175,7 @@ class TwampSender:
         timeout_s: float,
         on_reply: ReplyHandler,
         on_resolved: ResolveHandler | None = None,
+        on_failure: FailureHandler | None = None,
     ) -> None:
         """Send probe ``seq`` to a TWAMP reflector: at once to an IP, after lookup to a name."""
         if target.ip_version is not None and target.port is not None:
@@ -181,7 +183,9 @@ class TwampSender:
                 family_of(target.ip_version), (target.host, target.port), seq, timeout_s, on_reply
             )
         else:
-            self._background.spawn(self._send_later(target, seq, timeout_s, on_reply, on_resolved))
+            self._background.spawn(
+                self._send_later(target, seq, timeout_s, on_reply, on_resolved, on_failure)
+            )
 
     async def _send_later(
         self,
@@ -190,13 +194,12 @@ class TwampSender:
         timeout_s: float,
         on_reply: ReplyHandler,
         on_resolved: ResolveHandler | None,
+        on_failure: FailureHandler | None,
     ) -> None:
-        try:
-            family, address = await resolve(target, socket.SOCK_DGRAM, on_resolved)
-        except OSError as error:
-            logger.debug("TWAMP probe to %s not sent: %s", target.address, error)
-            return
-        self._send_now(family, address, seq, timeout_s, on_reply)
+        resolved = await address_of(target, socket.SOCK_DGRAM, seq, on_resolved, on_failure)
+        if resolved is not None:
+            family, address = resolved
+            self._send_now(family, address, seq, timeout_s, on_reply)
 
     def _endpoint(self, family: int) -> UdpEndpoint | None:
         endpoint = self._endpoints.get(family)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from peerscope.core.history import SYSTEM_SERIES
 from peerscope.core.model import Peer, ServerStats
-from peerscope.core.stats import aggregate, bands, downsample
+from peerscope.core.stats import aggregate, downsample
 from peerscope.core.validation import MAX_COUNT, preview, validate_number
 from peerscope.message import MetricsMessage, PeerDetail, system_entry
 from peerscope.monitor import Monitor
@@ -311,7 +311,7 @@ def build_router(
             "to": end,
             "step": step,
             "data": as_points(points, step),
-            "bands": None if step is None else bands(points, step),
+            "buckets": None if step is None else monitor.peer_history(raw_id, start, end, step),
             "stats": aggregate(points, end - start, end),
         }
 

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 
 # The shapes the API returns as the Monitor gives them (the message's TypedDicts, the core's
 # records): one definition each.
-from peerscope.core.stats import Aggregate, Band
+from peerscope.core.peer_history import Bucket
+from peerscope.core.stats import Aggregate
 from peerscope.message import NetworkEntry, PeerEntry, SystemEntry
 
 
@@ -94,9 +95,10 @@ class TimeRange(BaseModel):
 class LatencyHistory(TimeRange):
     peer_id: str
     data: list[Point]
-    bands: list[Band] | None = Field(
-        description="With `step`: min, p50, p95 and max of each bucket (the dashboard's "
-        "latency band); null without."
+    buckets: list[Bucket] | None = Field(
+        description="With `step`: each bucket's samples, probes sent and lost, loss %, "
+        "latency min/p50/p95/max, jitter, score and MOS; `outage` when probes went out and "
+        "none came back. Null without `step`."
     )
     stats: Aggregate
 
