@@ -61,7 +61,8 @@ export class TimeChart {
       legend: { live: true },
       scales: {
         x: { time: true, range: () => [this.now - this.span, this.now] },
-        y: { range: (u, min, max) => [Math.min(0, min ?? 0), Math.max(max ?? 1, 1e-9)] },
+        // From 0 (or below), and to 1 while every value is 0 (a flat jitter of 0 ms).
+        y: { range: (u, min, max) => [Math.min(0, min ?? 0), max > 0 ? max : 1] },
       },
       axes: [
         { label: "local time", labelSize: 16 },

@@ -73,6 +73,7 @@ export class PeerDetail {
     this.past = null; // readBuckets' columns: the complete buckets last read
     this.pastEnd = -Infinity; // where the complete buckets end (server time)
     this.live = []; // [{time, latencyMs, jitterMs, quality, mos}] since pastEnd
+    this.shownAt = -Infinity; // the time of the figures shown
     this.lastRead = -Infinity;
     this.lastPast = -Infinity;
     this.reading = false;
@@ -147,7 +148,9 @@ export class PeerDetail {
   }
 
   showPeer(peer, now) {
-    if (peer.id !== this.id) return;
+    // A REST read that comes back after a newer frame is older news: dropped.
+    if (peer.id !== this.id || now <= this.shownAt) return;
+    this.shownAt = now;
     setText(this.title, peer.name ? `${peer.name} (${peer.id})` : peer.id);
     this.tag.hidden = !peer.simulated;
     const figures = [
@@ -164,8 +167,6 @@ export class PeerDetail {
          peer.statusText), " · ", figures, " · quality ",
       el("span", { className: bandClass(peer.band) },
          scoreText(peer.quality, peer.grade, peer.band)));
-    const last = this.live.length ? this.live[this.live.length - 1].time : -Infinity;
-    if (now <= last) return; // this frame's figures are already in
     this.live.push({ time: now, latencyMs: peer.latencyMs, jitterMs: peer.jitterMs,
                      quality: peer.quality, mos: peer.mos });
     const oldest = now - this.range.seconds;
