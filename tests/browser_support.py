@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +101,78 @@ class PeerFeed:
             await asyncio.sleep(self.interval)
 
     async def __aenter__(self) -> PeerFeed:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+# A peer's scripted measurement: seconds since the script's start -> ms, or None (no reply).
+Outcome = Callable[[float], float | None]
+
+
+class ReplayClock:
+    """A Monitor clock pinned to moments in the past while a test records history there,
+    then (``live()``) the wall clock: a page opened next finds minutes of past."""
+
+    def __init__(self, pinned: float) -> None:
+        self.pinned: float | None = pinned
+
+    def __call__(self) -> float:
+        return time.time() if self.pinned is None else self.pinned
+
+    def live(self) -> None:
+        self.pinned = None
+
+
+class ScriptedPeers:
+    """Peers measured as a script says, ``outcomes[peer](seconds since start)``: ``replay``
+    records the past from ``clock``'s pinned start up to the wall clock, every ``step`` s,
+    at once; ``async with`` then records live every ``interval`` s. ``recorded`` keeps each
+    peer's (time, ms or None)."""
+
+    def __init__(
+        self,
+        monitor: Monitor,
+        clock: ReplayClock,
+        outcomes: dict[str, Outcome],
+        interval: float = 0.2,
+    ) -> None:
+        assert clock.pinned is not None, "the clock must start pinned in the past"
+        self.monitor = monitor
+        self.clock = clock
+        self.start = clock.pinned
+        self.outcomes = outcomes
+        self.interval = interval
+        self.recorded: dict[str, list[tuple[float, float | None]]] = {p: [] for p in outcomes}
+        self._task: asyncio.Task[None] | None = None
+
+    def _record(self, now: float) -> None:
+        for peer_id, outcome in self.outcomes.items():
+            latency = outcome(now - self.start)
+            self.monitor.record_latency(peer_id, latency)
+            self.recorded[peer_id].append((now, latency))
+
+    def replay(self, step: float) -> float:
+        """Record the past up to now; return where the replay ended."""
+        at = self.start
+        while at < time.time() - step:
+            self.clock.pinned = at
+            self._record(at)
+            at += step
+        self.clock.live()
+        return at
+
+    async def _run(self) -> None:
+        while True:
+            self._record(self.clock())
+            await asyncio.sleep(self.interval)
+
+    async def __aenter__(self) -> ScriptedPeers:
         self._task = asyncio.create_task(self._run())
         return self
 

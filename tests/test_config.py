@@ -368,3 +368,23 @@ def test_two_peers_with_one_id_are_refused_naming_both(tmp_path, tables, same_id
     )
     with pytest.raises(ValidationError, match=r"peers: peers\[0\] and peers\[2\] have the same id"):
         Settings(peers=[{"address": "10.0.0.1"}, "10.0.0.2", "10.0.0.1"])
+
+
+def test_peer_labels_from_toml_reach_the_probe_target_and_bad_ones_are_named(tmp_path):
+    config = tmp_path / "peers.toml"
+    config.write_text(
+        "[[peers]]\naddress = '10.0.0.1'\nlabels = {region = 'eu', connection_type = 'relay'}\n"
+        "[[peers]]\naddress = '10.0.0.2'\n"
+    )
+    first, second = Settings.load(config).peers
+    assert first.labels == {"region": "eu", "connection_type": "relay"}
+    assert dict(first.target().labels) == {"region": "eu", "connection_type": "relay"}
+    assert second.labels == {}
+    assert second.target().labels == ()
+    config.write_text("[[peers]]\naddress = '10.0.0.1'\nlabels = {'not an identifier' = 'x'}\n")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(config)
+    assert str(caught.value) == (
+        f"{config}: peers[0].labels: key 'not an identifier' must be an identifier of at "
+        "most 64 chars"
+    )

@@ -1,13 +1,15 @@
 """The dashboard in headless Chromium against a real server fed with peers.
 
 Each test starts uvicorn on an ephemeral loopback port over a Monitor whose peers a
-background task measures (``PeerFeed``) or that probes TWAMP reflectors on loopback, opens
-the page, and reads what it shows.
+background task measures (``PeerFeed``), or whose peers' minutes of past a script records
+first (``ScriptedPeers``), or that probes TWAMP reflectors on loopback, opens the page, and
+reads what it shows: the table's cells, and the data and loss marks of uPlot's charts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from playwright.async_api import Page, Request
 from peerscope import Monitor, Settings
 from peerscope.core.quality import StatusRules
 from peerscope.probe.reflector import Reflector
-from tests.browser_support import PeerFeed, browser_page
+from tests.browser_support import PeerFeed, ReplayClock, ScriptedPeers, browser_page
 from tests.server_support import cli_env, live_server, peer_named
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
@@ -33,12 +35,29 @@ def fed_monitor(**overrides: Any) -> Monitor:
     return Monitor(Settings(**values))
 
 
-async def row_texts(page: Page) -> dict[str, list[str]]:
-    """The peers table as {peer id: [cell texts]}."""
-    rows: dict[str, list[str]] = await page.evaluate("""() => Object.fromEntries(
-        [...document.querySelectorAll('#peers tbody tr')].map(
-            (tr) => [tr.dataset.peer, [...tr.cells].map((td) => td.textContent)]))""")
-    return rows
+# The peers table as {peer id: {column key: {text, note, classes}}}: a cell's own text, the
+# smaller line under it ("" when hidden) and its classes.
+ROWS = """() => Object.fromEntries([...document.querySelectorAll('#peers tbody tr')].map(
+  (tr) => [tr.dataset.peer, Object.fromEntries([...tr.cells].map((td) => {
+    const note = td.querySelector('.note, .tag');
+    return [td.classList[0].slice('col-'.length),
+            { text: td.firstChild ? td.firstChild.textContent : '',
+              note: note && !note.hidden ? note.textContent : '',
+              classes: [...td.classList] }];
+  }))]))"""
+
+
+async def table_cells(page: Page) -> dict[str, dict[str, dict[str, Any]]]:
+    cells: dict[str, dict[str, dict[str, Any]]] = await page.evaluate(ROWS)
+    return cells
+
+
+async def row_texts(page: Page) -> dict[str, dict[str, str]]:
+    """The peers table as {peer id: {column key: the cell's text}}."""
+    return {
+        peer: {key: cell["text"] for key, cell in row.items()}
+        for peer, row in (await table_cells(page)).items()
+    }
 
 
 # What one chart plots: its x range and the times of the points drawn, in epoch seconds.
@@ -56,7 +75,7 @@ async def chart_view(page: Page, name: str) -> dict[str, Any]:
 
 
 async def status_of(page: Page, peer_id: str) -> str | None:
-    return (await row_texts(page)).get(peer_id, [None, None, None])[2]
+    return (await row_texts(page)).get(peer_id, {}).get("status")
 
 
 async def wait_for_status(page: Page, peer_id: str, status: str, timeout: float) -> float:
@@ -100,12 +119,12 @@ async def test_live_page_charts_table_detail_and_xss_name_as_text():
         )
         rows = await row_texts(page)
         assert set(peer_ids) | {"evil"} <= set(rows)
-        name, peer_id, status, latency = rows["peer-03"][:4]
-        assert name == ""  # fed peers have no display name
-        assert (peer_id, status) == ("peer-03", "connected")
-        assert latency.endswith(" ms")
+        row = rows["peer-03"]
+        assert row["name"] == ""  # fed peers have no display name
+        assert (row["id"], row["status"], row["reason"]) == ("peer-03", "connected", "healthy")
+        assert row["latency"].endswith(" ms")
         # The hostile name is shown as its characters and never became an element.
-        assert rows["evil"][0] == XSS_NAME
+        assert rows["evil"]["name"] == XSS_NAME
         assert await page.locator("#peers img").count() == 0
         # Sessions and alerts have their panels (no alert rules exist yet: none active).
         session = page.locator("#sessions tbody tr").first
@@ -209,8 +228,9 @@ async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift
             assert view["max"] - view["min"] == 300, name
             assert view["min"] <= view["times"][-1] <= view["max"], (name, view)
         # "Last seen" of a peer measured five times a second.
-        assert re.fullmatch(r"[0-2] s ago", (await row_texts(page))["alpha"][-1])
-        # The peer's charts fill from the moment it is opened, each point at a server time.
+        assert re.fullmatch(r"[0-2] s ago", (await row_texts(page))["alpha"]["seen"])
+        # The peer's charts show its past (buckets of 5 s) and then its live figures, each
+        # point at a server time.
         opened_at = monitor.now()
         await page.locator('#peers tr[data-peer="alpha"]').click()
         await page.wait_for_function(
@@ -224,10 +244,10 @@ async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift
             view = await chart_view(page, name)
             assert abs(view["max"] - monitor.now()) < 3, (name, view["max"], monitor.now())
             assert view["min"] <= view["times"][-1] <= view["max"], (name, view)
-        for name in ("detail.jitter", "detail.quality"):
+        for name in ("detail.latency", "detail.jitter", "detail.quality"):
             times = (await chart_view(page, name))["times"]
-            assert times[0] >= opened_at - 1, (name, times)
-            assert times[-1] <= monitor.now() + 1, (name, times)
+            assert times[0] >= opened_at - 300 - 5 - 1, (name, times)
+            assert opened_at - 1 <= times[-1] <= monitor.now() + 1, (name, times)
         # A long range: the host history for the last 24 h by the server's clock.
         async with page.expect_request(
             lambda r: "/system/history" in r.url and "duration=86400" in r.url
@@ -259,7 +279,8 @@ async def test_a_page_whose_clock_is_minutes_off_keeps_to_the_server_clock(shift
 
 async def test_a_peer_whose_reflector_stops_turns_degraded_then_disconnected():
     """Two peers probed for real (TWAMP, POST /api/peers) through reflectors on loopback;
-    one reflector stops, and the table shows its peer degraded, then disconnected."""
+    one reflector stops, and the table shows its peer degraded, with no latency and why,
+    then disconnected."""
     rules = StatusRules(degraded_after_failures=3, disconnected_after_failures=8)
     monitor = fed_monitor(
         status=rules, metrics_interval=0.25, probe_interval=0.2, probe_timeout=0.3
@@ -281,10 +302,19 @@ async def test_a_peer_whose_reflector_stops_turns_degraded_then_disconnected():
         await wait_for_status(page, "fading", "connected", timeout=3)
         fading.stop()
         stopped_at = time.monotonic()
+        # Degraded by its score as soon as its loss tells (one lost probe of a few can).
         await wait_for_status(page, "fading", "degraded", timeout=3)
-        # Not before three probes (0.2 s apart, each lost after 0.3 s) went unanswered.
-        assert time.monotonic() - stopped_at >= 0.6
         await browser.screenshot("dashboard-degraded")
+        # Two probes in a row unanswered: no figures shown, score 0, and the row says why.
+        await page.wait_for_function(
+            """() => document.querySelector('#peers tr[data-peer="fading"] td.col-reason')
+                     .classList.contains('reason-no_reply')""",
+            timeout=3000,
+        )
+        row = (await table_cells(page))["fading"]
+        assert row["reason"]["text"].startswith("no reply to the last"), row["reason"]
+        assert row["latency"]["text"] == "–"
+        assert row["quality"]["text"] == "0 F bad"
         await wait_for_status(page, "fading", "disconnected", timeout=5)
         assert time.monotonic() - stopped_at >= 1.6  # eight lost probes
         assert await status_of(page, "steady") == "connected"
@@ -399,13 +429,260 @@ async def test_the_demo_dashboard_lists_the_simulated_peers_measured(
             await page.wait_for_selector(f'#peers tr[data-peer="{peer_id}"]', timeout=5000)
         deadline = time.monotonic() + 5
         rows = await row_texts(page)
-        while any(rows[p][3] in ("", "–") for p in expected) and time.monotonic() < deadline:
+        while (
+            any(rows[p]["latency"] in ("", "–") for p in expected) and time.monotonic() < deadline
+        ):
             await page.wait_for_timeout(200)
             rows = await row_texts(page)
+        cells = await table_cells(page)
         for peer_id, (low, high) in expected.items():
-            name, _, status, latency = rows[peer_id][:4]
-            assert "(simulated)" in name
-            assert status == "connected", rows[peer_id]
-            assert low < float(latency.removesuffix(" ms")) < high, rows[peer_id]
+            row = rows[peer_id]
+            assert cells[peer_id]["name"]["note"] == "simulated"  # the tag beside its name
+            assert row["status"] == "connected", row
+            assert low < float(row["latency"].removesuffix(" ms")) < high, row
         await browser.screenshot("dashboard-demo")
+    assert browser.errors == []
+
+
+# --- outages and the past ---------------------------------------------------------------------
+
+STEP = 5.0  # seconds per bucket of the 5 min range (ranges.js bandStep)
+PAST_S = 180.0  # minutes of past recorded before the page opens
+
+
+def steady(t: float) -> float:
+    return 10.0 + t % 3.0
+
+
+def flaky(t: float) -> float | None:
+    """Down from 60 s to 90 s into the script, healthy before and after."""
+    return None if 60.0 <= t < 90.0 else 20.0 + t % 2.0
+
+
+def dead(t: float) -> float | None:
+    """Stops answering 45 s before the page opens, for good."""
+    return None if t >= PAST_S - 45.0 else 30.0
+
+
+async def scripted() -> tuple[Monitor, ScriptedPeers, float]:
+    """A Monitor with PAST_S seconds of past recorded for steady, flaky and dead (one
+    measurement each every 0.5 s, never within 0.25 s of a bucket's edge), then measured
+    live; and where the replayed past ends."""
+    clock = ReplayClock(math.floor(time.time()) - PAST_S + 0.25)
+    # Rings long enough for the whole past and the test's live seconds.
+    monitor = Monitor(
+        Settings(metrics_interval=0.5, ws_ping_interval=0.5, latency_samples=4000), clock=clock
+    )
+    script = ScriptedPeers(monitor, clock, {"steady": steady, "flaky": flaky, "dead": dead})
+    return monitor, script, script.replay(step=0.5)
+
+
+def buckets_of(recorded: list[tuple[float, float | None]], until: float) -> dict[float, list[int]]:
+    """{bucket start: [answered, lost]} of what was recorded before ``until``."""
+    found: dict[float, list[int]] = {}
+    for t, latency in recorded:
+        if t < until:
+            counts = found.setdefault(math.floor(t / STEP) * STEP, [0, 0])
+            counts[latency is None] += 1
+    return found
+
+
+# One chart of the open peer: x, each series (undefined as the string "undefined": no point of
+# that series there), whether a series' line spans its nulls, the loss marks drawn, and what
+# its legend shows.
+DETAIL_CHART = """(name) => {
+  const chart = window.peerscopeDashboard.detail[name];
+  const plain = (column) => Array.from(column, (v) => (v === undefined ? "undefined" : v));
+  return {
+    times: Array.from(chart.plot.data[0]),
+    series: chart.plot.data.slice(1).map(plain),
+    spanGaps: chart.plot.series.slice(1).map((s) => s.spanGaps),
+    marks: chart.marks,
+    legend: Object.fromEntries([...chart.node.querySelectorAll(".u-legend tr.u-series")].map(
+      (tr) => [tr.querySelector(".u-label").textContent,
+               tr.querySelector(".u-value").textContent])),
+  };
+}"""
+
+
+async def detail_chart(page: Page, name: str) -> dict[str, Any]:
+    chart: dict[str, Any] = await page.evaluate(DETAIL_CHART, name)
+    return chart
+
+
+async def open_peer(page: Page, peer_id: str) -> float:
+    """Click ``peer_id``'s row and wait for its charts: the past read, live points after it.
+    Returns where the past's complete buckets end (live points from there)."""
+    await page.locator(f'#peers tr[data-peer="{peer_id}"]').click()
+    await page.wait_for_function(
+        """(id) => { const d = window.peerscopeDashboard.detail;
+                     return d.id === id && d.past !== null && d.past.times.length > 0
+                            && d.live.some((p) => p.time >= d.pastEnd)
+                            && d.latency.plot.data[0].length > d.past.times.length; }""",
+        arg=peer_id,
+        timeout=8000,
+    )
+    past_end: float = await page.evaluate("window.peerscopeDashboard.detail.pastEnd")
+    return past_end
+
+
+def seconds_ago(text: str) -> int:
+    """ "last reply 1 min 5 s ago" -> 65."""
+    found = re.fullmatch(r"last reply (?:(\d+) min )?(\d+) s ago", text)
+    assert found is not None, text
+    return int(found[1] or 0) * 60 + int(found[2])
+
+
+def ms_text(value: float) -> str:
+    """A latency as format.js prints it."""
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def check_buckets(chart: dict[str, Any], expected: dict[float, list[int]], past_end: float) -> int:
+    """Each expected bucket the chart's window holds, as the page draws it: a gap (null p50
+    and p95) and an outage mark where nothing came back, a line elsewhere, and a loss mark in
+    the colour class of its loss wherever something was lost, and nowhere else. Returns how
+    many outage buckets there were."""
+    times = chart["times"]
+    p50, p95, loss = chart["series"]
+    at = {t: i for i, t in enumerate(times) if t < past_end}
+    marks = {mark["time"]: mark["label"] for mark in chart["marks"]}
+    # The page's window begins at its now less 5 min; the expected ones end before past_end.
+    shown = {start: counts for start, counts in expected.items() if times[0] < start < past_end}
+    outages = 0
+    for start, (answered, lost) in shown.items():
+        assert start in at, f"bucket {start} missing"
+        i = at[start]
+        percent = 100.0 * lost / (answered + lost)
+        assert loss[i] == pytest.approx(percent), (start, answered, lost, loss[i])
+        if answered == 0:
+            outages += 1
+            assert (p50[i], p95[i]) == (None, None), (start, p50[i], p95[i])
+            assert marks[start] == "outage", (start, marks.get(start))
+            continue
+        assert p50[i] is not None, (start, answered, lost)
+        assert p95[i] is not None, (start, answered, lost)
+        if lost:
+            label = next(
+                label
+                for below, label in ((5, "< 5 %"), (20, "< 20 %"), (50, "< 50 %"), (100, "≥ 50 %"))
+                if percent < below
+            )
+            assert marks[start] == label, (start, percent, marks[start])
+    last = max(shown)
+    assert {t for t in marks if t <= last} == {t for t, (_, lost) in shown.items() if lost}
+    return outages
+
+
+async def test_an_outage_shows_as_dashes_a_reason_a_gap_and_loss_marks_in_its_buckets():
+    """Three peers with 3 min of past: one healthy, one that was down for 30 s a while ago,
+    one that stopped answering 45 s before the page opened. The table shows "–" and why for
+    the dead one; each peer's latency chart breaks its line over exactly the buckets in which
+    nothing came back, marks loss where it happened, and its legend shows the latest values."""
+    monitor, script, replayed_until = await scripted()
+    last_dead_reply = max(t for t, latency in script.recorded["dead"] if latency is not None)
+    async with live_server(monitor) as live, script, browser_page() as browser:
+        page = browser.page
+        await page.goto(live.url + "/")
+        await page.wait_for_function(
+            """() => { const tr = document.querySelector('#peers tr[data-peer="dead"]');
+                       return tr && tr.querySelector('td.col-reason').textContent
+                                      .startsWith('no reply to the last'); }""",
+            timeout=5000,
+        )
+        cells = await table_cells(page)
+        dead_row = cells["dead"]
+        for key in ("latency", "jitter", "mos"):
+            assert dead_row[key]["text"] == "–", (key, dead_row[key])
+        assert dead_row["status"]["text"] == "disconnected"
+        assert dead_row["quality"]["text"] == "0 F bad"
+        assert "band-bad" in dead_row["quality"]["classes"]
+        assert "reason-no_reply" in dead_row["reason"]["classes"]
+        assert "last reply" in dead_row["reason"]["text"]
+        # How long ago it last answered, under its latency: by the frame's clock.
+        ago = seconds_ago(dead_row["latency"]["note"])
+        assert abs(ago - (monitor.now() - last_dead_reply)) < 3, (ago, dead_row)
+        steady_row = cells["steady"]
+        assert steady_row["reason"]["text"] == "healthy"
+        assert "reason-ok" in steady_row["reason"]["classes"]
+        assert steady_row["latency"]["text"].endswith(" ms")
+        assert steady_row["latency"]["note"] == ""
+        assert steady_row["quality"]["text"].endswith("A excellent")
+        assert "band-excellent" in steady_row["quality"]["classes"]
+
+        # The peer that was down for 30 s: a gap over its outage, the line either side.
+        past_end = await open_peer(page, "flaky")
+        latency = await detail_chart(page, "latency")
+        expected = buckets_of(script.recorded["flaky"], math.floor(replayed_until / STEP) * STEP)
+        assert check_buckets(latency, expected, past_end) >= 5  # 30 s: 5 or 6 whole buckets
+        p50 = latency["series"][0]
+        assert latency["spanGaps"] == [False, False, False]  # a null is drawn as a gap
+        gap = [i for i, v in enumerate(p50) if v is None]
+        assert p50[gap[0] - 1] is not None  # a gap, with the line on either side
+        assert p50[gap[-1] + 1] is not None
+        # Live points follow the past: the peer's latency each frame, no p95 or loss of their
+        # own; the legend, the cursor off the chart, shows the latest of each.
+        live_from = next(i for i, t in enumerate(latency["times"]) if t >= past_end)
+        tail = p50[live_from:]
+        assert tail
+        assert all(isinstance(v, float) for v in tail), tail
+        assert set(latency["series"][1][live_from:]) == {"undefined"}
+        assert latency["legend"]["p50"] == ms_text(tail[-1])
+        assert latency["legend"]["loss"] == "0.0 %"
+        await browser.screenshot("dashboard-outage-past")
+
+        # The dead peer: outage buckets up to now, and live points that are gaps too.
+        past_end = await open_peer(page, "dead")
+        latency = await detail_chart(page, "latency")
+        expected = buckets_of(script.recorded["dead"], math.floor(replayed_until / STEP) * STEP)
+        assert check_buckets(latency, expected, past_end) >= 7  # 45 s, the last still filling
+        live_from = next(i for i, t in enumerate(latency["times"]) if t >= past_end)
+        assert latency["series"][0][live_from:] == [None] * (len(latency["times"]) - live_from)
+        assert latency["legend"]["p50"] == "–"
+        assert latency["legend"]["loss"] == "100.0 %"
+        jitter = await detail_chart(page, "jitter")
+        assert jitter["legend"]["jitter"] == "–"
+        quality = await detail_chart(page, "quality")
+        assert quality["legend"]["score"] == "0"
+        assert quality["legend"]["MOS"] == "–"
+        assert "no reply to the last" in await page.locator("#peer-reason").inner_text()
+        await browser.screenshot("dashboard-outage-now")
+    assert browser.errors == []
+
+
+async def test_opening_a_peer_shows_its_past_in_every_chart():
+    """After 3 minutes of a peer's life, opening it shows that past in every chart (latency
+    band, jitter, score and MOS), from the history's buckets, and then its live figures."""
+    monitor, script, _ = await scripted()
+    async with live_server(monitor) as live, script, browser_page() as browser:
+        page = browser.page
+        await page.goto(live.url + "/")
+        await page.wait_for_selector('#peers tr[data-peer="steady"]', timeout=5000)
+        opened_at = monitor.now()
+        past_end = await open_peer(page, "steady")
+        charts = {name: await detail_chart(page, name) for name in ("latency", "jitter", "quality")}
+        for name, chart in charts.items():
+            times = chart["times"]
+            for index, column in enumerate(chart["series"]):
+                if (name, index) == ("latency", 2):
+                    continue  # loss: 0 in every bucket
+                past = [
+                    t for t, v in zip(times, column, strict=True) if t < past_end and v is not None
+                ]
+                # Every bucket of the last 3 minutes, from the first measurement on.
+                assert past, (name, index)
+                assert past[0] <= opened_at - PAST_S + 2 * STEP, (name, index, past[0], opened_at)
+                assert len(past) >= (PAST_S - STEP) / STEP, (name, index, len(past))
+        p50, p95, loss = charts["latency"]["series"]
+        past = [i for i, t in enumerate(charts["latency"]["times"]) if t < past_end]
+        assert all(10.0 <= p50[i] <= p95[i] < 13.0 for i in past)  # steady: 10-13 ms
+        assert all(loss[i] == 0.0 for i in past)
+        assert charts["latency"]["marks"] == []
+        score, mos = charts["quality"]["series"]
+        assert all(score[i] > 90 and 4.0 < mos[i] <= 4.5 for i in past)
+        assert all(0 <= charts["jitter"]["series"][0][i] < 3 for i in past)
+        # The legends show the latest figures without hovering.
+        for chart in charts.values():
+            assert "–" not in chart["legend"].values(), chart["legend"]
+        await browser.screenshot("dashboard-peer-past")
     assert browser.errors == []

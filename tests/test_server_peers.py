@@ -61,7 +61,12 @@ async def test_a_posted_peer_is_probed_for_real_and_deleted():
     ):
         created = await http.post(
             "/api/peers",
-            json={"id": "agent-b", "name": "Agent B", "address": f"127.0.0.1:{reflector.port}"},
+            json={
+                "id": "agent-b",
+                "name": "Agent B",
+                "address": f"127.0.0.1:{reflector.port}",
+                "labels": {"region": "eu"},
+            },
         )
         assert created.status_code == 201, created.text
         assert created.json() == {
@@ -77,7 +82,7 @@ async def test_a_posted_peer_is_probed_for_real_and_deleted():
         assert peer is not None, "no measured latency within 5 s"
         assert 0 < peer["latency_ms"] < 50  # loopback
         assert peer["status"] == "connected"
-        assert peer["labels"] == {"probe_method": "twamp"}
+        assert peer["labels"] == {"region": "eu", "probe_method": "twamp"}
         assert reflector.reflected >= 1
         assert (await http.get("/api/health")).json()["probed_peers"] == 1
 
@@ -103,6 +108,7 @@ async def test_a_posted_peer_is_probed_for_real_and_deleted():
         ({"address": "127.0.0.1", "id": "x" * 200}, "body.id", "128"),
         ({"address": "127.0.0.1", "colour": "red"}, "body.colour", "Extra"),
         ({"name": "no address"}, "body.address", "required"),
+        ({"address": "127.0.0.1", "labels": {"bad key": "x"}}, "body.labels", "identifier"),
     ],
 )
 async def test_a_bad_peer_is_refused_with_422_naming_the_field(

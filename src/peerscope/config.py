@@ -46,7 +46,7 @@ from peerscope.core.admission import (
 )
 from peerscope.core.probe_target import TWAMP_PORT, Method, ProbeTarget, TcpRefused
 from peerscope.core.quality import QualityConfig, StatusRules
-from peerscope.core.validation import validate_id, validate_text
+from peerscope.core.validation import validate_id, validate_labels, validate_text
 
 __all__ = [
     "MIN_TOKEN_LENGTH",
@@ -72,6 +72,11 @@ class PeerSpec(BaseModel):
     name: str | None = Field(None, description="Display name.")
     method: Method = Field("twamp", description="twamp (a peerscope agent), icmp or tcp.")
     address: str = Field(description="HOST, HOST:PORT, [IPv6] or [IPv6]:PORT.")
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels shown with the peer (dashboard, Prometheus, alert rules), "
+        "e.g. {region = 'eu'}; the prober sets probe_method.",
+    )
 
     @field_validator("id")
     @classmethod
@@ -83,6 +88,11 @@ class PeerSpec(BaseModel):
     def _valid_name(cls, value: str | None) -> str | None:
         return None if value is None else validate_text(value, "name")
 
+    @field_validator("labels")
+    @classmethod
+    def _valid_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return validate_labels(value)
+
     @field_validator("address")
     @classmethod
     def _parses(cls, value: str, info: ValidationInfo) -> str:
@@ -90,7 +100,9 @@ class PeerSpec(BaseModel):
         return value
 
     def target(self) -> ProbeTarget:
-        return ProbeTarget.parse(self.address, method=self.method, peer_id=self.id, name=self.name)
+        return ProbeTarget.parse(
+            self.address, method=self.method, peer_id=self.id, name=self.name, labels=self.labels
+        )
 
 
 def check_unique_peers(peers: Iterable[tuple[str, PeerSpec]]) -> None:

@@ -5,7 +5,9 @@ delay drawn from its profile (path delay ± jitter) and drops a share of probes.
 probes them as it would probe real agents, so latency, jitter, loss, score, MOS and status
 are measured, not invented. One peer goes silent for a while now and then (its reflector
 stops), to show degraded, disconnected and back. The host and server figures are real; the
-application messages counted for each peer are made up (there is no game here to send any).
+application messages counted for each peer are made up (there is no game here to send any),
+and stop while its reflector is down, as a real peer's would. Every simulated peer carries
+the label ``simulated=true``, so the table and the dashboard say so.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from rich.live import Live
 
 from peerscope.agent import Agent
 from peerscope.config import PeerSpec, Settings
-from peerscope.console import render
+from peerscope.console import SIMULATED, render
 from peerscope.monitor import Monitor
 from peerscope.probe.reflector import Reflector
 
@@ -41,13 +43,11 @@ class PeerProfile:
 
 
 PROFILES = (
-    PeerProfile("sim-lan", "LAN box (simulated)", 0.5, 0.1, 0.0),
-    PeerProfile("sim-eu", "Frankfurt (simulated)", 28.0, 2.0, 0.2),
-    PeerProfile("sim-us", "Virginia (simulated)", 95.0, 6.0, 1.0),
-    PeerProfile("sim-wifi", "Busy Wi-Fi (simulated)", 45.0, 25.0, 4.0),
-    PeerProfile(
-        "sim-flaky", "Flaky link (simulated)", 60.0, 10.0, 2.0, outage_every_s=90.0, outage_s=35.0
-    ),
+    PeerProfile("sim-lan", "LAN box", 0.5, 0.1, 0.0),
+    PeerProfile("sim-eu", "Frankfurt", 28.0, 2.0, 0.2),
+    PeerProfile("sim-us", "Virginia", 95.0, 6.0, 1.0),
+    PeerProfile("sim-wifi", "Busy Wi-Fi", 45.0, 25.0, 4.0),
+    PeerProfile("sim-flaky", "Flaky link", 60.0, 10.0, 2.0, outage_every_s=90.0, outage_s=35.0),
 )
 TITLE = (
     "peerscope demo — peers simulated on this machine (local reflectors adding delay, "
@@ -63,6 +63,7 @@ class SimulatedPeer:
         self._seed = seed
         self.reflector = self._new_reflector()
         self.port = 0
+        self.down = False  # its reflector stopped for an outage
 
     def _new_reflector(self) -> Reflector:
         profile = self.profile
@@ -79,8 +80,22 @@ class SimulatedPeer:
 
     def spec(self) -> PeerSpec:
         return PeerSpec(
-            id=self.profile.peer_id, name=self.profile.name, address=f"{LOOPBACK}:{self.port}"
+            id=self.profile.peer_id,
+            name=self.profile.name,
+            address=f"{LOOPBACK}:{self.port}",
+            labels=dict([SIMULATED]),
         )
+
+    def go_down(self) -> None:
+        """Stop answering (an outage begins)."""
+        self.down = True
+        self.reflector.stop()
+
+    async def come_back(self) -> None:
+        """Answer again, on the same port."""
+        self.reflector = self._new_reflector()
+        await self.start()
+        self.down = False
 
     async def outages(self) -> None:
         """Stop answering for ``outage_s`` once per ``outage_every_s``, forever."""
@@ -89,28 +104,34 @@ class SimulatedPeer:
             return
         while True:
             await asyncio.sleep(every - silent)
-            self.reflector.stop()
+            self.go_down()
             await asyncio.sleep(silent)
-            self.reflector = self._new_reflector()
-            await self.start()
+            await self.come_back()
 
     def stop(self) -> None:
         self.reflector.stop()
 
 
-async def app_traffic(monitor: Monitor, rng: random.Random) -> None:
+async def app_traffic(
+    monitor: Monitor,
+    simulated: list[SimulatedPeer],
+    rng: random.Random,
+    interval_s: float = 1.0,
+) -> None:
     """Made-up application messages to and from the simulated peers, so the message-rate
-    figures have something to show."""
+    figures have something to show; none for a peer that is down (a real one would send
+    nothing, and a message makes a peer "seen")."""
     while True:
-        for profile in PROFILES:
-            if profile.peer_id in monitor:
+        for peer in simulated:
+            peer_id = peer.profile.peer_id
+            if not peer.down and peer_id in monitor:
                 for _ in range(rng.randint(5, 30)):
                     monitor.record_message(
-                        profile.peer_id,
+                        peer_id,
                         size=rng.randint(40, 1400),
                         direction=rng.choice(("in", "out")),
                     )
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(interval_s)
 
 
 async def run_demo(
@@ -139,7 +160,7 @@ async def run_demo(
         url: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         tasks = [
             asyncio.create_task(agent.run(on_ready=url.set_result)),
-            asyncio.create_task(app_traffic(monitor, random.Random(seed))),
+            asyncio.create_task(app_traffic(monitor, simulated, random.Random(seed))),
             *(asyncio.create_task(peer.outages()) for peer in simulated),
         ]
         stack.push_async_callback(_cancel, tasks)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from peerscope.core.validation import validate_id, validate_text
+from peerscope.core.validation import validate_id, validate_labels, validate_text
 
 Method = Literal["twamp", "icmp", "tcp"]
 METHODS: tuple[Method, ...] = get_args(Method)
@@ -29,6 +30,9 @@ class ProbeTarget:
     port: int | None
     method: Method = "twamp"
     name: str | None = None
+    # The peer's labels, beside the probe_method the prober gives it: (key, value) pairs, so
+    # that a target stays hashable.
+    labels: tuple[tuple[str, str], ...] = ()
     # 4 or 6 when host is an IP address, None for a name; worked out once, not per probe.
     ip_version: int | None = field(init=False, repr=False, compare=False)
 
@@ -49,6 +53,7 @@ class ProbeTarget:
             raise ValueError(f"port: must be 1..65535 for {self.method}, got {self.port!r}")
         if self.name is not None:
             validate_text(self.name, "name")
+        validate_labels(dict(self.labels))
 
     @property
     def address(self) -> str:
@@ -69,6 +74,7 @@ class ProbeTarget:
         method: Method = "twamp",
         peer_id: str | None = None,
         name: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> ProbeTarget:
         """Parse ``HOST``, ``HOST:PORT``, ``[IPv6]`` or ``[IPv6]:PORT``.
 
@@ -87,8 +93,9 @@ class ProbeTarget:
         if _ip_version(host) is not None:
             host = ipaddress.ip_address(host).compressed  # as the kernel reports it in replies
         target_id = peer_id if peer_id is not None else f"{method}:{address}"
+        pairs = tuple(validate_labels(None if labels is None else dict(labels)).items())
         try:
-            return cls(target_id, host, port, method, name)
+            return cls(target_id, host, port, method, name, pairs)
         except ValueError as error:
             raise ValueError(f"address: {error}") from None
 

@@ -145,7 +145,8 @@ class Prober:
     def add(self, target: ProbeTarget) -> None:
         """Probe ``target`` from now on and register it with the sink as a peer.
 
-        The peer is labelled ``probe_method``. Adding a known peer id replaces its target.
+        The peer has the target's labels and ``probe_method``. Adding a known peer id
+        replaces its target.
         """
         if not isinstance(target, ProbeTarget):
             raise ValueError(f"target: must be a ProbeTarget, got {type(target).__name__}")
@@ -191,7 +192,7 @@ class Prober:
             name=target.name,
             address=target.address,
             kind="peer",
-            labels={"probe_method": target.method},
+            labels={**dict(target.labels), "probe_method": target.method},
         )
 
     def _on_reply(self, entry: _Entry, seq: int, rtt_ms: float) -> None:

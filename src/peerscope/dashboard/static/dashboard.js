@@ -82,7 +82,7 @@ function showFrame(frame) {
   hostCharts.showFrame(frame, range);
   table.showFrame(frame);
   alerts.showActive(frame.alerts);
-  detail.refresh(frame.time);
+  detail.refresh(frame.time, frame);
   const now = monotonicS();
   if (!range.live && now - historyLoadedAt >= LONG_RANGE_EVERY_S) loadHistory();
   if (now - sessionsLoadedAt >= SESSIONS_EVERY_S) loadSessions();

@@ -1,8 +1,9 @@
-// The header: the network's score and grade, peers by status, the host, uptime, and the
+// The header: the network's score, grade and band, peers by status, the host, uptime, and the
 // banner shown while the connection to the server is down.
 
 import { el, setText } from "./dom.js";
 import { duration, fixed, percent } from "./format.js";
+import { bandClass, scoreText } from "./scale.js";
 
 function figure(label) {
   const value = el("span", { className: "value" }, "–");
@@ -30,7 +31,8 @@ export class Header {
   showFrame(frame) {
     const { network, system, server } = frame;
     const f = this.figures;
-    setText(f.score.value, `${fixed(network.score, 0)} (${network.grade ?? "–"})`);
+    setText(f.score.value, scoreText(network.score, network.grade, network.band));
+    f.score.value.className = `value ${bandClass(network.band)}`;
     setText(f.connected.value, String(network.byStatus.connected ?? 0));
     setText(f.degraded.value, String(network.byStatus.degraded ?? 0));
     setText(f.disconnected.value, String(network.byStatus.disconnected ?? 0));

@@ -1,17 +1,31 @@
 // One peer's charts, opened from the table: latency as a p50–p95 band (SmokePing's "smoke")
-// with loss marks, jitter, and quality with MOS.
+// with a loss mark on each bucket that lost something, jitter, and quality score with MOS.
 //
-// The band comes from REST (per-bucket percentiles of the peer's latency ring); jitter,
-// quality and loss have no stored history, so they are charted from the moment the peer is
-// opened, one reading per second.
+// Opening a peer reads its past for every chart from REST (`/latency?duration=…&step=…`:
+// per bucket p50, p95, loss, jitter, score and MOS, oldest first); then each frame adds the
+// peer's live figures (its entry in the frame, or from REST when the frame does not list
+// it). The past is read again every few seconds: its complete buckets take the place of the
+// live points they cover, and the live points since stay. Wherever nothing came back (an
+// outage bucket, a live frame of an unanswered peer) the lines break.
 
 import { COLORS, TimeChart } from "./charts.js";
 import { el, setText } from "./dom.js";
-import { fixed, ms } from "./format.js";
-import { readBands, readPeer } from "./stream.js";
+import { ago, fixed, ms } from "./format.js";
+import { bandClass, LOSS_CLASSES, scoreText } from "./scale.js";
+import { readBuckets, readPeer } from "./stream.js";
 
-const READ_EVERY_S = 1;
-const BAND_EVERY_S = 5;
+const READ_EVERY_S = 1; // a peer the frames do not list: its REST entry, once a second
+const HISTORY_MIN_EVERY_S = 5;
+const HISTORY_MAX_EVERY_S = 60;
+
+function lossKey() {
+  return el("div", { className: "loss-key" }, el("span", { className: "label" }, "loss marks:"),
+            ...LOSS_CLASSES.map((c) => {
+              const swatch = el("span", { className: "swatch" });
+              swatch.style.backgroundColor = c.color; // CSSOM: allowed by the page's CSP
+              return el("span", { className: "loss-class" }, swatch, c.label);
+            }));
+}
 
 export class PeerDetail {
   constructor(parent, api, clock, onError) {
@@ -19,24 +33,26 @@ export class PeerDetail {
     this.onError = onError;
     this.id = null;
     this.title = el("h2", { id: "peer-title" });
+    this.tag = el("span", { className: "tag", hidden: true }, "simulated");
     this.summary = el("p", { id: "peer-summary" });
     const close = el("button", { type: "button", id: "peer-close" }, "close");
     close.addEventListener("click", () => this.close());
     const charts = el("div", { className: "charts" });
     this.node = el("section", { id: "peer-detail", hidden: true },
-                   el("div", { className: "toolbar" }, this.title, close), this.summary, charts);
+                   el("div", { className: "toolbar" }, this.title, this.tag, close),
+                   this.summary, charts);
     parent.append(this.node);
     this.latency = new TimeChart(charts, {
-      clock, title: "Latency (band: p50–p95; marks: loss)", unit: "ms", format: ms,
+      clock, title: "Latency (p50–p95, loss marks)", unit: "ms", format: ms,
       series: [{ label: "p50", color: COLORS.blue, width: 2 },
                { label: "p95", color: "rgba(59,130,246,0.5)", width: 1 },
                { label: "loss", color: COLORS.red, scale: "loss", width: 0,
-                 points: { show: true, size: 7, fill: COLORS.red },
                  format: (v) => fixed(v, 1, " %") }],
-      extraAxes: [{ scale: "loss", unit: "loss %", format: (v) => fixed(v, 0, " %"),
-                    range: () => [0, 100] }],
+      extraAxes: [{ scale: "loss", range: () => [0, 100], show: false }],
       bands: [{ series: [2, 1], fill: "rgba(59,130,246,0.2)" }],
+      lossMarks: { series: 3, step: () => this.range.bandStep },
     });
+    this.latency.node.append(lossKey());
     this.jitter = new TimeChart(charts, {
       clock, title: "Jitter", unit: "ms", format: ms,
       series: [{ label: "jitter", color: COLORS.orange }],
@@ -49,18 +65,29 @@ export class PeerDetail {
       extraAxes: [{ scale: "mos", unit: "MOS", format: (v) => fixed(v, 1),
                     range: () => [1, 4.5] }],
     });
-    this.losses = []; // [time, loss %] read since the peer was opened
-    this.lastBand = 0;
-    this.lastRead = 0;
+    this.charts = [this.latency, this.jitter, this.quality];
+    this.reset();
+  }
+
+  reset() {
+    this.past = null; // readBuckets' columns: the complete buckets last read
+    this.pastEnd = -Infinity; // where the complete buckets end (server time)
+    this.live = []; // [{time, latencyMs, jitterMs, quality, mos}] since pastEnd
+    this.shownAt = -Infinity; // the time of the figures shown
+    this.lastRead = -Infinity;
+    this.lastPast = -Infinity;
+    this.reading = false;
+    this.readingPast = false;
   }
 
   open(id, range) {
     this.id = id;
     this.range = range;
-    this.losses = [];
-    for (const chart of [this.latency, this.jitter, this.quality]) chart.clear();
-    this.lastBand = this.lastRead = 0;
+    this.reset();
+    for (const chart of this.charts) chart.clear();
     setText(this.title, `Peer ${id}`);
+    this.tag.hidden = true;
+    this.summary.replaceChildren();
     this.node.hidden = false;
     this.node.scrollIntoView({ block: "nearest" });
   }
@@ -72,55 +99,92 @@ export class PeerDetail {
 
   setRange(range) {
     this.range = range;
-    this.lastBand = 0;
+    this.past = null; // buckets of the old step: read again
+    this.lastPast = -Infinity;
   }
 
-  // Called every frame (`now`: the frame's time, or the server's clock when the peer is
-  // opened); reads REST at its own pace, by the frames' times so that 1 s frames give one
-  // reading each.
-  async refresh(now) {
+  // Called every frame (`now`: the frame's time; `frame`: the frame) and when the peer is
+  // opened (the server's clock, no frame). Reads REST at its own pace, by the server's time.
+  async refresh(now, frame = null) {
     const id = this.id;
     if (id === null) return;
+    const listed = frame === null ? undefined : frame.peers.find((peer) => peer.id === id);
+    if (listed !== undefined) this.showPeer(listed, now);
+    else if (now - this.lastRead >= READ_EVERY_S && !this.reading) {
+      this.lastRead = now;
+      this.reading = true;
+      await this.attempt(async () => this.showPeer(readPeer(await this.api.peer(id)), now));
+      this.reading = false;
+    }
+    const every = Math.min(HISTORY_MAX_EVERY_S,
+                           Math.max(HISTORY_MIN_EVERY_S, this.range.bandStep));
+    if (now - this.lastPast >= every && !this.readingPast && id === this.id) {
+      this.lastPast = now;
+      this.readingPast = true;
+      await this.attempt(() => this.readPast(id, now));
+      this.readingPast = false;
+    }
+    if (id === this.id) this.drawAll(now);
+  }
+
+  async attempt(read) {
     try {
-      if (now - this.lastRead >= READ_EVERY_S) {
-        this.lastRead = now;
-        this.showPeer(readPeer(await this.api.peer(id)), now);
-      }
-      if (now - this.lastBand >= BAND_EVERY_S) {
-        this.lastBand = now;
-        const history = await this.api.peerLatency(id, this.range.seconds, this.range.bandStep);
-        if (id === this.id) this.showBands(readBands(history));
-      }
+      await read();
     } catch (error) {
       this.onError(error);
     }
-    if (id === this.id) {
-      for (const chart of [this.latency, this.jitter, this.quality]) {
-        chart.draw(now, this.range.seconds);
-      }
-    }
+  }
+
+  async readPast(id, now) {
+    const { seconds, bandStep: step } = this.range;
+    const history = await this.api.peerLatency(id, seconds, step);
+    if (id !== this.id || step !== this.range.bandStep) return; // closed or re-ranged since
+    // The bucket `now` falls in is still filling: the live points show it until it is done.
+    const end = Math.floor(now / step) * step;
+    const done = (history.buckets || []).filter((bucket) => bucket.timestamp < end);
+    this.past = readBuckets({ buckets: done }, step);
+    this.pastEnd = end;
+    this.live = this.live.filter((point) => point.time >= end);
   }
 
   showPeer(peer, now) {
-    if (peer.id !== this.id) return;
+    // A REST read that comes back after a newer frame is older news: dropped.
+    if (peer.id !== this.id || now <= this.shownAt) return;
+    this.shownAt = now;
     setText(this.title, peer.name ? `${peer.name} (${peer.id})` : peer.id);
-    setText(this.summary, `${peer.status} · latency ${ms(peer.latencyMs)} · jitter `
-      + `${ms(peer.jitterMs)} · loss ${fixed(peer.lossPercent, 1, " %")} · MOS `
-      + `${fixed(peer.mos, 2)} · quality ${fixed(peer.quality, 0)} ${peer.grade ?? ""}`);
-    this.losses.push([now, peer.lossPercent]);
-    while (this.losses[0][0] < now - this.range.seconds) this.losses.shift();
-    this.jitter.append(now, [peer.jitterMs]);
-    this.quality.append(now, [peer.quality, peer.mos]);
+    this.tag.hidden = !peer.simulated;
+    const figures = [
+      `latency ${ms(peer.latencyMs)}`
+        + (peer.latencyMs === null && peer.lastMeasuredAt !== null
+          ? ` (last reply ${ago(peer.lastMeasuredAt, now)})` : ""),
+      `jitter ${ms(peer.jitterMs)}`,
+      `loss ${fixed(peer.lossPercent, 1, " %")}`,
+      `MOS ${fixed(peer.mos, 2)}`,
+    ].join(" · ");
+    this.summary.replaceChildren(
+      el("span", { className: `badge status-${peer.status}` }, peer.status), " · ",
+      el("span", { id: "peer-reason", className: `reason-${peer.reasonKind}` },
+         peer.statusText), " · ", figures, " · quality ",
+      el("span", { className: bandClass(peer.band) },
+         scoreText(peer.quality, peer.grade, peer.band)));
+    this.live.push({ time: now, latencyMs: peer.latencyMs, jitterMs: peer.jitterMs,
+                     quality: peer.quality, mos: peer.mos });
+    const oldest = now - this.range.seconds;
+    while (this.live.length && this.live[0].time < oldest) this.live.shift();
   }
 
-  // A loss mark on each bucket in which the peer reported loss (its highest figure there).
-  showBands(bands) {
-    const step = this.range.bandStep;
-    const loss = bands.times.map((start) => {
-      const inside = this.losses.filter(([t, value]) => t >= start && t < start + step
-                                                          && value > 0);
-      return inside.length ? Math.max(...inside.map(([, value]) => value)) : null;
-    });
-    this.latency.replace(bands.times, [bands.p50, bands.p95, loss]);
+  // The past's buckets, then the live points: undefined where a series has no point (the
+  // live points have no p95 or loss of their own), null where nothing came back.
+  drawAll(now) {
+    const past = this.past ?? readBuckets({ buckets: [] }, this.range.bandStep);
+    const live = this.live.filter((point) => point.time >= this.pastEnd);
+    const times = [...past.times, ...live.map((p) => p.time)];
+    const none = live.map(() => undefined);
+    this.latency.replace(times, [[...past.p50, ...live.map((p) => p.latencyMs)],
+                                 [...past.p95, ...none], [...past.lossPercent, ...none]]);
+    this.jitter.replace(times, [[...past.jitterMs, ...live.map((p) => p.jitterMs)]]);
+    this.quality.replace(times, [[...past.score, ...live.map((p) => p.quality)],
+                                 [...past.mos, ...live.map((p) => p.mos)]]);
+    for (const chart of this.charts) chart.draw(now, this.range.seconds);
   }
 }

@@ -1,24 +1,41 @@
 // The peers table: sortable by any column, filtered by text, 200 peers a page. The first
-// page is the frame's own list (the 200 worst peers); further pages come from REST.
+// page is the frame's own list (the 200 worst peers); further pages come from REST. Each row
+// says which peer is in trouble and why (the server's sentence, coloured by its kind); a
+// peer that stopped answering shows "–" for what it cannot measure and when it last did.
 
 import { el, setText } from "./dom.js";
 import { ago, bytes, duration, fixed, ms, percent } from "./format.js";
+import { bandClass, scoreText } from "./scale.js";
 
 export const PAGE_SIZE = 200;
 const STATUSES = ["connected", "degraded", "disconnected"];
 const STATUS_RANK = { disconnected: 0, degraded: 1, connected: 2 };
+const REASONS = ["ok", "unmeasured", "stale", "no_reply", "idle", "loss", "latency", "jitter",
+                 "port_closed", "unresolved"];
 
+function lastReply(peer, now) {
+  if (peer.latencyMs !== null || peer.lastMeasuredAt === null) return "";
+  return `last reply ${ago(peer.lastMeasuredAt, now)}`;
+}
+
+// text(peer, now): the cell's text; note(peer, now): a smaller second line, "" for none;
+// classes(peer): the cell's classes beside col-KEY, for what colours it.
 const COLUMNS = [
-  { key: "name", label: "Name", text: (p) => p.name ?? "", sort: (p) => (p.name ?? "").toLowerCase() },
+  { key: "name", label: "Name", text: (p) => p.name ?? "",
+    note: (p) => (p.simulated ? "simulated" : ""), noteClass: "tag",
+    sort: (p) => (p.name ?? "").toLowerCase() },
   { key: "id", label: "ID", text: (p) => p.id, sort: (p) => p.id },
-  { key: "status", label: "Status", text: (p) => p.status, sort: (p) => STATUS_RANK[p.status] },
-  { key: "latency", label: "Latency", text: (p) => ms(p.latencyMs), sort: (p) => p.latencyMs },
+  { key: "status", label: "Status", text: (p) => p.status, sort: (p) => STATUS_RANK[p.status],
+    classes: (p) => `badge status-${STATUSES.includes(p.status) ? p.status : "unknown"}` },
+  { key: "reason", label: "Why", text: (p) => p.statusText, sort: (p) => p.statusText,
+    classes: (p) => `reason-${REASONS.includes(p.reasonKind) ? p.reasonKind : "unknown"}` },
+  { key: "latency", label: "Latency", text: (p) => ms(p.latencyMs), note: lastReply,
+    sort: (p) => p.latencyMs },
   { key: "jitter", label: "Jitter", text: (p) => ms(p.jitterMs), sort: (p) => p.jitterMs },
   { key: "loss", label: "Loss", text: (p) => percent(p.lossPercent), sort: (p) => p.lossPercent },
   { key: "mos", label: "MOS", text: (p) => fixed(p.mos, 2), sort: (p) => p.mos },
-  { key: "quality", label: "Quality",
-    text: (p) => (p.quality === null ? "–" : `${fixed(p.quality, 0)} ${p.grade}`),
-    sort: (p) => p.quality },
+  { key: "quality", label: "Quality", text: (p) => scoreText(p.quality, p.grade, p.band),
+    sort: (p) => p.quality, classes: (p) => bandClass(p.band) },
   { key: "traffic", label: "Traffic ↑/↓",
     text: (p) => `${bytes(p.bytesSent)} / ${bytes(p.bytesReceived)}`,
     sort: (p) => p.bytesSent + p.bytesReceived },
@@ -27,8 +44,6 @@ const COLUMNS = [
   { key: "seen", label: "Last seen", text: (p, now) => ago(p.lastSeen, now),
     sort: (p) => p.lastSeen },
 ];
-
-const STATUS_COLUMN = COLUMNS.findIndex((column) => column.key === "status");
 
 function compare(a, b) {
   // Missing figures sort last whichever the direction.
@@ -39,7 +54,8 @@ function compare(a, b) {
 
 function matches(peer, needle) {
   if (!needle) return true;
-  const haystack = [peer.name ?? "", peer.id, peer.status, peer.address ?? "",
+  const haystack = [peer.name ?? "", peer.id, peer.status, peer.statusText,
+                    peer.address ?? "",
                     ...Object.entries(peer.labels).map(([k, v]) => `${k}=${v}`)];
   return haystack.some((text) => text.toLowerCase().includes(needle));
 }
@@ -67,7 +83,7 @@ export class PeersTable {
     });
     this.body = el("tbody");
     this.filterInput = el("input", { type: "search", id: "peer-filter",
-                                     placeholder: "filter: name, id, status, label" });
+                                     placeholder: "filter: name, id, status, why, label" });
     this.filterInput.addEventListener("input", () => {
       this.filter = this.filterInput.value.trim().toLowerCase();
       this.render();
@@ -137,12 +153,7 @@ export class PeersTable {
     const order = shown.map((peer) => {
       seen.add(peer.id);
       const row = this.rows.get(peer.id) ?? this.createRow(peer.id);
-      COLUMNS.forEach((column, i) => setText(row.cells[i], column.text(peer, this.now)));
-      const status = STATUSES.includes(peer.status) ? peer.status : "unknown";
-      if (row.status !== status) {
-        row.cells[STATUS_COLUMN].className = `col-status badge status-${status}`;
-        row.status = status;
-      }
+      COLUMNS.forEach((column, i) => this.fill(row.cells[i], column, peer));
       return row.tr;
     });
     for (const [id, row] of this.rows) {
@@ -161,11 +172,30 @@ export class PeersTable {
     this.next.disabled = first + PAGE_SIZE >= this.total;
   }
 
+  // Cells are rewritten every frame: only what changed is touched.
+  fill(cell, column, peer) {
+    setText(cell.text, column.text(peer, this.now));
+    if (cell.note !== null) {
+      const note = column.note(peer, this.now);
+      setText(cell.note, note);
+      if (cell.note.hidden !== (note === "")) cell.note.hidden = note === "";
+    }
+    if (column.classes) {
+      const className = `col-${column.key} ${column.classes(peer)}`;
+      if (cell.td.className !== className) cell.td.className = className;
+    }
+  }
+
   createRow(id) {
-    const cells = COLUMNS.map((column) => el("td", { className: `col-${column.key}` }));
-    const tr = el("tr", { dataset: { peer: id } }, ...cells);
+    const cells = COLUMNS.map((column) => {
+      const text = document.createTextNode("");
+      const note = column.note ? el("span", { className: column.noteClass ?? "note",
+                                              hidden: true }) : null;
+      return { td: el("td", { className: `col-${column.key}` }, text, note), text, note };
+    });
+    const tr = el("tr", { dataset: { peer: id } }, ...cells.map((cell) => cell.td));
     tr.addEventListener("click", () => this.onSelect(id));
-    const row = { tr, cells, status: null };
+    const row = { tr, cells };
     this.rows.set(id, row);
     return row;
   }

@@ -31,6 +31,7 @@ export function readFrame(message) {
     network: {
       score: network.score,
       grade: network.grade,
+      band: network.band ?? null,
       byStatus: { ...network.peers_by_status },
     },
     peers: message.clients.map(readPeer),
@@ -39,21 +40,30 @@ export function readFrame(message) {
   };
 }
 
-// One peer, from a frame's `clients` or from REST (which lists the same fields).
+// One peer, from a frame's `clients` or from REST (which lists the same fields). Latency,
+// jitter and MOS are null while the peer is unanswered: nothing came back, so nothing is
+// shown, and `lastMeasuredAt` says how long ago something last did.
 export function readPeer(entry) {
+  const labels = entry.labels || {};
+  const reason = entry.status_reason || {};
   return {
     id: entry.client_id,
     name: entry.name,
     address: entry.address,
     kind: entry.kind,
-    labels: entry.labels || {},
+    labels,
+    simulated: labels.simulated === "true",
     status: entry.status,
+    reasonKind: reason.kind ?? "unmeasured",
+    statusText: entry.status_text ?? "",
     latencyMs: entry.smoothed_latency_ms ?? entry.latency_ms ?? null,
-    jitterMs: entry.jitter_ms,
+    lastMeasuredAt: entry.last_measured_at ?? null, // epoch seconds
+    jitterMs: entry.jitter_ms ?? null,
     lossPercent: entry.packet_loss_percent,
-    mos: entry.mos,
-    quality: entry.quality_score,
-    grade: entry.grade,
+    mos: entry.mos ?? null,
+    quality: entry.quality_score ?? null,
+    grade: entry.grade ?? null,
+    band: entry.band ?? null,
     bytesSent: entry.bytes_sent,
     bytesReceived: entry.bytes_received,
     connectedS: entry.connection_duration,
@@ -80,15 +90,30 @@ export function readPoints(points) {
   return { times: points.map((p) => p.timestamp), values: points.map((p) => p.value) };
 }
 
-// A peer latency history with `step`: the band of each bucket as columns.
-export function readBands(history) {
-  const bands = history.bands || [];
-  return {
-    times: bands.map((b) => b.timestamp),
-    p50: bands.map((b) => b.p50),
-    p95: bands.map((b) => b.p95),
-    max: bands.map((b) => b.max),
+// A peer's history with `step` (`buckets`, oldest first) as chart columns, one row per
+// bucket. The server leaves out a bucket in which nothing was sent and nothing came back;
+// a null row at its place keeps the lines from bridging the time nobody measured. In an
+// outage bucket (probes sent, none answered) latency, jitter and MOS are null (gaps) and
+// the score 0.
+export function readBuckets(history, step) {
+  const columns = { times: [], p50: [], p95: [], lossPercent: [], jitterMs: [], score: [],
+                    mos: [] };
+  const row = (time, bucket) => {
+    columns.times.push(time);
+    columns.p50.push(bucket ? bucket.p50 : null);
+    columns.p95.push(bucket ? bucket.p95 : null);
+    columns.lossPercent.push(bucket ? bucket.loss_percent : null);
+    columns.jitterMs.push(bucket ? bucket.jitter_ms : null);
+    columns.score.push(bucket ? bucket.score : null);
+    columns.mos.push(bucket ? bucket.mos : null);
   };
+  let previous = null;
+  for (const bucket of history.buckets || []) {
+    if (previous !== null && bucket.timestamp - previous > step) row(previous + step, null);
+    row(bucket.timestamp, bucket);
+    previous = bucket.timestamp;
+  }
+  return columns;
 }
 
 export function readSession(session) {
