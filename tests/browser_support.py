@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from playwright.async_api import Page, async_playwright
 
@@ -77,7 +78,26 @@ async def browser_page(
             await browser.close()
 
 
-class PeerFeed:
+class Recording:
+    """Runs ``_run`` in a task while the ``async with`` block lasts."""
+
+    _task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class PeerFeed(Recording):
     """Records a latency for each fed peer every ``interval`` seconds, like a prober would,
     until stopped."""
 
@@ -88,7 +108,6 @@ class PeerFeed:
         self.peer_ids = list(peer_ids)
         self.interval = interval
         self._rng = random.Random(seed)
-        self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         while True:
@@ -99,16 +118,6 @@ class PeerFeed:
                     peer_id, bytes_sent=600, bytes_received=900, packets_sent=1, packets_received=1
                 )
             await asyncio.sleep(self.interval)
-
-    async def __aenter__(self) -> PeerFeed:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
 
 # A peer's scripted measurement: seconds since the script's start -> ms, or None (no reply).
@@ -129,7 +138,7 @@ class ReplayClock:
         self.pinned = None
 
 
-class ScriptedPeers:
+class ScriptedPeers(Recording):
     """Peers measured as a script says, ``outcomes[peer](seconds since start)``: ``replay``
     records the past from ``clock``'s pinned start up to the wall clock, every ``step`` s,
     at once; ``async with`` then records live every ``interval`` s. ``recorded`` keeps each
@@ -149,7 +158,6 @@ class ScriptedPeers:
         self.outcomes = outcomes
         self.interval = interval
         self.recorded: dict[str, list[tuple[float, float | None]]] = {p: [] for p in outcomes}
-        self._task: asyncio.Task[None] | None = None
 
     def _record(self, now: float) -> None:
         for peer_id, outcome in self.outcomes.items():
@@ -171,13 +179,3 @@ class ScriptedPeers:
         while True:
             self._record(self.clock())
             await asyncio.sleep(self.interval)
-
-    async def __aenter__(self) -> ScriptedPeers:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task

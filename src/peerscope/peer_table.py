@@ -286,19 +286,13 @@ class PeerTable:
         ]
         now = self._clock()
         arrivals: list[Arrival] = []
-        peers = self._peers
         lock = self._lock
         lock.acquire()
         try:
             for peer_id, seq, rtt in checked:
-                peer = peers.get(peer_id)
+                peer = self._answering_peer(peer_id, now, known_only)
                 if peer is None:
-                    if known_only:
-                        continue
-                    peer = self._peer_for_recording(peer_id, now)
-                # Expire first, so a probe that timed out before this reply counts as a
-                # failure.
-                expire_probes(peer, now)
+                    continue
                 arrival = peer.loss.arrived(seq)
                 peer.dirty = True
                 if arrival == "on_time" or arrival == "late":
@@ -335,23 +329,30 @@ class PeerTable:
             for peer_id, seq, kind, detail in failures
         ]
         now = self._clock()
-        peers = self._peers
         with self._lock:
             for peer_id, seq, kind, detail in checked:
-                peer = peers.get(peer_id)
+                peer = self._answering_peer(peer_id, now, known_only)
                 if peer is None:
-                    if known_only:
-                        continue
-                    peer = self._peer_for_recording(peer_id, now)
-                # Expire first, as for a reply: a probe past its timeout was lost then, and
-                # is not counted again now.
-                expire_probes(peer, now)
+                    continue
                 sent_at = peer.loss.refused(seq)
                 if sent_at is not None:
                     peer.note_loss(sent_at)
                     peer.consecutive_failures += 1
                 peer.problem = (kind, detail)
                 peer.dirty = True
+
+    def _answering_peer(self, peer_id: str, now: float, known_only: bool) -> Peer | None:
+        """Under the lock: the peer an outcome of its probe is for, its probes past their
+        timeout expired first (so one that timed out before this outcome counts as lost
+        then, and is not counted again now). None for a peer not registered when
+        ``known_only`` (a prober whose peer was removed must not bring it back)."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            if known_only:
+                return None
+            peer = self._peer_for_recording(peer_id, now)
+        expire_probes(peer, now)
+        return peer
 
     def record_traffic(
         self,
