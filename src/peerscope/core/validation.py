@@ -91,22 +91,22 @@ def validate_number(
     return number
 
 
-def validate_labels(labels: object) -> dict[str, str]:
+def validate_labels(labels: object, field_name: str = "labels") -> dict[str, str]:
     """Labels: at most 32, keys are identifiers (they become Prometheus label names)."""
     if labels is None:
         return {}
     if not isinstance(labels, dict):
-        raise ValueError(f"labels: must be a dict of str to str, got {type(labels).__name__}")
+        raise ValueError(f"{field_name}: must be a dict of str to str, got {type(labels).__name__}")
     if len(labels) > MAX_LABELS:
-        raise ValueError(f"labels: at most {MAX_LABELS} labels, got {len(labels)}")
+        raise ValueError(f"{field_name}: at most {MAX_LABELS} labels, got {len(labels)}")
     for key, value in labels.items():
         if not (isinstance(key, str) and key.isidentifier() and len(key) <= 64):
             raise ValueError(
-                f"labels: key {preview(key)} must be an identifier of at most 64 chars"
+                f"{field_name}: key {preview(key)} must be an identifier of at most 64 chars"
             )
         if not (isinstance(value, str) and value.isprintable() and len(value) <= MAX_TEXT_LENGTH):
             raise ValueError(
-                f"labels: value of {preview(key)} must be printable text of at "
+                f"{field_name}: value of {preview(key)} must be printable text of at "
                 f"most {MAX_TEXT_LENGTH} chars"
             )
     return dict(labels)
