@@ -18,7 +18,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from peerscope.core.quality import STATUSES, QualityConfig
-from peerscope.core.validation import preview, real_number, validate_labels, validate_text
+from peerscope.core.validation import (
+    preview,
+    real_number,
+    require,
+    validate_labels,
+    validate_text,
+)
 
 Scope = Literal["host", "server", "peer"]
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
@@ -70,20 +76,15 @@ def metric_scope(metric: str) -> Scope:
         ) from None
 
 
-def _require(condition: bool, field_name: str, message: str) -> None:
-    if not condition:
-        raise ValueError(f"{field_name}: {message}")
-
-
 def _finite(value: object, field_name: str) -> float:
     number = real_number(value, field_name)
-    _require(math.isfinite(number), field_name, f"must be a finite number, got {preview(value)}")
+    require(math.isfinite(number), field_name, f"must be a finite number, got {preview(value)}")
     return number
 
 
 def _duration(value: object, field_name: str) -> float:
     number = _finite(value, field_name)
-    _require(number >= 0, field_name, f"must be >= 0, got {preview(value)}")
+    require(number >= 0, field_name, f"must be >= 0, got {preview(value)}")
     return number
 
 
@@ -107,14 +108,14 @@ class AlertRule:
     def __post_init__(self) -> None:
         validate_text(self.name, "name", max_length=128)
         scope = metric_scope(self.metric)
-        _require(self.op in OPS, "op", f"must be one of {', '.join(OPS)}, got {preview(self.op)}")
+        require(self.op in OPS, "op", f"must be one of {', '.join(OPS)}, got {preview(self.op)}")
         if self.metric == STATUS_METRIC:
-            _require(
+            require(
                 self.threshold in STATUSES,
                 "threshold",
                 f"must be one of {', '.join(STATUSES)} for status, got {preview(self.threshold)}",
             )
-            _require(self.op in ("==", "!="), "op", f"must be == or != for status, got {self.op}")
+            require(self.op in ("==", "!="), "op", f"must be == or != for status, got {self.op}")
         else:
             object.__setattr__(self, "threshold", _finite(self.threshold, "threshold"))
         if self.clear is not None:
@@ -123,31 +124,31 @@ class AlertRule:
         object.__setattr__(
             self, "keep_firing_for_s", _duration(self.keep_firing_for_s, "keep_firing_for_s")
         )
-        _require(
+        require(
             self.nodata in NODATA,
             "nodata",
             f"must be one of {', '.join(NODATA)}, got {preview(self.nodata)}",
         )
-        _require(
+        require(
             self.severity in SEVERITIES,
             "severity",
             f"must be one of {', '.join(SEVERITIES)}, got {preview(self.severity)}",
         )
         if self.repeat_s is not None:
             repeat = _finite(self.repeat_s, "repeat_s")
-            _require(repeat > 0, "repeat_s", f"must be > 0 or None, got {preview(self.repeat_s)}")
+            require(repeat > 0, "repeat_s", f"must be > 0 or None, got {preview(self.repeat_s)}")
             object.__setattr__(self, "repeat_s", repeat)
         # Own copies: the rule is frozen, so no caller may change its labels afterwards.
         object.__setattr__(self, "labels", validate_labels(self.labels, "labels"))
         object.__setattr__(self, "match", validate_labels(self.match, "match"))
-        _require(
+        require(
             not self.match or scope == "peer",
             "match",
             f"only peer metrics match peer labels; {self.metric} is a {scope} metric",
         )
 
     def _check_clear(self) -> None:
-        _require(
+        require(
             self.op in (">", ">=", "<", "<=") and self.metric != STATUS_METRIC,
             "clear",
             f"needs an ordering op (>, >=, <, <=) on a numeric metric, got {self.op}",
@@ -156,7 +157,7 @@ class AlertRule:
         assert isinstance(self.threshold, float)  # a numeric metric's, made a float above
         above = self.op in (">", ">=")
         ok_side = clear <= self.threshold if above else clear >= self.threshold
-        _require(
+        require(
             ok_side,
             "clear",
             f"must be {'<=' if above else '>='} threshold {self.threshold} (its ok side), "
@@ -192,7 +193,7 @@ class AlertRule:
         if value is None:
             return None
         if self.metric == STATUS_METRIC:
-            _require(
+            require(
                 isinstance(value, str) and value in STATUSES,
                 "value",
                 f"must be one of {', '.join(STATUSES)} or None, got {preview(value)}",

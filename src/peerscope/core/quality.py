@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from peerscope.core.validation import require
+
 JitterMethod = Literal["rfc3550", "stddev"]
 ScoreMethod = Literal["impairment", "seed"]
 Trend = Literal["improving", "stable", "degrading"]
@@ -28,11 +30,6 @@ GRADE_OF_BAND: dict[Band, Grade] = {
     "poor": "D",
     "bad": "F",
 }
-
-
-def _require(condition: bool, field: str, message: str) -> None:
-    if not condition:
-        raise ValueError(f"{field}: {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,46 +63,46 @@ class QualityConfig:
     def __post_init__(self) -> None:
         for name in ("latency_weight", "loss_weight", "jitter_weight", "network_cpu_weight"):
             value = getattr(self, name)
-            _require(0.0 <= value <= 1.0, name, f"must be within 0..1, got {value}")
-        _require(
+            require(0.0 <= value <= 1.0, name, f"must be within 0..1, got {value}")
+        require(
             0 < self.latency_ms_per_point < math.inf,
             "latency_ms_per_point",
             "must be finite and > 0",
         )
-        _require(
+        require(
             0 <= self.loss_points_per_percent < math.inf,
             "loss_points_per_percent",
             "must be finite and >= 0",
         )
-        _require(
+        require(
             0 <= self.jitter_points_per_ms < math.inf,
             "jitter_points_per_ms",
             "must be finite and >= 0",
         )
-        _require(
+        require(
             self.score_method in ("impairment", "seed"),
             "score_method",
             f"must be 'impairment' or 'seed', got {self.score_method!r}",
         )
-        _require(
+        require(
             100 >= self.excellent_min >= self.good_min >= self.fair_min >= self.poor_min >= 0,
             "excellent_min",
             "bands must satisfy 100 >= excellent_min >= good_min >= fair_min >= poor_min >= 0",
         )
-        _require(
+        require(
             self.jitter_method in ("rfc3550", "stddev"),
             "jitter_method",
             f"must be 'rfc3550' or 'stddev', got {self.jitter_method!r}",
         )
-        _require(self.stddev_jitter_samples >= 2, "stddev_jitter_samples", "must be >= 2")
-        _require(0.0 < self.latency_smoothing <= 1.0, "latency_smoothing", "must be within (0, 1]")
-        _require(self.loss_window >= 1, "loss_window", "must be >= 1")
-        _require(
+        require(self.stddev_jitter_samples >= 2, "stddev_jitter_samples", "must be >= 2")
+        require(0.0 < self.latency_smoothing <= 1.0, "latency_smoothing", "must be within (0, 1]")
+        require(self.loss_window >= 1, "loss_window", "must be >= 1")
+        require(
             1 <= self.trend_short_samples < self.trend_long_samples,
             "trend_short_samples",
             "must be >= 1 and smaller than trend_long_samples",
         )
-        _require(self.trend_dead_band >= 0, "trend_dead_band", "must be >= 0")
+        require(self.trend_dead_band >= 0, "trend_dead_band", "must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,21 +126,21 @@ class StatusRules:
     disconnected_after_idle_s: float = 60.0
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             0 <= self.degraded_below_score <= 100, "degraded_below_score", "must be within 0..100"
         )
-        _require(self.recover_margin >= 0, "recover_margin", "must be >= 0")
-        _require(
+        require(self.recover_margin >= 0, "recover_margin", "must be >= 0")
+        require(
             1 <= self.no_reply_after_failures <= self.disconnected_after_failures,
             "no_reply_after_failures",
             "must be >= 1 and <= disconnected_after_failures",
         )
-        _require(
+        require(
             1 <= self.degraded_after_failures <= self.disconnected_after_failures,
             "degraded_after_failures",
             "must be >= 1 and <= disconnected_after_failures",
         )
-        _require(
+        require(
             0 < self.degraded_after_idle_s <= self.disconnected_after_idle_s,
             "degraded_after_idle_s",
             "must be > 0 and <= disconnected_after_idle_s",

@@ -24,6 +24,13 @@ PREVIEW_CHARS = 40
 MAX_COUNT = 2**53
 
 
+def require(condition: bool, field_name: str, message: str) -> None:
+    """Raise ``ValueError("field: message")`` unless ``condition`` holds: the one shape of every
+    configuration check."""
+    if not condition:
+        raise ValueError(f"{field_name}: {message}")
+
+
 def preview(value: object) -> str:
     """``repr(value)``, cut to a short prefix with an ellipsis."""
     try:
