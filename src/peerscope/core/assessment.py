@@ -98,7 +98,8 @@ class Assessor:
         """Refresh a changed peer's score, trend averages and status.
 
         Returns the new status if it changed, else None. A peer with no latency measured
-        yet has no score: an unmeasured link is unknown, not perfect.
+        yet has no score (an unmeasured link is unknown, not perfect) until a measurement
+        of it fails: then nothing ever came back, and it scores 0.
         """
         # Runs for every changed peer on every tick: locals over repeated attribute lookups.
         peer.dirty = False
