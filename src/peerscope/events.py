@@ -26,7 +26,7 @@ class PeerReading(NamedTuple):
 
     peer_id: str
     status: Status
-    # None before the first sample and while the peer is unanswered (see
+    # None before the first sample and while the peer is unanswered or stale (see
     # peerscope.core.assessment): a dead link has no latency.
     latency_ms: float | None  # the newest sample
     smoothed_latency_ms: float | None

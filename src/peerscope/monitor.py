@@ -223,25 +223,13 @@ class Monitor(PeerTable):
         )
 
     def _reading(self, peer: Peer, now: float) -> PeerReading:
-        if self._assessor.unanswered(peer, now):
-            return PeerReading(
-                peer.peer_id,
-                peer.status,
-                None,
-                None,
-                None,
-                peer.loss_percent,
-                peer.quality_score,
-                peer.bytes_sent,
-                peer.bytes_received,
-                peer.last_seen,
-            )
+        shown = self._assessor.shows_figures(peer, now)
         return PeerReading(
             peer.peer_id,
             peer.status,
-            peer.last_latency_ms,
-            peer.smoothed_latency_ms,
-            self._assessor.jitter(peer),
+            peer.last_latency_ms if shown else None,
+            peer.smoothed_latency_ms if shown else None,
+            self._assessor.jitter(peer) if shown else None,
             peer.loss_percent,
             peer.quality_score,
             peer.bytes_sent,

@@ -172,12 +172,22 @@ class Assessor:
 
     def _stale(self, peer: Peer, now: float) -> bool:
         """Measured, but not within the status window."""
-        last = peer.latency.newest_time()
+        last = peer.last_measured_at
         return last is not None and now - last >= self._window
 
     def unanswered(self, peer: Peer, now: float) -> bool:
         """Its last measurements failed, or nothing was heard from it for the status window."""
         return peer.consecutive_failures >= self._no_reply or now - peer.last_seen >= self._window
+
+    def shows_figures(self, peer: Peer, now: float) -> bool:
+        """Whether its latency, jitter and MOS describe the link now: neither unanswered nor
+        stale (everywhere a peer is shown: entries, tick readings)."""
+        # unanswered() and _stale(), inline: a tick asks this of every peer that changed.
+        window = self._window
+        if peer.consecutive_failures >= self._no_reply or now - peer.last_seen >= window:
+            return False
+        last = peer.latency.newest_time()
+        return last is None or now - last < window
 
     def _fold_many(self, peer: Peer, count: int) -> None:
         """Take several samples recorded since the last refresh into jitter and smoothing.
@@ -288,8 +298,8 @@ class Assessor:
         """The judged figures of a peer shown at ``now``."""
         config = self.config
         score = peer.quality_score
-        last_measured = peer.latency.newest_time()
-        shown = not (self.unanswered(peer, now) or self._stale(peer, now))
+        last_measured = peer.last_measured_at
+        shown = self.shows_figures(peer, now)
         latency = peer.smoothed_latency_ms if shown else None
         jitter = None if latency is None else current_jitter(peer, config)
         loss = peer.loss_percent
@@ -310,7 +320,7 @@ class Assessor:
         return Derived(
             latency_ms=peer.last_latency_ms if shown else None,
             smoothed_latency_ms=latency,
-            average_latency_ms=peer.latency.mean() if shown else None,
+            average_latency_ms=peer.average_latency_ms if shown else None,
             last_measured_at=last_measured,
             jitter_ms=jitter,
             band=band,
