@@ -106,3 +106,24 @@ def test_a_peer_never_answered_scores_zero_once_a_measurement_fails():
     assert peer["status_text"] == "not measured yet"
     monitor.record_latency("p", None)
     assert monitor.peer("p")["status_text"] == "no reply to the last 2 measurements; never answered"
+
+
+def test_a_stale_peers_tick_reading_hides_its_latency_as_its_entry_does():
+    # Heard from (messages) but not measured for the status window: the figures describe
+    # no current link, in the tick's readings as in the entries.
+    clock = ManualClock()
+    monitor = Monitor(Settings(enable_system_metrics=False, metrics_interval=3600), clock=clock)
+    monitor.record_latency("p", 30.0)
+    assert monitor.tick().changed[0].latency_ms == 30.0
+    clock.advance(16.0)
+    monitor.record_message("p", size=10, direction="in")
+    (reading,) = monitor.tick().changed
+    assert (reading.latency_ms, reading.smoothed_latency_ms, reading.jitter_ms) == (
+        None,
+        None,
+        None,
+    )
+    entry = monitor.peer("p")
+    assert entry["status_reason"]["kind"] == "stale"
+    assert entry["latency_ms"] is None
+    assert reading.quality_score is None

@@ -89,10 +89,10 @@ def status_reason(
     window = rules.degraded_after_idle_s
     if idle >= window:
         return _reason("idle", idle, window), f"not heard from for {_ago(idle)}"
+    if since is not None and since >= window:
+        return _reason("stale", since, window), f"no measurement for {_ago(since)}"
     if since is None or latency_ms is None:
         return _reason("unmeasured"), "not measured yet"
-    if since >= window:
-        return _reason("stale", since, window), f"no measurement for {_ago(since)}"
     latency_limit, loss_limit, jitter_limit = limits(config)
     # (share of its limit, points it costs, kind, value, limit, unit)
     parts: list[tuple[float, float, ReasonKind, float, float, str]] = [
