@@ -113,6 +113,8 @@ def test_a_reading_carries_the_figures_the_peer_entry_shows(clock):
     entry = monitor.peer("p")
     assert reading == PeerReading(
         peer_id="p",
+        kind="peer",
+        labels={},
         status=entry["status"],
         latency_ms=entry["latency_ms"],
         smoothed_latency_ms=entry["smoothed_latency_ms"],

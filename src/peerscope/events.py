@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import NamedTuple
 
-from peerscope.core.model import ServerStats, SystemSample
+from peerscope.core.model import PeerKind, ServerStats, SystemSample
 from peerscope.core.quality import Status
 from peerscope.message import (
     MetricsMessage,
@@ -22,9 +23,14 @@ class PeerReading(NamedTuple):
     A tick lists the peers whose readings changed since the tick before: a new sample, a
     probe lost, traffic or a report recorded, or a new status. A tuple, not a dict: a tick
     may carry thousands. Band, grade and MOS are functions of these (peerscope.core.quality).
+    ``kind`` and ``labels`` ride along so that a subscriber can tell which peers a rule or
+    a view is about without asking the Monitor (the labels are the peer's own mapping:
+    read, never change it).
     """
 
     peer_id: str
+    kind: PeerKind
+    labels: Mapping[str, str]
     status: Status
     # None before the first sample and while the peer is unanswered or stale (see
     # peerscope.core.assessment): a dead link has no latency.

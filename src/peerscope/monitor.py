@@ -226,6 +226,8 @@ class Monitor(PeerTable):
         shown = self._assessor.shows_figures(peer, now)
         return PeerReading(
             peer.peer_id,
+            peer.kind,
+            peer.labels,
             peer.status,
             peer.last_latency_ms if shown else None,
             peer.smoothed_latency_ms if shown else None,

@@ -117,6 +117,9 @@ class PeerTable:
                 peer.address = address
             if labels is not None:
                 peer.labels = checked_labels
+            # The next tick lists it (kind and labels ride in its reading): a new peer is
+            # seen by subscribers even before anything is recorded for it.
+            self._changed[peer_id] = peer
 
     def _register(self, peer_id: str, now: float) -> Peer:
         if len(self._peers) >= self.settings.max_peers:

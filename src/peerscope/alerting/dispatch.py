@@ -1,0 +1,176 @@
+"""Handing alert events to notifiers without ever waiting for one.
+
+Each notifier has a bounded queue and a task of its own: :meth:`Dispatcher.offer` only
+appends (the oldest event goes when the queue is full, counted in ``dropped``), and the
+task sends, with a timeout, retrying with exponential backoff. A notifier that fails or
+hangs is logged and retried; it never delays the tick, the evaluation or the other
+notifiers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import Protocol
+
+from typing_extensions import TypedDict
+
+from peerscope.alerting.records import AlertEvent
+
+__all__ = ["Dispatcher", "Notifier", "NotifierStats"]
+
+logger = logging.getLogger(__name__)
+
+
+class Notifier(Protocol):
+    """Somewhere alerts are told: a log, a callback, a webhook, Alertmanager, Apprise."""
+
+    @property
+    def name(self) -> str:
+        """What logs and ``/api/alerts/notifiers`` call it (never a secret: no token)."""
+        ...
+
+    async def send(self, event: AlertEvent) -> None:
+        """Tell ``event``; raise if it did not arrive (the dispatcher retries)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Let go of what it holds (connections); called once, on the way out."""
+        ...
+
+
+class NotifierStats(TypedDict):
+    name: str
+    sent: int
+    failed: int  # events given up on after the last retry
+    retried: int
+    dropped: int  # events pushed out of a full queue
+    queued: int
+    last_error: str | None
+
+
+class _Lane:
+    """One notifier's queue, task and counts."""
+
+    def __init__(self, notifier: Notifier, size: int) -> None:
+        self.notifier = notifier
+        self.queue: deque[AlertEvent] = deque()
+        self.size = size
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.stats: NotifierStats = {
+            "name": notifier.name,
+            "sent": 0,
+            "failed": 0,
+            "retried": 0,
+            "dropped": 0,
+            "queued": 0,
+            "last_error": None,
+        }
+
+
+class Dispatcher:
+    """Events to ``notifiers``, each in its own lane.
+
+    ``timeout_s`` bounds one attempt; a failed one is tried again up to ``retries`` times,
+    after ``backoff_s``, then twice that, and so on (capped at ``max_backoff_s``).
+    """
+
+    def __init__(
+        self,
+        notifiers: Sequence[Notifier],
+        *,
+        queue_size: int = 1000,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+    ) -> None:
+        self._lanes = [_Lane(notifier, queue_size) for notifier in notifiers]
+        self._timeout_s = timeout_s
+        self._retries = retries
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+
+    def __len__(self) -> int:
+        return len(self._lanes)
+
+    def offer(self, event: AlertEvent) -> None:
+        """Queue ``event`` for every notifier; returns at once. Call it on the loop thread."""
+        for lane in self._lanes:
+            if len(lane.queue) >= lane.size:
+                lane.queue.popleft()
+                lane.stats["dropped"] += 1
+            lane.queue.append(event)
+            lane.ready.set()
+
+    async def start(self) -> None:
+        for lane in self._lanes:
+            if lane.task is None:
+                lane.task = asyncio.create_task(
+                    self._run(lane), name=f"notify {lane.notifier.name}"
+                )
+
+    async def stop(self) -> None:
+        """Stop sending (events still queued are dropped) and close every notifier."""
+        for lane in self._lanes:
+            if lane.task is not None:
+                lane.task.cancel()
+        for lane in self._lanes:
+            if lane.task is not None:
+                await asyncio.gather(lane.task, return_exceptions=True)
+                lane.task = None
+            try:
+                await lane.notifier.aclose()
+            except Exception:
+                logger.exception("closing alert notifier %s failed", lane.notifier.name)
+
+    def stats(self) -> list[NotifierStats]:
+        for lane in self._lanes:
+            lane.stats["queued"] = len(lane.queue)
+        return [dict(lane.stats) for lane in self._lanes]  # type: ignore[misc]
+
+    async def _run(self, lane: _Lane) -> None:
+        while True:
+            while not lane.queue:
+                lane.ready.clear()
+                await lane.ready.wait()
+            await self._deliver(lane, lane.queue.popleft())
+
+    async def _deliver(self, lane: _Lane, event: AlertEvent) -> None:
+        name, stats = lane.notifier.name, lane.stats
+        delay = self._backoff_s
+        for attempt in range(self._retries + 1):
+            try:
+                await asyncio.wait_for(lane.notifier.send(event), self._timeout_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                reason = "timed out" if isinstance(error, TimeoutError) else repr(error)
+                stats["last_error"] = reason
+                if attempt == self._retries:
+                    stats["failed"] += 1
+                    logger.error(
+                        "alert notifier %s gave up on event %d (%s) after %d attempts: %s",
+                        name,
+                        event["id"],
+                        event["message"],
+                        attempt + 1,
+                        reason,
+                    )
+                    return
+                stats["retried"] += 1
+                logger.warning(
+                    "alert notifier %s failed on event %d (%s); retrying in %.1f s",
+                    name,
+                    event["id"],
+                    reason,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff_s)
+            else:
+                stats["sent"] += 1
+                return
