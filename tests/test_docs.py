@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from peerscope import QualityConfig, Settings, StatusRules
+from peerscope.alert_settings import AlertSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOTTED = re.compile(r"\bpeerscope(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
-# Dotted names that are no Python: files named after the package, ASGI scope extensions.
-NOT_PYTHON = {"peerscope.js", "peerscope.toml", "peerscope.frame_writer", "peerscope.transport"}
+# Dotted names that are no Python: files named after the package, ASGI scope extensions,
+# logger names.
+NOT_PYTHON = {"peerscope.alerts", "peerscope.js", "peerscope.toml", "peerscope.frame_writer", "peerscope.transport"}
 
 
 def documented_defaults() -> dict[str, str]:
@@ -28,12 +30,14 @@ def actual_defaults() -> dict[str, object]:
     # The fields' own defaults: Settings() would read PEERSCOPE_* variables (conftest sets one).
     found: dict[str, object] = {}
     for name, field in Settings.model_fields.items():
-        if name in ("quality", "status"):
+        if name in ("quality", "status", "alerts"):
             continue
         found[name] = field.get_default(call_default_factory=True)
     for prefix, group in (("quality", QualityConfig()), ("status", StatusRules())):
         for field in dataclasses.fields(group):
             found[f"{prefix}.{field.name}"] = getattr(group, field.name)
+    for name, field in AlertSettings.model_fields.items():
+        found[f"alerts.{name}"] = field.get_default(call_default_factory=True)
     return found
 
 

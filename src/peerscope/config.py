@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from peerscope.alert_settings import AlertSettings
 from peerscope.config_sources import (
     ENV_PREFIX,
     Environment,
@@ -265,6 +266,9 @@ class Settings(BaseSettings):
     )
     status: StatusRules = Field(
         default_factory=StatusRules, description="When peers turn degraded or disconnected."
+    )
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings, description="Alert rules and where alerts are told."
     )
 
     @field_validator("reflector_allow")
