@@ -292,20 +292,25 @@ class Evaluator:
                 queued[reading.peer_id] = reading.last_seen
                 heapq.heappush(heap, (reading.last_seen + threshold, reading.peer_id))
         alerts = self._alerts[rule.name]
+        # Peers not yet over the line after all (heard since they were queued, or exactly at
+        # it for ">"): queued again once the loop is done, so it never sees them twice.
+        again: list[PeerReading] = []
         while heap and heap[0][0] <= now:
             _, peer_id = heapq.heappop(heap)
             if queued.pop(peer_id, None) is None:
                 continue  # forgotten
-            heard = self._readings.get(peer_id)
-            if heard is None or not rule.matches(heard.kind, heard.labels):
+            known = self._readings.get(peer_id)
+            if known is None or not rule.matches(known.kind, known.labels):
                 continue
-            reading = heard
-            if reading.last_seen + threshold > now:  # heard since it was queued
-                queued[peer_id] = reading.last_seen
-                heapq.heappush(heap, (reading.last_seen + threshold, peer_id))
-                continue
-            alert = alerts.get(peer_id) or Alert(rule, peer_id)
-            self._step(alert, peer_value(IDLE_METRIC, reading, now), now, notes)
+            idle = peer_value(IDLE_METRIC, known, now)
+            assert idle is not None
+            if not rule.breached(idle):
+                again.append(known)
+            elif peer_id not in alerts:  # one already pending or firing moves by itself
+                self._step(Alert(rule, peer_id), idle, now, notes)
+        for waiting in again:
+            queued[waiting.peer_id] = waiting.last_seen
+            heapq.heappush(heap, (waiting.last_seen + threshold, waiting.peer_id))
         if len(heap) > 2 * len(queued) + 64:
             # Entries of forgotten peers pile up under churn: rebuild from the live ones.
             watch.heap = [(seen + threshold, peer_id) for peer_id, seen in queued.items()]
