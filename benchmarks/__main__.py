@@ -6,6 +6,7 @@ Options and exit status: see ``benchmarks.runner``.
 from __future__ import annotations
 
 from benchmarks import (
+    bench_alerts,
     bench_dashboard,
     bench_fanout,
     bench_idle,
@@ -27,6 +28,7 @@ MODULES = (
     bench_fanout,
     bench_idle,
     bench_probe,
+    bench_alerts,
     bench_dashboard,
 )
 

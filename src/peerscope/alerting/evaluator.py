@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from peerscope.core import quality
 from peerscope.core.alerts import (
@@ -205,18 +205,18 @@ class Evaluator:
         self._system, self._server = tick.system, tick.server
         changed = tick.changed
         readings = self._readings
-        for reading in changed:
-            readings[reading.peer_id] = reading
+        by_id = {reading.peer_id: reading for reading in changed}
+        readings.update(by_id)
         for name, rule in self._rules.items():
             alerts = self._alerts[name]
             if rule.scope != "peer":
                 value = host_value(rule.metric, tick.system, tick.server)
                 self._step(alerts.get(None) or Alert(rule), value, now, notes)
                 continue
-            batch = changed
+            batch, batch_by_id = changed, by_id
             if name in self._unseen:
-                batch = tuple(readings.values())
-            self._step_readings(rule, alerts, batch, now, notes)
+                batch, batch_by_id = tuple(readings.values()), readings
+            self._step_readings(rule, alerts, batch, batch_by_id, now, notes)
             watch = self._idle.get(name)
             if watch is not None:
                 self._watch_idle(rule, watch, batch, now, notes)
@@ -229,6 +229,7 @@ class Evaluator:
         rule: AlertRule,
         alerts: dict[str | None, Alert],
         batch: Sequence[PeerReading],
+        by_id: dict[str, PeerReading],
         now: float,
         notes: list[Notification],
     ) -> None:
@@ -238,7 +239,6 @@ class Evaluator:
             # The alerts this rule already has, for the peers whose readings changed: from
             # whichever side is smaller.
             if len(alerts) < len(batch):
-                by_id = {reading.peer_id: reading for reading in batch}
                 pairs = [(alerts[key], by_id[key]) for key in alerts if key in by_id]
             else:
                 pairs = [
@@ -263,19 +263,35 @@ class Evaluator:
     @staticmethod
     def _breaching(rule: AlertRule, batch: Sequence[PeerReading], now: float) -> list[PeerReading]:
         """The readings in ``batch`` that breach ``rule`` (no data counts with ``nodata =
-        "alerting"``): the one pass over every changed peer, kept to a comprehension."""
+        "alerting"``): the one pass over every changed peer. Kept to comprehensions that
+        make no object per reading: at 10,000 readings a tuple each is what wakes the
+        garbage collector, which then walks every peer's rings."""
         compare, threshold = OPS[rule.op], rule.threshold
+        alerting = rule.nodata == "alerting"
         index = _READING_FIELD.get(rule.metric)
-        # Any: a reading's fields are of several types; index picks one of Value's.
-        values: list[tuple[Any, PeerReading]]
-        if index is None:
-            metric = rule.metric
-            values = [(peer_value(metric, reading, now), reading) for reading in batch]
-        else:
-            values = [(reading[index], reading) for reading in batch]
-        if rule.nodata == "alerting":
-            return [r for v, r in values if v is None or compare(v, threshold)]
-        return [r for v, r in values if v is not None and compare(v, threshold)]
+        if index is not None:
+            if alerting:
+                return [r for r in batch if (v := r[index]) is None or compare(v, threshold)]
+            return [r for r in batch if (v := r[index]) is not None and compare(v, threshold)]
+        if rule.metric == IDLE_METRIC and rule.op in (">", ">="):
+            # idle > N is last_seen before now - N: one comparison, no arithmetic per peer.
+            assert isinstance(threshold, float)
+            line = now - threshold
+            if rule.op == ">":
+                return [r for r in batch if r.last_seen < line]
+            return [r for r in batch if r.last_seen <= line]
+        metric = rule.metric
+        if alerting:
+            return [
+                r
+                for r in batch
+                if (v := peer_value(metric, r, now)) is None or compare(v, threshold)
+            ]
+        return [
+            r
+            for r in batch
+            if (v := peer_value(metric, r, now)) is not None and compare(v, threshold)
+        ]
 
     def _watch_idle(
         self,
