@@ -115,8 +115,8 @@ class Broadcaster:
         self._clock = clock
         self._queued: set[Subscriber] = set()
         self._direct: set[DirectSubscriber] = set()
-        # The bytes that may wait in a direct subscriber's buffer, set by the latest frame.
-        self._frame_limit = 0
+        # The most the latest frame's bytes may fill of a direct subscriber's buffer.
+        self._frames_bytes = 0
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._direct)
@@ -154,7 +154,8 @@ class Broadcaster:
             wire = Frame(Opcode.TEXT, payload).serialize(mask=False)
             size = len(payload)
             # As many bytes may wait per connection as a queued subscriber's frames hold.
-            limit = self._frame_limit = (self._frames - 1) * len(wire)
+            limit = (self._frames - 1) * len(wire)
+            self._frames_bytes = self._frames * len(wire)
             for direct in self._direct:
                 if direct.write(wire, limit):
                     direct.stalled_since = None
@@ -173,8 +174,8 @@ class Broadcaster:
     def push(self, payload: bytes) -> None:
         """Send ``payload`` (one UTF-8 JSON text, serialized once), an event between the
         frames, to every subscriber: into its queue's room for events, or written to its
-        connection unless more than the metrics frames' bytes and ``EVENT_FRAMES`` such
-        events wait in the buffer. A missed event counts in ``missed``, but says nothing of
+        connection unless more than what the metrics frames may fill and ``EVENT_FRAMES``
+        such events wait in its buffer. A missed event counts in ``missed``, but says nothing of
         a stall: whether a reader takes frames is the metrics frames' to tell."""
         if self._queued:
             text = (payload.decode(), len(payload))
@@ -182,7 +183,7 @@ class Broadcaster:
                 subscriber.offer(text, event=True)
         if self._direct:
             wire = Frame(Opcode.TEXT, payload).serialize(mask=False)
-            limit = self._frame_limit + EVENT_FRAMES * len(wire)
+            limit = self._frames_bytes + EVENT_FRAMES * len(wire)
             for direct in self._direct:
                 if direct.write(wire, limit):
                     direct.on_sent(len(payload))
