@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, Query, Response
 
 from peerscope.alerting import Alerting
-from peerscope.core.alerts import Severity
+from peerscope.core.alerts import SEVERITIES, Severity
 from peerscope.core.quality import Band
 from peerscope.message import PeerDetail
 from peerscope.monitor import Monitor
@@ -132,8 +132,8 @@ def alerts_status(alerting: Alerting | None) -> tuple[str, str]:
     firing = alerting.firing()
     if not firing:
         return "0", OK
-    worst = min(firing, key=lambda alert: list(SEVERITY_COLOURS).index(alert["severity"]))
-    return f"{len(firing)} firing", SEVERITY_COLOURS[worst["severity"]]
+    worst = max(SEVERITIES.index(alert["severity"]) for alert in firing)
+    return f"{len(firing)} firing", SEVERITY_COLOURS[SEVERITIES[worst]]
 
 
 def badge_response(label: str, status: str, colour: str, status_code: int = 200) -> Response:
