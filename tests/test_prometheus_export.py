@@ -12,6 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from peerscope import Monitor, Settings
+from peerscope.alerting import AlertEvent, Alerting, Dispatcher
+from peerscope.core.alerts import AlertRule
+from peerscope.export.alert_metrics import OUTCOMES, AlertCollector
 from peerscope.export.metrics_app import render, render_steps
 from peerscope.export.prometheus import (
     CONTENT_TYPE,
@@ -21,6 +24,7 @@ from peerscope.export.prometheus import (
 )
 from peerscope.slices import finish
 from peerscope.testing import ManualClock
+from tests.server_support import eventually
 
 PEER_LABELS = {"peer_id", "name", "kind"}
 # How a HELP text names the unit; flags (0/1) say what each value means.
@@ -33,8 +37,8 @@ UNIT_WORDS = (
 class Scrape:
     """One render, parsed: samples by name, family types and HELP texts by exposed name."""
 
-    def __init__(self, monitor: Monitor) -> None:
-        body, self.content_type = render(monitor)
+    def __init__(self, monitor: Monitor, alerting: Alerting | None = None) -> None:
+        body, self.content_type = render(monitor, alerting=alerting)
         self.text = body.decode("utf-8")
         self.samples: dict[str, list[Sample]] = {}
         self.types: dict[str, str] = {}
@@ -441,3 +445,113 @@ def test_a_render_with_no_peers_still_declares_every_family(clock):
     monitor = quiet_monitor(clock)
     assert render(monitor)[0] == generate_latest(MonitorCollector(monitor).registry)
     assert "# TYPE peerscope_peer_up gauge" in render(monitor)[0].decode()
+
+
+# --- alerts --------------------------------------------------------------------------------
+
+
+def alerting_over(monitor: Monitor, **options: object) -> Alerting:
+    """A host rule firing at once (no CPU figures, and no data counts as a breach), a peer
+    rule firing at once and one pending for a minute."""
+    rules = [
+        AlertRule("host_blind", "cpu_percent", ">", 90.0, nodata="alerting", severity="critical"),
+        AlertRule("lossy", "loss_percent", ">", 5.0),
+        AlertRule("slow", "latency_ms", ">", 100.0, for_s=60.0, severity="info"),
+    ]
+    return Alerting(monitor, rules, **options)
+
+
+def test_pending_and_firing_alerts_are_exported_like_prometheus_alerts(clock):
+    monitor = quiet_monitor(clock)
+    alerting = alerting_over(monitor)
+    monitor.record_latency("alpha", 250.0)
+    monitor.record_loss("alpha", 20.0)
+    monitor.record_latency("beta", 10.0)
+    monitor.tick()
+    scrape = Scrape(monitor, alerting)
+    series = {
+        (
+            s.labels["rule"],
+            s.labels["severity"],
+            s.labels["peer_id"],
+            s.labels["alertstate"],
+        ): s.value
+        for s in scrape.samples["peerscope_alert_firing"]
+    }
+    assert series == {
+        ("host_blind", "critical", "", "firing"): 1.0,
+        ("lossy", "warning", "alpha", "firing"): 1.0,
+        ("slow", "info", "alpha", "pending"): 1.0,
+    }
+    assert all(
+        set(s.labels) == {"rule", "severity", "peer_id", "alertstate"}
+        for s in scrape.samples["peerscope_alert_firing"]
+    )
+    assert scrape.types["peerscope_alert_firing"] == "gauge"
+    assert scrape.types["peerscope_alert_notifications_total"] == "counter"
+    for name in ("peerscope_alert_firing", "peerscope_alert_notifications_total"):
+        assert re.search(UNIT_WORDS, scrape.help[name]), scrape.help[name]
+    # After the Monitor's own series, which are as they were without alerting.
+    assert scrape.text.startswith(render(monitor)[0].decode())
+    # Resolved: its series goes, as Prometheus' ALERTS does.
+    clock.advance(1.0)
+    monitor.record_loss("alpha", 0.0)
+    monitor.tick()
+    rules = {s.labels["rule"] for s in Scrape(monitor, alerting).samples["peerscope_alert_firing"]}
+    assert rules == {"host_blind", "slow"}
+
+
+def test_without_alerts_the_families_are_declared_and_without_alerting_absent(clock):
+    monitor = quiet_monitor(clock)
+    assert "peerscope_alert" not in render(monitor)[0].decode()
+    quiet = Alerting(monitor, [AlertRule("lossy", "loss_percent", ">", 5.0)])
+    text = render(monitor, alerting=quiet)[0].decode()
+    assert "# TYPE peerscope_alert_firing gauge" in text
+    assert "# TYPE peerscope_alert_notifications_total counter" in text
+    assert "peerscope_alert_firing{" not in text
+    assert AlertCollector(quiet).render().decode() in text
+
+
+class Notifier:
+    def __init__(self, name: str, failing: bool) -> None:
+        self.name = name
+        self.failing = failing
+        self.events: list[AlertEvent] = []
+
+    async def send(self, event: AlertEvent) -> None:
+        if self.failing:
+            raise ConnectionError("refused")
+        self.events.append(event)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_notification_outcomes_are_counters_per_notifier(clock):
+    monitor = quiet_monitor(clock)
+    good, bad = Notifier("webhook", failing=False), Notifier("alertmanager", failing=True)
+    dispatcher = Dispatcher([good, bad], retries=2, backoff_s=0.001)
+    alerting = alerting_over(monitor, dispatcher=dispatcher)
+    await alerting.start()
+    try:
+        monitor.record_loss("alpha", 20.0)
+        monitor.tick()  # host_blind and lossy fire: two events each
+        await eventually(lambda: sum(s["failed"] for s in alerting.notifier_stats()) == 2)
+        scrape = Scrape(monitor, alerting)
+        counts = {
+            (s.labels["notifier"], s.labels["outcome"]): s.value
+            for s in scrape.samples["peerscope_alert_notifications_total"]
+        }
+        assert counts == {
+            ("webhook", "sent"): 2.0,
+            ("webhook", "failed"): 0.0,
+            ("webhook", "retried"): 0.0,
+            ("webhook", "dropped"): 0.0,
+            ("alertmanager", "sent"): 0.0,
+            ("alertmanager", "failed"): 2.0,
+            ("alertmanager", "retried"): 4.0,
+            ("alertmanager", "dropped"): 0.0,
+        }
+        assert {outcome for _, outcome in counts} == set(OUTCOMES)
+    finally:
+        await alerting.stop()

@@ -36,6 +36,7 @@ API_PATHS = [
     "/api/metrics/sessions",
     "/api/metrics/server",
     "/api/metrics/current",
+    "/api/badge.svg",  # unless badge_public: tests/test_server_alerts.py
 ]
 ORIGIN = "http://dash.example"
 
