@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from peerscope.core.model import PeerKind, ServerStats, SystemSample
