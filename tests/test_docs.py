@@ -18,7 +18,13 @@ README = ROOT / "README.md"
 DOTTED = re.compile(r"\bpeerscope(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 # Dotted names that are no Python: files named after the package, ASGI scope extensions,
 # logger names.
-NOT_PYTHON = {"peerscope.alerts", "peerscope.js", "peerscope.toml", "peerscope.frame_writer", "peerscope.transport"}
+NOT_PYTHON = {
+    "peerscope.alerts",
+    "peerscope.js",
+    "peerscope.toml",
+    "peerscope.frame_writer",
+    "peerscope.transport",
+}
 
 
 def documented_defaults() -> dict[str, str]:
