@@ -25,7 +25,7 @@ class Request:
     target: str  # the path and query
     headers: dict[str, str]  # names in lower case
     body: bytes
-    at: float  # time.monotonic() when it had arrived in full
+    at: float  # time.time() when it had arrived in full
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -43,6 +43,7 @@ class Receiver:
         self._server: asyncio.Server | None = None
         self._closing = asyncio.Event()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -55,6 +56,8 @@ class Receiver:
         self._server.close()
         for writer in list(self._writers):
             writer.close()
+        # Every connection's handler ends (its reader sees the close) before the loop does.
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         await self._server.wait_closed()
 
     async def wait_for(
@@ -78,6 +81,9 @@ class Receiver:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
         try:
             while (request := await _read_request(reader)) is not None:
                 self.requests.append(request)
@@ -96,6 +102,7 @@ class Receiver:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._handlers.discard(task)
             self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(ConnectionError):
@@ -121,4 +128,4 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
         await reader.readline()  # the blank line after the last chunk
     else:
         body = b""
-    return Request(method, target, headers, body, time.monotonic())
+    return Request(method, target, headers, body, time.time())

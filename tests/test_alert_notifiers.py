@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -511,6 +513,15 @@ def test_bad_apprise_urls_are_refused_without_quoting_them(urls, message):
     with pytest.raises(ValueError, match="^" + message) as refused:
         AppriseNotifier(urls)
     assert "SECRET" not in str(refused.value)
+
+
+def test_the_apprise_urls_in_the_docs_are_ones_it_takes():
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "ALERTS.md").read_text()
+    section = docs[docs.index("### Apprise") :]
+    urls = [url for url in re.findall(r"`([a-z]+://[^`]+)`", section) if "..." not in url]
+    assert len(urls) >= 8
+    for url in urls:
+        assert AppriseNotifier([url]).name == f"apprise {url.split('://')[0]}"
 
 
 # --- the dispatcher's extensions ----------------------------------------------------------

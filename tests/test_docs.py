@@ -15,8 +15,15 @@ from peerscope import QualityConfig, Settings, StatusRules
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOTTED = re.compile(r"\bpeerscope(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
-# Dotted names that are no Python: files named after the package, ASGI scope extensions.
-NOT_PYTHON = {"peerscope.js", "peerscope.toml", "peerscope.frame_writer", "peerscope.transport"}
+# Dotted names that are no Python: files named after the package, ASGI scope extensions, the
+# logger alert events are written to.
+NOT_PYTHON = {
+    "peerscope.js",
+    "peerscope.toml",
+    "peerscope.frame_writer",
+    "peerscope.transport",
+    "peerscope.alerts",
+}
 
 
 def documented_defaults() -> dict[str, str]:

@@ -73,7 +73,7 @@ class NotifierStats(TypedDict):
 
 
 class _Lane:
-    """One notifier's queue, task and counts."""
+    """One notifier's queue, tasks and counts."""
 
     def __init__(self, notifier: Notifier, name: str, size: int) -> None:
         self.notifier = notifier
@@ -220,9 +220,13 @@ class Dispatcher:
 
 def _distinct(names: list[str]) -> list[str]:
     """``names`` with ``#2``, ``#3``... after the second and later of the same name."""
-    seen: dict[str, int] = {}
+    taken: set[str] = set()
     distinct = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        distinct.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+        candidate, count = name, 1
+        while candidate in taken:
+            count += 1
+            candidate = f"{name} #{count}"
+        taken.add(candidate)
+        distinct.append(candidate)
     return distinct

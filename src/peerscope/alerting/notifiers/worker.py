@@ -19,7 +19,7 @@ __all__ = ["Worker"]
 
 T = TypeVar("T")
 
-_Call = tuple[Callable[[], Any], "concurrent.futures.Future[Any]"]
+_Call = tuple[Callable[[], Any], concurrent.futures.Future[Any]]
 
 
 class Worker:
