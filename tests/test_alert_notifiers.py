@@ -157,9 +157,11 @@ async def test_a_hanging_receiver_delays_neither_the_tick_nor_the_other_receiver
         ):
             started = time.perf_counter()
             fire(monitor, clock)
-            await healthy.wait_for(1)
-            resolve(monitor, clock)
             ticks_took = time.perf_counter() - started
+            await healthy.wait_for(1)
+            started = time.perf_counter()
+            resolve(monitor, clock)  # while the hanging receiver holds the firing
+            ticks_took += time.perf_counter() - started
             await healthy.wait_for(2)
             # Both events reached the healthy receiver while the hanging one still holds
             # the first request, unanswered: nothing waited for it.
@@ -167,7 +169,7 @@ async def test_a_hanging_receiver_delays_neither_the_tick_nor_the_other_receiver
             assert len(hanging.requests) == 1
             assert (hung["sent"], hung["failed"], hung["queued"]) == (0, 0, 1)
             assert (ok["sent"], ok["failed"]) == (2, 0)
-            assert ticks_took < 1.0  # the ticks (and the awaits between them), well within 3 s
+            assert ticks_took < 0.5  # four ticks, however long the hanging one waits
             assert stalls.worst < 1.0  # nor was the loop held
             # Then the hanging one's own timeout fires, and it moves on to the resolve.
             await hanging.wait_for(2, timeout_s=10.0)

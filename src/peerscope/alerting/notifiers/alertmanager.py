@@ -105,7 +105,7 @@ class AlertmanagerNotifier:
     ) -> None:
         base = check_url(url, "url")
         self.name = f"alertmanager {public_origin(base)}"
-        self.resend_s = validate_number(resend_s, "resend_s", low=0.001)
+        self._resend_s = validate_number(resend_s, "resend_s", low=0.001)
         self._generator_url = (
             None if generator_url is None else str(check_url(generator_url, "generator_url"))
         )
@@ -136,14 +136,14 @@ class AlertmanagerNotifier:
     async def background(self) -> None:
         """Re-post what fires every ``resend_s``, until cancelled."""
         while True:
-            await asyncio.sleep(self.resend_s)
+            await asyncio.sleep(self._resend_s)
             await self._repost()
 
     async def _repost(self) -> None:
         """Post every alert it knows to be firing, with ``endsAt`` moved on; a failure is
         logged (once until a re-post succeeds again), not raised."""
         async with self._posting:
-            # Taken under the lock: a resolve sent meanwhile has left the set already.
+            # Listed under the lock: no alert whose resolve went before this post is in it.
             if not self._firing:
                 return
             ends_at = self._valid_until()
@@ -159,7 +159,7 @@ class AlertmanagerNotifier:
                         self.name,
                         len(alerts),
                         error,
-                        self.resend_s,
+                        self._resend_s,
                     )
                 self._reposts_failing = True
                 return
@@ -171,7 +171,7 @@ class AlertmanagerNotifier:
         await self._poster.aclose()
 
     def _valid_until(self) -> str:
-        return rfc3339(time.time() + VALID_PERIODS * self.resend_s)
+        return rfc3339(time.time() + VALID_PERIODS * self._resend_s)
 
     def _postable(self, event: AlertEvent) -> PostableAlert:
         annotations = {
