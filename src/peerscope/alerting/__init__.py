@@ -5,7 +5,13 @@ avatar adapter hands them to the seed's ``alert_handler``), above the Monitor wh
 reads. docs/ALERTS.md describes it.
 """
 
-from peerscope.alerting.dispatch import Dispatcher, Notifier, NotifierStats
+from peerscope.alerting.dispatch import (
+    BackgroundNotifier,
+    Dispatcher,
+    Notifier,
+    NotifierStats,
+    PermanentError,
+)
 from peerscope.alerting.records import ActiveAlert, AlertEvent, SilenceEntry
 from peerscope.alerting.service import Alerting
 
@@ -13,8 +19,10 @@ __all__ = [
     "ActiveAlert",
     "AlertEvent",
     "Alerting",
+    "BackgroundNotifier",
     "Dispatcher",
     "Notifier",
     "NotifierStats",
+    "PermanentError",
     "SilenceEntry",
 ]

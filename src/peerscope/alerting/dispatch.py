@@ -4,7 +4,10 @@ Each notifier has a bounded queue and a task of its own: :meth:`Dispatcher.offer
 appends (the oldest event goes when the queue is full, counted in ``dropped``), and the
 task sends, with a timeout, retrying with exponential backoff. A notifier that fails or
 hangs is logged and retried; it never delays the tick, the evaluation or the other
-notifiers.
+notifiers. A failure that trying again cannot mend (:class:`PermanentError`: a receiver
+that refuses the request itself) is given up at once. A notifier with work of its own
+between events (:class:`BackgroundNotifier`: Alertmanager's re-posting) gets a second task
+for it.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from typing_extensions import TypedDict
 
 from peerscope.alerting.records import AlertEvent
 
-__all__ = ["Dispatcher", "Notifier", "NotifierStats"]
+__all__ = ["BackgroundNotifier", "Dispatcher", "Notifier", "NotifierStats", "PermanentError"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,24 @@ class Notifier(Protocol):
         ...
 
 
+@runtime_checkable
+class BackgroundNotifier(Notifier, Protocol):
+    """A notifier with work to do between events, such as re-posting what still fires."""
+
+    async def background(self) -> None:
+        """Run from :meth:`Dispatcher.start` until :meth:`Dispatcher.stop` cancels it, in a
+        task of its own: it never holds up the notifier's events, nor they it. It should
+        handle its own failures (log them, try again later); should it raise, the error is
+        logged and it is not restarted."""
+        ...
+
+
+class PermanentError(Exception):
+    """Raised by :meth:`Notifier.send` when trying again cannot help (the receiver refused
+    the request itself: a bad request, a wrong token, no such path): the dispatcher gives
+    the event up at once instead of retrying."""
+
+
 class NotifierStats(TypedDict):
     name: str
     sent: int
@@ -52,16 +73,18 @@ class NotifierStats(TypedDict):
 
 
 class _Lane:
-    """One notifier's queue, task and counts."""
+    """One notifier's queue, tasks and counts."""
 
-    def __init__(self, notifier: Notifier, size: int) -> None:
+    def __init__(self, notifier: Notifier, name: str, size: int) -> None:
         self.notifier = notifier
+        self.name = name
         self.queue: deque[AlertEvent] = deque()
         self.size = size
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.background: asyncio.Task[None] | None = None
         self.stats: NotifierStats = {
-            "name": notifier.name,
+            "name": name,
             "sent": 0,
             "failed": 0,
             "retried": 0,
@@ -75,7 +98,10 @@ class Dispatcher:
     """Events to ``notifiers``, each in its own lane.
 
     ``timeout_s`` bounds one attempt; a failed one is tried again up to ``retries`` times,
-    after ``backoff_s``, then twice that, and so on (capped at ``max_backoff_s``).
+    after ``backoff_s``, then twice that, and so on (capped at ``max_backoff_s``), unless it
+    raised :class:`PermanentError`. Notifiers of the same name are told apart in logs and
+    :meth:`stats` by a suffix: ``webhook https://example.org``, ``webhook
+    https://example.org #2``.
     """
 
     def __init__(
@@ -88,7 +114,12 @@ class Dispatcher:
         backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
     ) -> None:
-        self._lanes = [_Lane(notifier, queue_size) for notifier in notifiers]
+        self._lanes = [
+            _Lane(notifier, name, queue_size)
+            for notifier, name in zip(
+                notifiers, _distinct([n.name for n in notifiers]), strict=True
+            )
+        ]
         self._timeout_s = timeout_s
         self._retries = retries
         self._backoff_s = backoff_s
@@ -109,23 +140,25 @@ class Dispatcher:
     async def start(self) -> None:
         for lane in self._lanes:
             if lane.task is None:
-                lane.task = asyncio.create_task(
-                    self._run(lane), name=f"notify {lane.notifier.name}"
+                lane.task = asyncio.create_task(self._run(lane), name=f"notify {lane.name}")
+            if lane.background is None and isinstance(lane.notifier, BackgroundNotifier):
+                lane.background = asyncio.create_task(
+                    self._background(lane.name, lane.notifier),
+                    name=f"notify {lane.name} (background)",
                 )
 
     async def stop(self) -> None:
         """Stop sending (events still queued are dropped) and close every notifier."""
+        tasks = [task for lane in self._lanes for task in (lane.task, lane.background) if task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for lane in self._lanes:
-            if lane.task is not None:
-                lane.task.cancel()
-        for lane in self._lanes:
-            if lane.task is not None:
-                await asyncio.gather(lane.task, return_exceptions=True)
-                lane.task = None
+            lane.task = lane.background = None
             try:
                 await lane.notifier.aclose()
             except Exception:
-                logger.exception("closing alert notifier %s failed", lane.notifier.name)
+                logger.exception("closing alert notifier %s failed", lane.name)
 
     def stats(self) -> list[NotifierStats]:
         for lane in self._lanes:
@@ -139,8 +172,15 @@ class Dispatcher:
                 await lane.ready.wait()
             await self._deliver(lane, lane.queue.popleft())
 
+    @staticmethod
+    async def _background(name: str, notifier: BackgroundNotifier) -> None:
+        try:
+            await notifier.background()
+        except Exception:
+            logger.exception("alert notifier %s: its background work failed", name)
+
     async def _deliver(self, lane: _Lane, event: AlertEvent) -> None:
-        name, stats = lane.notifier.name, lane.stats
+        name, stats = lane.name, lane.stats
         delay = self._backoff_s
         for attempt in range(self._retries + 1):
             try:
@@ -150,14 +190,16 @@ class Dispatcher:
             except Exception as error:
                 reason = "timed out" if isinstance(error, TimeoutError) else repr(error)
                 stats["last_error"] = reason
-                if attempt == self._retries:
+                permanent = isinstance(error, PermanentError)
+                if permanent or attempt == self._retries:
                     stats["failed"] += 1
                     logger.error(
-                        "alert notifier %s gave up on event %d (%s) after %d attempts: %s",
+                        "alert notifier %s gave up on event %d (%s) after %d attempt(s)%s: %s",
                         name,
                         event["id"],
                         event["message"],
                         attempt + 1,
+                        ", not worth retrying" if permanent else "",
                         reason,
                     )
                     return
@@ -174,3 +216,17 @@ class Dispatcher:
             else:
                 stats["sent"] += 1
                 return
+
+
+def _distinct(names: list[str]) -> list[str]:
+    """``names`` with ``#2``, ``#3``... after the second and later of the same name."""
+    taken: set[str] = set()
+    distinct = []
+    for name in names:
+        candidate, count = name, 1
+        while candidate in taken:
+            count += 1
+            candidate = f"{name} #{count}"
+        taken.add(candidate)
+        distinct.append(candidate)
+    return distinct
