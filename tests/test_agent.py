@@ -64,7 +64,11 @@ async def test_the_agents_app_serves_the_prober_and_metrics_and_refuses_head():
         scrape = await http.get("/metrics")
         assert scrape.status_code == 200
         assert scrape.headers["content-type"] == CONTENT_TYPE
-        assert scrape.content == render(monitor)[0]
+        # The Monitor's series, then those of the agent's alerting (its log notifier).
+        monitors = render(monitor)[0]
+        assert scrape.content.startswith(monitors)
+        alerting = scrape.content[len(monitors) :]
+        assert b'peerscope_alert_notifications_total{notifier="log",outcome="sent"} 0.0' in alerting
         assert int(scrape.headers["content-length"]) == len(scrape.content)
         # GET only, as every route of the API: HEAD is refused, naming what is served.
         head = await http.head("/metrics")

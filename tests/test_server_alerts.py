@@ -457,11 +457,41 @@ async def test_a_silenced_alert_is_shown_silenced_and_told_to_no_notifier(clock:
     await alerting.stop()
 
 
+async def test_an_alert_silenced_after_it_fired_still_tells_the_notifiers_it_resolved(
+    clock: ManualClock,
+):
+    monitor = quiet_monitor(clock)
+    recorder = Recorder()
+    alerting = Alerting(monitor, [LOSSY], notifiers=[recorder])
+    await alerting.start()
+    tick_with_loss(monitor, clock, 50.0)
+    await eventually(lambda: recorder.events)
+    alerting.silence({"alertname": "lossy"}, clock.now + 600)
+    tick_with_loss(monitor, clock, 0.0)
+    await eventually(lambda: len(recorder.events) == 2)
+    assert [(e["state"], e["silenced"]) for e in recorder.events] == [
+        ("firing", False),
+        ("resolved", False),
+    ]
+    # Silenced before it fires again: neither that firing nor its resolve is told.
+    tick_with_loss(monitor, clock, 50.0)
+    tick_with_loss(monitor, clock, 0.0)
+    await asyncio.sleep(0.1)
+    assert len(recorder.events) == 2
+    assert [(e["state"], e["silenced"]) for e in alerting.history()] == [
+        ("firing", False),
+        ("resolved", False),
+        ("firing", True),
+        ("resolved", True),
+    ]
+    await alerting.stop()
+
+
 # --- without alerting, and the token ------------------------------------------------------
 
 
 async def test_without_alerting_every_alerts_path_is_404_json(clock: ManualClock):
-    monitor = quiet_monitor(clock)
+    monitor = quiet_monitor(clock, alerts={"enabled": False})  # the agent builds none
     async with live_server(monitor) as live, live.http() as http:
         for method, path in ALERT_PATHS:
             body = {"rules": []} if method == "PUT" else {"matchers": {"a": "b"}}
@@ -642,7 +672,7 @@ async def badge(live: LiveServer, peer: str | None = None, status: int = 200) ->
 
 
 async def test_a_peers_badge_shows_its_score_and_band_or_down_or_no_data(clock: ManualClock):
-    monitor = quiet_monitor(clock)
+    monitor = quiet_monitor(clock, alerts={"enabled": False})  # the agent builds none
     monitor.add_peer("fresh", name="New one")
     monitor.add_peer('odd<&"id>')
     monitor.record_latency('odd<&"id>', 60.0)

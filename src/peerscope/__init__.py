@@ -6,7 +6,9 @@ The public API is what this module exports; everything else may change.
 from typing import TYPE_CHECKING, Any
 
 from peerscope._version import __version__
+from peerscope.alerting import ActiveAlert, AlertEvent, Alerting
 from peerscope.config import PeerSpec, Settings, SettingsError, SettingsWarning
+from peerscope.core.alerts import DEFAULT_RULES, AlertRule
 from peerscope.core.kernel_tcp import TcpInfo
 from peerscope.core.loss import Arrival
 from peerscope.core.model import ServerStats, Session, SystemSample
@@ -58,7 +60,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_RULES",
+    "ActiveAlert",
     "Aggregate",
+    "AlertEvent",
+    "AlertRule",
+    "Alerting",
     "Arrival",
     "Event",
     "MetricsMessage",

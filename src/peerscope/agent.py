@@ -1,10 +1,11 @@
 """The agent: what ``peerscope serve`` runs, built from one Monitor's settings and wired here.
 
 This is the house's composition root (CONTRIBUTING.md, "The house"): the Monitor, the Prober
-of the configured peers, the TWAMP Light reflector, and the HTTP app (REST, ``/ws``, the
-dashboard, and the Prometheus exporter at ``/metrics``) that uvicorn serves. The parts below
-it never reach for one another: what one needs of another is handed to it here. The history
-store, alerting and the profiler will be built here too.
+of the configured peers, the TWAMP Light reflector, the alerting of the ``[alerts]``
+settings, and the HTTP app (REST, ``/ws``, the dashboard, and the Prometheus exporter at
+``/metrics``) that uvicorn serves. The parts below it never reach for one another: what one
+needs of another is handed to it here. The history store and the profiler will be built
+here too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 
 import uvicorn
 
+from peerscope.alerting.configured import configured_alerting
 from peerscope.config import Settings, SettingsError
 from peerscope.export.metrics_app import MetricsApp
 from peerscope.monitor import Monitor
@@ -31,7 +33,8 @@ __all__ = ["Agent", "serve"]
 
 class Agent:
     """``monitor`` and what serves it: ``prober`` (probing the configured ``peers``),
-    ``reflector`` (None with ``reflector_enabled`` off) and the HTTP ``app``.
+    ``reflector`` (None with ``reflector_enabled`` off), ``alerting`` (None with
+    ``alerts.enabled`` off) and the HTTP ``app``.
 
     Building starts nothing; :meth:`run` does. ``host`` and ``port`` override the settings'
     (``port=0`` picks a free port). Refuses to bind beyond loopback without a token
@@ -66,6 +69,7 @@ class Agent:
             if settings.reflector_enabled
             else None
         )
+        self.alerting = configured_alerting(monitor)
         # REST listings and /metrics renders read every peer: one line for both, so that
         # they take turns on the loop rather than stall it side by side.
         turns = Turns()
@@ -73,8 +77,9 @@ class Agent:
             monitor,
             prober=self.prober,
             reflector=self.reflector,
-            metrics=MetricsApp(monitor, turns=turns),
+            metrics=MetricsApp(monitor, turns=turns, alerting=self.alerting),
             turns=turns,
+            alerting=self.alerting,
         )
 
     @classmethod
@@ -103,6 +108,9 @@ class Agent:
             if self.reflector is not None:
                 await _start_reflector(self.reflector, settings)
                 stack.callback(self.reflector.stop)
+            if self.alerting is not None:
+                await self.alerting.start()
+                stack.push_async_callback(self.alerting.stop)
             if not monitor.is_running:
                 await monitor.start()
                 stack.push_async_callback(monitor.stop)

@@ -140,6 +140,12 @@ class Settings(BaseSettings):
         le=100_000,
         description="Peers listed in each metrics message, worst quality first.",
     )
+    max_alerts_in_message: int = Field(
+        100,
+        ge=0,
+        le=100_000,
+        description="Firing alerts listed in each metrics message, most severe first.",
+    )
     unknown_peer: Literal["register", "raise"] = Field(
         "register",
         description="What a recording call does with an unknown peer id: register it or "

@@ -73,6 +73,7 @@ class MetricsTick:
             "clients": list(self.worst),
             "clients_total": self.peers_total,
             "alerts": [],
+            "alerts_total": 0,
         }
 
 

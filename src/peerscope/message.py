@@ -151,6 +151,7 @@ class MetricsMessage(TypedDict):
     clients: list[PeerEntry]
     clients_total: int
     alerts: list[dict[str, Any]]
+    alerts_total: int
 
 
 def client_entry(peer: Peer, now: float, derived: Derived) -> PeerEntry:

@@ -9,14 +9,16 @@ tick changed (see :mod:`peerscope.alerting.evaluator`); notifiers send from task
 
 from __future__ import annotations
 
+import heapq
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from peerscope.alerting.dispatch import Dispatcher, Notifier, NotifierStats
 from peerscope.alerting.evaluator import Evaluator, check_rules
 from peerscope.alerting.log import AlertLog
 from peerscope.alerting.records import (
     ActiveAlert,
+    ActiveState,
     AlertEvent,
     SilenceEntry,
     active_of,
@@ -24,7 +26,7 @@ from peerscope.alerting.records import (
     event_of,
 )
 from peerscope.alerting.silences import Silences
-from peerscope.core.alerts import DEFAULT_RULES, AlertRule, Notification
+from peerscope.core.alerts import DEFAULT_RULES, Alert, AlertRule, Notification
 from peerscope.events import Event, MetricsTick, PeerRemoved
 from peerscope.monitor import Monitor
 
@@ -33,6 +35,12 @@ __all__ = ["Alerting"]
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[AlertEvent], None]
+_SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
+def _rank(alert: Alert) -> tuple[bool, int, float]:
+    assert alert.since is not None
+    return (alert.state != "firing", _SEVERITY_RANK[alert.rule.severity], alert.since)
 
 
 class Alerting:
@@ -61,6 +69,8 @@ class Alerting:
         self._silences = Silences()
         self._dispatcher = dispatcher if dispatcher is not None else Dispatcher(notifiers)
         self._listeners: list[Listener] = []
+        # (rule, subject) of the alerts whose firing reached the notifiers.
+        self._told_firing: set[tuple[str, str | None]] = set()
         self._evaluated: MetricsTick | None = None
         self._unsubscribe: Callable[[], None] | None = monitor.subscribe(self._on_event)
 
@@ -105,20 +115,38 @@ class Alerting:
 
     # --- reading ------------------------------------------------------------------------
 
-    def active(self) -> list[ActiveAlert]:
-        """Pending and firing alerts, firing first, then by severity and age."""
+    def active(
+        self, *, state: ActiveState | None = None, limit: int | None = None
+    ) -> list[ActiveAlert]:
+        """Pending and firing alerts (only those in ``state`` if given), firing first, then
+        by severity (critical first) and age (oldest first); the first ``limit`` of them.
+
+        Entries are made only for the alerts returned: the order is found from the alerts
+        themselves, so the few most severe of 10,000 cost little more than a pass.
+        """
+        alerts: Iterable[Alert] = self._evaluator.alerts()
+        if state is not None:
+            alerts = [alert for alert in alerts if alert.state == state]
+        chosen = (
+            sorted(alerts, key=_rank)
+            if limit is None
+            else heapq.nsmallest(limit, alerts, key=_rank)
+        )
         now = self._monitor.now()
         entries = []
-        for alert in self._evaluator.alerts():
+        for alert in chosen:
             labels = self._labels(alert.rule, alert.subject)
             silenced = self._silences.silencing(labels, now) is not None
             entries.append(active_of(alert, self._evaluator.value(alert, now), labels, silenced))
-        rank = {"critical": 0, "warning": 1, "info": 2}
-        entries.sort(key=lambda a: (a["state"] != "firing", rank[a["severity"]], a["since"]))
         return entries
 
-    def firing(self) -> list[ActiveAlert]:
-        return [entry for entry in self.active() if entry["state"] == "firing"]
+    def firing(self, limit: int | None = None) -> list[ActiveAlert]:
+        """The firing alerts, most severe and oldest first; the first ``limit`` of them."""
+        return self.active(state="firing", limit=limit)
+
+    def count(self, state: ActiveState = "firing") -> int:
+        """How many alerts are in ``state``."""
+        return sum(1 for alert in self._evaluator.alerts() if alert.state == state)
 
     def history(
         self,
@@ -191,7 +219,12 @@ class Alerting:
                 note.subject,
                 labels if labels is not None else self._peer_labels(note.subject),
             )
+            key = (note.rule.name, note.subject)
             silenced = self._silences.silencing(full, now) is not None
+            if note.kind == "resolved" and key in self._told_firing:
+                # The notifiers were told it fired: they must be told it ended, silence or
+                # not, or Alertmanager would hold it (re-posted) and a webhook never hear.
+                silenced = False
             event = event_of(
                 note,
                 event_id=self._log.next_id(),
@@ -205,5 +238,10 @@ class Alerting:
                     listener(event)
                 except Exception:
                     logger.exception("alert listener %r failed", listener)
-            if not silenced:
-                self._dispatcher.offer(event)
+            if silenced:
+                continue
+            self._dispatcher.offer(event)
+            if note.kind == "resolved":
+                self._told_firing.discard(key)
+            else:
+                self._told_firing.add(key)

@@ -9,6 +9,14 @@ for any constructor argument left out:
 - ``AVATAR_CPU_ALERT_THRESHOLD`` (80), ``AVATAR_MEMORY_ALERT_THRESHOLD`` (85),
   ``AVATAR_LATENCY_ALERT_THRESHOLD`` (100 ms).
 
+Alerts: the seed's four (CPU, memory, latency above their thresholds, a client idle over
+60 s) run as peerscope alert rules, which wait before firing and do not flap
+(docs/ALERTS.md). The active ones are the metrics' ``alerts``; set ``alert_handler`` to an
+object whose ``handle_alert(alert)`` (sync or async) should get each one as it fires and
+resolves, in the seed's ``performance_alert`` shape (plus ``state``, ``rule``, ``peer_id``
+and ``started_at``). It is called from a task of its own, retried if it raises; it never
+holds up the tick.
+
 Differences from the seed: unknown clients are ignored by the tracking calls (the adapter's
 own Monitor refuses unknown peers; a wrapped Monitor applies its ``unknown_peer`` setting);
 bad input raises ``ValueError`` naming the argument or variable; the metrics message carries
@@ -19,16 +27,26 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from typing import Any
 
+from peerscope.alerting import AlertEvent, Alerting
+from peerscope.alerting.notifiers import CallbackNotifier
 from peerscope.config import Settings
+from peerscope.core.alerts import DEFAULT_RULES, AlertRule
 from peerscope.core.model import SystemSample
 from peerscope.core.validation import validate_number
 from peerscope.message import ServerEntry, server_entry
 from peerscope.monitor import Monitor
 from peerscope.peer_table import UnknownPeerError
 
-__all__ = ["DEFAULT_ALERT_THRESHOLDS", "MetricsCollector", "PerformanceMonitor"]
+__all__ = [
+    "DEFAULT_ALERT_THRESHOLDS",
+    "MetricsCollector",
+    "PerformanceMonitor",
+    "seed_alert",
+    "seed_rules",
+]
 
 DEFAULT_METRICS_INTERVAL = 1.0
 DEFAULT_ALERT_THRESHOLDS: dict[str, float] = {
@@ -120,6 +138,63 @@ def _build_monitor(metrics_interval: float | None, enable_system_metrics: bool |
     return Monitor(settings)
 
 
+# The seed's four alerts: peerscope's default rules of those metrics, at the seed's
+# thresholds (the hysteresis band keeps its width), and its stale-client rule.
+_SEED_RULES = ("high_cpu", "high_memory", "high_latency", "stale_client")
+_RULE_THRESHOLD_KEY = {
+    "high_cpu": "cpu_percent",
+    "high_memory": "memory_percent",
+    "high_latency": "latency_ms",
+}
+
+
+def seed_rules(thresholds: dict[str, float]) -> tuple[AlertRule, ...]:
+    """The seed's alerts as rules, at ``thresholds`` (keys of DEFAULT_ALERT_THRESHOLDS)."""
+    rules = []
+    for rule in DEFAULT_RULES:
+        if rule.name not in _SEED_RULES:
+            continue
+        key = _RULE_THRESHOLD_KEY.get(rule.name)
+        if key is not None:
+            assert isinstance(rule.threshold, float)
+            assert rule.clear is not None
+            threshold = thresholds[key]
+            band = rule.threshold - rule.clear
+            rule = replace(rule, threshold=threshold, clear=max(0.0, threshold - band))
+        rules.append(rule)
+    return tuple(rules)
+
+
+def seed_alert(event: AlertEvent) -> dict[str, Any]:
+    """An alert event in the seed's ``performance_alert`` shape and words ("High CPU usage:
+    85.3%"), with peerscope's ``state``, ``rule``, ``peer_id`` and ``started_at`` beside."""
+    value, peer = event["value"], event["peer_id"]
+    message = event["message"]
+    if isinstance(value, float):
+        words = {
+            "cpu_percent": f"High CPU usage: {value:.1f}%",
+            "memory_percent": f"High memory usage: {value:.1f}%",
+            "latency_ms": f"High latency for client {peer}: {value:.1f}ms",
+            "idle_seconds": f"Client {peer} inactive for {value:.0f}s",
+        }
+        message = words.get(event["metric"], message)
+    if event["state"] == "resolved":
+        message = f"Resolved: {message}"
+    return {
+        "type": "performance_alert",
+        "severity": event["severity"],
+        "message": message,
+        "metric": event["metric"],
+        "value": value,
+        "threshold": event["threshold"],
+        "timestamp": event["timestamp"],
+        "state": event["state"],
+        "rule": event["rule"],
+        "peer_id": peer,
+        "started_at": event["started_at"],
+    }
+
+
 class MetricsCollector:
     """The seed's collector: client and server tracking, written into the Monitor."""
 
@@ -176,9 +251,9 @@ class PerformanceMonitor:
     """The seed's monitor: a tick loop that samples, aggregates and publishes metrics.
 
     ``alert_thresholds`` (keys ``cpu_percent``, ``memory_percent``, ``latency_ms``) are
-    validated and kept as ``.alert_thresholds``, but nothing evaluates them yet: alerting
-    arrives with peerscope's alert rules, and until then the ``alerts`` list in the metrics
-    is whatever the Monitor reports (empty today).
+    validated, kept as ``.alert_thresholds`` and evaluated by ``.alerting`` (the seed's four
+    rules, :func:`seed_rules`); ``alert_handler`` (None: nobody) gets each alert as it
+    fires and resolves (:func:`seed_alert`).
 
     ``monitor`` wraps an existing Monitor, whose settings then govern the interval and
     system sampling; ``metrics_interval`` / ``enable_system_metrics`` may be passed only if
@@ -216,6 +291,18 @@ class PerformanceMonitor:
         self.monitor = monitor
         self.enable_client_metrics = enable_client_metrics
         self.collector = MetricsCollector(monitor, enable_client_metrics=enable_client_metrics)
+        self.alert_handler: Any = None
+        self.alerting = Alerting(
+            monitor,
+            seed_rules(self.alert_thresholds),
+            notifiers=[CallbackNotifier(self._hand_over, name="alert_handler")],
+        )
+
+    def _hand_over(self, event: AlertEvent) -> object:
+        # Called on the notifier's thread; what an async handle_alert returns is awaited by
+        # the notifier on the loop (CallbackNotifier).
+        handler = self.alert_handler
+        return None if handler is None else handler.handle_alert(seed_alert(event))
 
     @property
     def metrics_interval(self) -> float:
@@ -230,8 +317,10 @@ class PerformanceMonitor:
         return self.monitor.is_running
 
     async def start(self) -> None:
-        """Start the tick loop (nothing when ``AVATAR_MONITORING_ENABLED`` is false)."""
+        """Start the tick loop and the alert handler's task (nothing when
+        ``AVATAR_MONITORING_ENABLED`` is false)."""
         if self.enabled:
+            await self.alerting.start()
             await self.monitor.start()
 
     def stop(self) -> None:
@@ -247,7 +336,11 @@ class PerformanceMonitor:
             monitor.sample_system()
         # A fresh snapshot rather than the last tick's message, so what was just tracked
         # shows at once, as it did in the seed.
-        message = monitor.snapshot()
+        message: dict[str, Any] = {
+            **monitor.snapshot(),
+            "alerts": self.alerting.firing(),
+            "alerts_total": self.alerting.count("firing"),
+        }
         if not self.enable_client_metrics:
             return {**message, "clients": [], "clients_total": 0}
         clients = []

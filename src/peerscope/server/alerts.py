@@ -58,26 +58,32 @@ Until = Annotated[
 # --- the metrics message --------------------------------------------------------------------
 
 
-def tick_message(tick: MetricsTick, alerting: Alerting | None) -> MetricsMessage:
-    """The ``/ws`` message of ``tick`` with this tick's firing alerts: ``tick`` is evaluated
-    first (once, whichever subscriber of the Monitor asks first)."""
+def tick_message(tick: MetricsTick, alerting: Alerting | None, limit: int) -> MetricsMessage:
+    """The ``/ws`` message of ``tick`` with this tick's firing alerts (the ``limit`` most
+    severe, and their count): ``tick`` is evaluated first (once, whichever subscriber of the
+    Monitor asks first)."""
     message = tick.message()
     if alerting is not None:
         alerting.evaluate(tick)
-        message["alerts"] = _firing(alerting)
+        message["alerts"] = _firing(alerting, limit)
+        message["alerts_total"] = alerting.count("firing")
     return message
 
 
-def with_alerts(message: MetricsMessage, alerting: Alerting | None) -> MetricsMessage:
+def with_alerts(message: MetricsMessage, alerting: Alerting | None, limit: int) -> MetricsMessage:
     """``message`` (the Monitor's, shared: never changed) with the alerts firing now."""
     if alerting is None:
         return message
-    return {**message, "alerts": _firing(alerting)}
+    return {
+        **message,
+        "alerts": _firing(alerting, limit),
+        "alerts_total": alerting.count("firing"),
+    }
 
 
-def _firing(alerting: Alerting) -> list[dict[str, Any]]:
+def _firing(alerting: Alerting, limit: int) -> list[dict[str, Any]]:
     # The message sits below alerting and types its list loosely; these are ActiveAlerts.
-    return cast(list[dict[str, Any]], alerting.firing())
+    return cast(list[dict[str, Any]], alerting.firing(limit))
 
 
 # --- bodies ---------------------------------------------------------------------------------
@@ -229,9 +235,7 @@ def build_alerts_router(
         on = enabled()
         # Built here, not checked against the model: thousands of alerts (every peer behind
         # one failed link) would hold the loop for FastAPI's check.
-        alerts = on.active()
-        if state is not None:
-            alerts = [alert for alert in alerts if alert["state"] == state]
+        alerts = on.active(state=state)
         return Response(
             orjson.dumps({"alerts": alerts, "last_event_id": on.last_event_id}), media_type=JSON
         )

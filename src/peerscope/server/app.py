@@ -95,7 +95,9 @@ def create_app(
         if isinstance(event, MetricsTick) and len(broadcaster):
             # Serialized once for everyone; the tick is evaluated first (it is only once,
             # whichever subscriber asks), so the alerts are this tick's.
-            broadcaster.publish(orjson.dumps(tick_message(event, alerting)))
+            broadcaster.publish(
+                orjson.dumps(tick_message(event, alerting, settings.max_alerts_in_message))
+            )
 
     def on_alert(event: AlertEvent) -> None:
         if len(broadcaster):
@@ -120,7 +122,9 @@ def create_app(
             broadcaster,
             turns,
             token_required=guard.required,
-            latest=lambda: with_alerts(monitor.last_message or monitor.snapshot(), alerting),
+            latest=lambda: with_alerts(
+                monitor.last_message or monitor.snapshot(), alerting, settings.max_alerts_in_message
+            ),
         ),
         dependencies=guard.dependencies,
     )

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, Query, Response
 
 from peerscope.alerting import Alerting
-from peerscope.core.alerts import SEVERITIES, Severity
+from peerscope.core.alerts import Severity
 from peerscope.core.quality import Band
 from peerscope.message import PeerDetail
 from peerscope.monitor import Monitor
@@ -129,11 +129,11 @@ def alerts_status(alerting: Alerting | None) -> tuple[str, str]:
     """The firing alerts' count, coloured by the worst severity among them."""
     if alerting is None:
         return "off", GREY
-    firing = alerting.firing()
-    if not firing:
+    count = alerting.count("firing")
+    if not count:
         return "0", OK
-    worst = max(SEVERITIES.index(alert["severity"]) for alert in firing)
-    return f"{len(firing)} firing", SEVERITY_COLOURS[SEVERITIES[worst]]
+    (worst,) = alerting.firing(limit=1)  # the most severe comes first
+    return f"{count} firing", SEVERITY_COLOURS[worst["severity"]]
 
 
 def badge_response(label: str, status: str, colour: str, status_code: int = 200) -> Response:
