@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from playwright.async_api import Page, Response
+import orjson
+from playwright.async_api import Page, Response, WebSocketRoute
 
 from peerscope import Monitor, Settings
 from peerscope.alerting import Alerting
@@ -361,6 +362,50 @@ async def test_after_a_reconnect_the_page_reads_what_it_missed_and_a_reload_keep
             "Recent after the reload",
         )
         assert await recent(page) == caught_up
+    assert browser.errors == []
+
+
+async def test_an_event_that_ws_left_out_is_read_from_the_log():
+    """/ws may leave an event out (a slow reader misses some rather than hold others up):
+    the next one's id jumps, and the page reads the ones between from the log."""
+    monitor = probing_monitor()
+    rule = AlertRule("slow", "latency_ms", ">", 1.0, severity="warning", match=FED)
+    dropped: list[int] = []
+
+    async def relay(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            decoded = orjson.loads(message)
+            if decoded.get("type") == "performance_alert" and decoded["id"] == 2:
+                dropped.append(decoded["id"])
+            else:
+                ws.send(message)
+
+        server.on_message(from_server)
+
+    async with (
+        alerting_server(monitor, [rule]) as (live, alerting),
+        browser_page() as browser,
+    ):
+        page = browser.page
+        await page.route_web_socket(re.compile(r"/ws(\?|$)"), relay)
+        async with page.expect_response(lambda r: r.url.endswith("/api/alerts/silences")):
+            await page.goto(live.url + "/")  # caught up: nothing happened yet
+        async with (
+            page.expect_request(lambda r: "/api/alerts/history" in r.url) as asked,
+            PeerFeed(monitor, ["a", "b", "c"], interval=TICK_S),
+        ):
+            await wait_until(
+                page,
+                "document.querySelectorAll('#alerts-recent li[data-id]').length === 3",
+                5,
+                "three events in Recent",
+            )
+        assert dropped == [2]
+        assert parse_qs(urlsplit((await asked.value).url).query)["after"] == ["1"]
+        assert [e["id"] for e in await recent(page)] == [3, 2, 1]
+        assert alerting.last_event_id == 3
     assert browser.errors == []
 
 

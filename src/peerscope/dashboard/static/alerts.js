@@ -1,7 +1,8 @@
 // The alerts panel: what fires now (each frame's `alerts`: severity, rule, peer, value and
 // threshold, for how long, whether silenced, and a Silence action), the silences in force
 // (alert_silences.js), and the recent events, read from the server's log on load and after
-// each reconnect, then as /ws pushes them. The section's heading counts what fires.
+// each reconnect, then as /ws pushes them (any it left out read from the log). The
+// section's heading counts what fires.
 
 import { SilencesList } from "./alert_silences.js";
 import { isNotFound } from "./api.js";
@@ -38,6 +39,8 @@ export class AlertsPanel {
     this.recent = []; // events, oldest first, at most RECENT
     this.ids = new Set(); // the ids in `recent`
     this.lastId = null; // the newest event id seen, kept or not
+    this.gap = null; // {after, upTo}: ids /ws left out, waiting to be read
+    this.filling = false;
 
     this.offNote = el("p", { id: "alerts-off", className: "empty", hidden: true },
                       "Alerting is off on this server");
@@ -165,10 +168,8 @@ export class AlertsPanel {
 
   // --- the log: on load, after each reconnect, then as pushed --------------------------
 
-  // The /ws connection is (again) up: read what happened while it was not. The events
-  // after the last one seen, at most the RECENT newest (the log counts its ids, so the
-  // newest RECENT start after last_event_id − RECENT whatever the log holds), and the
-  // silences; a 404 means this server has no alerting.
+  // The /ws connection is (again) up: read what happened while it was not (the events
+  // after the last one seen) and the silences; a 404 means this server has no alerting.
   async catchUp() {
     let since = this.lastId;
     let state;
@@ -186,24 +187,47 @@ export class AlertsPanel {
       this.recent = [];
       this.ids.clear();
       this.lastId = null;
+      this.renderRecent();
       since = null;
     }
-    const after = Math.max(since ?? 0, last - RECENT);
-    if (last > after) {
-      try {
-        const history = await this.api.alertHistory(after, RECENT);
-        this.addEvents(history.events.map(readAlertEvent));
-      } catch (error) {
-        this.readFailed(error);
-        return;
-      }
-    }
+    if (last > (since ?? 0) && !await this.readLog(since ?? 0, last)) return;
     await this.silences.load();
   }
 
-  // An event /ws pushed the moment it happened.
+  // An event /ws pushed the moment it happened. Ids grow by one, so a jump past the last
+  // one seen means /ws left some out (a slow reader misses events rather than hold others
+  // up): those are read from the log.
   pushed(event) {
+    const before = this.lastId;
     this.addEvents([event]);
+    if (before !== null && event.id > before + 1) this.fillGap(before, event.id);
+  }
+
+  // One read at a time: gaps found meanwhile are read together after it.
+  async fillGap(after, upTo) {
+    this.gap = this.gap ? { after: Math.min(this.gap.after, after),
+                            upTo: Math.max(this.gap.upTo, upTo) } : { after, upTo };
+    if (this.filling) return;
+    this.filling = true;
+    while (this.gap) {
+      const { after: from, upTo: to } = this.gap;
+      this.gap = null;
+      await this.readLog(from, to);
+    }
+    this.filling = false;
+  }
+
+  // The events after `after` up to `upTo`, at most the RECENT newest: ids are consecutive,
+  // so those start after upTo − RECENT, however many the log holds. False if it failed.
+  async readLog(after, upTo) {
+    try {
+      const history = await this.api.alertHistory(Math.max(after, upTo - RECENT), RECENT);
+      this.addEvents(history.events.map(readAlertEvent));
+      return true;
+    } catch (error) {
+      this.readFailed(error);
+      return false;
+    }
   }
 
   addEvents(events) {
