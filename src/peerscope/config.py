@@ -173,6 +173,11 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(
         True, description="Serve /metrics without the token (for Prometheus)."
     )
+    badge_public: bool = Field(
+        False,
+        description="Serve /api/badge.svg without the token (to embed it in pages that "
+        "cannot send one); it shows a peer's name and score, or the count of firing alerts.",
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host names accepted besides loopback ones when no token is set.",

@@ -2,7 +2,8 @@
 prometheus_client's ``make_asgi_app``) that the agent mounts at ``/metrics``.
 
 One :class:`~peerscope.export.prometheus.MonitorCollector` (and registry) per Monitor,
-kept while the Monitor lives.
+kept while the Monitor lives; given an Alerting, its families
+(:mod:`peerscope.export.alert_metrics`) follow the Monitor's.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import weakref
 
 from starlette.types import Receive, Scope, Send
 
+from peerscope.alerting import Alerting
+from peerscope.export.alert_metrics import AlertCollector
 from peerscope.export.prometheus import CONTENT_TYPE, MonitorCollector
 from peerscope.monitor import Monitor
 from peerscope.pieces import pieces_response
-from peerscope.slices import Steps, Turns
+from peerscope.slices import Steps, Turns, finish
 
 __all__ = ["MetricsApp", "render", "render_steps"]
 
@@ -23,14 +26,19 @@ _collectors: weakref.WeakKeyDictionary[Monitor, MonitorCollector] = weakref.Weak
 _collectors_lock = threading.Lock()
 
 
-def render(monitor: Monitor) -> tuple[bytes, str]:
-    """The /metrics body for ``monitor`` and its Content-Type."""
-    return _collector(monitor).render()
+def render(monitor: Monitor, *, alerting: Alerting | None = None) -> tuple[bytes, str]:
+    """The /metrics body for ``monitor`` (and ``alerting``) and its Content-Type."""
+    return b"".join(finish(render_steps(monitor, alerting=alerting))), CONTENT_TYPE
 
 
-def render_steps(monitor: Monitor) -> Steps[list[bytes]]:
-    """The /metrics body for ``monitor``, built in steps (``MonitorCollector.render_steps``)."""
-    return _collector(monitor).render_steps()
+def render_steps(monitor: Monitor, *, alerting: Alerting | None = None) -> Steps[list[bytes]]:
+    """The /metrics body for ``monitor``, built in steps (``MonitorCollector.render_steps``),
+    then ``alerting``'s families."""
+    pieces = yield from _collector(monitor).render_steps()
+    if alerting is not None:
+        yield
+        pieces.append(AlertCollector(alerting).render())
+    return pieces
 
 
 class MetricsApp:
@@ -41,16 +49,20 @@ class MetricsApp:
     scrape and a listing take turns rather than stalling the loop side by side. Sent in
     pieces, as rendered. It checks no token and no method: mounted with
     ``create_app(monitor, metrics=...)`` it is served at ``/metrics`` for GET, behind the
-    API's token (unless ``metrics_public``) and Host check.
+    API's token (unless ``metrics_public``) and Host check. With ``alerting``, the alerts
+    (``peerscope_alert_firing``) and notifications follow the Monitor's series.
     """
 
-    def __init__(self, monitor: Monitor, *, turns: Turns | None = None) -> None:
+    def __init__(
+        self, monitor: Monitor, *, turns: Turns | None = None, alerting: Alerting | None = None
+    ) -> None:
         self.monitor = monitor
         self.turns = Turns() if turns is None else turns
+        self.alerting = alerting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http", "MetricsApp serves HTTP requests only"
-        pieces = await self.turns.run(render_steps(self.monitor))
+        pieces = await self.turns.run(render_steps(self.monitor, alerting=self.alerting))
         await pieces_response(pieces, CONTENT_TYPE)(scope, receive, send)
 
 

@@ -1,5 +1,6 @@
 """The ASGI app: REST, the live WebSocket stream and the dashboard over one Monitor, and
-whatever the composition root hands it to serve beside them (the Prober's routes, /metrics)."""
+whatever the composition root hands it to serve beside them (the Prober's routes, /metrics,
+alerting)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Scope
 
 from peerscope._version import __version__
+from peerscope.alerting import AlertEvent, Alerting
 from peerscope.events import Event, MetricsTick
 from peerscope.monitor import Monitor
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
+from peerscope.server.alerts import build_alerts_router, tick_message, with_alerts
 from peerscope.server.api_docs import mount_api_docs
 from peerscope.server.auth import TokenGuard
+from peerscope.server.badge import build_badge_router
 from peerscope.server.broadcast import Broadcaster
 from peerscope.server.dashboard import mount_dashboard
-from peerscope.server.edge import BodyLimit, HostCheck, error_response
+from peerscope.server.edge import ApiError, BodyLimit, HostCheck, error_response
 from peerscope.server.health import build_health_router
 from peerscope.server.peers import build_peers_router
 from peerscope.server.rest import api_errors, build_router
@@ -67,6 +71,7 @@ def create_app(
     reflector: Reflector | None = None,
     metrics: ASGIApp | None = None,
     turns: Turns | None = None,
+    alerting: Alerting | None = None,
 ) -> FastAPI:
     """The API over ``monitor``: REST, ``/ws``, the dashboard and ``/docs``.
 
@@ -78,6 +83,9 @@ def create_app(
     :class:`~peerscope.export.metrics_app.MetricsApp`) is served at ``GET /metrics``, behind
     the token unless ``metrics_public``. ``turns`` is shared by the reads of every peer (REST
     listings and, given the same one, ``metrics``), so that they take turns on the loop.
+    ``alerting`` (an :class:`~peerscope.alerting.Alerting` over ``monitor``) is served under
+    ``/api/alerts`` (which answers 404 without it), its firing alerts ride in every metrics
+    message, and each of its events is pushed on ``/ws`` as a ``performance_alert``.
     """
     settings = monitor.settings
     guard = TokenGuard(settings)
@@ -85,9 +93,17 @@ def create_app(
 
     def on_event(event: Event) -> None:
         if isinstance(event, MetricsTick) and len(broadcaster):
-            broadcaster.publish(orjson.dumps(event.message()))  # once for everyone
+            # Serialized once for everyone; the tick is evaluated first (it is only once,
+            # whichever subscriber asks), so the alerts are this tick's.
+            broadcaster.publish(orjson.dumps(tick_message(event, alerting)))
+
+    def on_alert(event: AlertEvent) -> None:
+        if len(broadcaster):
+            broadcaster.push(orjson.dumps({"type": "performance_alert", **event}))
 
     monitor.subscribe(on_event)
+    if alerting is not None:
+        alerting.listen(on_alert)
     # FastAPI's own /docs and /redoc load from a CDN: mount_api_docs serves /docs offline.
     app = FastAPI(
         title="peerscope",
@@ -99,8 +115,24 @@ def create_app(
     # Reads of every peer take turns on the loop, a slice at a time (peerscope.slices).
     turns = Turns() if turns is None else turns
     app.include_router(
-        build_router(monitor, broadcaster, turns, token_required=guard.required),
+        build_router(
+            monitor,
+            broadcaster,
+            turns,
+            token_required=guard.required,
+            latest=lambda: with_alerts(monitor.last_message or monitor.snapshot(), alerting),
+        ),
         dependencies=guard.dependencies,
+    )
+    app.include_router(
+        build_alerts_router(alerting, monitor, api_errors(guard.required)),
+        dependencies=guard.dependencies,
+    )
+    # Behind the token unless badge_public: a badge is embedded where no token can be sent.
+    badge_guarded = guard.required and not settings.badge_public
+    app.include_router(
+        build_badge_router(monitor, alerting, api_errors(badge_guarded)),
+        dependencies=guard.dependencies if badge_guarded else [],
     )
     # Outside the guard: its bare answer is for health checks that hold no token.
     app.include_router(build_health_router(monitor, broadcaster, guard, prober, reflector))
@@ -113,7 +145,12 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code != 405:
-            return error_response(error.status_code, error.detail, dict(error.headers or {}))
+            return error_response(
+                error.status_code,
+                error.detail,
+                dict(error.headers or {}),
+                error=error.error if isinstance(error, ApiError) else None,
+            )
         # Starlette names only the first route with this path; GET and POST /api/peers are
         # two routes.
         allowed = ", ".join(allowed_methods(app, request.scope))

@@ -11,6 +11,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +28,15 @@ def error_response(
         status_code=status,
         headers=headers,
     )
+
+
+class ApiError(HTTPException):
+    """An HTTPException whose ``error`` words are its own rather than its status's phrase
+    (the app's handler answers it with :func:`error_response`)."""
+
+    def __init__(self, status: int, detail: Any, *, error: str) -> None:
+        super().__init__(status, detail)
+        self.error = error
 
 
 class BodyLimit:

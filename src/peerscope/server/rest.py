@@ -149,9 +149,15 @@ def api_errors(token_required: bool) -> dict[int | str, dict[str, Any]]:
 
 
 def build_router(
-    monitor: Monitor, broadcaster: Broadcaster, turns: Turns, *, token_required: bool
+    monitor: Monitor,
+    broadcaster: Broadcaster,
+    turns: Turns,
+    *,
+    token_required: bool,
+    latest: Callable[[], MetricsMessage],
 ) -> APIRouter:
-    """The /api routes; ``turns`` runs their reads of every peer (and /metrics) in slices."""
+    """The /api routes; ``turns`` runs their reads of every peer (and /metrics) in slices;
+    ``latest`` gives the latest metrics message as ``/ws`` shows it (alerts and all)."""
     router = APIRouter(prefix="/api", responses=api_errors(token_required))
 
     def peer_summary(peer_id: str, window: float | None) -> dict[str, Any] | None:
@@ -386,6 +392,6 @@ def build_router(
         summary="The latest metrics message, as /ws pushes it",
     )
     async def current() -> MetricsMessage:
-        return monitor.last_message or monitor.snapshot()
+        return latest()
 
     return router

@@ -1,13 +1,17 @@
-"""Response models: what the REST API returns, as OpenAPI shows it to client generators."""
+"""Response models: what the REST API returns, as OpenAPI shows it to client generators (and
+the alert rules, which it takes back in the shape it returns them)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 # The shapes the API returns as the Monitor gives them (the message's TypedDicts, the core's
-# records): one definition each.
+# records, alerting's records): one definition each.
+from peerscope.alerting.dispatch import NotifierStats
+from peerscope.alerting.records import ActiveAlert, AlertEvent, SilenceEntry
+from peerscope.core.alerts import SCOPE_OF_METRIC, NoData, Op, Severity
 from peerscope.core.peer_history import Bucket
 from peerscope.core.stats import Aggregate
 from peerscope.message import NetworkEntry, PeerEntry, SystemEntry
@@ -176,3 +180,60 @@ class ProbedPeer(BaseModel):
 
 class ProbedPeers(BaseModel):
     peers: list[ProbedPeer]
+
+
+class Alerts(BaseModel):
+    alerts: list[ActiveAlert] = Field(description="Pending and firing alerts, firing first.")
+    last_event_id: int = Field(
+        description="The id of the newest event: read /api/alerts/history?after= from it."
+    )
+
+
+class AlertHistory(BaseModel):
+    events: list[AlertEvent] = Field(description="Oldest first.")
+    last_event_id: int = Field(description="The id of the newest event of all, kept or not.")
+
+
+class AlertRuleBody(BaseModel):
+    """One alert rule: the fields of ``peerscope.core.alerts.AlertRule`` (docs/ALERTS.md)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field must not be dropped unseen
+
+    name: str = Field(description="Unique among the rules; alerts carry it as alertname.")
+    metric: str = Field(description=f"One of: {', '.join(SCOPE_OF_METRIC)}.")
+    op: Op
+    threshold: float | str = Field(description="A number; for status, a status word.")
+    clear: float | None = Field(
+        None, description="Resolve only once the value is on the ok side of this (hysteresis)."
+    )
+    for_s: float = Field(0.0, description="Seconds a breach lasts (pending) before it fires.")
+    keep_firing_for_s: float = Field(
+        0.0, description="Seconds the value stays cleared before the alert resolves."
+    )
+    nodata: NoData = Field("keep", description="What a missing value means.")
+    severity: Severity = "warning"
+    repeat_s: float | None = Field(
+        None, description="Tell it again every this many seconds while it fires; null: never."
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Added to its alerts.")
+    match: dict[str, str] = Field(
+        default_factory=dict,
+        description="Peer rules: only peers whose labels hold these (kind: the peer's kind).",
+    )
+
+
+class AlertRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[AlertRuleBody]
+
+
+class Silences(BaseModel):
+    silences: list[SilenceEntry] = Field(description="The silences in force.")
+
+
+class Notifiers(BaseModel):
+    notifiers: list[NotifierStats] = Field(
+        description="Each notifier's events sent, failed (given up after the last retry), "
+        "retried, dropped (pushed out of its full queue) and queued, and its last error."
+    )

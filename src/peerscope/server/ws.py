@@ -82,7 +82,7 @@ class ClientSession:
             )
         else:
             subscriber = self.broadcaster.subscribe(stalled.set)
-            tasks.append(asyncio.create_task(self._send_frames(subscriber.queue)))
+            tasks.append(asyncio.create_task(self._send_frames(subscriber)))
         receiving = asyncio.create_task(self._receive())
         giving_up = asyncio.create_task(stalled.wait())
         try:
@@ -122,9 +122,9 @@ class ClientSession:
         await self.websocket.send_text(payload.decode())
         self._count_sent(len(payload))
 
-    async def _send_frames(self, queue: asyncio.Queue[tuple[str, int]]) -> None:
+    async def _send_frames(self, subscriber: Subscriber) -> None:
         while True:
-            frame, size = await queue.get()
+            frame, size = await subscriber.get()
             await self.websocket.send_text(frame)
             self._count_sent(size)
 
