@@ -489,10 +489,34 @@ async def test_with_a_token_silencing_works_and_a_wrong_token_shows_the_servers_
             "unauthorized: missing or wrong bearer token"
         )
         assert (await http.get("/api/alerts/silences")).json()["silences"] == []
-        assert not (await active_rows(page))[0]["silenced"]
+        assert [row["silenced"] for row in await active_rows(page)] == [False, False]
 
-        # With the right token again, a host alert is silenced by its rule alone.
+        # The right token again, and a duration the server does not take (no choice of the
+        # page's, made here): its 422 names the field.
         await page.evaluate(f"sessionStorage.setItem('peerscope.token', '{TOKEN}')")
+        await slow.locator("select.silence-for option:checked").evaluate(
+            "(o) => { o.value = '0'; }"
+        )
+        async with page.expect_response(silence_posted) as answered:
+            await slow.locator("button.silence").click()
+        refused = await answered.value
+        assert refused.status == 422
+        refusal = await refused.json()
+        (problem,) = refusal["detail"]
+        assert problem["field"] == "duration_s"
+        await wait_until(
+            page,
+            "document.getElementById('alerts-error').textContent.includes('duration_s')",
+            3,
+            "the 422 in the panel",
+        )
+        assert await error.inner_text() == (
+            f"Could not silence alertname=slow, peer_id={XSS_ID}: "
+            f"{refusal['error']}: duration_s: {problem['message']}"
+        )
+        assert (await http.get("/api/alerts/silences")).json()["silences"] == []
+
+        # A host alert is silenced by its rule alone.
         host = page.locator(row_selector("host_up"))
         async with page.expect_response(silence_posted) as answered:
             await host.locator("button.silence").click()
@@ -507,8 +531,9 @@ async def test_with_a_token_silencing_works_and_a_wrong_token_shows_the_servers_
         assert silence["matchers"] == {"alertname": "host_up"}
         assert await heading(page) == "Alerts (2 firing, 1 silenced)"
         await browser.screenshot("dashboard-alerts-token")
-        # A server without the token refuses REST: Chromium logs those 401s.
-    assert [e for e in browser.errors if "401" not in e] == []
+    # Chromium logs the refusals (401s of the page's reads before the token, and of the wrong
+    # one; the 422); nothing else went wrong.
+    assert [e for e in browser.errors if "401" not in e and "422" not in e] == []
 
 
 async def test_a_server_without_alerting_says_so_in_the_panel():

@@ -23,6 +23,7 @@ export class SilencesList {
     this.entries = []; // readSilence's, soonest end first
     this.shownKey = null;
     this.readAt = -Infinity; // monotonicS() of the last read
+    this.reads = 0; // reads begun
     this.node = el("ul", { id: "alerts-silences", className: "alerts" });
     this.show([]);
   }
@@ -42,8 +43,11 @@ export class SilencesList {
 
   async load() {
     this.reading();
+    const read = ++this.reads;
     try {
-      this.show((await this.api.silences()).silences.map(readSilence));
+      const { silences } = await this.api.silences();
+      // An answer overtaken by a later read's (after a change made here) is older news.
+      if (read === this.reads) this.show(silences.map(readSilence));
     } catch (error) {
       this.onReadFailure(error);
     }

@@ -41,6 +41,7 @@ export class AlertsPanel {
     this.lastId = null; // the newest event id seen, kept or not
     this.gap = null; // {after, upTo}: ids /ws left out, waiting to be read
     this.filling = false;
+    this.recentQueued = false;
 
     this.offNote = el("p", { id: "alerts-off", className: "empty", hidden: true },
                       "Alerting is off on this server");
@@ -242,7 +243,13 @@ export class AlertsPanel {
     if (!added) return;
     this.recent.sort((a, b) => a.id - b.id);
     while (this.recent.length > RECENT) this.ids.delete(this.recent.shift().id);
-    this.renderRecent();
+    // One tick may push hundreds (every peer behind a failed link): drawn once a frame.
+    if (this.recentQueued) return;
+    this.recentQueued = true;
+    requestAnimationFrame(() => {
+      this.recentQueued = false;
+      this.renderRecent();
+    });
   }
 
   renderRecent() {

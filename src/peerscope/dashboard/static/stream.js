@@ -78,20 +78,19 @@ function severityOf(severity) {
   return ["critical", "warning", "info"].includes(severity) ? severity : "info";
 }
 
-// A firing (or pending) alert: a frame's `alerts` entry, or one of GET /api/alerts. `key`
-// names it while it lasts (rule, and peer for a peer's); `startedAt` is when it began firing
-// (epoch seconds; null while pending, then `since`, when its breach began, stands in).
+// A firing alert, as each frame's `alerts` lists them (GET /api/alerts lists the same, and
+// pending ones). `key` names it while it lasts (`rule`, or `rule/peer` for a peer's);
+// `startedAt` is when it began firing (epoch seconds).
 export function readActiveAlert(entry) {
   return {
-    key: entry.key ?? `${entry.rule}/${entry.peer_id ?? ""}`,
-    state: entry.state ?? "firing",
+    key: entry.key,
     rule: entry.rule ?? "",
     metric: entry.metric ?? "",
     severity: severityOf(entry.severity),
     peerId: entry.peer_id ?? null,
     value: entry.value ?? null,
     threshold: entry.threshold ?? null,
-    startedAt: entry.started_at ?? entry.since ?? null,
+    startedAt: entry.started_at ?? null,
     message: entry.message ?? "",
     silenced: entry.silenced === true,
   };
