@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.async_api import Page, Request
+from playwright.async_api import Page, Request, Route
 
 from peerscope import Monitor, Settings
 from peerscope.core.quality import StatusRules
@@ -349,6 +349,47 @@ async def test_a_token_protected_server_asks_for_the_token_then_works():
         assert await page.evaluate("sessionStorage.getItem('peerscope.token')") == "s3cret"
         await browser.screenshot("dashboard-token")
     # The refusals before the right token were 401s on REST: nothing else went wrong.
+    assert [e for e in browser.errors if "401" not in e] == []
+
+
+async def test_a_refusal_of_a_token_since_replaced_does_not_ask_again():
+    """A read sent with a wrong token whose 401 arrives after the user gave the right one
+    says nothing of the right one: the prompt stays closed."""
+    monitor = fed_monitor(token="s3cret")
+    release = asyncio.Event()
+    held: list[Request] = []
+
+    async def hold_wrong(route: Route) -> None:
+        if route.request.headers.get("authorization") == "Bearer wrong":
+            held.append(route.request)
+            await release.wait()
+        await route.continue_()
+
+    async with (
+        live_server(monitor) as live,
+        PeerFeed(monitor, ["alpha"]),
+        browser_page() as browser,
+    ):
+        page = browser.page
+        await page.route("**/api/metrics/sessions*", hold_wrong)
+        await page.goto(live.url + "/")
+        prompt = page.locator("#token-prompt")
+        await prompt.wait_for(state="visible", timeout=3000)
+        await page.fill("#token-input", "wrong")
+        await page.click("#token-form button")
+        await prompt.wait_for(state="visible", timeout=3000)  # /ws refused the wrong one
+        deadline = time.monotonic() + 3
+        while not held:  # the page read its sessions with the wrong token: held here
+            assert time.monotonic() < deadline, "no sessions read with the wrong token"
+            await page.wait_for_timeout(50)
+        await page.fill("#token-input", "s3cret")
+        await page.click("#token-form button")
+        await page.wait_for_selector('#peers tr[data-peer="alpha"]', timeout=3000)
+        async with page.expect_response(lambda r: r.request in held) as late:
+            release.set()
+        assert (await late.value).status == 401
+        await page.wait_for_timeout(300)  # the page has handled the late refusal
+        assert await prompt.is_hidden()
     assert [e for e in browser.errors if "401" not in e] == []
 
 

@@ -1,24 +1,82 @@
 // The REST API as the dashboard reads it: URLs relative to the page (so the dashboard also
 // works when peerscope is mounted under a prefix) and the token as a bearer header.
 
-export class Unauthorized extends Error {}
+// A refusal, with the server's own words: its body is {"error": ..., "detail": ...}, the
+// detail a sentence or, for a 422, [{field, message}, ...].
+export class ApiError extends Error {
+  constructor(path, status, body) {
+    const said = serverText(body);
+    super(`${path}: HTTP ${status}${said ? `: ${said}` : ""}`);
+    this.status = status;
+    this.said = said || `HTTP ${status}`;
+  }
+}
+
+// A 401: `token` is the one the request was sent with (null: none).
+export class Unauthorized extends ApiError {
+  constructor(path, status, body, token) {
+    super(path, status, body);
+    this.token = token;
+  }
+}
+
+// What a request's failure says: the server's own words when it answered.
+export function failureText(error) {
+  return error instanceof ApiError ? error.said : error.message;
+}
+
+// Whether the server answered 404: for /api/alerts*, a server without alerting.
+export function isNotFound(error) {
+  return error instanceof ApiError && error.status === 404;
+}
+
+function serverText(body) {
+  if (body === null || typeof body !== "object") return typeof body === "string" ? body : "";
+  const detail = Array.isArray(body.detail)
+    ? body.detail.map((item) => (item.field ? `${item.field}: ${item.message}` : item.message))
+      .join("; ")
+    : body.detail;
+  return [body.error, detail].filter((part) => part !== undefined && part !== null && part !== "")
+    .join(": ");
+}
+
+async function readBody(response) {
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
 
 export class Api {
   constructor(getToken) {
     this.getToken = getToken;
   }
 
-  async get(path, params = {}) {
+  async request(method, path, { params = {}, body = undefined } = {}) {
     const url = new URL(path, document.baseURI);
     for (const [key, value] of Object.entries(params)) {
       if (value !== null && value !== undefined) url.searchParams.set(key, String(value));
     }
     const token = this.getToken();
     const headers = token ? { Authorization: `Bearer ${token}` } : {};
-    const response = await fetch(url, { headers, cache: "no-store" });
-    if (response.status === 401) throw new Unauthorized(await response.text());
-    if (!response.ok) throw new Error(`${url.pathname}: HTTP ${response.status}`);
-    return response.json();
+    const options = { method, headers, cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(url, options);
+    if (!response.ok) {
+      const body = await readBody(response);
+      if (response.status === 401) throw new Unauthorized(url.pathname, 401, body, token);
+      throw new ApiError(url.pathname, response.status, body);
+    }
+    return response.status === 204 ? null : response.json();
+  }
+
+  get(path, params = {}) {
+    return this.request("GET", path, { params });
   }
 
   systemHistory(duration, step) {
@@ -39,5 +97,26 @@ export class Api {
 
   sessions(limit) {
     return this.get("api/metrics/sessions", { limit });
+  }
+
+  alerts() {
+    return this.get("api/alerts");
+  }
+
+  alertHistory(after, limit) {
+    return this.get("api/alerts/history", { after, limit });
+  }
+
+  silences() {
+    return this.get("api/alerts/silences");
+  }
+
+  silence(matchers, durationS) {
+    return this.request("POST", "api/alerts/silences",
+                        { body: { matchers, duration_s: durationS, created_by: "dashboard" } });
+  }
+
+  unsilence(id) {
+    return this.request("DELETE", `api/alerts/silences/${encodeURIComponent(id)}`);
   }
 }

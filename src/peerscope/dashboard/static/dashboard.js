@@ -27,14 +27,10 @@ const tokenPrompt = new TokenPrompt(document.body, (token) => {
 });
 const header = new Header($("header"));
 const hostCharts = new HostCharts($("host-charts"), clock);
-const alerts = new AlertsPanel($("alerts"));
 const sessions = new SessionsPanel($("sessions-panel"));
 const detail = new PeerDetail($("detail"), api, clock, failed);
 const table = new PeersTable($("peers-panel"), {
-  onSelect: (id) => {
-    detail.open(id, range);
-    detail.refresh(clock.now());
-  },
+  onSelect: selectPeer,
   fetchPage: async (offset) => {
     let found = null;
     await attempt(async () => {
@@ -44,13 +40,25 @@ const table = new PeersTable($("peers-panel"), {
     return found;
   },
 });
+const alerts = new AlertsPanel($("alerts"), {
+  heading: $("alerts-title"), api, onSelectPeer: selectPeer, onError: failed,
+});
 let range = RANGES[0];
 let historyLoadedAt = -Infinity; // monotonicS() of the last read
 let sessionsLoadedAt = -Infinity;
 
+// A peer picked in the table or an alert: its charts open.
+function selectPeer(id) {
+  detail.open(id, range);
+  detail.refresh(clock.now());
+}
+
 function failed(error) {
-  if (error instanceof Unauthorized) tokenPrompt.show();
-  else console.warn(error.message); // a REST read failed: the next frame tries again
+  // A refusal of a token the user has replaced since (an answer slower than the user) says
+  // nothing of the new one.
+  if (error instanceof Unauthorized) {
+    if (error.token === storedToken()) tokenPrompt.show();
+  } else console.warn(error.message); // a REST read failed: the next frame tries again
 }
 
 // A REST read whose failure the next frame retries (or that asks for the token).
@@ -81,7 +89,7 @@ function showFrame(frame) {
   header.showFps(fps.fps);
   hostCharts.showFrame(frame, range);
   table.showFrame(frame);
-  alerts.showActive(frame.alerts);
+  alerts.showFrame(frame);
   detail.refresh(frame.time, frame);
   const now = monotonicS();
   if (!range.live && now - historyLoadedAt >= LONG_RANGE_EVERY_S) loadHistory();
@@ -110,10 +118,13 @@ const client = new PeerscopeClient({
   onState: (state) => {
     header.showConnection(state);
     if (state.tokenRefused) tokenPrompt.show();
-    else if (state.connected) loadSessions();
+    else if (state.connected) {
+      loadSessions();
+      alerts.catchUp();
+    }
   },
 }).connect();
 
 // Tests and the benchmark read how the page is doing from here.
-window.peerscopeDashboard = { fps, client, clock, table, hostCharts, detail };
+window.peerscopeDashboard = { fps, client, clock, table, hostCharts, detail, alerts };
 document.body.append(el("span", { id: "ready", hidden: true }));

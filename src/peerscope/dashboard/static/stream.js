@@ -1,11 +1,13 @@
 // The one module that knows the layout of what the server sends: the /ws metrics frame, its
-// alert pushes, and what REST lists (peers, histories, sessions). Everything else in the dashboard consumes
+// alert pushes, and what REST lists (peers, histories, sessions, alerts, silences). Everything else in the dashboard consumes
 // the plain objects made here, so a new frame format changes this file only.
 
 // A /ws message as {kind: "metrics", frame} | {kind: "alert", alert} | {kind: "other"}.
 export function readMessage(message) {
   if (message.type === "metrics") return { kind: "metrics", frame: readFrame(message) };
-  if (message.type === "performance_alert") return { kind: "alert", alert: readAlert(message) };
+  if (message.type === "performance_alert") {
+    return { kind: "alert", alert: readAlertEvent(message) };
+  }
   return { kind: "other" };
 }
 
@@ -36,7 +38,7 @@ export function readFrame(message) {
     },
     peers: message.clients.map(readPeer),
     peersTotal: message.clients_total,
-    alerts: (message.alerts || []).map(readAlert),
+    alerts: (message.alerts || []).map(readActiveAlert), // the firing ones
   };
 }
 
@@ -72,16 +74,55 @@ export function readPeer(entry) {
   };
 }
 
-export function readAlert(alert) {
+function severityOf(severity) {
+  return ["critical", "warning", "info"].includes(severity) ? severity : "info";
+}
+
+// A firing alert, as each frame's `alerts` lists them (GET /api/alerts lists the same, and
+// pending ones). `key` names it while it lasts (`rule`, or `rule/peer` for a peer's);
+// `startedAt` is when it began firing (epoch seconds).
+export function readActiveAlert(entry) {
   return {
-    severity: alert.severity || "info",
-    state: alert.state || "firing",
-    message: alert.message || "",
-    metric: alert.metric ?? null,
-    value: alert.value ?? null,
-    threshold: alert.threshold ?? null,
-    peerId: alert.peer_id ?? null,
-    time: alert.timestamp ?? null,
+    key: entry.key,
+    rule: entry.rule ?? "",
+    metric: entry.metric ?? "",
+    severity: severityOf(entry.severity),
+    peerId: entry.peer_id ?? null,
+    value: entry.value ?? null,
+    threshold: entry.threshold ?? null,
+    startedAt: entry.started_at ?? null,
+    message: entry.message ?? "",
+    silenced: entry.silenced === true,
+  };
+}
+
+// An alert event: pushed as `performance_alert` the moment it happens, or read from
+// GET /api/alerts/history. `id` grows by one per event on a server.
+export function readAlertEvent(event) {
+  return {
+    id: event.id ?? null,
+    state: event.state === "resolved" ? "resolved" : "firing",
+    repeat: event.repeat === true,
+    rule: event.rule ?? "",
+    metric: event.metric ?? "",
+    severity: severityOf(event.severity),
+    peerId: event.peer_id ?? null,
+    value: event.value ?? null,
+    threshold: event.threshold ?? null,
+    message: event.message ?? "",
+    silenced: event.silenced === true,
+    time: event.timestamp ?? null, // epoch seconds
+  };
+}
+
+export function readSilence(entry) {
+  return {
+    id: entry.id,
+    matchers: { ...entry.matchers },
+    startsAt: entry.starts_at, // epoch seconds
+    endsAt: entry.ends_at,
+    comment: entry.comment ?? "",
+    createdBy: entry.created_by ?? "",
   };
 }
 
