@@ -416,3 +416,89 @@ def test_wrapping_a_monitor_checks_agreement(clock):
         PerformanceMonitor(metrics_interval=1.0, monitor=monitor)
     with pytest.raises(ValueError, match="enable_system_metrics"):
         PerformanceMonitor(enable_system_metrics=True, monitor=monitor)
+
+
+class SeedHandler:
+    """The seed's "Alert Integration" example: an object with an async handle_alert."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, object]] = []
+
+    async def handle_alert(self, alert):
+        self.alerts.append(alert)
+
+
+async def wait_for(condition, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the deadline"
+        await asyncio.sleep(0.01)
+
+
+def test_the_seeds_four_alerts_run_at_its_thresholds():
+    from peerscope.compat.avatar import seed_rules
+
+    rules = {
+        rule.name: rule for rule in seed_rules({**DEFAULT_ALERT_THRESHOLDS, "latency_ms": 150})
+    }
+    assert list(rules) == ["high_cpu", "high_memory", "high_latency", "stale_client"]
+    assert (rules["high_latency"].threshold, rules["high_latency"].clear) == (150.0, 130.0)
+    assert (rules["high_cpu"].threshold, rules["high_cpu"].clear) == (80.0, 75.0)
+    assert rules["stale_client"].severity == "info"
+
+
+async def test_alert_handler_gets_the_seeds_alert_once_per_firing_and_its_resolve(clock):
+    performance = manual(clock, alert_thresholds={"latency_ms": 120.0})
+    handler = SeedHandler()
+    performance.alert_handler = handler  # as the seed's README sets it
+    await performance.alerting.start()
+    monitor = performance.monitor
+    monitor.add_peer("client-123", kind="client")
+    for _ in range(40):  # 31 s above 120 ms: pending 30 s, then firing, told once
+        monitor.record_latency("client-123", 250.0)
+        clock.advance(1.0)
+        monitor.tick()
+    await wait_for(lambda: handler.alerts)
+    (alert,) = handler.alerts
+    assert alert["type"] == "performance_alert"
+    assert alert["severity"] == "warning"
+    assert alert["metric"] == "latency_ms"
+    assert alert["threshold"] == 120.0
+    assert alert["state"] == "firing"
+    assert alert["peer_id"] == "client-123"
+    assert re.fullmatch(r"High latency for client client-123: \d+\.\dms", alert["message"])
+    metrics = performance.get_current_metrics()
+    assert [a["rule"] for a in metrics["alerts"]] == ["high_latency"]
+    assert performance.get_performance_summary()["alerts"]["active"] == 1
+    for _ in range(40):
+        monitor.record_latency("client-123", 10.0)
+        clock.advance(1.0)
+        monitor.tick()
+    await wait_for(lambda: len(handler.alerts) == 2)
+    resolved = handler.alerts[1]
+    assert resolved["state"] == "resolved"
+    assert resolved["message"].startswith("Resolved: High latency for client client-123: ")
+    assert performance.get_current_metrics()["alerts"] == []
+    await performance.alerting.stop()
+
+
+async def test_a_sync_handler_that_raises_is_retried_and_does_not_stop_the_ticks(clock):
+    performance = manual(clock)
+    calls: list[str] = []
+
+    class Failing:
+        def handle_alert(self, alert):
+            calls.append(alert["message"])
+            if len(calls) < 2:
+                raise RuntimeError("the handler's own bug")
+
+    performance.alert_handler = Failing()
+    await performance.alerting.start()
+    monitor = performance.monitor
+    monitor.add_peer("c", kind="client")
+    clock.advance(61.0)  # unheard over 60 s: the seed's stale client
+    monitor.tick()
+    await wait_for(lambda: len(calls) == 2)
+    assert calls == ["Client c inactive for 61s"] * 2
+    assert performance.alerting.notifier_stats()[0]["retried"] == 1
+    await performance.alerting.stop()

@@ -67,12 +67,14 @@ export class AlertsPanel {
 
   showFrame(frame) {
     this.now = frame.time;
-    this.showActive(frame.alerts);
+    this.showActive(frame.alerts, frame.alertsTotal);
     if (!this.off) this.silences.tick(frame.time);
   }
 
-  showActive(alerts) {
-    if (!alerts.length && !this.rows.size && this.firing === 0) return;
+  // `alerts`: the most severe of the `total` firing (the server lists at most
+  // max_alerts_in_message of them in a frame).
+  showActive(alerts, total = alerts.length) {
+    if (!total && !this.rows.size && this.firing === 0) return;
     const seen = new Set();
     let silenced = 0;
     const order = alerts.slice(0, ACTIVE_SHOWN).map((alert) => {
@@ -85,7 +87,7 @@ export class AlertsPanel {
     for (const key of this.rows.keys()) {
       if (!seen.has(key)) this.rows.delete(key);
     }
-    const more = alerts.length - order.length;
+    const more = total - order.length;
     setText(this.moreActive, more > 0 ? `… and ${more} more (GET /api/alerts lists all)` : "");
     // Moving list items costs a layout: only when the order changed.
     if (order.length !== this.order.length || order.some((li, i) => li !== this.order[i])) {
@@ -93,8 +95,8 @@ export class AlertsPanel {
                                       ...(more > 0 ? [this.moreActive] : []));
       this.order = order;
     }
-    if (alerts.length !== this.firing || silenced !== this.silencedCount) {
-      this.firing = alerts.length;
+    if (total !== this.firing || silenced !== this.silencedCount) {
+      this.firing = total;
       this.silencedCount = silenced;
       this.showCounts();
     }

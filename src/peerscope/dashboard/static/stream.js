@@ -38,7 +38,8 @@ export function readFrame(message) {
     },
     peers: message.clients.map(readPeer),
     peersTotal: message.clients_total,
-    alerts: (message.alerts || []).map(readActiveAlert), // the firing ones
+    alerts: (message.alerts || []).map(readActiveAlert), // the most severe firing ones
+    alertsTotal: message.alerts_total ?? (message.alerts || []).length, // all firing
   };
 }
 
