@@ -77,6 +77,10 @@ def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
     serve_log, prometheus_log = tmp_path / "serve.log", tmp_path / "prometheus.log"
     # A clean environment: PEERSCOPE_* variables of the caller must not change the agent.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PEERSCOPE_")}
+    # One rule of our own that the test's WebSocket client makes fire at once.
+    env["PEERSCOPE_ALERTS__RULES"] = json.dumps(
+        [{"name": "someone_connected", "metric": "active_connections", "op": ">", "threshold": 0}]
+    )
     serve = [
         sys.executable,
         "-m",
@@ -135,6 +139,7 @@ def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
                 "peerscope_server_messages_total",
                 'peerscope_peer_rtt_seconds{kind="client"}',
                 'peerscope_peer_received_messages_total{kind="client"}',
+                'peerscope_alert_firing{rule="someone_connected"}',
             )
             while True:
                 check_alive(("peerscope serve", agent), ("prometheus", server))
@@ -178,3 +183,13 @@ def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
     (received,) = found['peerscope_peer_received_messages_total{kind="client"}']
     assert received["metric"]["peer_id"] == labels["peer_id"]
     assert value(received) >= 1
+    (firing,) = found['peerscope_alert_firing{rule="someone_connected"}']
+    assert firing["metric"] == {
+        "__name__": "peerscope_alert_firing",
+        "job": "peerscope",
+        "instance": target,
+        "rule": "someone_connected",
+        "severity": "warning",
+        "alertstate": "firing",  # peer_id "" (a host-wide rule): Prometheus drops empty labels
+    }
+    assert value(firing) == 1.0
