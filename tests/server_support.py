@@ -43,6 +43,7 @@ MESSAGE_KEYS = {
     "clients",
     "clients_total",
     "alerts",
+    "alerts_total",
 }
 SYSTEM_KEYS = {
     "cpu_percent",

@@ -18,7 +18,7 @@ from peerscope.events import Event, MetricsTick
 from peerscope.monitor import Monitor
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
-from peerscope.server.alerts import build_alerts_router, tick_message, with_alerts
+from peerscope.server.alert_routes import build_alerts_router, tick_message, with_alerts
 from peerscope.server.api_docs import mount_api_docs
 from peerscope.server.auth import TokenGuard
 from peerscope.server.badge import build_badge_router
