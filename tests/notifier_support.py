@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from peerscope import Monitor, Settings
-from peerscope.alerting import Alerting, Dispatcher, Notifier, NotifierStats
+from peerscope.alerting import AlertEvent, Alerting, Dispatcher, Notifier, NotifierStats
 from peerscope.core.alerts import AlertRule
 from peerscope.testing import ManualClock
 
@@ -51,3 +51,18 @@ async def settled(
         if time.monotonic() > deadline:
             raise AssertionError(f"notifiers did not settle at {wanted}: {stats}")
         await asyncio.sleep(0.02)
+
+
+class Recorder:
+    """A notifier that keeps what it is told (a Notifier as a user writes one)."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.events: list[AlertEvent] = []
+
+    async def send(self, event: AlertEvent) -> None:
+        self.events.append(event)
+
+    async def aclose(self) -> None:
+        return None

@@ -28,7 +28,7 @@ from peerscope.alerting.notifiers import (
 )
 from peerscope.core.alerts import AlertRule
 from peerscope.testing import LoopStalls, ManualClock
-from tests.notifier_support import alerting_with, make_monitor, settled
+from tests.notifier_support import Recorder, alerting_with, make_monitor, settled
 from tests.process_support import free_ports
 from tests.receiver_support import HANG, Receiver
 
@@ -529,22 +529,13 @@ def test_the_apprise_urls_in_the_docs_are_ones_it_takes():
 # --- the dispatcher's extensions ----------------------------------------------------------
 
 
-class Background:
+class Background(Recorder):
     """A notifier of the test's own whose background work fails at once."""
 
     name = "background"
 
-    def __init__(self) -> None:
-        self.sent: list[AlertEvent] = []
-
-    async def send(self, event: AlertEvent) -> None:
-        self.sent.append(event)
-
     async def background(self) -> None:
         raise RuntimeError("the background broke")
-
-    async def aclose(self) -> None:
-        pass
 
 
 async def test_a_failing_background_is_logged_and_sending_goes_on(clock, caplog):
@@ -554,7 +545,7 @@ async def test_a_failing_background_is_logged_and_sending_goes_on(clock, caplog)
         await asyncio.sleep(0.05)
         fire(monitor, clock)
         await settled(alerting, sent=1)
-    assert [event["state"] for event in notifier.sent] == ["firing"]
+    assert [event["state"] for event in notifier.events] == ["firing"]
     (record,) = [r for r in caplog.records if "background work failed" in r.getMessage()]
     assert record.getMessage() == "alert notifier background: its background work failed"
     assert record.exc_info is not None

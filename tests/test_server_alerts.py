@@ -17,12 +17,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from peerscope import Monitor, Settings
-from peerscope.alerting import AlertEvent, Alerting
+from peerscope.alerting import Alerting
 from peerscope.core.alerts import AlertRule
 from peerscope.export.metrics_app import MetricsApp
 from peerscope.server import create_app
 from peerscope.server.schemas import AlertRuleBody
 from peerscope.testing import ManualClock
+from tests.notifier_support import Recorder
 from tests.server_support import (
     T0,
     LiveServer,
@@ -61,21 +62,6 @@ def quiet_monitor(clock: ManualClock, **settings: Any) -> Monitor:
     monitor.record_latency("eu-1", 20.0)
     monitor.record_latency("us-1", 150.0)
     return monitor
-
-
-class Recorder:
-    """A notifier that keeps what it is told (a Notifier as a user writes one)."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.events: list[AlertEvent] = []
-
-    async def send(self, event: AlertEvent) -> None:
-        self.events.append(event)
-
-    async def aclose(self) -> None:
-        return None
 
 
 @dataclasses.dataclass
