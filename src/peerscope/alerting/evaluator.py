@@ -22,6 +22,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from peerscope.alerting.prefilter import (
+    IDLE_METRIC,
+    READING_FIELD,
+    Prefilter,
+    compile_prefilter,
+)
 from peerscope.core import quality
 from peerscope.core.alerts import (
     DEFAULT_RULES,
@@ -37,21 +43,10 @@ from peerscope.events import MetricsTick, PeerReading
 
 __all__ = ["Evaluator", "check_rules"]
 
-# Peer metrics that are a field of the reading. ``latency_ms`` is the smoothed latency: a
-# rule that waits ``for_s`` should not be reset by one quick probe among slow ones.
-_READING_FIELD = {
-    "latency_ms": PeerReading._fields.index("smoothed_latency_ms"),
-    "jitter_ms": PeerReading._fields.index("jitter_ms"),
-    "loss_percent": PeerReading._fields.index("loss_percent"),
-    "quality_score": PeerReading._fields.index("quality_score"),
-    "status": PeerReading._fields.index("status"),
-}
-IDLE_METRIC = "idle_seconds"
-
 
 def peer_value(metric: str, reading: PeerReading, now: float) -> Value:
     """The value of a peer metric in ``reading`` at ``now`` (None: no data)."""
-    index = _READING_FIELD.get(metric)
+    index = READING_FIELD.get(metric)
     if index is not None:
         return cast(Value, reading[index])
     if metric == IDLE_METRIC:
@@ -135,6 +130,7 @@ class Evaluator:
         self._unseen: set[str] = set()
         self._system: SystemSample | None = None
         self._server: ServerStats | None = None
+        self._prefilter: Prefilter = compile_prefilter(())
         self.replace_rules(check_rules(rules), now=0.0)
 
     @property
@@ -165,6 +161,7 @@ class Evaluator:
                     self._idle[name] = _IdleWatch([], {})
         # Keep the caller's order (the order rules are listed in).
         self._rules = {name: self._rules.get(name, rule) for name, rule in wanted.items()}
+        self._prefilter = compile_prefilter(tuple(self._rules.values()))
         return notes
 
     def alerts(self) -> Iterator[Alert]:
@@ -205,18 +202,26 @@ class Evaluator:
         self._system, self._server = tick.system, tick.server
         changed = tick.changed
         readings = self._readings
-        by_id = {reading.peer_id: reading for reading in changed}
-        readings.update(by_id)
+        for reading in changed:
+            readings[reading.peer_id] = reading
+        # The changed readings that may breach some peer rule, found in one pass for all.
+        candidates: list[PeerReading] | None = None
         for name, rule in self._rules.items():
             alerts = self._alerts[name]
             if rule.scope != "peer":
                 value = host_value(rule.metric, tick.system, tick.server)
                 self._step(alerts.get(None) or Alert(rule), value, now, notes)
                 continue
-            batch, batch_by_id = changed, by_id
             if name in self._unseen:
-                batch, batch_by_id = tuple(readings.values()), readings
-            self._step_readings(rule, alerts, batch, batch_by_id, now, notes)
+                batch = tuple(readings.values())
+                breaching = self._breaching(rule, batch, now)
+            else:
+                batch = changed
+                if candidates is None:
+                    candidates = self._prefilter(changed, now)
+                test = candidates if name in self._prefilter.rules else changed
+                breaching = self._breaching(rule, test, now)
+            self._step_readings(rule, alerts, batch, breaching, now, notes)
             watch = self._idle.get(name)
             if watch is not None:
                 self._watch_idle(rule, watch, batch, now, notes)
@@ -229,17 +234,23 @@ class Evaluator:
         rule: AlertRule,
         alerts: dict[str | None, Alert],
         batch: Sequence[PeerReading],
-        by_id: dict[str, PeerReading],
+        breaching: Sequence[PeerReading],
         now: float,
         notes: list[Notification],
     ) -> None:
+        """Step ``rule``'s alerts for ``batch`` (the readings looked at) and start one for
+        each of ``breaching`` (those of them that breach the rule) that has none."""
         metric = rule.metric
         stepped: set[str] = set()
         if alerts:
-            # The alerts this rule already has, for the peers whose readings changed: from
-            # whichever side is smaller.
+            # The alerts this rule already has, stepped with their peers' readings. Fewer
+            # alerts than changed readings: all of them, changed or not, which is cheaper
+            # than finding the changed ones and tells the same (an alert stepped with the
+            # value it already saw moves only as time would move it). Otherwise those of
+            # the changed peers.
             if len(alerts) < len(batch):
-                pairs = [(alerts[key], by_id[key]) for key in alerts if key in by_id]
+                readings = self._readings
+                pairs = [(alert, readings[key]) for key, alert in alerts.items() if key]
             else:
                 pairs = [
                     (alerts[reading.peer_id], reading)
@@ -254,7 +265,7 @@ class Evaluator:
                     notes.extend(alert.resolve(now)[1])
                     continue
                 self._step(alert, peer_value(metric, reading, now), now, notes)
-        for reading in self._breaching(rule, batch, now):
+        for reading in breaching:
             peer_id = reading.peer_id
             if peer_id in stepped or not rule.matches(reading.kind, reading.labels):
                 continue
@@ -268,7 +279,7 @@ class Evaluator:
         garbage collector, which then walks every peer's rings."""
         compare, threshold = OPS[rule.op], rule.threshold
         alerting = rule.nodata == "alerting"
-        index = _READING_FIELD.get(rule.metric)
+        index = READING_FIELD.get(rule.metric)
         if index is not None:
             if alerting:
                 return [r for r in batch if (v := r[index]) is None or compare(v, threshold)]
