@@ -4,9 +4,10 @@ The state of one rule for one subject is :class:`peerscope.core.alerts.Alert`; t
 those of every rule and subject and decides which to step on a tick, so that a tick costs
 what changed, not what exists:
 
-- a peer rule looks at the readings the tick lists as changed (one comparison each, in a
-  comprehension; an :class:`Alert` is made only for a breach) and steps the alerts that
-  already exist for those peers;
+- the readings the tick lists as changed are passed over once for all peer rules
+  (:mod:`peerscope.alerting.prefilter`), keeping those that breach any; each rule tests only
+  those, and an :class:`Alert` is made only for a breach; the alerts that already exist are
+  stepped with their peers' readings;
 - what moves with time alone is kept in two heaps: alerts waiting on a clock (``for_s``,
   ``keep_firing_for_s``, a repeat) by when it falls due, and, for an ``idle_seconds > N``
   rule, each peer by when it would cross N with no new traffic;
@@ -41,7 +42,7 @@ from peerscope.core.model import ServerStats, SystemSample
 from peerscope.core.validation import require
 from peerscope.events import MetricsTick, PeerReading
 
-__all__ = ["Evaluator", "check_rules"]
+__all__ = ["Evaluator", "breaching", "check_rules"]
 
 
 def peer_value(metric: str, reading: PeerReading, now: float) -> Value:
@@ -69,6 +70,36 @@ def host_value(metric: str, system: SystemSample, server: ServerStats) -> Value:
     if metric == "active_connections":
         return float(server.active_connections)
     return None  # loop_lag_ms: no source measures it yet
+
+
+def breaching(rule: AlertRule, batch: Sequence[PeerReading], now: float) -> list[PeerReading]:
+    """The readings in ``batch`` that breach ``rule`` (no data counts with ``nodata =
+    "alerting"``): the rule's own test, over what the pre-filter kept or, for what it does
+    not cover, every changed reading. Kept to comprehensions that make no object per
+    reading: at 10,000 readings a tuple each is what wakes the garbage collector, which then
+    walks every peer's rings."""
+    compare, threshold = OPS[rule.op], rule.threshold
+    alerting = rule.nodata == "alerting"
+    index = READING_FIELD.get(rule.metric)
+    if index is not None:
+        if alerting:
+            return [r for r in batch if (v := r[index]) is None or compare(v, threshold)]
+        return [r for r in batch if (v := r[index]) is not None and compare(v, threshold)]
+    if rule.metric == IDLE_METRIC and rule.op in (">", ">="):
+        # idle > N is last_seen before now - N: one comparison, no arithmetic per peer.
+        assert isinstance(threshold, float)
+        line = now - threshold
+        if rule.op == ">":
+            return [r for r in batch if r.last_seen < line]
+        return [r for r in batch if r.last_seen <= line]
+    metric = rule.metric
+    if alerting:
+        return [
+            r for r in batch if (v := peer_value(metric, r, now)) is None or compare(v, threshold)
+        ]
+    return [
+        r for r in batch if (v := peer_value(metric, r, now)) is not None and compare(v, threshold)
+    ]
 
 
 def check_rules(rules: Iterable[object]) -> tuple[AlertRule, ...]:
@@ -214,14 +245,14 @@ class Evaluator:
                 continue
             if name in self._unseen:
                 batch = tuple(readings.values())
-                breaching = self._breaching(rule, batch, now)
+                breach = breaching(rule, batch, now)
             else:
                 batch = changed
                 if candidates is None:
                     candidates = self._prefilter(changed, now)
                 test = candidates if name in self._prefilter.rules else changed
-                breaching = self._breaching(rule, test, now)
-            self._step_readings(rule, alerts, batch, breaching, now, notes)
+                breach = breaching(rule, test, now)
+            self._step_readings(rule, alerts, batch, breach, now, notes)
             watch = self._idle.get(name)
             if watch is not None:
                 self._watch_idle(rule, watch, batch, now, notes)
@@ -270,39 +301,6 @@ class Evaluator:
             if peer_id in stepped or not rule.matches(reading.kind, reading.labels):
                 continue
             self._step(Alert(rule, peer_id), peer_value(metric, reading, now), now, notes)
-
-    @staticmethod
-    def _breaching(rule: AlertRule, batch: Sequence[PeerReading], now: float) -> list[PeerReading]:
-        """The readings in ``batch`` that breach ``rule`` (no data counts with ``nodata =
-        "alerting"``): the one pass over every changed peer. Kept to comprehensions that
-        make no object per reading: at 10,000 readings a tuple each is what wakes the
-        garbage collector, which then walks every peer's rings."""
-        compare, threshold = OPS[rule.op], rule.threshold
-        alerting = rule.nodata == "alerting"
-        index = READING_FIELD.get(rule.metric)
-        if index is not None:
-            if alerting:
-                return [r for r in batch if (v := r[index]) is None or compare(v, threshold)]
-            return [r for r in batch if (v := r[index]) is not None and compare(v, threshold)]
-        if rule.metric == IDLE_METRIC and rule.op in (">", ">="):
-            # idle > N is last_seen before now - N: one comparison, no arithmetic per peer.
-            assert isinstance(threshold, float)
-            line = now - threshold
-            if rule.op == ">":
-                return [r for r in batch if r.last_seen < line]
-            return [r for r in batch if r.last_seen <= line]
-        metric = rule.metric
-        if alerting:
-            return [
-                r
-                for r in batch
-                if (v := peer_value(metric, r, now)) is None or compare(v, threshold)
-            ]
-        return [
-            r
-            for r in batch
-            if (v := peer_value(metric, r, now)) is not None and compare(v, threshold)
-        ]
 
     def _watch_idle(
         self,
