@@ -24,7 +24,14 @@ MEASURED = {
     "bench_dashboard_fps",
     "bench_dashboard_heap",
 }
-UNMEASURED = {"bench_snapshot", "bench_memory", "bench_loop_block", "bench_fanout"}
+UNMEASURED = {
+    "bench_snapshot",
+    "bench_memory",
+    "bench_loop_block",
+    "bench_fanout",
+    "bench_alerts_changing",
+    "bench_alerts_steady",
+}
 FIELDS = {
     "name",
     "title",
@@ -62,6 +69,7 @@ def test_quick_benchmarks_run_print_their_figures_and_write_their_results(tmp_pa
     assert "bench_snapshot:" in out
     assert "tracemalloc, after one tick:" in out
     assert "bench_loop_block:" in out
+    assert "bench_alerts: 7 default rules, 1000 clients" in out
     assert "for reference, one tick with every peer changed" in out
     assert "fps (requestAnimationFrame in the page): mean" in out
     assert f"verdicts (written to {tmp_path})" in out
