@@ -36,7 +36,9 @@ class Agent:
     ``reflector`` (None with ``reflector_enabled`` off), ``alerting`` (None with
     ``alerts.enabled`` off) and the HTTP ``app``.
 
-    Building starts nothing; :meth:`run` does. ``host`` and ``port`` override the settings'
+    Building starts nothing but the alerting's subscription to the Monitor (its rules are
+    evaluated on the Monitor's ticks from then on; its notifiers send once :meth:`run`
+    starts them); :meth:`run` starts the rest. ``host`` and ``port`` override the settings'
     (``port=0`` picks a free port). Refuses to bind beyond loopback without a token
     (:class:`SettingsError`) before building anything.
     """
