@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -312,6 +313,11 @@ def close_to(a: float | None, b: float, rel: float = 1e-9) -> bool:
 # --- `peerscope serve` processes -------------------------------------------------------
 
 READY = re.compile(r"^peerscope serving on http://127\.0\.0\.1:(\d+)\b")
+
+
+# TCP_INFO is Linux's (CI runs on Linux, so these run there); elsewhere peerscope says it is
+# unavailable, which tests/test_tcp_info.py checks on any platform.
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux's")
 
 
 def cli_env(**extra: str) -> dict[str, str]:

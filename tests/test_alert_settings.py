@@ -141,3 +141,20 @@ def test_a_disabled_default_given_again_runs_as_given_at_the_end():
     settings = AlertSettings(disable=["high_cpu"], rules=[mine])
     assert settings.active_rules()[-1] == mine
     assert [rule.name for rule in settings.active_rules()].count("high_cpu") == 1
+
+
+def test_the_settings_name_the_notifiers_the_agent_builds():
+    from peerscope.alerting.configured import configured_notifiers
+
+    settings = AlertSettings(
+        webhooks=["https://hooks.example.org/T0KEN/path"],
+        alertmanager_urls=["http://127.0.0.1:9093"],
+        apprise_urls=["json://127.0.0.1:9/alerts"],
+    )
+    assert [notifier.name for notifier in configured_notifiers(settings)] == [
+        "log",
+        "webhook https://hooks.example.org",
+        "alertmanager http://127.0.0.1:9093",
+        "apprise json",
+    ]
+    assert configured_notifiers(AlertSettings(log=False)) == []

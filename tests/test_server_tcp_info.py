@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -26,9 +25,7 @@ from peerscope.server import create_app
 from peerscope.server import ws as ws_module
 from peerscope.tcp_info import UNAVAILABLE
 from tests.nftables_support import dropping, require_nftables
-from tests.server_support import LiveServer, eventually, live_server, peer_named, ws_monitor
-
-linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux's")
+from tests.server_support import LiveServer, eventually, linux, live_server, peer_named, ws_monitor
 
 
 async def peer(live: LiveServer, name: str) -> dict[str, Any] | None:

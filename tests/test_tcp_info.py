@@ -9,7 +9,6 @@ import dataclasses
 import logging
 import re
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -26,9 +25,7 @@ from peerscope.core.kernel_tcp import (
     parse_tcp_info,
 )
 from peerscope.tcp_info import UNAVAILABLE, read_tcp_info
-from tests.server_support import eventually
-
-linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux's")
+from tests.server_support import eventually, linux
 
 
 @contextlib.contextmanager

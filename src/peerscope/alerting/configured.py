@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from peerscope.alert_settings import AlertSettings
+from peerscope.alerting import notifiers
 from peerscope.alerting.dispatch import Dispatcher, Notifier
-from peerscope.alerting.notifiers import (
-    AlertmanagerNotifier,
-    AppriseNotifier,
-    LogNotifier,
-    WebhookNotifier,
-)
+from peerscope.alerting.notifiers import AlertmanagerNotifier, LogNotifier, WebhookNotifier
 from peerscope.alerting.service import Alerting
 from peerscope.monitor import Monitor
 
@@ -22,29 +16,28 @@ def configured_notifiers(settings: AlertSettings) -> list[Notifier]:
     """The log (if ``log``), each webhook, each Alertmanager, and one Apprise notifier for
     all ``apprise_urls``."""
     timeout = settings.notify_timeout_s
-    notifiers: list[Notifier] = []
+    told: list[Notifier] = []
     if settings.log:
-        notifiers.append(LogNotifier())
-    notifiers.extend(WebhookNotifier(url, timeout_s=timeout) for url in settings.webhooks)
-    notifiers.extend(
+        told.append(LogNotifier())
+    told.extend(WebhookNotifier(url, timeout_s=timeout) for url in settings.webhooks)
+    told.extend(
         AlertmanagerNotifier(url, resend_s=settings.alertmanager_resend_s, timeout_s=timeout)
         for url in settings.alertmanager_urls
     )
     if settings.apprise_urls:
-        notifiers.append(AppriseNotifier([url.get_secret_value() for url in settings.apprise_urls]))
-    return notifiers
+        urls = [url.get_secret_value() for url in settings.apprise_urls]
+        told.append(notifiers.AppriseNotifier(urls))  # Apprise is imported only now
+    return told
 
 
-def configured_alerting(
-    monitor: Monitor, extra_notifiers: Sequence[Notifier] = ()
-) -> Alerting | None:
+def configured_alerting(monitor: Monitor) -> Alerting | None:
     """An :class:`Alerting` over ``monitor`` as its settings' ``alerts`` group says (None
-    when ``alerts.enabled`` is off), telling ``extra_notifiers`` too."""
+    when ``alerts.enabled`` is off)."""
     settings = monitor.settings.alerts
     if not settings.enabled:
         return None
     dispatcher = Dispatcher(
-        [*configured_notifiers(settings), *extra_notifiers],
+        configured_notifiers(settings),
         queue_size=settings.notify_queue_size,
         timeout_s=settings.notify_timeout_s,
         retries=settings.notify_retries,

@@ -125,9 +125,6 @@ class Dispatcher:
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
 
-    def __len__(self) -> int:
-        return len(self._lanes)
-
     def offer(self, event: AlertEvent) -> None:
         """Queue ``event`` for every notifier; returns at once. Call it on the loop thread."""
         for lane in self._lanes:

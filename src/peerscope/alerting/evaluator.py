@@ -366,6 +366,3 @@ class Evaluator:
         due = due_at(new)
         if due is not None and due != due_at(alert):
             heapq.heappush(self._timers, (due, alert.rule.name, alert.subject or ""))
-
-    def __len__(self) -> int:
-        return sum(len(alerts) for alerts in self._alerts.values())
