@@ -124,7 +124,10 @@ def test_a_reading_carries_the_figures_the_peer_entry_shows(clock):
         bytes_sent=5,
         bytes_received=7,
         last_seen=entry["last_seen"],
+        probes_sent=entry["probes"]["sent"],
+        probes_lost=entry["probes"]["lost"],
     )
+    assert (reading.probes_sent, reading.probes_lost) == (4, 1)
     assert reading.loss_percent == 25.0
     assert reading.jitter_ms == pytest.approx(0.8984375)  # RFC 3550 over 20, 30, 25
 

@@ -48,6 +48,7 @@ from peerscope.core.admission import (
 from peerscope.core.probe_target import TWAMP_PORT, Method, ProbeTarget, TcpRefused
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.validation import validate_id, validate_labels, validate_text
+from peerscope.store_settings import StoreSettings
 
 __all__ = [
     "MIN_TOKEN_LENGTH",
@@ -280,6 +281,9 @@ class Settings(BaseSettings):
     )
     alerts: AlertSettings = Field(
         default_factory=AlertSettings, description="Alert rules and where alerts are told."
+    )
+    store: StoreSettings = Field(
+        default_factory=StoreSettings, description="History kept on disk (SQLite)."
     )
 
     @field_validator("reflector_allow")

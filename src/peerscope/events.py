@@ -42,6 +42,12 @@ class PeerReading(NamedTuple):
     bytes_sent: int
     bytes_received: int
     last_seen: float
+    # Counters the history store keeps per bucket: a bucket's loss is its lost / sent.
+    probes_sent: int = 0  # answered, lost and in flight
+    probes_lost: int = 0
+    # The kernel's figures of a watched TCP connection (None when none is watched).
+    tcp_rtt_ms: float | None = None
+    tcp_total_retrans: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -224,6 +224,8 @@ class Monitor(PeerTable):
 
     def _reading(self, peer: Peer, now: float) -> PeerReading:
         shown = self._assessor.shows_figures(peer, now)
+        loss, connection = peer.loss, peer.connection
+        info = None if connection is None else connection.info
         return PeerReading(
             peer.peer_id,
             peer.kind,
@@ -237,6 +239,10 @@ class Monitor(PeerTable):
             peer.bytes_sent,
             peer.bytes_received,
             peer.last_seen,
+            loss.sent_total,
+            loss.lost_total,
+            None if info is None else info.rtt_ms,
+            None if info is None else info.total_retrans,
         )
 
     # --- connections the kernel measures ---------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from peerscope.core.model import Session
 from peerscope.message import PeerDetail
 from peerscope.monitor import Monitor
 
@@ -89,24 +90,26 @@ def game_sessions(monitor: Monitor, limit: int) -> list[dict[str, Any]]:
     """The last ``limit`` ended sessions, oldest first, as the seed's game sessions."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ValueError(f"limit: must be an integer >= 0, got {limit!r}")
-    result = []
-    for session in reversed(monitor.sessions(limit, include_active=False)):
-        stats = session.latency_stats()
-        ended = session.ended_at
-        result.append(
-            {
-                "game_id": session.session_id,
-                "game_name": session.name,
-                "started_at": session.started_at,
-                "ended_at": ended,
-                "duration": None if ended is None else ended - session.started_at,
-                "peers": list(session.peer_ids),
-                "latency": {
-                    "average": stats["avg_latency"],
-                    "min": stats["min_latency"],
-                    "max": stats["max_latency"],
-                    "p95": stats["p95_latency"],
-                },
-            }
-        )
-    return result
+    return [
+        game_session(session) for session in reversed(monitor.sessions(limit, include_active=False))
+    ]
+
+
+def game_session(session: Session) -> dict[str, Any]:
+    """One session as the seed's game session (what the history store keeps of it too)."""
+    stats = session.latency_stats()
+    ended = session.ended_at
+    return {
+        "game_id": session.session_id,
+        "game_name": session.name,
+        "started_at": session.started_at,
+        "ended_at": ended,
+        "duration": None if ended is None else ended - session.started_at,
+        "peers": list(session.peer_ids),
+        "latency": {
+            "average": stats["avg_latency"],
+            "min": stats["min_latency"],
+            "max": stats["max_latency"],
+            "p95": stats["p95_latency"],
+        },
+    }

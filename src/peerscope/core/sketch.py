@@ -15,7 +15,8 @@ it is pure, with no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from peerscope.core.validation import preview, real_number, require
@@ -76,6 +77,47 @@ class QuantileSketch:
     def extend(self, values: Iterable[float]) -> None:
         for value in values:
             self.add(value)
+
+    @classmethod
+    def of_values(cls, values: Sequence[float], alpha: float = DEFAULT_ALPHA) -> QuantileSketch:
+        """A sketch of ``values``, all finite and >= 0 (the store's decoded figures are),
+        counted in one pass: the store sketches every figure of every minute this way."""
+        sketch = cls(alpha)
+        if not values:
+            return sketch
+        # The same arithmetic as add(), so a value lands in the same bucket either way.
+        log_gamma = math.log(sketch.gamma)
+        ceil, log = math.ceil, math.log
+        indexes = Counter([ceil(log(v) / log_gamma) for v in values if v > MIN_INDEXABLE])
+        sketch.buckets = dict(indexes)
+        sketch.zeros = len(values) - indexes.total()
+        sketch.count = len(values)
+        sketch.total = math.fsum(values)
+        sketch.minimum = min(values)
+        sketch.maximum = max(values)
+        return sketch
+
+    def to_list(self) -> list[float]:
+        """The sketch as a flat list of numbers (for storing): count, zeros, sum, min, max,
+        then each bucket as its index's step from the one before and its count."""
+        flat: list[float] = [self.count, self.zeros, self.total, self.minimum, self.maximum]
+        previous = 0
+        for index in sorted(self.buckets):
+            flat += (index - previous, self.buckets[index])
+            previous = index
+        return flat
+
+    @classmethod
+    def from_list(cls, flat: Sequence[float], alpha: float = DEFAULT_ALPHA) -> QuantileSketch:
+        """The sketch :meth:`to_list` wrote."""
+        sketch = cls(alpha)
+        sketch.count, sketch.zeros = int(flat[0]), int(flat[1])
+        sketch.total, sketch.minimum, sketch.maximum = flat[2], flat[3], flat[4]
+        index = 0
+        for k in range(5, len(flat), 2):
+            index += int(flat[k])
+            sketch.buckets[index] = int(flat[k + 1])
+        return sketch
 
     def merge(self, other: QuantileSketch) -> None:
         """Add ``other``'s counts to this sketch (both must have the same ``alpha``)."""

@@ -1,0 +1,182 @@
+"""Where the history database lives, opening it safely, and its schema and migrations.
+
+Opening never loses what is stored: a file SQLite cannot read as a database, or one that
+fails its quick check, is moved aside (``<name>.corrupt-<time>``, with its ``-wal`` and
+``-shm``), never deleted, and a new one started in its place. A path that cannot be written
+(a read-only directory, a missing mount) is a :class:`StoreError` naming the path, and the
+caller goes on without a store.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+__all__ = ["MEMORY", "SCHEMA_VERSION", "StoreError", "connect", "default_path", "open_database"]
+
+MEMORY = ":memory:"
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """The history store cannot be used: the message names the path and what failed."""
+
+
+def default_path() -> Path:
+    """``$XDG_DATA_HOME/peerscope/peerscope.db`` (``~/.local/share`` when unset)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "peerscope" / "peerscope.db"
+
+
+# Version 1. Samples are not rows: a row of ``chunks`` is a stretch of one series (tier 0:
+# a minute of raw samples, tier 1: an hour of 1-minute buckets, tier 2: a day of 1-hour
+# buckets) with ``summary``, its whole stretch as one bucket of the tier above. ``recent``
+# holds the samples of the minute still open, written at every flush, so a crash loses at
+# most one flush; they are deleted as their minute becomes a chunk.
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE series (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    name TEXT,
+    address TEXT,
+    peer_kind TEXT,
+    labels TEXT,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    UNIQUE (kind, key)
+);
+CREATE TABLE chunks (
+    series_id INTEGER NOT NULL,
+    tier INTEGER NOT NULL,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    summary BLOB NOT NULL,
+    UNIQUE (series_id, tier, start_ms)
+);
+CREATE INDEX chunks_by_age ON chunks (tier, end_ms);
+CREATE TABLE recent (
+    series_id INTEGER NOT NULL,
+    t_ms INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (series_id, t_ms)
+) WITHOUT ROWID;
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    t_ms INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    series_id INTEGER,
+    data TEXT NOT NULL
+);
+CREATE INDEX events_by_time ON events (t_ms);
+CREATE INDEX events_by_series ON events (series_id, t_ms);
+"""
+
+# Each entry takes the schema from the version before it to its own; applied in order at
+# start, each in its own transaction.
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+
+
+def connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection with the store's settings. ``:memory:`` is shared between the
+    connections of this process opened with the same ``path`` name (see HistoryStore)."""
+    if path.startswith("file:"):
+        connection = sqlite3.connect(path, uri=True, check_same_thread=False, timeout=5.0)
+    else:
+        mode = "ro" if read_only else "rwc"
+        uri = f"{Path(path).resolve().as_uri()}?mode={mode}"
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5.0)
+    connection.isolation_level = None  # transactions are begun and ended explicitly
+    connection.execute("PRAGMA busy_timeout = 5000")
+    return connection
+
+
+def _schema_version(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _migrate(connection: sqlite3.Connection, path: str) -> None:
+    version = _schema_version(connection)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"db: {path} has schema version {version}, newer than this peerscope's "
+            f"{SCHEMA_VERSION}; upgrade peerscope or use another --db"
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _MIGRATIONS[target].split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {target}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def _move_aside(path: Path) -> Path:
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.rename(Path(f"{aside}{suffix}"))
+    return aside
+
+
+def _prepare(connection: sqlite3.Connection, path: str, *, fresh: bool) -> None:
+    if fresh:
+        # Only a new file can take it: incremental vacuum lets the store give pages back
+        # to the file system after pruning, in small steps, instead of a whole VACUUM.
+        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    if path != MEMORY and not path.startswith("file:"):
+        connection.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL is safe from corruption; a power cut may lose the last
+        # commits, which the store allows for (a flush).
+        connection.execute("PRAGMA synchronous = NORMAL")
+    _migrate(connection, path)
+
+
+def open_database(path: str) -> tuple[sqlite3.Connection, Path | None]:
+    """The writer's connection to ``path``, migrated to the current schema, and the path a
+    corrupt file found there was moved to (None if none was)."""
+    if path == MEMORY or path.startswith("file:"):
+        connection = connect(path)
+        _prepare(connection, path, fresh=True)
+        return connection, None
+    file = Path(path).expanduser()
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"db: cannot create {file.parent}: {error.strerror or error}") from None
+    if file.exists() and not os.access(file, os.R_OK | os.W_OK):
+        raise StoreError(f"db: {file} is not readable and writable by this user")
+    if not os.access(file.parent, os.W_OK):
+        raise StoreError(f"db: cannot write in {file.parent} (permission denied)")
+    moved: Path | None = None
+    existed = file.exists() and file.stat().st_size > 0
+    connection = connect(str(file))
+    if existed and not _readable(connection):
+        connection.close()
+        moved = _move_aside(file)
+        existed = False
+        connection = connect(str(file))
+    try:
+        _prepare(connection, str(file), fresh=not existed)
+    except sqlite3.OperationalError as error:
+        connection.close()
+        raise StoreError(f"db: cannot write {file}: {error}") from None
+    return connection, moved
+
+
+def _readable(connection: sqlite3.Connection) -> bool:
+    """Whether SQLite reads the file as a sound database (its quick check)."""
+    try:
+        return bool(connection.execute("PRAGMA quick_check").fetchone()[0] == "ok")
+    except sqlite3.DatabaseError:  # "file is not a database", "database disk image is malformed"
+        return False

@@ -1,0 +1,200 @@
+"""The history store as the agent and the API see it: open, attach to a Monitor, query.
+
+Attached, it takes every tick and event on the Monitor's loop at the cost of a queue put
+(the writer thread does the rest) and answers range queries on a thread of their own
+(``asyncio.to_thread``), so neither a slow disk nor a long query stalls the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from peerscope.alerting.records import AlertEvent
+from peerscope.core.rollup import SeriesKind
+from peerscope.events import (
+    Event,
+    MetricsTick,
+    PeerAdded,
+    PeerRemoved,
+    PeerStatusChanged,
+    SessionEnded,
+    SessionStarted,
+)
+from peerscope.monitor import Monitor
+from peerscope.seed_views import game_session
+from peerscope.store.database import MEMORY, connect, default_path, open_database
+from peerscope.store.reader import HistoryReader
+from peerscope.store.records import PeerKeys, PeerMeta, StoredEvent
+from peerscope.store.writer import Retention, Writer, WriterStats
+from peerscope.store_settings import StoreSettings
+
+__all__ = ["HistoryStore"]
+
+log = logging.getLogger("peerscope.store")
+_memory_names = itertools.count(1)
+
+
+class HistoryStore:
+    """A history database at ``settings.db`` (the XDG default when None), its writer
+    thread (started here) and a reader. Raises :class:`StoreError` naming the path when
+    the file cannot be used; a corrupt file is moved aside first (:attr:`moved_aside`)."""
+
+    def __init__(self, settings: StoreSettings | None = None) -> None:
+        settings = settings or StoreSettings()
+        self.settings = settings
+        path = settings.db or str(default_path())
+        self.path = path
+        # A :memory: database is one per connection; a shared-cache one named for this
+        # store is seen by the writer's and the reader's connections alike.
+        opened = (
+            f"file:peerscope-{next(_memory_names)}?mode=memory&cache=shared"
+            if (path == MEMORY)
+            else path
+        )
+        connection, self.moved_aside = open_database(opened)
+        if self.moved_aside is not None:
+            log.error(
+                "db: %s could not be read as a database; moved aside to %s, starting afresh",
+                path,
+                self.moved_aside,
+            )
+        self.retention = Retention(
+            settings.raw_retention_s,
+            settings.minute_retention_s,
+            settings.hour_retention_s,
+            settings.max_db_bytes,
+        )
+        keys = PeerKeys(_salt(connection, settings.anonymize_ids))
+        self._writer = Writer(
+            connection,
+            path,
+            keys,
+            flush_interval_s=settings.flush_interval_s,
+            retention=self.retention,
+            queue_size=settings.queue_size,
+        )
+        self._reader = HistoryReader(
+            connect(opened if opened.startswith("file:") else str(Path(opened).expanduser())),
+            keys,
+            self.retention,
+        )
+        self._monitor: Monitor | None = None
+        self._detach: Callable[[], None] | None = None
+        self._writer.start()
+
+    # --- what it keeps --------------------------------------------------------------------
+
+    def attach(self, monitor: Monitor) -> None:
+        """Keep ``monitor``'s ticks and events from now on."""
+        self._monitor = monitor
+        self._detach = monitor.subscribe(self._on_event)
+
+    def record_alert(self, event: AlertEvent) -> None:
+        """Keep an alert event (an Alerting listener)."""
+        self._writer.submit(StoredEvent(event["timestamp"], "alert", event["peer_id"], event))
+
+    def _on_event(self, event: Event) -> None:
+        submit = self._writer.submit
+        if isinstance(event, MetricsTick):
+            submit(event)
+        elif isinstance(event, PeerStatusChanged):
+            change = {"previous": event.previous, "status": event.status}
+            submit(StoredEvent(event.timestamp, "status", event.peer_id, change))
+        elif isinstance(event, PeerAdded):
+            assert self._monitor is not None
+            try:
+                entry = self._monitor.peer(event.peer_id)
+            except KeyError:  # gone again before this handler ran
+                return
+            submit(
+                PeerMeta(
+                    event.peer_id,
+                    event.timestamp,
+                    entry["name"],
+                    entry["address"],
+                    entry["kind"],
+                    entry["labels"],
+                )
+            )
+        elif isinstance(event, PeerRemoved):
+            submit(StoredEvent(event.timestamp, "removed", event.peer_id, {"reason": event.reason}))
+        elif isinstance(event, SessionStarted | SessionEnded):
+            assert self._monitor is not None
+            try:
+                session = game_session(self._monitor.session(event.session_id))
+            except KeyError:
+                return
+            kind = "session_started" if isinstance(event, SessionStarted) else "session_ended"
+            submit(StoredEvent(event.timestamp, kind, None, session))
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def error(self) -> str | None:
+        """Why the last write failed (None once one succeeds again)."""
+        return self._writer.error
+
+    @property
+    def stats(self) -> WriterStats:
+        return self._writer.stats
+
+    def flush(self) -> None:
+        """Commit everything handed over so far (blocks: for tests and shutdown)."""
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Stop taking events, commit what is queued, and close the database."""
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
+        self._writer.stop()
+        self._reader.close()
+
+    # --- queries, off the loop ------------------------------------------------------------
+
+    async def samples(
+        self,
+        kind: SeriesKind,
+        key: str,
+        start: float,
+        end: float,
+        names: Sequence[str] | None = None,
+    ) -> dict[str, list[tuple[float, float | None]]] | None:
+        return await asyncio.to_thread(self._reader.samples, kind, key, start, end, names)
+
+    async def buckets(
+        self,
+        kind: SeriesKind,
+        key: str,
+        start: float,
+        end: float,
+        step: float,
+        names: Sequence[str] | None = None,
+        *,
+        now: float,
+    ) -> tuple[str, list[dict[str, Any]]] | None:
+        return await asyncio.to_thread(
+            lambda: self._reader.buckets(kind, key, start, end, step, names, now=now)
+        )
+
+    @property
+    def reader(self) -> HistoryReader:
+        return self._reader
+
+
+def _salt(connection: Any, anonymize: bool) -> bytes | None:
+    """The database's salt for peer ids: made when ``anonymize`` first asks for it, and
+    kept on from then on (a database that holds hashed ids never mixes in raw ones)."""
+    row = connection.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+    if row is not None:
+        return bytes.fromhex(row[0])
+    if not anonymize:
+        return None
+    salt = PeerKeys.new_salt()
+    connection.execute("INSERT INTO meta VALUES ('salt', ?)", (salt,))
+    return bytes.fromhex(salt)

@@ -1,0 +1,300 @@
+"""Range queries over the history database, on a connection of their own.
+
+The tier is chosen from the step: under a minute, raw samples (the finest kept); from a
+minute, the 1-minute buckets; from an hour, the 1-hour buckets. A range older than a
+tier's retention falls back to the next coarser tier that still covers it, and the part
+of a range a tier has not rolled up yet (the current hour, the current day) is built from
+the tier below: each row's summary is one bucket of the tier above it, so that costs a
+merge, not a rescan.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from peerscope.core.chunk import decode_chunk
+from peerscope.core.rollup import (
+    FIGURES,
+    CounterSummary,
+    Figure,
+    FigureSummary,
+    SeriesKind,
+    merge_summaries,
+    summarize,
+    summary_from_list,
+)
+from peerscope.core.sketch import QuantileSketch
+from peerscope.store.records import PeerKeys
+from peerscope.store.writer import MINUTE_MS, TIER_SPANS, Retention, unpacked
+
+__all__ = ["HistoryReader", "figure_names"]
+
+Summary = list[FigureSummary]
+
+
+def figure_names(kind: SeriesKind) -> list[str]:
+    return [figure.name for figure in FIGURES[kind]]
+
+
+def _selected(kind: SeriesKind, names: Sequence[str] | None) -> list[int]:
+    figures = FIGURES[kind]
+    if names is None:
+        return list(range(len(figures)))
+    known = {figure.name: k for k, figure in enumerate(figures)}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(
+            f"figures: {', '.join(unknown)} not kept for a {kind}; one of {', '.join(known)}"
+        )
+    return [known[name] for name in names]
+
+
+def _bucket_figure(figure: Figure, part: FigureSummary, seconds: float) -> dict[str, Any] | None:
+    if part is None:
+        return None
+    if isinstance(part, CounterSummary):
+        return {"increase": part.increase, "rate": part.increase / seconds, "last": part.last}
+    assert isinstance(part, QuantileSketch)
+    return {
+        "count": part.count,
+        "min": part.minimum,
+        "max": part.maximum,
+        "avg": part.mean,
+        "p50": part.quantile(0.5),
+        "p95": part.quantile(0.95),
+        "p99": part.quantile(0.99),
+    }
+
+
+class HistoryReader:
+    """Queries on ``connection`` (used by one thread at a time: calls take a lock)."""
+
+    def __init__(
+        self, connection: sqlite3.Connection, keys: PeerKeys, retention: Retention
+    ) -> None:
+        self._db = connection
+        self._keys = keys
+        self._retention = retention
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _series_id(self, kind: SeriesKind, key: str) -> int | None:
+        if kind == "peer":
+            key = self._keys.key(key)
+        row = self._db.execute(
+            "SELECT id FROM series WHERE kind = ? AND key = ?", (kind, key)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    # --- raw samples ----------------------------------------------------------------------
+
+    def samples(
+        self,
+        kind: SeriesKind,
+        key: str,
+        start: float,
+        end: float,
+        names: Sequence[str] | None = None,
+    ) -> dict[str, list[tuple[float, float | None]]] | None:
+        """The raw samples of ``start < t <= end`` (None: no such series), oldest first,
+        per figure; a figure not measured at a time is None there."""
+        with self._lock:
+            sid = self._series_id(kind, key)
+            if sid is None:
+                return None
+            picked = _selected(kind, names)
+            times, columns = self._raw(sid, kind, round(start * 1000), round(end * 1000))
+        figures = FIGURES[kind]
+        seconds = [t / 1000.0 for t in times]
+        return {figures[k].name: list(zip(seconds, columns[k], strict=True)) for k in picked}
+
+    def _raw(
+        self, sid: int, kind: SeriesKind, start_ms: int, end_ms: int
+    ) -> tuple[list[int], list[list[float | None]]]:
+        figures = FIGURES[kind]
+        scales = [figure.scale for figure in figures]
+        times: list[int] = []
+        columns: list[list[float | None]] = [[] for _ in figures]
+        rows = self._db.execute(
+            "SELECT data FROM chunks WHERE series_id = ? AND tier = 0 AND start_ms <= ? "
+            "AND end_ms > ? ORDER BY start_ms",
+            (sid, end_ms, start_ms),
+        )
+        newest = start_ms
+        for (data,) in rows:
+            chunk_times, chunk_columns = decode_chunk(data, scales)
+            self._keep(chunk_times, chunk_columns, start_ms, end_ms, times, columns)
+            newest = max(newest, chunk_times[-1])
+        recent = self._db.execute(
+            "SELECT t_ms, data FROM recent WHERE series_id = ? AND t_ms > ? AND t_ms <= ? "
+            "ORDER BY t_ms",
+            (sid, max(start_ms, newest), end_ms),
+        ).fetchall()
+        for t_ms, data in recent:
+            times.append(t_ms)
+            values = unpacked(data)
+            for k, column in enumerate(columns):
+                column.append(values[k] if k < len(values) else None)
+        return times, columns
+
+    @staticmethod
+    def _keep(
+        chunk_times: list[int],
+        chunk_columns: list[list[float | None]],
+        start_ms: int,
+        end_ms: int,
+        times: list[int],
+        columns: list[list[float | None]],
+    ) -> None:
+        if start_ms < chunk_times[0] and chunk_times[-1] <= end_ms:
+            times += chunk_times
+            for column, values in zip(columns, chunk_columns, strict=True):
+                column += values
+            return
+        kept = [i for i, t in enumerate(chunk_times) if start_ms < t <= end_ms]
+        times += [chunk_times[i] for i in kept]
+        for column, values in zip(columns, chunk_columns, strict=True):
+            column += [values[i] for i in kept]
+
+    # --- buckets --------------------------------------------------------------------------
+
+    def buckets(
+        self,
+        kind: SeriesKind,
+        key: str,
+        start: float,
+        end: float,
+        step: float,
+        names: Sequence[str] | None = None,
+        *,
+        now: float,
+    ) -> tuple[str, list[dict[str, Any]]] | None:
+        """``step``-second buckets over ``[start, end)``: the tier read (``raw``, ``1m`` or
+        ``1h``) and, per bucket, each figure's count/min/max/avg/p50/p95/p99 (a gauge) or
+        increase/rate/last (a counter); a peer's buckets also carry probes ``sent`` and
+        ``lost``, ``loss_percent`` and ``outage`` (probes went out and none came back).
+        Empty buckets are left out. None: no such series."""
+        start_ms, end_ms, step_ms = round(start * 1000), round(end * 1000), round(step * 1000)
+        level = 2 if step_ms >= TIER_SPANS[1] else 1 if step_ms >= MINUTE_MS else 0
+        # Coarser where the finer tier's retention no longer reaches the range's start.
+        while level < 2 and start < now - self._retention.of_tier(level):
+            level += 1
+        if level:
+            # Buckets of a tier start on its own boundaries (UTC minutes or hours): the
+            # range and the step are widened to them, never split.
+            grain = TIER_SPANS[level - 1]
+            start_ms -= start_ms % grain
+            step_ms = max(grain, step_ms - step_ms % grain)
+        figures = FIGURES[kind]
+        picked = _selected(kind, names)
+        with self._lock:
+            sid = self._series_id(kind, key)
+            if sid is None:
+                return None
+            if level == 0:
+                grouped = self._raw_buckets(sid, kind, start_ms, end_ms, step_ms)
+            else:
+                entries = self._entries(sid, figures, level, start_ms, end_ms)
+                grouped = self._group(entries, start_ms, step_ms)
+        tier = ("raw", "1m", "1h")[level]
+        return tier, [
+            self._bucket(kind, figures, picked, bucket_start, summary, step_ms / 1000.0)
+            for bucket_start, summary in grouped
+        ]
+
+    def _raw_buckets(
+        self, sid: int, kind: SeriesKind, start_ms: int, end_ms: int, step_ms: int
+    ) -> list[tuple[int, Summary]]:
+        figures = FIGURES[kind]
+        times, columns = self._raw(sid, kind, start_ms - 1, end_ms - 1)
+        before: list[float | None] = [None] * len(figures)
+        out: list[tuple[int, Summary]] = []
+        i = 0
+        while i < len(times):
+            index = (times[i] - start_ms) // step_ms
+            j = i
+            while j < len(times) and (times[j] - start_ms) // step_ms == index:
+                j += 1
+            part = [column[i:j] for column in columns]
+            out.append((start_ms + index * step_ms, summarize(figures, part, before)))
+            for k, figure in enumerate(figures):
+                if figure.kind == "counter":
+                    last = next((v for v in reversed(part[k]) if v is not None), None)
+                    if last is not None:
+                        before[k] = last
+            i = j
+        return out
+
+    def _entries(
+        self, sid: int, figures: Sequence[Figure], level: int, start_ms: int, end_ms: int
+    ) -> dict[int, Summary]:
+        """Buckets of TIER_SPANS[level - 1] over the range, by start: from the tier's rows,
+        then the summaries of the tier below, then (above minutes) the tier below's own
+        entries, merged, for what neither covers yet."""
+        span = TIER_SPANS[level - 1]
+        out: dict[int, Summary] = {}
+        for (data,) in self._db.execute(
+            "SELECT data FROM chunks WHERE series_id = ? AND tier = ? AND start_ms < ? "
+            "AND end_ms >= ? ORDER BY start_ms",
+            (sid, level, end_ms, start_ms),
+        ):
+            for t, flat in orjson.loads(zlib.decompress(data)):
+                if start_ms <= t < end_ms:
+                    out[t] = summary_from_list(figures, flat)
+        covered = max(out) + span if out else start_ms
+        for t, flat in self._db.execute(
+            "SELECT start_ms, summary FROM chunks WHERE series_id = ? AND tier = ? "
+            "AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
+            (sid, level - 1, max(start_ms - start_ms % span, covered), end_ms),
+        ):
+            out.setdefault(t, summary_from_list(figures, orjson.loads(flat)))
+        if level >= 2:
+            covered = max(out) + span if out else start_ms
+            if covered < end_ms:
+                finer = self._entries(sid, figures, level - 1, covered, end_ms)
+                for t, summary in self._group(finer, covered - covered % span, span):
+                    out.setdefault(t, summary)
+        return out
+
+    @staticmethod
+    def _group(
+        entries: dict[int, Summary], start_ms: int, step_ms: int
+    ) -> list[tuple[int, Summary]]:
+        groups: dict[int, list[Summary]] = {}
+        for t in sorted(entries):
+            index = (t - start_ms) // step_ms
+            groups.setdefault(start_ms + index * step_ms, []).append(entries[t])
+        return [(t, merge_summaries(parts)) for t, parts in groups.items()]
+
+    @staticmethod
+    def _bucket(
+        kind: SeriesKind,
+        figures: Sequence[Figure],
+        picked: Iterable[int],
+        start_ms: int,
+        summary: Summary,
+        step: float,
+    ) -> dict[str, Any]:
+        bucket: dict[str, Any] = {"timestamp": start_ms / 1000.0}
+        for k in picked:
+            bucket[figures[k].name] = _bucket_figure(figures[k], summary[k], step)
+        if kind == "peer":
+            names = [figure.name for figure in figures]
+            sent_part = summary[names.index("probes_sent")]
+            lost_part = summary[names.index("probes_lost")]
+            latency = summary[names.index("latency_ms")]
+            sent = int(sent_part.increase) if isinstance(sent_part, CounterSummary) else 0
+            lost = int(lost_part.increase) if isinstance(lost_part, CounterSummary) else 0
+            bucket["sent"] = sent
+            bucket["lost"] = lost
+            bucket["loss_percent"] = 100.0 * lost / sent if sent else None
+            bucket["outage"] = sent > 0 and (latency is None or lost >= sent)
+        return bucket
