@@ -48,6 +48,9 @@ class PeerReading(NamedTuple):
     # The kernel's figures of a watched TCP connection (None when none is watched).
     tcp_rtt_ms: float | None = None
     tcp_total_retrans: int | None = None
+    # When ``latency_ms`` was measured: a reading listed for another change (traffic, a
+    # status) repeats the newest sample, which the store must not keep twice.
+    measured_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

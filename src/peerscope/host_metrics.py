@@ -4,7 +4,7 @@ system figure, one sample per tick."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from peerscope.core.history import SystemHistory
 from peerscope.core.model import SystemSample
@@ -42,6 +42,12 @@ class HostMetrics:
             self._latest = sample
             self._history.add(sample)
         return sample
+
+    def restore(self, samples: Iterable[SystemSample]) -> None:
+        """Put samples from before a restart (oldest first) in the history, before any new."""
+        with self._lock:
+            for sample in samples:
+                self._history.add(sample)
 
     def history(self, name: str, duration_s: float) -> list[tuple[float, float]]:
         now = self._clock()

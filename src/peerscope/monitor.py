@@ -243,6 +243,7 @@ class Monitor(PeerTable):
             loss.lost_total,
             None if info is None else info.rtt_ms,
             None if info is None else info.total_retrans,
+            peer.last_measured_at,
         )
 
     # --- connections the kernel measures ---------------------------------------------------
@@ -416,6 +417,11 @@ class Monitor(PeerTable):
     def system(self) -> SystemSample:
         """The latest host sample (taken each tick)."""
         return self._host.latest
+
+    def restore_system(self, samples: Iterable[SystemSample]) -> None:
+        """Put the host's samples from before a restart (oldest first, as the history store
+        kept them) back in its history, so its charts go on where they stopped."""
+        self._host.restore(samples)
 
     def system_history(self, name: str, duration_s: float) -> list[tuple[float, float]]:
         """(timestamp, value) samples of a system series over the last ``duration_s``."""

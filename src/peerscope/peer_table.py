@@ -121,6 +121,40 @@ class PeerTable:
             # seen by subscribers even before anything is recorded for it.
             self._changed[peer_id] = peer
 
+    def restore_peer(
+        self,
+        peer_id: str,
+        *,
+        name: str | None,
+        address: str | None,
+        kind: PeerKind,
+        labels: dict[str, str],
+        connected_at: float,
+        samples: Iterable[tuple[float, float | None]],
+    ) -> bool:
+        """Bring back a peer known before a restart with its recent latency samples (None:
+        a failed measurement) at the times they were taken, oldest first: the next tick
+        judges it from them, so a peer not heard from since reads stale or disconnected,
+        never live. False (nothing done) if the peer is already registered."""
+        validate_id(peer_id)
+        checked_labels = validate_labels(labels)
+        with self._lock:
+            if peer_id in self._peers:
+                return False
+            peer = self._register(peer_id, connected_at)
+            peer.kind, peer.name, peer.address, peer.labels = kind, name, address, checked_labels
+            for t, value in samples:
+                if value is None:
+                    peer.consecutive_failures += 1
+                    peer.loss.record(False)
+                    peer.note_loss(t)
+                else:
+                    peer.loss.record(True)
+                    peer.add_sample(t, value)
+            peer.dirty = True
+            self._changed[peer_id] = peer
+        return True
+
     def _register(self, peer_id: str, now: float) -> Peer:
         if len(self._peers) >= self.settings.max_peers:
             raise PeerLimitError(

@@ -22,6 +22,13 @@ class AlertLog:
     def append(self, event: AlertEvent) -> None:
         self._events.append(event)
 
+    def restore(self, events: list[AlertEvent]) -> None:
+        """Start from the events of an earlier run (oldest first), before any new one.
+        They are numbered afresh from 1: reading ``after`` an id relies on ids that follow
+        one another, which a store that dropped one would not keep."""
+        for event in events[-(self._events.maxlen or len(events)) :]:
+            self.append({**event, "id": self.next_id()})
+
     def read(
         self,
         *,

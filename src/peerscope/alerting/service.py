@@ -159,6 +159,11 @@ class Alerting:
         """Events oldest first (see :meth:`AlertLog.read`)."""
         return self._log.read(after=after, start=start, end=end, limit=limit)
 
+    def restore_history(self, events: list[AlertEvent]) -> None:
+        """Start the history from an earlier run's events (oldest first), as the history
+        store kept them; call before the first tick."""
+        self._log.restore(events)
+
     @property
     def last_event_id(self) -> int:
         return self._log.last_id

@@ -28,8 +28,8 @@ from peerscope.events import (
 from peerscope.monitor import Monitor
 from peerscope.seed_views import game_session
 from peerscope.store.database import MEMORY, connect, default_path, open_database
+from peerscope.store.intake import PeerKeys, PeerMeta, StoredEvent
 from peerscope.store.reader import HistoryReader
-from peerscope.store.records import PeerKeys, PeerMeta, StoredEvent
 from peerscope.store.writer import Retention, Writer, WriterStats
 from peerscope.store_settings import StoreSettings
 

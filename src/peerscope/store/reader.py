@@ -30,7 +30,7 @@ from peerscope.core.rollup import (
     summary_from_list,
 )
 from peerscope.core.sketch import QuantileSketch
-from peerscope.store.records import PeerKeys
+from peerscope.store.intake import PeerKeys
 from peerscope.store.writer import MINUTE_MS, TIER_SPANS, Retention, unpacked
 
 __all__ = ["HistoryReader", "figure_names"]
@@ -93,6 +93,33 @@ class HistoryReader:
             "SELECT id FROM series WHERE kind = ? AND key = ?", (kind, key)
         ).fetchone()
         return None if row is None else int(row[0])
+
+    def peers_seen(self, since: float) -> list[dict[str, Any]]:
+        """The peers with samples or events at or after ``since``, newest first: their
+        stored key (the id, or its hash with anonymize_ids), name, address, kind, labels
+        and the first and last times seen."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, name, address, peer_kind, labels, first_ms, last_ms FROM series "
+                "WHERE kind = 'peer' AND last_ms >= ? ORDER BY last_ms DESC",
+                (round(since * 1000),),
+            ).fetchall()
+        return [
+            {
+                "key": key,
+                "name": name,
+                "address": address,
+                "kind": peer_kind or "peer",
+                "labels": orjson.loads(labels) if labels else {},
+                "first_seen": first_ms / 1000.0,
+                "last_seen": last_ms / 1000.0,
+            }
+            for key, name, address, peer_kind, labels, first_ms, last_ms in rows
+        ]
+
+    @property
+    def anonymized(self) -> bool:
+        return self._keys.anonymized
 
     # --- raw samples ----------------------------------------------------------------------
 

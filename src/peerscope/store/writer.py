@@ -38,7 +38,7 @@ from peerscope.core.rollup import (
     summary_to_list,
 )
 from peerscope.events import MetricsTick
-from peerscope.store.records import PeerKeys, PeerMeta, StoredEvent, tick_samples
+from peerscope.store.intake import PeerKeys, PeerMeta, StoredEvent, tick_samples
 
 __all__ = ["TIER_SPANS", "Retention", "Writer"]
 
@@ -146,6 +146,7 @@ class Writer:
         self._recent: list[tuple[int, int, bytes]] = []
         self._events: list[tuple[int, str, int | None, bytes]] = []
         self._rollup: _Rollup | None = None
+        self._measured: dict[str, float] = {}  # per peer, when its newest kept sample was taken
         self._thread = threading.Thread(target=self._run, name="peerscope-store", daemon=True)
         self._load()
 
@@ -255,7 +256,7 @@ class Writer:
             self._minute = minute
         recent = self._recent.append
         samples = 0
-        for kind, key, values in tick_samples(tick, self._keys):
+        for kind, key, values in tick_samples(tick, self._keys, self._measured):
             series = self._series_of(kind, key, t_ms)
             series.last_ms = t_ms
             self._append(series.series_id, t_ms, values)

@@ -1,4 +1,4 @@
-"""What the store takes from the Monitor: a tick's figures per series, and the events kept.
+"""What the store takes in from the Monitor: a tick's figures per series, and the events kept.
 
 The event loop hands the writer thread the tick itself (immutable) and these small records;
 turning them into rows is the writer's work, off the loop.
@@ -73,8 +73,10 @@ class PeerKeys:
         return found
 
 
-def _peer_values(reading: PeerReading) -> tuple[float | None, ...]:
+def _peer_values(reading: PeerReading, fresh: bool) -> tuple[float | None, ...]:
     latency, jitter, loss = reading.latency_ms, reading.jitter_ms, reading.loss_percent
+    if not fresh:
+        latency = None
     mos = None if latency is None or jitter is None else quality.mos(latency, jitter, loss)
     return (
         latency,
@@ -96,10 +98,12 @@ _SERVER = tuple(figure.name for figure in FIGURES["server"])
 
 
 def tick_samples(
-    tick: MetricsTick, keys: PeerKeys
+    tick: MetricsTick, keys: PeerKeys, measured: dict[str, float]
 ) -> Iterator[tuple[SeriesKind, str, tuple[float | None, ...]]]:
     """Each series' figures in this tick, in :data:`FIGURES` order: the host's (when psutil
-    read it), the server's, and those of every peer whose readings changed."""
+    read it), the server's, and those of every peer whose readings changed. A peer's latency
+    is kept only when it is a new measurement (``measured`` holds, per peer, the time of
+    the last one kept, and is updated here), so a raw sample is never counted twice."""
     system = tick.system
     if system.available:
         yield "host", HOST_KEY, tuple(getattr(system, name) for name in _HOST)
@@ -107,4 +111,9 @@ def tick_samples(
     yield "server", SERVER_KEY, tuple(getattr(server, name) for name in _SERVER)
     key = keys.key
     for reading in tick.changed:
-        yield "peer", key(reading.peer_id), _peer_values(reading)
+        peer_id, measured_at = reading.peer_id, reading.measured_at
+        fresh = False
+        if measured_at is not None and measured_at != measured.get(peer_id):
+            measured[peer_id] = measured_at
+            fresh = True
+        yield "peer", key(peer_id), _peer_values(reading, fresh)

@@ -1,0 +1,75 @@
+"""Picking up after a restart: the Monitor's memory refilled from the history store.
+
+The host's recent samples go back in its history, and the peers seen within ``peer_ttl_s``
+come back with their recent latency samples at the times they were taken. They are judged
+from those at the next tick, so a peer that has not answered since reads stale or
+disconnected, and is pruned after the TTL unless it comes back: the dashboard after a
+restart shows what it showed before, never a peer that looks alive and is not. With
+``anonymize_ids`` the store holds no peer ids to bring back, only their history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peerscope.core.model import PeerKind, SystemSample
+from peerscope.core.rollup import FIGURES
+from peerscope.monitor import Monitor
+from peerscope.store.intake import HOST_KEY
+from peerscope.store.reader import HistoryReader
+
+__all__ = ["Restored", "restore"]
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    host_samples: int
+    peers: int
+    peer_samples: int
+
+
+def _host_samples(reader: HistoryReader, start: float, end: float) -> list[SystemSample]:
+    found = reader.samples("host", HOST_KEY, start, end)
+    if not found:
+        return []
+    names = [figure.name for figure in FIGURES["host"]]
+    columns = [found[name] for name in names]
+    samples = []
+    for row in zip(*columns, strict=True):
+        values = {name: value for name, (_, value) in zip(names, row, strict=True)}
+        if any(value is None for value in values.values()):
+            continue
+        samples.append(SystemSample(timestamp=row[0][0], **values))
+    return samples
+
+
+def restore(reader: HistoryReader, monitor: Monitor) -> Restored:
+    """Refill ``monitor`` from ``reader``'s store (blocking: run it before the Monitor
+    starts, or on a thread)."""
+    settings = monitor.settings
+    now = monitor.now()
+    host_window = settings.system_history_samples * settings.metrics_interval
+    host = _host_samples(reader, now - host_window, now)
+    monitor.restore_system(host)
+    peers = samples = 0
+    if not reader.anonymized:
+        # A peer's ring holds latency_samples; at one kept sample per tick, twice that span
+        # of ticks covers it even with gaps.
+        window = 2 * settings.latency_samples * settings.metrics_interval
+        for seen in reader.peers_seen(now - settings.peer_ttl_s):
+            found = reader.samples("peer", seen["key"], now - window, now, ["latency_ms"])
+            latency = [(t, v) for t, v in (found or {}).get("latency_ms", []) if v is not None]
+            latency = latency[-settings.latency_samples :]
+            kind: PeerKind = "client" if seen["kind"] == "client" else "peer"
+            if monitor.restore_peer(
+                seen["key"],
+                name=seen["name"],
+                address=seen["address"],
+                kind=kind,
+                labels=seen["labels"],
+                connected_at=seen["first_seen"],
+                samples=latency,
+            ):
+                peers += 1
+                samples += len(latency)
+    return Restored(len(host), peers, samples)
