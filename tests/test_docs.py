@@ -12,6 +12,7 @@ import pytest
 
 from peerscope import QualityConfig, Settings, StatusRules
 from peerscope.alert_settings import AlertSettings
+from peerscope.store_settings import StoreSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -20,6 +21,7 @@ DOTTED = re.compile(r"\bpeerscope(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 # logger names.
 NOT_PYTHON = {
     "peerscope.alerts",
+    "peerscope.db",
     "peerscope.js",
     "peerscope.toml",
     "peerscope.frame_writer",
@@ -36,14 +38,15 @@ def actual_defaults() -> dict[str, object]:
     # The fields' own defaults: Settings() would read PEERSCOPE_* variables (conftest sets one).
     found: dict[str, object] = {}
     for name, field in Settings.model_fields.items():
-        if name in ("quality", "status", "alerts"):
+        if name in ("quality", "status", "alerts", "store"):
             continue
         found[name] = field.get_default(call_default_factory=True)
     for prefix, group in (("quality", QualityConfig()), ("status", StatusRules())):
         for field in dataclasses.fields(group):
             found[f"{prefix}.{field.name}"] = getattr(group, field.name)
-    for name, field in AlertSettings.model_fields.items():
-        found[f"alerts.{name}"] = field.get_default(call_default_factory=True)
+    for prefix, model in (("alerts", AlertSettings), ("store", StoreSettings)):
+        for name, field in model.model_fields.items():
+            found[f"{prefix}.{name}"] = field.get_default(call_default_factory=True)
     return found
 
 
