@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from peerscope.alerting.records import AlertEvent
 from peerscope.alerting.service import Alerting
 from peerscope.config import Settings
 from peerscope.core.alerts import AlertRule
@@ -138,15 +139,111 @@ def test_sample_type_is_the_monitors(tmp_path: Path) -> None:
     assert monitor.system_history("cpu_percent", 60) == [(clock.now - 1, 42.0)]
 
 
-def test_the_alert_history_continues_with_consecutive_ids(clock: ManualClock) -> None:
+def _stored_alert_events(path: Path) -> list[AlertEvent]:
+    store = HistoryStore(StoreSettings(db=str(path)))
+    try:
+        return [row["data"] for row in reversed(store.reader.events(types=["alert"]))]
+    finally:
+        store.close()
+
+
+def _first_run(path: Path, clock: ManualClock) -> None:
+    """p fires 'slow' (and is still slow when the run stops); q fired and resolved."""
     monitor = Monitor(SETTINGS, clock=clock)
-    alerting = Alerting(monitor, [AlertRule("slow", "latency_ms", ">", 100.0)])
-    earlier = [
-        {"id": 7, "state": "firing", "rule": "slow", "timestamp": clock.now - 50},
-        {"id": 9, "state": "resolved", "rule": "slow", "timestamp": clock.now - 40},
+    store = HistoryStore(StoreSettings(db=str(path)))
+    store.attach(monitor)
+    alerting = Alerting(monitor, [SLOW])
+    alerting.listen(store.record_alert)
+    # The rule reads the smoothed latency: q takes a few samples to come back under it.
+    for value_p, value_q in [(500.0, 500.0)] + [(500.0, 10.0)] * 20:
+        monitor.record_latency("p", value_p)
+        monitor.record_latency("q", value_q)
+        monitor.tick()
+        clock.advance(1)
+    store.close()
+
+
+SLOW = AlertRule("slow", "latency_ms", ">", 100.0)
+
+
+def test_an_alert_firing_before_a_restart_fires_on_without_a_second_firing(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    path = tmp_path / "history.db"
+    _first_run(path, clock)
+    events = _stored_alert_events(path)
+    assert [(e["peer_id"], e["state"]) for e in events] == [
+        ("p", "firing"),
+        ("q", "firing"),
+        ("q", "resolved"),
     ]
-    alerting.restore_history(earlier)  # type: ignore[arg-type]  # the fields read here
+    monitor = Monitor(SETTINGS, clock=clock)
+    alerting = Alerting(monitor, [SLOW])
+    assert alerting.restore(events, clock.now) == 1
+    assert [(a["peer_id"], a["state"]) for a in alerting.active()] == [("p", "firing")]
+    monitor.record_latency("p", 450.0)  # still slow: nothing new to tell
+    monitor.tick()
+    assert len(alerting.history()) == 3
+    for _ in range(20):  # recovered: the resolve is told
+        clock.advance(1)
+        monitor.record_latency("p", 20.0)
+        monitor.tick()
     history = alerting.history()
-    assert [(event["id"], event["state"]) for event in history] == [(1, "firing"), (2, "resolved")]
-    assert alerting.history(after=1)[0]["state"] == "resolved"
-    assert alerting.last_event_id == 2
+    assert [(e["id"], e["peer_id"], e["state"]) for e in history] == [
+        (1, "p", "firing"),
+        (2, "q", "firing"),
+        (3, "q", "resolved"),
+        (4, "p", "resolved"),
+    ]
+    assert history[-1]["started_at"] == events[0]["started_at"]
+    assert alerting.active() == []
+
+
+def test_a_restored_alert_of_a_rule_no_longer_run_is_dropped(tmp_path: Path) -> None:
+    clock = ManualClock()
+    path = tmp_path / "history.db"
+    _first_run(path, clock)
+    monitor = Monitor(SETTINGS, clock=clock)
+    alerting = Alerting(monitor, [AlertRule("lossy", "loss_percent", ">", 5.0)])
+    assert alerting.restore(_stored_alert_events(path), clock.now) == 0
+    assert alerting.active() == []
+    assert len(alerting.history()) == 3
+
+
+def test_restore_brings_back_the_alerts_with_the_rest(tmp_path: Path) -> None:
+    clock = ManualClock()
+    path = tmp_path / "history.db"
+    _first_run(path, clock)
+    monitor = Monitor(SETTINGS, clock=clock)
+    alerting = Alerting(monitor, [SLOW])
+    store = HistoryStore(StoreSettings(db=str(path)))
+    try:
+        restored = restore(store.reader, monitor, alerting)
+    finally:
+        store.close()
+    assert (restored.peers, restored.alerts_firing) == (2, 1)
+    assert [e["state"] for e in alerting.history()] == ["firing", "firing", "resolved"]
+
+
+def test_anonymized_alert_and_session_events_hold_no_peer_id(tmp_path: Path) -> None:
+    clock = ManualClock()
+    path = tmp_path / "history.db"
+    secret = "secret-peer-7"
+    monitor = Monitor(SETTINGS, clock=clock)
+    store = HistoryStore(StoreSettings(db=str(path), anonymize_ids=True))
+    store.attach(monitor)
+    alerting = Alerting(monitor, [SLOW])
+    alerting.listen(store.record_alert)
+    session_id = monitor.start_session("match", peer_ids=[secret])
+    monitor.record_latency(secret, 900.0)
+    monitor.tick()
+    monitor.end_session(session_id)
+    monitor.tick()
+    store.close()
+    events = _stored_alert_events(path)
+    assert [e["state"] for e in events] == ["firing"]
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert secret.encode() not in raw
+    assert events[0]["peer_id"] != secret
+    assert events[0]["labels"]["peer_id"] == events[0]["peer_id"]

@@ -19,6 +19,7 @@ Only pending and firing alerts are kept: an inactive one is no alert at all.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -194,6 +195,27 @@ class Evaluator:
         self._rules = {name: self._rules.get(name, rule) for name, rule in wanted.items()}
         self._prefilter = compile_prefilter(tuple(self._rules.values()))
         return notes
+
+    def restore_firing(
+        self, rule_name: str, subject: str | None, fired_at: float, now: float
+    ) -> bool:
+        """An alert that was firing when an earlier run stopped fires on (its repeats on the
+        same grid) until a value clears it; False if no rule of that name runs now."""
+        rule = self._rules.get(rule_name)
+        if rule is None:
+            return False
+        repeat = rule.repeat_s
+        next_repeat = (
+            None
+            if repeat is None
+            else fired_at + (math.floor(max(0.0, now - fired_at) / repeat) + 1) * repeat
+        )
+        alert = Alert(rule, subject, "firing", fired_at, fired_at, None, next_repeat)
+        self._alerts[rule_name][subject] = alert
+        due = due_at(alert)
+        if due is not None:
+            heapq.heappush(self._timers, (due, rule_name, subject or ""))
+        return True
 
     def alerts(self) -> Iterator[Alert]:
         """Every pending and firing alert."""

@@ -15,6 +15,10 @@ class AlertLog:
         self._events: deque[AlertEvent] = deque(maxlen=size)
         self.last_id = 0
 
+    @property
+    def size(self) -> int:
+        return self._events.maxlen or 0
+
     def next_id(self) -> int:
         self.last_id += 1
         return self.last_id
@@ -26,7 +30,7 @@ class AlertLog:
         """Start from the events of an earlier run (oldest first), before any new one.
         They are numbered afresh from 1: reading ``after`` an id relies on ids that follow
         one another, which a store that dropped one would not keep."""
-        for event in events[-(self._events.maxlen or len(events)) :]:
+        for event in events[-self.size :]:
             self.append({**event, "id": self.next_id()})
 
     def read(

@@ -159,10 +159,29 @@ class Alerting:
         """Events oldest first (see :meth:`AlertLog.read`)."""
         return self._log.read(after=after, start=start, end=end, limit=limit)
 
-    def restore_history(self, events: list[AlertEvent]) -> None:
-        """Start the history from an earlier run's events (oldest first), as the history
-        store kept them; call before the first tick."""
+    def restore(self, events: list[AlertEvent], now: float) -> int:
+        """Pick up from an earlier run's events (oldest first, as the history store kept
+        them); call before the first tick. The log continues from them, and the alerts whose
+        last event was a firing one fire on: no second ``firing`` is told when the value
+        still breaches, and the notifiers that heard it fire hear it resolve. Returns how
+        many alerts fire on."""
         self._log.restore(events)
+        last: dict[tuple[str, str | None], AlertEvent] = {}
+        for event in events:
+            last[(event["rule"], event["peer_id"])] = event
+        firing = 0
+        for key, event in last.items():
+            if event["state"] != "firing":
+                continue
+            if self._evaluator.restore_firing(key[0], key[1], event["started_at"], now):
+                firing += 1
+                if not event["silenced"]:
+                    self._told_firing.add(key)
+        return firing
+
+    @property
+    def history_size(self) -> int:
+        return self._log.size
 
     @property
     def last_event_id(self) -> int:

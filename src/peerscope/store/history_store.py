@@ -69,7 +69,7 @@ class HistoryStore:
             settings.hour_retention_s,
             settings.max_db_bytes,
         )
-        keys = PeerKeys(_salt(connection, settings.anonymize_ids))
+        keys = self._keys = PeerKeys(_salt(connection, settings.anonymize_ids))
         self._writer = Writer(
             connection,
             path,
@@ -96,7 +96,15 @@ class HistoryStore:
 
     def record_alert(self, event: AlertEvent) -> None:
         """Keep an alert event (an Alerting listener)."""
-        self._writer.submit(StoredEvent(event["timestamp"], "alert", event["peer_id"], event))
+        peer_id = event["peer_id"]
+        data: dict[str, Any] = dict(event)
+        if peer_id is not None and self._keys.anonymized:
+            # The event names the peer in three places; the file must hold none of them.
+            key = self._keys.key(peer_id)
+            data["peer_id"] = key
+            data["labels"] = {**event["labels"], "peer_id": key}
+            data["message"] = event["message"].replace(peer_id, key)
+        self._writer.submit(StoredEvent(event["timestamp"], "alert", peer_id, data))
 
     def _on_event(self, event: Event) -> None:
         submit = self._writer.submit
@@ -130,6 +138,8 @@ class HistoryStore:
             except KeyError:
                 return
             kind = "session_started" if isinstance(event, SessionStarted) else "session_ended"
+            if self._keys.anonymized:
+                session["peers"] = [self._keys.key(peer_id) for peer_id in session["peers"]]
             submit(StoredEvent(event.timestamp, kind, None, session))
 
     # --- state ----------------------------------------------------------------------------

@@ -117,6 +117,41 @@ class HistoryReader:
             for key, name, address, peer_kind, labels, first_ms, last_ms in rows
         ]
 
+    def events(
+        self,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        types: Sequence[str] | None = None,
+        peer_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Stored events newest first: their time, type (``status``, ``removed``,
+        ``session_started``, ``session_ended``, ``alert``), peer (its stored key) and data."""
+        where = ["e.t_ms >= ?", "e.t_ms <= ?"]
+        params: list[Any] = [
+            -(2**62) if start is None else round(start * 1000),
+            2**62 if end is None else round(end * 1000),
+        ]
+        if types:
+            where.append(f"e.type IN ({', '.join('?' * len(types))})")
+            params += types
+        if peer_id is not None:
+            where.append("s.kind = 'peer' AND s.key = ?")
+            params.append(self._keys.key(peer_id))
+        params.append(limit)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT e.t_ms, e.type, s.key, e.data FROM events e "
+                "LEFT JOIN series s ON s.id = e.series_id "
+                f"WHERE {' AND '.join(where)} ORDER BY e.t_ms DESC, e.id DESC LIMIT ?",
+                params,
+            ).fetchall()
+        return [
+            {"timestamp": t_ms / 1000.0, "type": kind, "peer_id": key, "data": orjson.loads(data)}
+            for t_ms, kind, key, data in rows
+        ]
+
     @property
     def anonymized(self) -> bool:
         return self._keys.anonymized

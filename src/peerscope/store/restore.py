@@ -11,7 +11,10 @@ restart shows what it showed before, never a peer that looks alive and is not. W
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
+from peerscope.alerting.records import AlertEvent
+from peerscope.alerting.service import Alerting
 from peerscope.core.model import PeerKind, SystemSample
 from peerscope.core.rollup import FIGURES
 from peerscope.monitor import Monitor
@@ -26,6 +29,7 @@ class Restored:
     host_samples: int
     peers: int
     peer_samples: int
+    alerts_firing: int = 0
 
 
 def _host_samples(reader: HistoryReader, start: float, end: float) -> list[SystemSample]:
@@ -43,9 +47,9 @@ def _host_samples(reader: HistoryReader, start: float, end: float) -> list[Syste
     return samples
 
 
-def restore(reader: HistoryReader, monitor: Monitor) -> Restored:
-    """Refill ``monitor`` from ``reader``'s store (blocking: run it before the Monitor
-    starts, or on a thread)."""
+def restore(reader: HistoryReader, monitor: Monitor, alerting: Alerting | None = None) -> Restored:
+    """Refill ``monitor`` (and ``alerting``'s log and firing alerts) from ``reader``'s
+    store. Blocking: run it before the Monitor's first tick."""
     settings = monitor.settings
     now = monitor.now()
     host_window = settings.system_history_samples * settings.metrics_interval
@@ -72,4 +76,9 @@ def restore(reader: HistoryReader, monitor: Monitor) -> Restored:
             ):
                 peers += 1
                 samples += len(latency)
-    return Restored(len(host), peers, samples)
+    firing = 0
+    if alerting is not None:
+        stored = reader.events(types=["alert"], limit=alerting.history_size)
+        events = [cast("AlertEvent", row["data"]) for row in reversed(stored)]
+        firing = alerting.restore(events, now)
+    return Restored(len(host), peers, samples, firing)
