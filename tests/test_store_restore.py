@@ -247,3 +247,38 @@ def test_anonymized_alert_and_session_events_hold_no_peer_id(tmp_path: Path) -> 
     assert secret.encode() not in raw
     assert events[0]["peer_id"] != secret
     assert events[0]["labels"]["peer_id"] == events[0]["peer_id"]
+
+
+def test_ended_sessions_come_back_with_their_statistics(tmp_path: Path) -> None:
+    clock = ManualClock()
+    path = tmp_path / "history.db"
+    monitor = Monitor(SETTINGS, clock=clock)
+    store = HistoryStore(StoreSettings(db=str(path)))
+    store.attach(monitor)
+    session_id = monitor.start_session("match", peer_ids=["a"], labels={"map": "dust"})
+    for value in (10.0, 30.0, 20.0, 90.0):
+        clock.advance(1)
+        monitor.record_latency("a", value)
+        monitor.tick()
+    monitor.end_session(session_id)
+    monitor.tick()
+    before = monitor.sessions(5, include_active=False)[0]
+    store.close()
+    fresh = Monitor(SETTINGS, clock=clock)
+    store = HistoryStore(StoreSettings(db=str(path)))
+    try:
+        assert restore(store.reader, fresh).sessions == 1
+    finally:
+        store.close()
+    (after,) = fresh.sessions(5, include_active=False)
+    assert (after.session_id, after.name, after.peer_ids) == (session_id, "match", ["a"])
+    assert (after.started_at, after.ended_at, dict(after.labels)) == (
+        before.started_at,
+        before.ended_at,
+        {"map": "dust"},
+    )
+    assert after.latency_stats() == before.latency_stats()
+    # A session ending from now on comes after the restored one.
+    later = fresh.start_session("next", peer_ids=["a"])
+    fresh.end_session(later)
+    assert [s.name for s in fresh.sessions(5, include_active=False)] == ["next", "match"]

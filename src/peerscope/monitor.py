@@ -358,6 +358,12 @@ class Monitor(PeerTable):
         with self._lock:
             return self._sessions.get(session_id)
 
+    def restore_sessions(self, ended: Iterable[Session]) -> None:
+        """Put sessions that ended before a restart (oldest first) back among the ended
+        ones, before any that ends from now on."""
+        with self._lock:
+            self._sessions.restore(ended)
+
     def sessions(self, limit: int = 10, *, include_active: bool = True) -> list[Session]:
         """Most recent first: active sessions, then ended ones."""
         with self._lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from peerscope.core.model import Peer, Session
 
@@ -39,6 +39,11 @@ class SessionBook:
                 peer.sessions = tuple(s for s in peer.sessions if s is not session)
         self._ended.append(session)
         return session
+
+    def restore(self, ended: Iterable[Session]) -> None:
+        """Sessions that ended in an earlier run, oldest first, before any ended since."""
+        # Past the size, the oldest go first, as they would have had they ended in this run.
+        self._ended = deque([*ended, *self._ended], maxlen=self._ended.maxlen)
 
     def join(self, peer: Peer) -> None:
         """Link a newly registered peer to the open sessions that name it."""

@@ -134,9 +134,17 @@ class HistoryStore:
         elif isinstance(event, SessionStarted | SessionEnded):
             assert self._monitor is not None
             try:
-                session = game_session(self._monitor.session(event.session_id))
+                found = self._monitor.session(event.session_id)
             except KeyError:
                 return
+            # The seed's shape, and what it takes to rebuild the session after a restart.
+            session = {
+                **game_session(found),
+                "labels": dict(found.labels),
+                "count": found.count,
+                "total": found.total,
+                "samples": list(found.samples),
+            }
             kind = "session_started" if isinstance(event, SessionStarted) else "session_ended"
             if self._keys.anonymized:
                 session["peers"] = [self._keys.key(peer_id) for peer_id in session["peers"]]

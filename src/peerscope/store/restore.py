@@ -5,17 +5,20 @@ come back with their recent latency samples at the times they were taken. They a
 from those at the next tick, so a peer that has not answered since reads stale or
 disconnected, and is pruned after the TTL unless it comes back: the dashboard after a
 restart shows what it showed before, never a peer that looks alive and is not. With
-``anonymize_ids`` the store holds no peer ids to bring back, only their history.
+``anonymize_ids`` the store holds no peer ids to bring back, only their history. The
+sessions that ended recently come back too, with their statistics, and the alert log and
+the alerts that were firing.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from peerscope.alerting.records import AlertEvent
 from peerscope.alerting.service import Alerting
-from peerscope.core.model import PeerKind, SystemSample
+from peerscope.core.model import PeerKind, Session, SystemSample
 from peerscope.core.rollup import FIGURES
 from peerscope.monitor import Monitor
 from peerscope.store.intake import HOST_KEY
@@ -29,6 +32,7 @@ class Restored:
     host_samples: int
     peers: int
     peer_samples: int
+    sessions: int = 0
     alerts_firing: int = 0
 
 
@@ -45,6 +49,23 @@ def _host_samples(reader: HistoryReader, start: float, end: float) -> list[Syste
             continue
         samples.append(SystemSample(timestamp=row[0][0], **values))
     return samples
+
+
+def _session(data: dict[str, Any]) -> Session:
+    latency = data["latency"]
+    return Session(
+        session_id=data["game_id"],
+        name=data["game_name"],
+        started_at=data["started_at"],
+        peer_ids=list(data["peers"]),
+        ended_at=data["ended_at"],
+        labels=data.get("labels", {}),
+        count=data.get("count", 0),
+        total=data.get("total", 0.0),
+        minimum=math.inf if latency["min"] is None else latency["min"],
+        maximum=-math.inf if latency["max"] is None else latency["max"],
+        samples=list(data.get("samples", [])),
+    )
 
 
 def restore(reader: HistoryReader, monitor: Monitor, alerting: Alerting | None = None) -> Restored:
@@ -76,9 +97,15 @@ def restore(reader: HistoryReader, monitor: Monitor, alerting: Alerting | None =
             ):
                 peers += 1
                 samples += len(latency)
+    sessions = 0
+    if not reader.anonymized:
+        stored = reader.events(types=["session_ended"], limit=settings.session_history)
+        ended = [_session(row["data"]) for row in reversed(stored)]
+        monitor.restore_sessions(ended)
+        sessions = len(ended)
     firing = 0
     if alerting is not None:
         stored = reader.events(types=["alert"], limit=alerting.history_size)
         events = [cast("AlertEvent", row["data"]) for row in reversed(stored)]
         firing = alerting.restore(events, now)
-    return Restored(len(host), peers, samples, firing)
+    return Restored(len(host), peers, samples, sessions, firing)
