@@ -243,6 +243,15 @@ def test_anonymized_alert_and_session_events_hold_no_peer_id(tmp_path: Path) -> 
     store.close()
     events = _stored_alert_events(path)
     assert [e["state"] for e in events] == ["firing"]
+    # Its log comes back; the alert does not fire on for a hash no peer will have.
+    again = Monitor(SETTINGS, clock=clock)
+    fresh = Alerting(again, [SLOW])
+    store = HistoryStore(StoreSettings(db=str(path)))
+    try:
+        assert restore(store.reader, again, fresh).alerts_firing == 0
+    finally:
+        store.close()
+    assert (len(fresh.history()), fresh.active()) == (1, [])
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert secret.encode() not in raw
     assert events[0]["peer_id"] != secret

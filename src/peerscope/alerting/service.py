@@ -159,13 +159,16 @@ class Alerting:
         """Events oldest first (see :meth:`AlertLog.read`)."""
         return self._log.read(after=after, start=start, end=end, limit=limit)
 
-    def restore(self, events: list[AlertEvent], now: float) -> int:
+    def restore(self, events: list[AlertEvent], now: float, *, fire_on: bool = True) -> int:
         """Pick up from an earlier run's events (oldest first, as the history store kept
         them); call before the first tick. The log continues from them, and the alerts whose
         last event was a firing one fire on: no second ``firing`` is told when the value
         still breaches, and the notifiers that heard it fire hear it resolve. Returns how
-        many alerts fire on."""
+        many alerts fire on. ``fire_on=False`` restores the log only (events whose peer ids
+        are hashes name no peer this run will see)."""
         self._log.restore(events)
+        if not fire_on:
+            return 0
         last: dict[tuple[str, str | None], AlertEvent] = {}
         for event in events:
             last[(event["rule"], event["peer_id"])] = event

@@ -107,5 +107,5 @@ def restore(reader: HistoryReader, monitor: Monitor, alerting: Alerting | None =
     if alerting is not None:
         stored = reader.events(types=["alert"], limit=alerting.history_size)
         events = [cast("AlertEvent", row["data"]) for row in reversed(stored)]
-        firing = alerting.restore(events, now)
+        firing = alerting.restore(events, now, fire_on=not reader.anonymized)
     return Restored(len(host), peers, samples, sessions, firing)
