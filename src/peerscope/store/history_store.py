@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -78,11 +79,8 @@ class HistoryStore:
             retention=self.retention,
             queue_size=settings.queue_size,
         )
-        self._reader = HistoryReader(
-            connect(opened if opened.startswith("file:") else str(Path(opened).expanduser())),
-            keys,
-            self.retention,
-        )
+        self._read_path = opened if opened.startswith("file:") else str(Path(opened).expanduser())
+        self._reader = HistoryReader(connect(self._read_path), keys, self.retention)
         self._monitor: Monitor | None = None
         self._detach: Callable[[], None] | None = None
         self._writer.start()
@@ -185,6 +183,12 @@ class HistoryStore:
     @property
     def reader(self) -> HistoryReader:
         return self._reader
+
+    def open_connection(self) -> sqlite3.Connection:
+        """A new read-only connection to this store's database, for a long read of its own
+        (an export) that should not hold the shared reader; the caller closes it."""
+        path = self._read_path
+        return connect(path, read_only=not path.startswith("file:"))
 
 
 def _salt(connection: Any, anonymize: bool) -> bytes | None:
