@@ -7,6 +7,8 @@ back out against what went in.
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 import sqlite3
 import threading
@@ -20,6 +22,7 @@ from peerscope import Monitor, Settings
 from peerscope.core.rollup import FIGURES
 from peerscope.events import Event, MetricsTick
 from peerscope.store import HistoryStore
+from peerscope.store.export import COLUMNS
 from peerscope.store.records import PeerKeys, tick_samples
 from peerscope.store_settings import StoreSettings
 from peerscope.testing import ManualClock
@@ -125,3 +128,32 @@ def query(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return connection.execute(sql, args).fetchall()
     finally:
         connection.close()
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, str, int]:
+    key = row["peer_id"] if row["series"] == "peer" else row["series"]
+    return row["series"], key, round(float(row["timestamp"]) * 1000)
+
+
+def csv_rows(data: bytes) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(data.decode()))
+    assert tuple(reader.fieldnames or ()) == COLUMNS
+    return [{name: (value or None) for name, value in row.items()} for row in reader]
+
+
+def check_against_recorded(filled: Filled, rows: list[dict[str, Any]]) -> None:
+    """Every row is a recorded sample, its figures within their resolution, and no other
+    figure is there."""
+    recorded = filled.rows()
+    for row in rows:
+        want = recorded[row_key(row)]
+        for name in COLUMNS[4:]:
+            if name in want:
+                assert close_enough(row[name], want[name], name), (row_key(row), name)
+            else:
+                assert row.get(name) is None, (row_key(row), name)
+        if row["series"] == "peer":
+            assert row["name"] == f"peer {row['peer_id'][1:]}"
+        else:
+            assert row["peer_id"] is None
+            assert row["name"] is None

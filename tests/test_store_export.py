@@ -4,8 +4,6 @@ SQLite files filled by a Monitor on a clock the test moves."""
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import sqlite3
 import statistics
@@ -39,13 +37,16 @@ from tests.store_support import (
     FIGURE_NAMES,
     T0,
     Filled,
+    check_against_recorded,
     close_enough,
+    csv_rows,
     filled_store,
     query,
+    row_key,
     wait_for,
 )
 
-KEYS = ("timestamp", "series", "peer_id", "name")
+KEYS = ("timestamp", "series", "peer_id", "name")  # then the series' own figures
 
 
 @pytest.fixture(scope="module")
@@ -71,35 +72,6 @@ def exported(path: Path, start: float, end: float, form: Format, step: int | Non
         return b"".join(encode(Export(connection, ExportRange(start, end, step)), form))
     finally:
         connection.close()
-
-
-def row_key(row: dict[str, Any]) -> tuple[str, str, int]:
-    key = row["peer_id"] if row["series"] == "peer" else row["series"]
-    return row["series"], key, round(float(row["timestamp"]) * 1000)
-
-
-def csv_rows(data: bytes) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(data.decode()))
-    assert tuple(reader.fieldnames or ()) == COLUMNS
-    return [{name: (value or None) for name, value in row.items()} for row in reader]
-
-
-def check_against_recorded(filled: Filled, rows: list[dict[str, Any]]) -> None:
-    """Every row is a recorded sample, its figures within their resolution, and no other
-    figure is there."""
-    recorded = filled.rows()
-    for row in rows:
-        want = recorded[row_key(row)]
-        for name in COLUMNS[4:]:
-            if name in want:
-                assert close_enough(row[name], want[name], name), (row_key(row), name)
-            else:
-                assert row.get(name) is None, (row_key(row), name)
-        if row["series"] == "peer":
-            assert row["name"] == f"peer {row['peer_id'][1:]}"
-        else:
-            assert row["peer_id"] is None
-            assert row["name"] is None
 
 
 # --- rows and formats ---------------------------------------------------------------------

@@ -103,6 +103,9 @@ def add_commands(commands: argparse._SubParsersAction[Parser]) -> None:
         "value; reaches back as far as the 1-minute and 1-hour tiers",
     )
     _db_argument(export)
+    # argparse takes an argument that starts with "-" for an option unless it reads as a
+    # negative number: anything from "-" and a digit on is a value ("--from -24h").
+    export._negative_number_matcher = re.compile(r"^-\d[\w.]*$")
     db = commands.add_parser("db", help="inspect or compact the history file")
     actions = db.add_subparsers(dest="db_command", required=True)
     info = actions.add_parser(

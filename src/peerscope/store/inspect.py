@@ -37,7 +37,7 @@ class RecentInfo(TypedDict):
     minute is written as a chunk of the raw tier."""
 
     rows: int
-    samples: int
+    samples: int  # those not yet in a chunk
     bytes: int
 
 
@@ -111,14 +111,18 @@ def _inspect(db: sqlite3.Connection, path: Path | None) -> DatabaseInfo:
         oldest[tier] = first if oldest[tier] is None else min(first, oldest[tier])
         newest[tier] = last if newest[tier] is None else max(last, newest[tier])
     recent = RecentInfo(rows=0, samples=0, bytes=0)
-    for kind, rows, size, first, last in db.execute(
-        "SELECT s.kind, COUNT(*), SUM(LENGTH(r.data)), MIN(r.t_ms), MAX(r.t_ms) "
+    # A recent row at or before its series' newest chunk is already in that chunk (the
+    # writer deletes such rows when the next minute ends): stored, but not a sample more.
+    for kind, rows, pending, size, first, last in db.execute(
+        "SELECT s.kind, COUNT(*), SUM(r.t_ms > COALESCE((SELECT c.end_ms FROM chunks c "
+        "WHERE c.series_id = r.series_id AND c.tier = 0 ORDER BY c.start_ms DESC LIMIT 1), "
+        "-1)), SUM(LENGTH(r.data)), MIN(r.t_ms), MAX(r.t_ms) "
         "FROM recent r JOIN series s ON s.id = r.series_id GROUP BY s.kind"
     ):
         if kind not in widths:
             continue
         recent["rows"] += rows
-        recent["samples"] += rows * widths[kind]
+        recent["samples"] += pending * widths[kind]
         recent["bytes"] += size
         # Samples of the raw tier, not yet compressed.
         oldest[0] = first if oldest[0] is None else min(first, oldest[0])
