@@ -20,6 +20,7 @@ DOTTED = re.compile(r"\bpeerscope(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 # logger names.
 NOT_PYTHON = {
     "peerscope.alerts",
+    "peerscope.db",
     "peerscope.js",
     "peerscope.toml",
     "peerscope.frame_writer",

@@ -336,18 +336,21 @@ def _csv(batches: Iterator[Batch]) -> Iterator[bytes]:
 
 
 def _json(batches: Iterator[Batch]) -> Iterator[bytes]:
-    """A JSON array of objects, each with its series' figures only (null where absent)."""
-    separator = b"[\n"
+    """A JSON array of objects, each with its series' figures only (null where absent),
+    one a line."""
+    opening = True
     for batch in batches:
         keys = (*_KEYS, *batch.values)
         fixed = (batch.kind, batch.peer_id, batch.name)
-        objects = [
-            orjson.dumps(dict(zip(keys, (t, *fixed, *values), strict=True)))
-            for t, *values in zip(batch.times, *batch.values.values(), strict=True)
-        ]
-        yield separator + b",\n".join(objects)
-        separator = b",\n"
-    yield b"[]\n" if separator == b"[\n" else b"\n]\n"
+        # Written one by one into one buffer: a list of the window's objects would cost
+        # some thirty times their size at once.
+        piece = io.BytesIO()
+        for t, *values in zip(batch.times, *batch.values.values(), strict=True):
+            piece.write(b"[\n" if opening else b",\n")
+            piece.write(orjson.dumps(dict(zip(keys, (t, *fixed, *values), strict=True))))
+            opening = False
+        yield piece.getvalue()
+    yield b"[]\n" if opening else b"\n]\n"
 
 
 class _Sink:
@@ -396,29 +399,29 @@ def _parquet(batches: Iterator[Batch]) -> Iterator[bytes]:
         ]
     )
 
-    def table(group: Sequence[Batch]) -> Any:
-        columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-        for batch in group:
-            count = len(batch.times)
-            columns["timestamp"] += batch.times
-            columns["series"] += [batch.kind] * count
-            columns["peer_id"] += [batch.peer_id] * count
-            columns["name"] += [batch.name] * count
-            for name in _FIGURES:
-                columns[name] += batch.values.get(name) or [None] * count
-        return pa.table(columns, schema=schema)
+    def arrow(batch: Batch) -> Any:
+        count = len(batch.times)
+        absent = [None] * count
+        columns = [
+            batch.times,
+            [batch.kind] * count,
+            [batch.peer_id] * count,
+            [batch.name] * count,
+            *(batch.values.get(name, absent) for name in _FIGURES),
+        ]
+        return pa.record_batch(columns, schema=schema)
 
     sink = _Sink()
-    group: list[Batch] = []
+    group: list[Any] = []  # Arrow's own columns: 8 bytes a value, not a Python float's 32
     rows = 0
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         for batch in batches:
-            group.append(batch)
+            group.append(arrow(batch))
             rows += len(batch.times)
             if rows >= _ROW_GROUP:
-                writer.write_table(table(group))
+                writer.write_table(pa.Table.from_batches(group, schema=schema))
                 group, rows = [], 0
                 yield sink.take()
         if group:
-            writer.write_table(table(group))
+            writer.write_table(pa.Table.from_batches(group, schema=schema))
     yield sink.take()
