@@ -4,6 +4,7 @@ SQLite files filled by a Monitor on a clock the test moves."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 import statistics
@@ -21,6 +22,7 @@ import pytest
 from peerscope import Monitor, Settings
 from peerscope.server.app import create_app
 from peerscope.server.export_route import export_router
+from peerscope.store import export as export_module
 from peerscope.store.database import connect
 from peerscope.store.export import (
     COLUMNS,
@@ -133,6 +135,26 @@ def test_parquet_holds_the_same_rows_with_typed_columns(history: Filled):
     rows = table.to_pylist()
     assert len(rows) == len(history.recorded)
     check_against_recorded(history, rows)
+
+
+def test_parquet_goes_out_a_row_group_at_a_time(
+    long_history: Filled, monkeypatch: pytest.MonkeyPatch
+):
+    # Row groups of 5,000 rows rather than 65,536, to see several in a small store.
+    monkeypatch.setattr(export_module, "_ROW_GROUP", 5000)
+    connection = connect(str(long_history.path), read_only=True)
+    try:
+        pieces = list(encode(Export(connection, ExportRange(T0, T0 + 9001)), "parquet"))
+    finally:
+        connection.close()
+    # Windows of 2799, 3600, 2601 rows a series: a group is written once 5,000 are held.
+    groups = [6399, 5400, 6201]
+    assert len(pieces) == len(groups) + 1  # each group as it is written, then the footer
+    file = pq.ParquetFile(pa.BufferReader(b"".join(pieces)))
+    assert [file.metadata.row_group(k).num_rows for k in range(file.num_row_groups)] == groups
+    rows = file.read().to_pylist()
+    assert {row_key(row) for row in rows} == set(long_history.recorded)
+    check_against_recorded(long_history, rows)
 
 
 def test_an_empty_range_is_a_header_alone(history: Filled):
@@ -426,14 +448,38 @@ async def test_the_download_in_json_and_parquet(history: Filled, form: str):
     assert response.headers["content-disposition"].endswith(f'.{form}"')
 
 
-async def test_the_download_reads_its_own_connection_and_closes_it(history: Filled):
-    """Several downloads at once, each on a connection of its own, all closed after."""
+def open_connections() -> int:
+    """How many SQLite connections of this process are open."""
+    count = 0
+    for thing in gc.get_objects():
+        if isinstance(thing, sqlite3.Connection):
+            try:
+                thing.total_changes  # noqa: B018 (refused by a closed connection)
+            except sqlite3.ProgrammingError:
+                continue
+            count += 1
+    return count
+
+
+async def test_each_download_reads_on_a_connection_it_closes(history: Filled):
+    """Several downloads at once, and one whose client goes away after the first piece:
+    each read on a connection of its own, every one closed after."""
     monitor, app = served(history)
+    baseline = open_connections()
     async with live_server(monitor, app=app) as server, server.http() as http:
         responses = await asyncio.gather(
             *(http.get("/api/export", params={"from": T0, "to": T0 + 1000 + n}) for n in range(4))
         )
-    assert {len(csv_rows(r.content)) for r in responses} == {len(history.recorded)}
+        assert {len(csv_rows(r.content)) for r in responses} == {len(history.recorded)}
+        assert open_connections() == baseline
+        async with http.stream("GET", "/api/export", params={"from": T0, "to": T0 + 1000}) as r:
+            async for _ in r.aiter_raw():
+                assert open_connections() == baseline + 1  # its own, while it runs
+                break
+        deadline = asyncio.get_running_loop().time() + 10
+        while open_connections() != baseline:
+            assert asyncio.get_running_loop().time() < deadline, "left open"
+            await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
 """``GET /api/export``: a time range of the history store, streamed as CSV, JSON or Parquet.
 
 The body goes out a window of one series at a time (see :mod:`peerscope.store.export`),
-each read and encoded on a worker thread (Starlette runs a plain iterator's steps there),
-so neither the disk nor the encoding holds the event loop, and nothing holds the whole
-export in memory. Each export reads on a connection of its own: the store's shared reader
-stays free for the dashboard meanwhile.
+each read and encoded on a worker thread, so neither the disk nor the encoding holds the
+event loop, and nothing holds the whole export in memory. Each export reads on a
+connection of its own, closed when the body ends or the client goes: the store's shared
+reader stays free for the dashboard meanwhile.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
@@ -115,12 +116,13 @@ def export_router(store: HistoryStore) -> APIRouter:
         start = end - DEFAULT_SPAN_S if since is None else since
         try:
             wanted = ExportRange(start, end, step)
-            check_format(form)
+            # Off the loop: the first check of Parquet imports pyarrow (a tenth of a second).
+            await asyncio.to_thread(check_format, form)
         except ValueError as error:
             raise _invalid(error) from None
         connection = await asyncio.to_thread(store.open_connection)
         return StreamingResponse(
-            _stream(connection, Export(connection, wanted, store.retention), form),
+            _body(connection, encode(Export(connection, wanted, store.retention), form)),
             media_type=MEDIA_TYPES[form],
             headers={"Content-Disposition": f'attachment; filename="{_file_name(wanted, form)}"'},
         )
@@ -128,12 +130,20 @@ def export_router(store: HistoryStore) -> APIRouter:
     return router
 
 
-def _stream(connection: sqlite3.Connection, export: Export, form: Format) -> Iterator[bytes]:
-    """The pieces of the body; the connection closes with the last, or when the client
-    goes away and the iterator is dropped. A read that fails midway raises: the status has
-    gone out, so the server ends the connection without the body's last chunk, which a
-    client reads as a download cut short."""
+def _next_piece(pieces: Iterator[bytes]) -> bytes | None:
+    return next(pieces, None)
+
+
+async def _body(connection: sqlite3.Connection, pieces: Generator[bytes]) -> AsyncIterator[bytes]:
+    """The pieces of the body, each made on a worker thread. A read that fails midway
+    raises: the status has gone out, so the server ends the connection without the body's
+    last chunk, which a client reads as a download cut short."""
     try:
-        yield from encode(export, form)
+        # A thread that is making a piece is waited for, even when the client has gone.
+        while (piece := await run_in_threadpool(_next_piece, pieces)) is not None:
+            yield piece
     finally:
+        # Here, at once, also when a client gone midway cancels the response: left to the
+        # garbage collector, the connection would stay open until it ran.
+        pieces.close()
         connection.close()

@@ -25,7 +25,7 @@ import csv
 import io
 import math
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -298,7 +298,7 @@ def _bucket_value(figure: Figure, part: dict[str, float | None] | float | None) 
 # --- formats --------------------------------------------------------------------------------
 
 
-def encode(export: Export, form: Format) -> Iterator[bytes]:
+def encode(export: Export, form: Format) -> Generator[bytes]:
     """The export as ``form``, a piece per window read (never an empty piece)."""
     if form == "csv":
         return _csv(export.batches())
@@ -322,7 +322,7 @@ def _rows(batch: Batch) -> Iterator[list[Any]]:
         yield row
 
 
-def _csv(batches: Iterator[Batch]) -> Iterator[bytes]:
+def _csv(batches: Iterator[Batch]) -> Generator[bytes]:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -335,7 +335,7 @@ def _csv(batches: Iterator[Batch]) -> Iterator[bytes]:
         yield text.getvalue().encode()
 
 
-def _json(batches: Iterator[Batch]) -> Iterator[bytes]:
+def _json(batches: Iterator[Batch]) -> Generator[bytes]:
     """A JSON array of objects, each with its series' figures only (null where absent),
     one a line."""
     opening = True
@@ -382,7 +382,7 @@ class _Sink:
         return data
 
 
-def _parquet(batches: Iterator[Batch]) -> Iterator[bytes]:
+def _parquet(batches: Iterator[Batch]) -> Generator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
