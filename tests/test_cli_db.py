@@ -363,10 +363,11 @@ def test_another_programs_sqlite_file_is_refused(tmp_path: Path):
         ),
         (["--to", "-5y"], "peerscope: --to: not a time: '-5y'; give epoch seconds"),
         (
-            ["--from", "-1h", "--to", "-2h"],
-            "peerscope: --to: must be after the start, got from ",
+            ["--from", "2023-11-14T22:00:00Z", "--to", "1699999200"],
+            "peerscope: --to: must be after --from, got 2023-11-14T22:00:00Z and "
+            "2023-11-14T22:00:00Z ('1699999200')",
         ),
-        (["--step", "90"], "peerscope: --step: from 60 s on, a whole number of minutes"),
+        (["--step", "0"], "peerscope: --step: must be 1..31622400 seconds, got 0"),
         (["--step", "x"], "peerscope: --step: invalid int value: 'x'"),
         (["--format", "xml"], "peerscope: --format: invalid choice: 'xml'"),
     ],

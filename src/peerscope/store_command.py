@@ -98,9 +98,9 @@ def add_commands(commands: argparse._SubParsersAction[Parser]) -> None:
         "--step",
         type=int,
         metavar="S",
-        help="buckets of S seconds instead of raw samples (whole minutes "
-        "from 60, whole hours from 3600): a gauge's mean, a counter's last "
-        "value; reaches back as far as the 1-minute and 1-hour tiers",
+        help="buckets of S seconds instead of raw samples (from 60 rounded down to whole "
+        "minutes, from 3600 to whole hours): a gauge's mean, a counter's last value; "
+        "reaches back as far as the 1-minute and 1-hour tiers",
     )
     _db_argument(export)
     # argparse takes an argument that starts with "-" for an option unless it reads as a
@@ -200,8 +200,13 @@ def _range(args: argparse.Namespace) -> ExportRange:
             times[option] = parse_when(text, now)
         except ValueError as error:
             raise _CommandError(f"{option}: {error}") from None
+    start, end = times["--from"], times["--to"]
+    if end <= start:  # an empty file, surely not what was meant
+        raise _CommandError(
+            f"--to: must be after --from, got {_when(start)} and {_when(end)} ({args.until!r})"
+        )
     try:
-        return ExportRange(times["--from"], times["--to"], args.step)
+        return ExportRange(start, end, args.step)
     except ValueError as error:
         name, _, message = str(error).partition(": ")
         raise _CommandError(f"--{name}: {message}") from None

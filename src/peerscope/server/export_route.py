@@ -89,7 +89,8 @@ def export_router(store: HistoryStore) -> APIRouter:
                 ge=0,
                 le=MAX_TIME_S,
                 allow_inf_nan=False,
-                description="End, epoch seconds (excluded; default: now).",
+                description="End, epoch seconds (excluded; default: now). Not after `from`: "
+                "an empty export.",
             ),
         ] = None,
         form: Annotated[
@@ -105,15 +106,15 @@ def export_router(store: HistoryStore) -> APIRouter:
             Query(
                 ge=1,
                 le=MAX_STEP_S,
-                description="Buckets of this many seconds instead of raw samples (whole "
-                "minutes from 60, whole hours from 3600): a gauge's mean, a counter's last "
-                "value.",
+                description="Buckets of this many seconds instead of raw samples (from 60 "
+                "rounded down to whole minutes, from 3600 to whole hours): a gauge's mean, "
+                "a counter's last value.",
             ),
         ] = None,
     ) -> StreamingResponse:
         """A time range of the stored history, one row per series and sample time."""
         end = time.time() if until is None else until
-        start = end - DEFAULT_SPAN_S if since is None else since
+        start = max(0.0, end - DEFAULT_SPAN_S) if since is None else since
         try:
             wanted = ExportRange(start, end, step)
             # Off the loop: the first check of Parquet imports pyarrow (a tenth of a second).

@@ -10,7 +10,9 @@ another (the host, the server, then the peers by key), each oldest first.
 Without a step the rows are the raw samples (kept a day by default); with one they are the
 buckets of the finest tier that covers the range: a gauge's mean over the bucket, a
 counter's value at its end, and a peer's ``loss_percent`` its probes' lost / sent in the
-bucket. Buckets lie on multiples of the step, so the first may begin before ``from``.
+bucket. From a minute on the step is rounded down to whole minutes, from an hour on to
+whole hours (the buckets the tiers keep). Buckets lie on multiples of the step, so the
+first may begin before ``from``.
 
 Reading goes one series and one window of time at a time (an hour of raw samples, about a
 thousand buckets), each in a read transaction of its own: memory stays bounded however
@@ -92,9 +94,9 @@ def check_format(name: str) -> Format:
 
 @dataclass(frozen=True, slots=True)
 class ExportRange:
-    """``[start, end)`` in epoch seconds and, for buckets instead of raw samples, ``step``
-    (whole seconds; whole minutes from a minute on, whole hours from an hour on, as the
-    tiers keep them). Invalid values raise ValueError naming ``from``, ``to`` or ``step``."""
+    """``[start, end)`` in epoch seconds (empty when ``end`` is not after ``start``, as the
+    API's other ranges are) and, for buckets instead of raw samples, ``step`` in whole
+    seconds. Invalid values raise ValueError naming ``from``, ``to`` or ``step``."""
 
     start: float
     end: float
@@ -104,21 +106,18 @@ class ExportRange:
         for name, value in (("from", self.start), ("to", self.end)):
             if not (math.isfinite(value) and 0 <= value <= MAX_TIME_S):
                 raise ValueError(f"{name}: must be epoch seconds within 0..1e11, got {value!r}")
-        if self.end <= self.start:
-            raise ValueError(
-                f"to: must be after the start, got from {self.start:.3f} and to {self.end:.3f}"
-            )
+        if self.step is not None and not 1 <= self.step <= MAX_STEP_S:
+            raise ValueError(f"step: must be 1..{MAX_STEP_S} seconds, got {self.step}")
+
+    @property
+    def bucket_s(self) -> int | None:
+        """The step as the tiers keep buckets: from a minute on, rounded down to whole
+        minutes; from an hour on, to whole hours (the reader would widen it so anyway)."""
         step = self.step
         if step is None:
-            return
-        if not 1 <= step <= MAX_STEP_S:
-            raise ValueError(f"step: must be 1..{MAX_STEP_S} seconds, got {step}")
-        for grain, unit, tier in ((3600, "hours", "1-hour"), (60, "minutes", "1-minute")):
-            if step >= grain and step % grain:
-                raise ValueError(
-                    f"step: from {grain} s on, a whole number of {unit} (the {tier} tier's "
-                    f"buckets), got {step}"
-                )
+            return None
+        grain = 3600 if step >= 3600 else 60 if step >= 60 else 1
+        return step - step % grain
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +179,7 @@ class Export:
 
     def _listing(self) -> list[_Series]:
         """Every series with points in the tiers read, and the span of those points."""
-        tiers = (0,) if self.range.step is None else (0, 1, 2)
+        tiers = (0,) if self.range.bucket_s is None else (0, 1, 2)
         listed: list[_Series] = []
         with _snapshot(self._db) as db:
             for sid, kind, key, name in db.execute("SELECT id, kind, key, name FROM series"):
@@ -196,7 +195,7 @@ class Export:
         of the step and of an hour, so buckets never straddle two."""
         start_ms = max(round(self.range.start * 1000), series.first_ms)
         end_ms = min(round(self.range.end * 1000), series.last_ms + 1)
-        step = self.range.step
+        step = self.range.bucket_s
         if step is None:
             length = _RAW_WINDOW_MS
         else:
@@ -216,7 +215,8 @@ class Export:
         peer_id = series.key if series.kind == "peer" else None
         batch = Batch(series.kind, peer_id, series.name, [])
         with _snapshot(self._db):
-            if self.range.step is None:
+            step = self.range.bucket_s
+            if step is None:
                 # samples() reads (start, end]: a millisecond earlier makes it [start, end).
                 found = self._reader.samples(
                     series.kind, series.key, (start_ms - 1) / 1000.0, (end_ms - 1) / 1000.0
@@ -233,7 +233,7 @@ class Export:
                 series.key,
                 start_ms / 1000.0,
                 end_ms / 1000.0,
-                float(self.range.step),
+                float(step),
                 now=now,
             )
         buckets = [] if bucketed is None else bucketed[1]
