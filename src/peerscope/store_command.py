@@ -202,9 +202,7 @@ def _range(args: argparse.Namespace) -> ExportRange:
             raise _CommandError(f"{option}: {error}") from None
     start, end = times["--from"], times["--to"]
     if end <= start:  # an empty file, surely not what was meant
-        raise _CommandError(
-            f"--to: must be after --from, got {_when(start)} and {_when(end)} ({args.until!r})"
-        )
+        raise _CommandError(f"--to: must be after --from ({_when(start)} to {_when(end)})")
     try:
         return ExportRange(start, end, args.step)
     except ValueError as error:
@@ -251,19 +249,20 @@ def _export(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise _CommandError(f"--{error}") from None
     path = _path(args)
-    with _database(path, read_only=True) as connection, _output(args.out) as out:
-        export = Export(connection, wanted)
-        pieces = encode(export, form)
-        try:
+    try:
+        with _database(path, read_only=True) as connection, _output(args.out) as out:
+            export = Export(connection, wanted)
+            pieces = encode(export, form)
             if sys.stderr.isatty():
                 _with_progress(export, pieces, out)
             else:
                 for piece in pieces:
                     out.write(piece)
-        except BrokenPipeError:
-            # The reader of standard output stopped (| head): nothing more to say to it.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 1
+    except BrokenPipeError:
+        # The reader of standard output stopped (| head): nothing more to say to it, and
+        # no traceback when Python flushes it on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 
