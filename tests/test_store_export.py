@@ -539,6 +539,27 @@ async def test_parquet_without_its_extra_is_422_naming_it(
     assert "peerscope[parquet]" in problem["message"]
 
 
+def test_an_export_of_a_store_in_memory_never_holds_up_its_writer():
+    """A :memory: store lives in SQLite's shared cache, where a reader's table locks make
+    the writer fail at once: an export's connection, mid-read, must not take them."""
+    filled = filled_store(Path(":memory:"), seconds=30, peers=1)
+    connection = filled.store.open_connection()
+    try:
+        rows = csv_rows(b"".join(encode(Export(connection, ExportRange(T0, T0 + 100)), "csv")))
+        assert len(rows) == len(filled.recorded)
+        connection.execute("BEGIN")  # as an export holds its window's read
+        connection.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        filled.run(60)  # a minute ends: the writer writes a chunk meanwhile
+        assert filled.store.error is None
+        assert filled.store.stats.failed_flushes == 0
+        connection.execute("COMMIT")
+        rows = csv_rows(b"".join(encode(Export(connection, ExportRange(T0, T0 + 100)), "csv")))
+        assert {row_key(row) for row in rows} == set(filled.recorded)
+    finally:
+        connection.close()
+        filled.store.close()
+
+
 def test_export_uses_sqlite_read_only_on_a_file_it_never_changes(history: Filled):
     """The connection an export gets from the store cannot write."""
     connection = history.store.open_connection()
