@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TextIO
 
 from pydantic import ValidationError
 
-from peerscope import probe_command
+from peerscope import probe_command, store_command
 from peerscope._version import __version__
 from peerscope.config import (
     PeerSpec,
@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
             "probe", help="probe one host (TWAMP, ICMP or TCP) and summarise, like ping"
         )
     )
+    store_command.add_commands(commands)
     return parser
 
 
@@ -122,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "probe":
         return probe_command.run(args)
+    if args.command in store_command.COMMANDS:
+        return store_command.run(args)
     overrides: dict[str, object] = {}
     if args.metrics_interval is not None:
         overrides["metrics_interval"] = args.metrics_interval

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -78,11 +79,8 @@ class HistoryStore:
             retention=self.retention,
             queue_size=settings.queue_size,
         )
-        self._reader = HistoryReader(
-            connect(opened if opened.startswith("file:") else str(Path(opened).expanduser())),
-            keys,
-            self.retention,
-        )
+        self._read_path = opened if opened.startswith("file:") else str(Path(opened).expanduser())
+        self._reader = HistoryReader(connect(self._read_path), keys, self.retention)
         self._monitor: Monitor | None = None
         self._detach: Callable[[], None] | None = None
         self._writer.start()
@@ -203,6 +201,20 @@ class HistoryStore:
     @property
     def reader(self) -> HistoryReader:
         return self._reader
+
+    def open_connection(self) -> sqlite3.Connection:
+        """A new read-only connection to this store's database, for a long read of its own
+        (an export) that should not hold the shared reader; the caller closes it."""
+        path = self._read_path
+        if not path.startswith("file:"):
+            return connect(path, read_only=True)
+        connection = connect(path)
+        # A :memory: database is shared in SQLite's shared cache, where a reader's table
+        # locks make the writer fail at once (a lock there is not waited for): this reader
+        # takes none. It may then see a flush half done, which the reader's queries allow
+        # for (a minute's recent rows count only past its newest chunk).
+        connection.execute("PRAGMA read_uncommitted = 1")
+        return connection
 
 
 def _salt(connection: Any, anonymize: bool) -> bytes | None:
