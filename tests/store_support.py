@@ -23,7 +23,7 @@ from peerscope.core.rollup import FIGURES
 from peerscope.events import Event, MetricsTick
 from peerscope.store import HistoryStore
 from peerscope.store.export import COLUMNS
-from peerscope.store.records import PeerKeys, tick_samples
+from peerscope.store.intake import PeerKeys, tick_samples
 from peerscope.store_settings import StoreSettings
 from peerscope.testing import ManualClock
 
@@ -86,12 +86,13 @@ def filled_store(
     history.attach(monitor)
     filled = Filled(path, history, monitor, clock, peers)
     keys = PeerKeys(None)
+    measured: dict[str, float] = {}  # the store keeps a latency once per measurement
 
     def keep(event: Event) -> None:
         if isinstance(event, MetricsTick):
             t_ms = round(event.timestamp * 1000)
             with filled.lock:
-                for kind, key, values in tick_samples(event, keys):
+                for kind, key, values in tick_samples(event, keys, measured):
                     filled.recorded[(kind, key, t_ms)] = values
 
     monitor.subscribe(keep)

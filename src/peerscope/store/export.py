@@ -34,8 +34,8 @@ from typing import Any, Literal, get_args
 import orjson
 
 from peerscope.core.rollup import FIGURES, Figure, SeriesKind
+from peerscope.store.intake import PeerKeys
 from peerscope.store.reader import HistoryReader
-from peerscope.store.records import PeerKeys
 from peerscope.store.writer import HOUR_MS, Retention
 
 __all__ = [
