@@ -22,7 +22,7 @@ from itertools import pairwise
 
 from peerscope.core.validation import require
 
-__all__ = ["decode_chunk", "encode_chunk"]
+__all__ = ["decode_chunk", "encode_chunk", "quantized"]
 
 _FORMAT = 1
 # format, sample count, column count, first time (ms), first time step
@@ -31,9 +31,10 @@ _WIDTHS = (("b", 2**7), ("h", 2**15), ("i", 2**31), ("q", 2**63))
 _ALL_ABSENT, _ALL_PRESENT, _SOME_ABSENT = 0, 1, 2
 _LEVEL = 6  # zlib's default: level 9 saves under 1 % more here at twice the time
 _FIRST = struct.Struct("<q")
+_INT64 = 2**63
 
 
-def _pack(values: list[int], out: bytearray) -> None:
+def _pack(values: list[int], out: bytearray, field_name: str) -> None:
     """Append ``values`` in the narrowest signed width that holds them all."""
     low, high = (min(values), max(values)) if values else (0, 0)
     for code, bound in _WIDTHS:
@@ -44,7 +45,7 @@ def _pack(values: list[int], out: bytearray) -> None:
             out += code.encode()
             out += packed.tobytes()
             return
-    raise ValueError(f"values: a difference {low}..{high} does not fit in 64 bits")
+    raise ValueError(f"{field_name}: a difference {low}..{high} does not fit in 64 bits")
 
 
 def _unpack(data: memoryview, offset: int, count: int) -> tuple[list[int], int]:
@@ -71,6 +72,15 @@ def _running_sum(first: int, steps: list[int]) -> list[int]:
     return out
 
 
+def quantized(column: Sequence[float | None], scale: int) -> list[float | None]:
+    """``column`` as a chunk keeps it: each value rounded to ``1 / scale``, exactly what
+    :func:`decode_chunk` reads back (None where absent). Summaries are made of these, so
+    a tier says what the raw samples say."""
+    if scale == 1:
+        return [None if value is None else float(round(value)) for value in column]
+    return [None if value is None else round(value * scale) / scale for value in column]
+
+
 def encode_chunk(
     times_ms: Sequence[int], columns: Sequence[Sequence[float | None]], scales: Sequence[int]
 ) -> bytes:
@@ -85,28 +95,36 @@ def encode_chunk(
     steps = _differences(times)
     first_step = steps[0] if steps else 0
     out = bytearray(_HEADER.pack(_FORMAT, count, len(columns), times[0], first_step))
-    _pack(_differences(steps), out)
+    _pack(_differences(steps), out, "times_ms")
     for column, scale in zip(columns, scales, strict=True):
         require(len(column) == count, "columns", f"a column of {len(column)} for {count} times")
         present = [value is not None for value in column]
         if not any(present):
             out.append(_ALL_ABSENT)
             continue
-        previous = next(value for value in column if value is not None)
-        quantized: list[int] = []
-        append = quantized.append
-        for value in column:
-            if value is not None:
-                previous = value
-            # An absent value repeats the one before, a difference of 0 that costs nothing.
-            append(round(previous * scale))
+        first = previous = next(value for value in column if value is not None)
+        integers: list[int] = []
+        append = integers.append
+        try:
+            for value in column:
+                if value is not None:
+                    previous = value
+                # An absent value repeats the one before, a difference of 0 that costs nothing.
+                append(round(previous * scale))
+        except (ValueError, OverflowError):  # round() of a NaN or an infinity
+            raise ValueError(f"columns: {previous!r} is not a finite number") from None
+        require(
+            -_INT64 <= integers[0] < _INT64,
+            "columns",
+            f"{first:g} does not fit in 64 bits at a resolution of 1/{scale}",
+        )
         if all(present):
             out.append(_ALL_PRESENT)
         else:
             out.append(_SOME_ABSENT)
             out += bytes(present)
-        out += _FIRST.pack(quantized[0])
-        _pack(_differences(quantized), out)
+        out += _FIRST.pack(integers[0])
+        _pack(_differences(integers), out, "columns")
     return zlib.compress(bytes(out), _LEVEL)
 
 
@@ -133,9 +151,9 @@ def decode_chunk(data: bytes, scales: Sequence[int]) -> tuple[list[int], list[li
             offset += count
         (first,) = _FIRST.unpack_from(raw, offset)
         differences, offset = _unpack(raw, offset + _FIRST.size, count - 1)
-        quantized = _running_sum(first, differences)
+        integers = _running_sum(first, differences)
         values: list[float | None] = (
-            [float(q) for q in quantized] if scale == 1 else [q / scale for q in quantized]
+            [float(q) for q in integers] if scale == 1 else [q / scale for q in integers]
         )
         if present is not None:
             values = [v if p else None for v, p in zip(values, present, strict=True)]
