@@ -18,6 +18,7 @@ __all__ = ["MEMORY", "SCHEMA_VERSION", "StoreError", "connect", "default_path", 
 
 MEMORY = ":memory:"
 SCHEMA_VERSION = 1
+_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 
 
 class StoreError(Exception):
@@ -83,10 +84,17 @@ _MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
 
 
 def connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection with the store's settings. ``:memory:`` is shared between the
-    connections of this process opened with the same ``path`` name (see HistoryStore)."""
+    """A connection with the store's settings. A ``file:`` URI (``:memory:``, see
+    HistoryStore) is a shared-cache database, one per name in this process."""
     if path.startswith("file:"):
         connection = sqlite3.connect(path, uri=True, check_same_thread=False, timeout=5.0)
+        if read_only:
+            # Shared-cache connections lock tables, not the file, and busy_timeout does not
+            # wait on those locks: a query would fail the writer's flush ("database table
+            # is locked"). A reader that takes no read locks never does; it may see a flush
+            # half done, which the reader's queries allow for (a minute's recent rows count
+            # only past its newest chunk).
+            connection.execute("PRAGMA read_uncommitted = 1")
     else:
         mode = "ro" if read_only else "rwc"
         uri = f"{Path(path).resolve().as_uri()}?mode={mode}"
@@ -100,6 +108,13 @@ def _schema_version(connection: sqlite3.Connection) -> int:
     return int(connection.execute("PRAGMA user_version").fetchone()[0])
 
 
+def _tables(connection: sqlite3.Connection) -> list[str]:
+    return [
+        name
+        for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    ]
+
+
 def _migrate(connection: sqlite3.Connection, path: str) -> None:
     version = _schema_version(connection)
     if version > SCHEMA_VERSION:
@@ -107,6 +122,13 @@ def _migrate(connection: sqlite3.Connection, path: str) -> None:
             f"db: {path} has schema version {version}, newer than this peerscope's "
             f"{SCHEMA_VERSION}; upgrade peerscope or use another --db"
         )
+    if version == 0:
+        tables = _tables(connection)
+        if tables:
+            raise StoreError(
+                f"db: {path} is a database of something else (tables {', '.join(tables)}); "
+                "use another --db"
+            )
     for target in range(version + 1, SCHEMA_VERSION + 1):
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -121,7 +143,13 @@ def _migrate(connection: sqlite3.Connection, path: str) -> None:
 
 
 def _move_aside(path: Path) -> Path:
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while any(Path(f"{aside}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
+        # A second corrupt file within the second must not replace the first.
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
     for suffix in ("", "-wal", "-shm"):
         source = Path(f"{path}{suffix}")
         if source.exists():
@@ -129,11 +157,15 @@ def _move_aside(path: Path) -> Path:
     return aside
 
 
-def _prepare(connection: sqlite3.Connection, path: str, *, fresh: bool) -> None:
-    if fresh:
-        # Only a new file can take it: incremental vacuum lets the store give pages back
-        # to the file system after pruning, in small steps, instead of a whole VACUUM.
+def _prepare(connection: sqlite3.Connection, path: str) -> None:
+    if not _tables(connection):
+        # Only a database without tables can take it: incremental vacuum lets the store
+        # give pages back to the file system after pruning, in small steps, instead of a
+        # whole VACUUM. A file that had tables once needs a VACUUM to take it (instant
+        # with none left).
         connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        if connection.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
+            connection.execute("VACUUM")
     if path != MEMORY and not path.startswith("file:"):
         connection.execute("PRAGMA journal_mode = WAL")
         # In WAL mode NORMAL is safe from corruption; a power cut may lose the last
@@ -147,31 +179,49 @@ def open_database(path: str) -> tuple[sqlite3.Connection, Path | None]:
     corrupt file found there was moved to (None if none was)."""
     if path == MEMORY or path.startswith("file:"):
         connection = connect(path)
-        _prepare(connection, path, fresh=True)
+        _prepare(connection, path)
         return connection, None
     file = Path(path).expanduser()
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StoreError(f"db: cannot create {file.parent}: {error.strerror or error}") from None
-    if file.exists() and not os.access(file, os.R_OK | os.W_OK):
-        raise StoreError(f"db: {file} is not readable and writable by this user")
-    if not os.access(file.parent, os.W_OK):
-        raise StoreError(f"db: cannot write in {file.parent} (permission denied)")
+    _check_place(file)
     moved: Path | None = None
-    existed = file.exists() and file.stat().st_size > 0
-    connection = connect(str(file))
-    if existed and not _readable(connection):
-        connection.close()
-        moved = _move_aside(file)
-        existed = False
-        connection = connect(str(file))
     try:
-        _prepare(connection, str(file), fresh=not existed)
-    except sqlite3.OperationalError as error:
+        connection = connect(str(file))
+        if file.stat().st_size > 0 and not _readable(connection):
+            connection.close()
+            moved = _move_aside(file)
+            connection = connect(str(file))
+    except (sqlite3.Error, OSError) as error:
+        raise StoreError(f"db: cannot open {file}: {error}") from None
+    try:
+        _prepare(connection, str(file))
+    except sqlite3.Error as error:
         connection.close()
         raise StoreError(f"db: cannot write {file}: {error}") from None
+    except StoreError:
+        connection.close()
+        raise
     return connection, moved
+
+
+def _check_place(file: Path) -> None:
+    """A StoreError naming the path unless ``file`` can be a database this user writes."""
+    parent = file.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(f"db: {parent} is not a directory") from None
+    except OSError as error:
+        raise StoreError(f"db: cannot create {parent}: {error.strerror or error}") from None
+    if not parent.is_dir():
+        raise StoreError(f"db: {parent} is not a directory")
+    if file.is_dir():
+        raise StoreError(f"db: {file} is a directory, not a database file")
+    if os.statvfs(parent).f_flag & os.ST_RDONLY:
+        raise StoreError(f"db: {parent} is on a read-only file system")
+    if file.exists() and not os.access(file, os.R_OK | os.W_OK):
+        raise StoreError(f"db: {file} is not readable and writable by this user")
+    if not os.access(parent, os.W_OK):
+        raise StoreError(f"db: cannot write in {parent} (permission denied)")
 
 
 def _readable(connection: sqlite3.Connection) -> bool:

@@ -28,10 +28,11 @@ from peerscope.events import (
 )
 from peerscope.monitor import Monitor
 from peerscope.seed_views import game_session
-from peerscope.store.database import MEMORY, connect, default_path, open_database
+from peerscope.store.database import MEMORY, StoreError, connect, default_path, open_database
 from peerscope.store.intake import PeerKeys, PeerMeta, StoredEvent
+from peerscope.store.maintenance import Retention
 from peerscope.store.reader import HistoryReader
-from peerscope.store.writer import Retention, Writer, WriterStats
+from peerscope.store.writer import Writer, WriterStats
 from peerscope.store_settings import StoreSettings
 
 __all__ = ["HistoryStore"]
@@ -43,7 +44,8 @@ _memory_names = itertools.count(1)
 class HistoryStore:
     """A history database at ``settings.db`` (the XDG default when None), its writer
     thread (started here) and a reader. Raises :class:`StoreError` naming the path when
-    the file cannot be used; a corrupt file is moved aside first (:attr:`moved_aside`)."""
+    the file cannot be used; a corrupt file is moved aside first (:attr:`moved_aside`).
+    Once closed, a query or a flush is a :class:`StoreError`; ``:memory:`` is gone then."""
 
     def __init__(self, settings: StoreSettings | None = None) -> None:
         settings = settings or StoreSettings()
@@ -70,17 +72,22 @@ class HistoryStore:
             settings.hour_retention_s,
             settings.max_db_bytes,
         )
-        keys = self._keys = PeerKeys(_salt(connection, settings.anonymize_ids))
-        self._writer = Writer(
-            connection,
-            path,
-            keys,
-            flush_interval_s=settings.flush_interval_s,
-            retention=self.retention,
-            queue_size=settings.queue_size,
-        )
         self._read_path = opened if opened.startswith("file:") else str(Path(opened).expanduser())
-        self._reader = HistoryReader(connect(self._read_path), keys, self.retention)
+        try:
+            keys = self._keys = PeerKeys(_salt(connection, settings.anonymize_ids))
+            self._writer = Writer(
+                connection,
+                path,
+                keys,
+                flush_interval_s=settings.flush_interval_s,
+                retention=self.retention,
+                queue_size=settings.queue_size,
+            )
+            reader = connect(self._read_path, read_only=True)
+        except sqlite3.Error as error:
+            connection.close()
+            raise StoreError(f"db: cannot open {path}: {error}") from None
+        self._reader = HistoryReader(reader, keys, self.retention, path=path)
         self._monitor: Monitor | None = None
         self._detach: Callable[[], None] | None = None
         self._writer.start()
@@ -101,7 +108,9 @@ class HistoryStore:
             key = self._keys.key(peer_id)
             data["peer_id"] = key
             data["labels"] = {**event["labels"], "peer_id": key}
-            data["message"] = event["message"].replace(peer_id, key)
+            # Only where it names the peer (" peer <id>", alerting.records.describe): an id
+            # may be any run of letters in the rule's or the metric's name too.
+            data["message"] = event["message"].replace(f" peer {peer_id}", f" peer {key}")
         self._writer.submit(StoredEvent(event["timestamp"], "alert", peer_id, data))
 
     def _on_event(self, event: Event) -> None:
@@ -163,13 +172,21 @@ class HistoryStore:
         """Commit everything handed over so far (blocks: for tests and shutdown)."""
         self._writer.flush()
 
+    def catch_up(self) -> None:
+        """:meth:`flush`, then do every rollup and pruning step that is due (blocks: the
+        writer does these a step per flush interval on its own)."""
+        self._writer.catch_up()
+
     def close(self) -> None:
-        """Stop taking events, commit what is queued, and close the database."""
+        """Stop taking events, commit what is queued, and close the database (a second
+        call does nothing)."""
         if self._detach is not None:
             self._detach()
             self._detach = None
-        self._writer.stop()
+        # The reader first: the writer's is then the last connection, whose close folds
+        # the write-ahead log into the file (a read-only one cannot).
         self._reader.close()
+        self._writer.stop()
 
     # --- queries, off the loop ------------------------------------------------------------
 
@@ -205,16 +222,7 @@ class HistoryStore:
     def open_connection(self) -> sqlite3.Connection:
         """A new read-only connection to this store's database, for a long read of its own
         (an export) that should not hold the shared reader; the caller closes it."""
-        path = self._read_path
-        if not path.startswith("file:"):
-            return connect(path, read_only=True)
-        connection = connect(path)
-        # A :memory: database is shared in SQLite's shared cache, where a reader's table
-        # locks make the writer fail at once (a lock there is not waited for): this reader
-        # takes none. It may then see a flush half done, which the reader's queries allow
-        # for (a minute's recent rows count only past its newest chunk).
-        connection.execute("PRAGMA read_uncommitted = 1")
-        return connection
+        return connect(self._read_path, read_only=True)
 
 
 def _salt(connection: Any, anonymize: bool) -> bytes | None:

@@ -10,15 +10,16 @@ merge, not a rescan.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
 
-from peerscope.core.chunk import decode_chunk
+from peerscope.core.chunk import decode_chunk, quantized
 from peerscope.core.rollup import (
     FIGURES,
     CounterSummary,
@@ -30,8 +31,10 @@ from peerscope.core.rollup import (
     summary_from_list,
 )
 from peerscope.core.sketch import QuantileSketch
+from peerscope.store.database import StoreError
 from peerscope.store.intake import PeerKeys
-from peerscope.store.writer import MINUTE_MS, TIER_SPANS, Retention, unpacked
+from peerscope.store.maintenance import MINUTE_MS, TIER_SPANS, Retention
+from peerscope.store.writer import unpacked
 
 __all__ = ["HistoryReader", "figure_names"]
 
@@ -73,18 +76,36 @@ def _bucket_figure(figure: Figure, part: FigureSummary, seconds: float) -> dict[
 
 
 class HistoryReader:
-    """Queries on ``connection`` (used by one thread at a time: calls take a lock)."""
+    """Queries on ``connection`` (used by one thread at a time: calls take a lock). After
+    :meth:`close` a query is a :class:`StoreError` naming ``path``."""
 
     def __init__(
-        self, connection: sqlite3.Connection, keys: PeerKeys, retention: Retention
+        self,
+        connection: sqlite3.Connection,
+        keys: PeerKeys,
+        retention: Retention,
+        *,
+        path: str = "the history database",
     ) -> None:
         self._db = connection
         self._keys = keys
         self._retention = retention
+        self._path = path
+        self._closed = False
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._closed = True
+            self._db.close()
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[None]:
+        """Hold the connection for a query: one thread at a time, and only while open."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"db: {self._path} is closed")
+            yield
 
     def _series_id(self, kind: SeriesKind, key: str) -> int | None:
         if kind == "peer":
@@ -98,7 +119,7 @@ class HistoryReader:
         """The peers with samples or events at or after ``since``, newest first: their
         stored key (the id, or its hash with anonymize_ids), name, address, kind, labels
         and the first and last times seen."""
-        with self._lock:
+        with self._open():
             rows = self._db.execute(
                 "SELECT key, name, address, peer_kind, labels, first_ms, last_ms FROM series "
                 "WHERE kind = 'peer' AND last_ms >= ? ORDER BY last_ms DESC",
@@ -140,7 +161,7 @@ class HistoryReader:
             where.append("s.kind = 'peer' AND s.key = ?")
             params.append(self._keys.key(peer_id))
         params.append(limit)
-        with self._lock:
+        with self._open():
             rows = self._db.execute(
                 "SELECT e.t_ms, e.type, s.key, e.data FROM events e "
                 "LEFT JOIN series s ON s.id = e.series_id "
@@ -168,7 +189,7 @@ class HistoryReader:
     ) -> dict[str, list[tuple[float, float | None]]] | None:
         """The raw samples of ``start < t <= end`` (None: no such series), oldest first,
         per figure; a figure not measured at a time is None there."""
-        with self._lock:
+        with self._open():
             sid = self._series_id(kind, key)
             if sid is None:
                 return None
@@ -200,11 +221,12 @@ class HistoryReader:
             "ORDER BY t_ms",
             (sid, max(start_ms, newest), end_ms),
         ).fetchall()
-        for t_ms, data in recent:
-            times.append(t_ms)
-            values = unpacked(data)
+        if recent:
+            # The open minute, as its chunk will keep it.
+            times += [t_ms for t_ms, _ in recent]
+            values = [unpacked(data) for _, data in recent]
             for k, column in enumerate(columns):
-                column.append(values[k] if k < len(values) else None)
+                column += quantized([v[k] if k < len(v) else None for v in values], scales[k])
         return times, columns
 
     @staticmethod
@@ -257,14 +279,14 @@ class HistoryReader:
             step_ms = max(grain, step_ms - step_ms % grain)
         figures = FIGURES[kind]
         picked = _selected(kind, names)
-        with self._lock:
+        with self._open():
             sid = self._series_id(kind, key)
             if sid is None:
                 return None
             if level == 0:
                 grouped = self._raw_buckets(sid, kind, start_ms, end_ms, step_ms)
             else:
-                entries = self._entries(sid, figures, level, start_ms, end_ms)
+                entries = self._entries(sid, kind, level, start_ms, end_ms)
                 grouped = self._group(entries, start_ms, step_ms)
         tier = ("raw", "1m", "1h")[level]
         return tier, [
@@ -276,10 +298,20 @@ class HistoryReader:
         self, sid: int, kind: SeriesKind, start_ms: int, end_ms: int, step_ms: int
     ) -> list[tuple[int, Summary]]:
         figures = FIGURES[kind]
-        times, columns = self._raw(sid, kind, start_ms - 1, end_ms - 1)
-        before: list[float | None] = [None] * len(figures)
-        out: list[tuple[int, Summary]] = []
+        # From the start of start_ms's minute: the samples before start_ms only tell the
+        # counters' values before the range (its first bucket counts their rise, as the
+        # 1-minute tier does), and that minute's chunk is read anyway.
+        minute = start_ms - start_ms % MINUTE_MS
+        times, columns = self._raw(sid, kind, minute - 1, end_ms - 1)
+        before = self._counters_before(sid, figures, minute)
         i = 0
+        while i < len(times) and times[i] < start_ms:
+            for k, figure in enumerate(figures):
+                value = columns[k][i]
+                if figure.kind == "counter" and value is not None:
+                    before[k] = value
+            i += 1
+        out: list[tuple[int, Summary]] = []
         while i < len(times):
             index = (times[i] - start_ms) // step_ms
             j = i
@@ -295,12 +327,28 @@ class HistoryReader:
             i = j
         return out
 
+    def _counters_before(
+        self, sid: int, figures: Sequence[Figure], before_ms: int
+    ) -> list[float | None]:
+        """Each counter's last value in the raw minutes before ``before_ms`` (a minute)."""
+        row = self._db.execute(
+            "SELECT summary FROM chunks WHERE series_id = ? AND tier = 0 AND start_ms < ? "
+            "ORDER BY start_ms DESC LIMIT 1",
+            (sid, before_ms),
+        ).fetchone()
+        if row is None:
+            return [None] * len(figures)
+        summary = summary_from_list(figures, orjson.loads(row[0]))
+        return [part.last if isinstance(part, CounterSummary) else None for part in summary]
+
     def _entries(
-        self, sid: int, figures: Sequence[Figure], level: int, start_ms: int, end_ms: int
+        self, sid: int, kind: SeriesKind, level: int, start_ms: int, end_ms: int
     ) -> dict[int, Summary]:
         """Buckets of TIER_SPANS[level - 1] over the range, by start: from the tier's rows,
-        then the summaries of the tier below, then (above minutes) the tier below's own
-        entries, merged, for what neither covers yet."""
+        then the summaries of the tier below, then for what neither covers yet the tier
+        below's own entries, merged (above minutes), or the raw samples (the minute still
+        open)."""
+        figures = FIGURES[kind]
         span = TIER_SPANS[level - 1]
         out: dict[int, Summary] = {}
         for (data,) in self._db.execute(
@@ -318,11 +366,14 @@ class HistoryReader:
             (sid, level - 1, max(start_ms - start_ms % span, covered), end_ms),
         ):
             out.setdefault(t, summary_from_list(figures, orjson.loads(flat)))
-        if level >= 2:
-            covered = max(out) + span if out else start_ms
-            if covered < end_ms:
-                finer = self._entries(sid, figures, level - 1, covered, end_ms)
+        covered = max(out) + span if out else start_ms
+        if covered < end_ms:
+            if level >= 2:
+                finer = self._entries(sid, kind, level - 1, covered, end_ms)
                 for t, summary in self._group(finer, covered - covered % span, span):
+                    out.setdefault(t, summary)
+            else:
+                for t, summary in self._raw_buckets(sid, kind, covered, end_ms, span):
                     out.setdefault(t, summary)
         return out
 
