@@ -35,8 +35,8 @@ import orjson
 
 from peerscope.core.rollup import FIGURES, Figure, SeriesKind
 from peerscope.store.intake import PeerKeys
+from peerscope.store.maintenance import HOUR_MS, Retention
 from peerscope.store.reader import HistoryReader
-from peerscope.store.writer import HOUR_MS, Retention
 
 __all__ = [
     "COLUMNS",
