@@ -126,6 +126,7 @@ def test_a_reading_carries_the_figures_the_peer_entry_shows(clock):
         last_seen=entry["last_seen"],
         probes_sent=entry["probes"]["sent"],
         probes_lost=entry["probes"]["lost"],
+        measured_at=entry["last_measured_at"],
     )
     assert (reading.probes_sent, reading.probes_lost) == (4, 1)
     assert reading.loss_percent == 25.0
