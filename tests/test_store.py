@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from peerscope.config import Settings
 from peerscope.core.model import SystemSample
 from peerscope.core.rollup import FIGURES
+from peerscope.monitor import Monitor
 from peerscope.store import HistoryStore, StoreError
 from peerscope.store.database import SCHEMA_VERSION
 from peerscope.store_settings import StoreSettings
@@ -588,3 +590,38 @@ def test_an_anonymized_alert_names_its_peer_by_key_and_keeps_the_rest_of_its_wor
     assert event["data"]["message"] == f"high_loss: peer {key} loss_percent 100 > 5"
     assert event["data"]["labels"] == {"alertname": "high_loss", "peer_id": key}
     rig.store.close()
+
+
+def test_a_minute_that_becomes_a_chunk_during_a_query_is_read_once(tmp_path):
+    """samples() reads the chunks, then the recent rows: the writer closing the minute
+    between the two must not hide it (nor show it twice): one read transaction."""
+    clock = ManualClock(1_700_000_000.0)  # 13 s into a minute
+    monitor = Monitor(Settings(enable_system_metrics=False), clock=clock)
+    store = HistoryStore(StoreSettings(db=str(tmp_path / "h.db"), queue_size=100_000))
+    store.attach(monitor)
+    try:
+        for _ in range(39):  # to the minute's last second: all in recent rows
+            clock.advance(1)
+            monitor.record_latency("p0", 20.0)
+            monitor.tick()
+        store.flush()
+        connection = store.reader._db
+        closed: list[bool] = []
+
+        def close_the_minute(statement: str) -> None:
+            if statement.startswith("SELECT t_ms, data FROM recent") and not closed:
+                closed.append(True)
+                for _ in range(30):
+                    clock.advance(1)
+                    monitor.record_latency("p0", 20.0)
+                    monitor.tick()
+                store.flush()
+
+        connection.set_trace_callback(close_the_minute)
+        found = store.reader.samples("peer", "p0", 1_700_000_000, 1_700_000_039, ["latency_ms"])
+        connection.set_trace_callback(None)
+    finally:
+        store.close()
+    assert closed == [True]
+    assert found is not None
+    assert [t for t, _ in found["latency_ms"]] == [1_700_000_001.0 + k for k in range(39)]

@@ -101,11 +101,17 @@ class HistoryReader:
 
     @contextlib.contextmanager
     def _open(self) -> Iterator[None]:
-        """Hold the connection for a query: one thread at a time, and only while open."""
+        """Hold the connection for a query: one thread at a time, only while open, and in
+        one read transaction, so that a minute the writer turns from recent rows into a
+        chunk between two statements is read once, not never or twice."""
         with self._lock:
             if self._closed:
                 raise StoreError(f"db: {self._path} is closed")
-            yield
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._db.execute("COMMIT")
 
     def _series_id(self, kind: SeriesKind, key: str) -> int | None:
         if kind == "peer":
