@@ -107,6 +107,9 @@ class HistoryReader:
         with self._lock:
             if self._closed:
                 raise StoreError(f"db: {self._path} is closed")
+            if self._db.in_transaction:  # the caller's own (an export's window)
+                yield
+                return
             self._db.execute("BEGIN")
             try:
                 yield
