@@ -45,6 +45,7 @@ from benchmarks.timing import up
 from peerscope import Monitor, Settings
 from peerscope.agent import Agent
 from peerscope.server import uvicorn_config
+from peerscope.store_settings import StoreSettings
 from peerscope.testing import LoopStalls
 
 PEERS = 10_000
@@ -80,7 +81,14 @@ BURST = (
 
 def probed_monitor(peers: int, seed: int = 17) -> tuple[Monitor, Callable[[], None]]:
     """A Monitor with ``peers`` full-ring probed peers, and a function doing one round."""
-    settings = Settings(enable_system_metrics=False, metrics_interval=3600.0, max_peers=peers + 100)
+    # No history store: its Agent would open the user's own history file (the store has
+    # benchmarks of its own).
+    settings = Settings(
+        enable_system_metrics=False,
+        metrics_interval=3600.0,
+        max_peers=peers + 100,
+        store=StoreSettings(enabled=False),
+    )
     clock = ShiftedClock(-float(settings.latency_samples))
     monitor = Monitor(settings, clock=clock)
     rng = random.Random(seed)

@@ -19,6 +19,11 @@ from tests.browser_support import browser_page
 # this) answers probes on a free UDP port, not 8701: several run at once, and a developer's
 # own agent may hold 8701. Tests of the default port say so explicitly.
 os.environ.setdefault("PEERSCOPE_REFLECTOR_PORT", "0")
+# Nor does any keep history unless it asks for a database of its own (`--db`, or
+# `store={"enabled": True, "db": ...}`): the default file is the developer's own history
+# (~/.local/share/peerscope), which every serve and Agent would open. A test of the default
+# path sets XDG_DATA_HOME to a tmp dir.
+os.environ.setdefault("PEERSCOPE_STORE__ENABLED", "false")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

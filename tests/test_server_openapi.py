@@ -17,6 +17,8 @@ from peerscope.alerting import Alerting
 from peerscope.core.alerts import DEFAULT_RULES, AlertRule
 from peerscope.probe.prober import Prober
 from peerscope.server import create_app
+from peerscope.store import HistoryStore
+from peerscope.store_settings import StoreSettings
 from tests.server_support import LiveServer, live_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -37,6 +39,14 @@ MORE_PATHS = {
     "/api/health",
     "/api/badge.svg",
 }
+# Those that need the history store answer 404 without one; a peer's names a peer.
+HISTORY_PATHS = {
+    "/api/metrics/peers/{peer_id}/history",
+    "/api/metrics/host/history",
+    "/api/metrics/server/history",
+    "/api/history/events",
+}
+STORE_PATHS = {"/api/metrics/server/history", "/api/history/events"}
 ALERT_PATHS = {
     "/api/alerts",
     "/api/alerts/history",
@@ -81,15 +91,22 @@ def busy_monitor() -> Monitor:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def live() -> AsyncIterator[LiveServer]:
+async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
     """The agent's app, built by hand to give it alerting: the default rules and one that
-    fires at the first tick, so that alerts, events and silences are there to be read."""
+    fires at the first tick, so that alerts, events and silences are there to be read; and
+    a history store, which keeps them and every tick."""
     monitor = busy_monitor()
     alerting = Alerting(monitor, (*DEFAULT_RULES, AlertRule("slow", "latency_ms", ">", 100.0)))
-    app = create_app(monitor, prober=Prober(monitor), alerting=alerting)
-    async with live_server(monitor, app=app) as server:
-        yield server
-    await alerting.stop()
+    store = HistoryStore(StoreSettings(db=str(tmp_path_factory.mktemp("store") / "history.db")))
+    store.attach(monitor)
+    alerting.listen(store.record_alert)
+    app = create_app(monitor, prober=Prober(monitor), alerting=alerting, store=store)
+    try:
+        async with live_server(monitor, app=app) as server:
+            yield server
+    finally:
+        await alerting.stop()
+        store.close()
 
 
 async def openapi(live: LiveServer) -> dict[str, Any]:
@@ -115,7 +132,7 @@ async def test_openapi_and_docs_are_served(live: LiveServer):
     assert document["info"]["title"] == "peerscope"
     assert document["info"]["version"] == __version__
     api_paths = {path for path in document["paths"] if path.startswith("/api/")}
-    assert api_paths >= SEED_PATHS | MORE_PATHS | ALERT_PATHS
+    assert api_paths >= SEED_PATHS | MORE_PATHS | ALERT_PATHS | HISTORY_PATHS
     async with live.http() as http:
         docs = await http.get("/docs")
     assert docs.status_code == 200
@@ -135,8 +152,8 @@ async def test_every_api_path_has_a_response_model(live: LiveServer):
                 assert set(operation["responses"]) >= {"204", "404", "422"}, where
                 continue
             # 404 where a peer or silence is named, a peer's badge asked for, or alerting
-            # may be off.
-            not_found = "{" in path or path in ALERT_PATHS or path == "/api/badge.svg"
+            # or the history store may be off.
+            not_found = "{" in path or path in ALERT_PATHS | STORE_PATHS or path == "/api/badge.svg"
             assert ("404" in operation["responses"]) == not_found, where
             success = "201" if method == "post" else "200"
             if path == "/api/badge.svg":  # an image, whatever the peer's state
@@ -174,12 +191,19 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     covers it (valid peers, each invalid field named, 409, 404, the token).
     """
     # A rule set or silence can be refused whatever its schema says: a rule's clear on the
-    # wrong side of its threshold, two rules of one name, a silence ending in the past. Its
-    # 422 names the field (tests/test_server_alerts.py checks each); valid data is accepted.
+    # wrong side of its threshold, two rules of one name, a silence ending in the past; and
+    # a history range: from after to, a figure or event type the series does not keep. Its
+    # 422 names the field (tests/test_server_alerts.py and test_server_history.py check
+    # each); valid data is accepted.
     (tmp_path / "schemathesis.toml").write_text(
         "[[operations]]\n"
         'include-name = ["PUT /api/alerts/rules", "POST /api/alerts/silences"]\n'
         'checks.positive_data_acceptance.expected-statuses = ["2xx", 422]\n'
+        "[[operations]]\n"
+        'include-name = ["GET /api/metrics/peers/{peer_id}/history", '
+        '"GET /api/metrics/host/history", "GET /api/metrics/server/history", '
+        '"GET /api/history/events"]\n'
+        'checks.positive_data_acceptance.expected-statuses = ["2xx", 404, 422]\n'
     )
     st = Path(sys.executable).with_name("st")
     process = await asyncio.create_subprocess_exec(
@@ -213,7 +237,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     assert counts is not None, report[-6000:]
     assert counts[1] == counts[2], report[-6000:]
     assert "Failures:" not in report, report[-6000:]
-    assert "22 selected" in report
+    assert "26 selected" in report
 
 
 async def test_with_a_token_the_bearer_scheme_and_401_are_documented():

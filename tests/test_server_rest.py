@@ -384,6 +384,7 @@ async def test_health(seeded: LiveServer):
         "probed_peers": 0,
         "reflector_port": None,
         "reflector": None,
+        "store": None,  # no history store (tests/test_server_history.py has one)
     }
 
 

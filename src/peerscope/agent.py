@@ -2,10 +2,10 @@
 
 This is the house's composition root (CONTRIBUTING.md, "The house"): the Monitor, the Prober
 of the configured peers, the TWAMP Light reflector, the alerting of the ``[alerts]``
-settings, and the HTTP app (REST, ``/ws``, the dashboard, and the Prometheus exporter at
-``/metrics``) that uvicorn serves. The parts below it never reach for one another: what one
-needs of another is handed to it here. The history store and the profiler will be built
-here too.
+settings, the history store of the ``[store]`` settings, and the HTTP app (REST, ``/ws``,
+the dashboard, and the Prometheus exporter at ``/metrics``) that uvicorn serves. The parts
+below it never reach for one another: what one needs of another is handed to it here. The
+profiler will be built here too.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import socket
 from collections.abc import Callable
 
@@ -27,20 +28,26 @@ from peerscope.probe.reflector import Reflector
 from peerscope.server import QuietServer, create_app, uvicorn_config
 from peerscope.server.auth import check_bind
 from peerscope.slices import Turns
+from peerscope.store import HistoryStore, StoreError
 
 __all__ = ["Agent", "serve"]
+
+store_log = logging.getLogger("peerscope.store")
 
 
 class Agent:
     """``monitor`` and what serves it: ``prober`` (probing the configured ``peers``),
     ``reflector`` (None with ``reflector_enabled`` off), ``alerting`` (None with
-    ``alerts.enabled`` off) and the HTTP ``app``.
+    ``alerts.enabled`` off), ``store`` (the history store; None with ``store.enabled`` off,
+    or when its database cannot be used: then ``store_error`` says why, and the same line
+    is logged to ``peerscope.store``) and the HTTP ``app``.
 
-    Building starts nothing but the alerting's subscription to the Monitor (its rules are
+    Building opens the store (its writer thread keeps the Monitor's ticks and events, and
+    the alerting's, from then on) and subscribes the alerting to the Monitor (its rules are
     evaluated on the Monitor's ticks from then on; its notifiers send once :meth:`run`
-    starts them); :meth:`run` starts the rest. ``host`` and ``port`` override the settings'
-    (``port=0`` picks a free port). Refuses to bind beyond loopback without a token
-    (:class:`SettingsError`) before building anything.
+    starts them); :meth:`run` starts the rest, and closes the store on its way out. ``host``
+    and ``port`` override the settings' (``port=0`` picks a free port). Refuses to bind
+    beyond loopback without a token (:class:`SettingsError`) before building anything.
     """
 
     def __init__(
@@ -72,6 +79,9 @@ class Agent:
             else None
         )
         self.alerting = configured_alerting(monitor)
+        self.store_error: str | None = None
+        self._unlisten: Callable[[], None] = lambda: None
+        self.store = self._open_store() if settings.store.enabled else None
         # REST listings and /metrics renders read every peer: one line for both, so that
         # they take turns on the loop rather than stall it side by side.
         turns = Turns()
@@ -82,7 +92,27 @@ class Agent:
             metrics=MetricsApp(monitor, turns=turns, alerting=self.alerting),
             turns=turns,
             alerting=self.alerting,
+            store=self.store,
         )
+
+    def _open_store(self) -> HistoryStore | None:
+        """The history store, keeping the Monitor's and the alerting's events; None, said
+        once, when its database cannot be used: a history lost is no reason not to serve."""
+        try:
+            store = HistoryStore(self.settings.store)
+        except StoreError as error:
+            self.store_error = f"{error}; going on in memory, without history"
+            store_log.error("%s", self.store_error)
+            return None
+        store.attach(self.monitor)
+        if self.alerting is not None:
+            self._unlisten = self.alerting.listen(store.record_alert)
+        return store
+
+    async def _close_store(self, store: HistoryStore) -> None:
+        self._unlisten()
+        # Its writer thread commits what is queued and ends: a wait not for the loop.
+        await asyncio.to_thread(store.close)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Agent:

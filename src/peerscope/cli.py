@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import re
 import signal
 import sys
@@ -35,6 +36,7 @@ OPTIONS = {
     "reflector_port": "--reflector-port",
     "enable_system_metrics": "--no-monitoring",
     "reflector_enabled": "--no-reflector",
+    "store": "--db",
 }
 
 
@@ -87,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-reflector", action="store_true", help="do not answer other agents' probes"
     )
+    _history_arguments(serve, default="$XDG_DATA_HOME/peerscope/peerscope.db")
     demo = commands.add_parser(
         "demo", help="live table of simulated peers and this host's real metrics"
     )
@@ -110,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="UDP port answering other agents' probes (default 8701)",
     )
+    _history_arguments(demo, default=":memory:, gone when the demo ends")
     probe_command.add_arguments(
         commands.add_parser(
             "probe", help="probe one host (TWAMP, ICMP or TCP) and summarise, like ping"
@@ -117,6 +121,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     store_command.add_commands(commands)
     return parser
+
+
+def _history_arguments(command: argparse.ArgumentParser, *, default: str) -> None:
+    where = command.add_mutually_exclusive_group()
+    where.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"keep history in this SQLite file, or ':memory:' (default {default})",
+    )
+    where.add_argument("--no-db", action="store_true", help="keep no history")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,12 +150,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["enable_system_metrics"] = False
         if args.no_reflector:
             overrides["reflector_enabled"] = False
+    if args.no_db:
+        overrides["store"] = {"enabled": False}
+    elif args.db is not None:
+        overrides["store"] = {"enabled": True, "db": args.db}
     try:
         with _warnings_on_stderr():
             settings = _settings(args, overrides)
     except SettingsError as error:
         report(error)
         return 2
+    _store_lines_on_stderr()
     if args.command == "serve":
         return _serve(settings)
     if args.command == "demo":
@@ -195,6 +214,17 @@ def _warnings_on_stderr() -> Iterator[None]:
 
         warnings.showwarning = shown
         yield
+
+
+def _store_lines_on_stderr() -> None:
+    """The history store's lines (a database it cannot open or write, a corrupt file moved
+    aside) as the command's own, ``peerscope: db: ...``, rather than bare log records: they
+    say what a user of the command has to act on, and serving goes on meanwhile."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("peerscope: %(message)s"))
+    store_log = logging.getLogger("peerscope.store")
+    store_log.addHandler(handler)
+    store_log.propagate = False
 
 
 def report(error: SettingsError) -> None:

@@ -7,7 +7,9 @@ are measured, not invented. One peer goes silent for a while now and then (its r
 stops), to show degraded, disconnected and back. The host and server figures are real; the
 application messages counted for each peer are made up (there is no game here to send any),
 and stop while its reflector is down, as a real peer's would. Every simulated peer carries
-the label ``simulated=true``, so the table and the dashboard say so.
+the label ``simulated=true``, so the table and the dashboard say so. Its history is kept in
+memory (``:memory:``) unless a database is named (``--db``, ``[store] db``): a demo's made-up
+peers do not belong in the user's own history file.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from peerscope.config import PeerSpec, Settings
 from peerscope.console import SIMULATED, render
 from peerscope.monitor import Monitor
 from peerscope.probe.reflector import Reflector
+from peerscope.store.database import MEMORY
 
 LOOPBACK = "127.0.0.1"
 
@@ -152,8 +155,12 @@ async def run_demo(
         for peer in simulated:
             await peer.start()
             stack.callback(peer.stop)
+        store = settings.store
         settings = settings.model_copy(
-            update={"peers": [*settings.peers, *(peer.spec() for peer in simulated)]}
+            update={
+                "peers": [*settings.peers, *(peer.spec() for peer in simulated)],
+                "store": store if store.db is not None else store.model_copy(update={"db": MEMORY}),
+            }
         )
         agent = Agent.from_settings(settings)
         monitor = agent.monitor
@@ -175,7 +182,13 @@ async def run_demo(
             "TWAMP reflectors on 127.0.0.1 that add delay, jitter and loss before "
             "answering. peerscope probes them for real. Ctrl-C stops."
         )
+        if agent.store is not None:
+            console.print(f"History is kept in {_history_place(agent.store.path)}.")
         await _show(monitor, console, duration, settings.metrics_interval, tasks[0].done)
+
+
+def _history_place(path: str) -> str:
+    return "memory only, for this run (--db FILE keeps it)" if path == MEMORY else path
 
 
 async def _wait_ready(url: asyncio.Future[str], server: asyncio.Task[None]) -> None:

@@ -26,10 +26,13 @@ from peerscope.server.broadcast import Broadcaster
 from peerscope.server.dashboard import mount_dashboard
 from peerscope.server.edge import ApiError, BodyLimit, HostCheck, error_response
 from peerscope.server.health import build_health_router
+from peerscope.server.history_routes import build_history_router
+from peerscope.server.history_source import HistorySource
 from peerscope.server.peers import build_peers_router
 from peerscope.server.rest import api_errors, build_router
 from peerscope.server.ws import metrics_socket
 from peerscope.slices import Turns
+from peerscope.store import HistoryStore
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -72,6 +75,7 @@ def create_app(
     metrics: ASGIApp | None = None,
     turns: Turns | None = None,
     alerting: Alerting | None = None,
+    store: HistoryStore | None = None,
 ) -> FastAPI:
     """The API over ``monitor``: REST, ``/ws``, the dashboard and ``/docs``.
 
@@ -86,6 +90,10 @@ def create_app(
     ``alerting`` (an :class:`~peerscope.alerting.Alerting` over ``monitor``) is served under
     ``/api/alerts`` (which answers 404 without it), its firing alerts ride in every metrics
     message, and each of its events is pushed on ``/ws`` as a ``performance_alert``.
+    ``store`` (a :class:`~peerscope.store.HistoryStore` attached to ``monitor``; closing it
+    is the caller's) answers the history routes, and the seed's history routes for ranges
+    memory no longer holds; without it they answer from memory, and the server's history
+    and ``/api/history/events`` answer 404.
     """
     settings = monitor.settings
     guard = TokenGuard(settings)
@@ -116,6 +124,12 @@ def create_app(
     )
     # Reads of every peer take turns on the loop, a slice at a time (peerscope.slices).
     turns = Turns() if turns is None else turns
+    source = HistorySource(monitor, store)
+    # First: the REST routes' /metrics/peers/{id} would take a peer's .../history.
+    app.include_router(
+        build_history_router(source, api_errors(guard.required)),
+        dependencies=guard.dependencies,
+    )
     app.include_router(
         build_router(
             monitor,
@@ -125,6 +139,7 @@ def create_app(
             latest=lambda: with_alerts(
                 monitor.last_message or monitor.snapshot(), alerting, settings.max_alerts_in_message
             ),
+            source=source,
         ),
         dependencies=guard.dependencies,
     )
@@ -139,7 +154,7 @@ def create_app(
         dependencies=guard.dependencies if badge_guarded else [],
     )
     # Outside the guard: its bare answer is for health checks that hold no token.
-    app.include_router(build_health_router(monitor, broadcaster, guard, prober, reflector))
+    app.include_router(build_health_router(monitor, broadcaster, guard, prober, reflector, store))
     if prober is not None:
         app.include_router(
             build_peers_router(monitor, prober, api_errors(guard.required)),

@@ -3,7 +3,7 @@
 Load balancers and container health checks cannot send a bearer token, so the bare answer,
 ``{"status": "ok"}``, needs none; it says only that the process serves HTTP. Who shows the
 token (or everyone, when none is set) also gets the figures: peers, subscribers, probing,
-and what the reflector answered and refused.
+what the reflector answered and refused, and how the history store is writing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from peerscope.server import schemas
 from peerscope.server.auth import BEARER_SCHEME, TokenGuard
 from peerscope.server.broadcast import Broadcaster
 from peerscope.server.rest import INVALID
+from peerscope.store import HistoryStore
 
 
 def build_health_router(
@@ -28,6 +29,7 @@ def build_health_router(
     guard: TokenGuard,
     prober: Prober | None,
     reflector: Reflector | None,
+    store: HistoryStore | None,
 ) -> APIRouter:
     # Never 401: without the token it answers less, not nothing.
     # The scheme is listed (it refuses nothing) so OpenAPI and /docs offer to send the token.
@@ -66,6 +68,19 @@ def build_health_router(
                 "rate_limited": answering.rate_limited,
                 "sources": answering.sources,
             },
+            "store": None if store is None else store_status(store),
         }
 
     return router
+
+
+def store_status(store: HistoryStore) -> dict[str, Any]:
+    stats = store.stats
+    return {
+        "path": store.path,
+        "error": store.error,
+        "samples": stats.samples,
+        "flushes": stats.flushes,
+        "failed_flushes": stats.failed_flushes,
+        "dropped": stats.dropped,
+    }

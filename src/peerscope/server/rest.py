@@ -15,13 +15,11 @@ from fastapi.responses import JSONResponse
 
 from peerscope.core.history import SYSTEM_SERIES
 from peerscope.core.model import Peer, ServerStats
-from peerscope.core.stats import aggregate, downsample
 from peerscope.core.validation import MAX_COUNT, preview, validate_number
-from peerscope.message import MetricsMessage, PeerDetail, system_entry
+from peerscope.message import MetricsMessage, system_entry
 from peerscope.monitor import Monitor
 from peerscope.pieces import pieces_response
 from peerscope.seed_views import (
-    SYSTEM_HISTORY_KEYS,
     game_sessions,
     seed_points,
     summarise_peer,
@@ -30,6 +28,7 @@ from peerscope.seed_views import (
 from peerscope.server import schemas
 from peerscope.server.bodies import JsonArray, json_object
 from peerscope.server.broadcast import Broadcaster
+from peerscope.server.history_source import HistorySource
 from peerscope.slices import Steps, Turns, run_sliced
 
 # Days of history at most; a bound keeps the window arithmetic finite.
@@ -138,14 +137,52 @@ SORT_KEYS: dict[SortKey, Callable[[Peer, float], tuple[Any, str]]] = {
 }
 
 
-def as_points(points: list[tuple[float, float]], step: float | None) -> list[dict[str, float]]:
-    """The seed's ``[{timestamp, value}]``, as recorded or as ``step``-second means."""
-    return seed_points(downsample(points, step) if step is not None else points)
-
-
 def api_errors(token_required: bool) -> dict[int | str, dict[str, Any]]:
     """The errors any API path may answer with."""
     return {**INVALID, **(UNAUTHORIZED if token_required else {})}
+
+
+def peer_summary(monitor: Monitor, peer_id: str, window: float | None) -> dict[str, Any] | None:
+    """The seed summary beside every current figure, in exactly the ``PeerSummary`` shape;
+    None if the peer is unknown, or went away meanwhile."""
+    found = summarise_peer(monitor, peer_id)
+    if found is None:
+        return None
+    entry, summary = found
+    try:
+        stats = None if window is None else monitor.latency_stats(peer_id, window)
+    except KeyError:
+        return None
+    shown: dict[str, Any] = {**entry, **summary, "window": stats}
+    del shown["probes"]  # not part of the shape
+    return shown
+
+
+def one_peer(monitor: Monitor, peer_id: str, window: float | None) -> dict[str, Any]:
+    summary = peer_summary(monitor, peer_id, window)
+    if summary is None:
+        raise HTTPException(404, unknown_peer(peer_id))
+    return summary
+
+
+def whole_peer(monitor: Monitor, request: Request, peer_id: str) -> JSONResponse:
+    """``GET /metrics/peers/{peer_id}``'s answer, for a path a route of a peer's part took
+    (``.../x%2Flatency``: an id ending in what looked like the route's own suffix)."""
+    text = request.query_params.get("window")
+    try:
+        window = None if text is None else validate_number(float(text), "window", high=30 * 86400)
+    except ValueError:
+        raise HTTPException(
+            422,
+            [
+                {
+                    "field": "query.window",
+                    "message": f"must be a finite number within 0..{30 * 86400}, got "
+                    f"{preview(text)}",
+                }
+            ],
+        ) from None
+    return JSONResponse(jsonable_encoder(one_peer(monitor, peer_id, window)))
 
 
 def build_router(
@@ -155,32 +192,20 @@ def build_router(
     *,
     token_required: bool,
     latest: Callable[[], MetricsMessage],
+    source: HistorySource,
 ) -> APIRouter:
     """The /api routes; ``turns`` runs their reads of every peer (and /metrics) in slices;
-    ``latest`` gives the latest metrics message as ``/ws`` shows it (alerts and all)."""
+    ``latest`` gives the latest metrics message as ``/ws`` shows it (alerts and all);
+    ``source`` answers the history routes from memory, or the store for what it no longer
+    holds."""
     router = APIRouter(prefix="/api", responses=api_errors(token_required))
-
-    def peer_summary(peer_id: str, window: float | None) -> dict[str, Any] | None:
-        """The seed summary beside every current figure, in exactly the ``PeerSummary``
-        shape; None if the peer is unknown, or went away meanwhile."""
-        found = summarise_peer(monitor, peer_id)
-        if found is None:
-            return None
-        entry, summary = found
-        try:
-            stats = None if window is None else monitor.latency_stats(peer_id, window)
-        except KeyError:
-            return None
-        shown: dict[str, Any] = {**entry, **summary, "window": stats}
-        del shown["probes"]  # not part of the shape
-        return shown
 
     def summaries(peer_ids: list[str]) -> Steps[JsonArray]:
         """The peers' summaries, serialized, a step per peer."""
         found = JsonArray()
         for peer_id in peer_ids:
             # Peers may be removed by another thread while the list is built: left out.
-            summary = peer_summary(peer_id, None)
+            summary = peer_summary(monitor, peer_id, None)
             if summary is not None:
                 found.append(orjson.dumps(summary))
             yield
@@ -203,12 +228,6 @@ def build_router(
             "peers", found, {"total": len(keys), "limit": limit, "offset": offset, "sort": sort}
         )
 
-    async def one_peer(peer_id: str, window: float | None) -> dict[str, Any]:
-        summary = peer_summary(peer_id, window)
-        if summary is None:
-            raise HTTPException(404, unknown_peer(peer_id))
-        return summary
-
     def time_range(
         duration: float, since: float | None, until: float | None
     ) -> tuple[float, float]:
@@ -217,12 +236,6 @@ def build_router(
         end = monitor.now() if until is None else until
         start = end - duration if since is None else since
         return min(start, end), end
-
-    def entry_or_404(peer_id: str) -> PeerDetail:
-        try:
-            return monitor.peer(peer_id)
-        except KeyError:
-            raise HTTPException(404, unknown_peer(peer_id)) from None
 
     async def system_figures() -> dict[str, Any]:
         return {**system_summary(monitor), "current": system_entry(monitor.system)}
@@ -279,47 +292,24 @@ def build_router(
     ) -> Any:
         raw_id = raw_peer_id(request, "/latency")
         if raw_id is None:  # ".../x%2Flatency": the whole tail is one peer's id
-            text = request.query_params.get("window")
-            try:
-                window = (
-                    None
-                    if text is None
-                    else validate_number(float(text), "window", high=30 * 86400)
-                )
-            except ValueError:
-                raise HTTPException(
-                    422,
-                    [
-                        {
-                            "field": "query.window",
-                            "message": f"must be a finite number within 0..{30 * 86400}, got "
-                            f"{preview(text)}",
-                        }
-                    ],
-                ) from None
-            return JSONResponse(
-                jsonable_encoder(await one_peer(raw_peer_id(request, "") or peer_id, window))
-            )
-        entry_or_404(raw_id)
+            return whole_peer(monitor, request, raw_peer_id(request, "") or peer_id)
         start, end = time_range(duration, since, until)
-        try:
-            points = [
-                (t, v)
-                for t, v in monitor.latency_history(raw_id, monitor.now() - start)
-                if t <= end
-            ]
-        except KeyError:
-            raise HTTPException(404, unknown_peer(raw_id)) from None
-        return {
+        found = await source.latency(raw_id, start, end, step)
+        if found is None:
+            raise HTTPException(404, unknown_peer(raw_id))
+        body = {
             "peer_id": raw_id,
             "duration": duration,
             "from": start,
             "to": end,
             "step": step,
-            "data": as_points(points, step),
-            "buckets": None if step is None else monitor.peer_history(raw_id, start, end, step),
-            "stats": aggregate(points, end - start, end),
+            "tier": found.tier,
+            "data": seed_points(found.points),
+            "buckets": found.buckets,
+            "stats": found.stats,
         }
+        # Built here, not checked against the model: a day from the store is 86,400 points.
+        return Response(orjson.dumps(body), media_type=JSON)
 
     @router.get(
         "/metrics/peers/{peer_id:path}",
@@ -328,7 +318,7 @@ def build_router(
         summary="One peer's figures",
     )
     async def peer(request: Request, peer_id: str, window: Window = None) -> dict[str, Any]:
-        return await one_peer(raw_peer_id(request, "") or peer_id, window)
+        return one_peer(monitor, raw_peer_id(request, "") or peer_id, window)
 
     @router.get(
         "/metrics/system",
@@ -345,16 +335,12 @@ def build_router(
     )
     async def system_history(
         duration: Duration = 3600.0, since: Since = None, until: Until = None, step: Step = None
-    ) -> dict[str, Any]:
+    ) -> Response:
         start, end = time_range(duration, since, until)
-        back = monitor.now() - start
-        data = {
-            key: as_points(
-                [(t, v) for t, v in monitor.system_history(name, back) if t <= end], step
-            )
-            for key, name in SYSTEM_HISTORY_KEYS.items()
-        }
-        return {"duration": duration, "from": start, "to": end, "step": step, "data": data}
+        tier, found = await source.system(start, end, step)
+        data = {key: seed_points(points) for key, points in found.items()}
+        body = {"duration": duration, "from": start, "to": end, "step": step, "tier": tier}
+        return Response(orjson.dumps({**body, "data": data}), media_type=JSON)
 
     @router.get(
         "/metrics/system/stats",

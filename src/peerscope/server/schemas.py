@@ -3,7 +3,7 @@ the alert rules, which it takes back in the shape it returns them)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -109,6 +109,83 @@ class LatencyHistory(TimeRange):
 
 class SystemHistory(TimeRange):
     data: dict[str, list[Point]]
+    tier: Literal["memory", "raw", "1m", "1h"] = Field(
+        description="Where the points came from: memory, or the history store's tier (for a "
+        "range that starts before the oldest sample memory holds)."
+    )
+
+
+class GaugeFigure(BaseModel):
+    """A gauge over a bucket; percentiles within the store's sketch's 1 % (exact in memory)."""
+
+    count: int
+    min: float
+    max: float
+    avg: float
+    p50: float
+    p95: float
+    p99: float
+
+
+class CounterFigure(BaseModel):
+    """A counter over a bucket: how much it rose, per second, and its last value."""
+
+    increase: float
+    rate: float
+    last: float
+
+
+class HistoryBucket(BaseModel):
+    """One bucket: ``timestamp`` (its start) and each figure asked for, by name: a
+    GaugeFigure (latency_ms, cpu_percent, …), a CounterFigure (bytes_sent, probes_sent, …)
+    or null where nothing was measured. A peer's buckets also count probes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    timestamp: float
+    sent: int | None = Field(None, description="A peer's probes sent in the bucket.")
+    lost: int | None = Field(None, description="A peer's probes lost in the bucket.")
+    loss_percent: float | None = Field(None, description="lost / sent; null when none was sent.")
+    outage: bool | None = Field(None, description="Probes went out and none came back.")
+
+
+class SeriesHistory(BaseModel):
+    """A series' history over ``(from, to]``: every sample as columns (without ``step``), or
+    ``step``-second buckets on multiples of the step (with it)."""
+
+    peer_id: str | None = Field(None, description="The peer's (its route only).")
+    start: float = Field(alias="from", description="Epoch seconds, excluded.")
+    end: float = Field(alias="to", description="Epoch seconds, included.")
+    step: float | None
+    tier: Literal["memory", "raw", "1m", "1h"] = Field(
+        description="What was read: the store's raw samples or its 1-minute or 1-hour "
+        "buckets (as the step and the range call for), or memory without a store."
+    )
+    figures: list[str]
+    timestamps: list[float] | None = Field(description="Without step: each sample's time.")
+    values: dict[str, list[float | None] | None] | None = Field(
+        description="Without step: per figure, its value at each time (null where not "
+        "measured); a whole figure null where memory keeps no history of it."
+    )
+    buckets: list[HistoryBucket] | None = Field(description="With step: oldest first.")
+
+
+class StoredEventEntry(BaseModel):
+    id: int
+    timestamp: float
+    type: Literal["status", "removed", "session_started", "session_ended", "alert"]
+    peer_id: str | None = Field(
+        description="The peer's id (a hash of it with store.anonymize_ids); null for the "
+        "host's and the server's own."
+    )
+    data: dict[str, Any] = Field(
+        description="As recorded: {previous, status}; {reason}; the session (as "
+        "/api/metrics/sessions lists it); the alert event (as /api/alerts/history)."
+    )
+
+
+class StoredEvents(BaseModel):
+    events: list[StoredEventEntry] = Field(description="Newest first.")
 
 
 class SystemStats(BaseModel):
@@ -147,6 +224,18 @@ class ReflectorCounts(BaseModel):
     sources: int = Field(description="Sender addresses whose rate is being tracked.")
 
 
+class StoreStatus(BaseModel):
+    path: str = Field(description="The database file, or :memory:.")
+    error: str | None = Field(description="Why the last write failed; null once one succeeds.")
+    samples: int = Field(
+        description="Figures the writer took in since start: each figure of each series a "
+        "tick changed."
+    )
+    flushes: int = Field(description="Commits since start.")
+    failed_flushes: int = Field(description="Commits that failed (their rows are lost).")
+    dropped: int = Field(description="Ticks and events dropped: the writer's queue was full.")
+
+
 class Health(BaseModel):
     """``/api/health``: ``status`` for anyone; the rest only with the token (or for everyone
     when none is set), absent otherwise."""
@@ -163,6 +252,9 @@ class Health(BaseModel):
     )
     reflector: ReflectorCounts | None = Field(
         None, description="What the reflector answered and refused; null when not answering."
+    )
+    store: StoreStatus | None = Field(
+        None, description="The history store; null when history is not kept."
     )
 
 
