@@ -7,7 +7,9 @@ they are set here so a new test gets them without anyone remembering to.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +26,14 @@ os.environ.setdefault("PEERSCOPE_REFLECTOR_PORT", "0")
 # (~/.local/share/peerscope), which every serve and Agent would open. A test of the default
 # path sets XDG_DATA_HOME to a tmp dir.
 os.environ.setdefault("PEERSCOPE_STORE__ENABLED", "false")
+# And should one open the default path all the same (a child given an environment of its
+# own), it is the session's, never the developer's.
+_DATA_HOME = tempfile.mkdtemp(prefix="peerscope-tests-data-")
+os.environ["XDG_DATA_HOME"] = _DATA_HOME
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_DATA_HOME, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

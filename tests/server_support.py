@@ -322,9 +322,15 @@ linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INF
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The caller's environment without its PEERSCOPE_* variables, plus ``extra``; the
-    probe reflector on a free port unless ``extra`` says otherwise."""
+    probe reflector on a free port and no history kept unless ``extra`` (or ``--db``) says
+    otherwise."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PEERSCOPE_")}
-    return {**env, "PEERSCOPE_REFLECTOR_PORT": "0", **extra}
+    return {
+        **env,
+        "PEERSCOPE_REFLECTOR_PORT": "0",
+        "PEERSCOPE_STORE__ENABLED": "false",
+        **extra,
+    }
 
 
 def start_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

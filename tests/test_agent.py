@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from peerscope import Monitor, Settings
 from peerscope.agent import Agent
+from peerscope.alert_settings import AlertSettings
 from peerscope.config import SettingsError
+from peerscope.core.alerts import AlertRule
 from peerscope.export.metrics_app import MetricsApp, render
 from peerscope.export.prometheus import CONTENT_TYPE
 from peerscope.server import create_app
+from peerscope.store import HistoryStore
+from peerscope.store_settings import StoreSettings
 from peerscope.testing import ManualClock
-from tests.server_support import live_server, seeded_monitor
+from tests.server_support import eventually, live_server, seeded_monitor
 
 
 def quiet(**overrides):
@@ -104,3 +115,77 @@ async def test_metrics_app_serves_the_exposition_by_itself():
             assert scrape.status_code == 200
             assert scrape.headers["content-type"] == CONTENT_TYPE
             assert scrape.content == render(monitor)[0]
+
+
+# --- the history store --------------------------------------------------------------------
+
+
+def stored_settings(db: Path, **overrides: Any) -> Settings:
+    return Settings(
+        enable_system_metrics=False,
+        reflector_enabled=False,
+        store=StoreSettings(enabled=True, db=str(db)),
+        **overrides,
+    )
+
+
+async def test_the_agent_keeps_history_to_its_last_tick_and_its_alert_events(tmp_path: Path):
+    db = tmp_path / "history.db"
+    busy = AlertRule("busy", "active_connections", ">=", 0.0)  # fires at the first tick
+    settings = stored_settings(
+        db,
+        metrics_interval=0.05,
+        alerts=AlertSettings(default_rules=False, log=False, rules=[busy]),
+    )
+    agent = Agent(Monitor(settings), port=0)
+    assert agent.store is not None
+    assert agent.store.path == str(db)
+    assert agent.store_error is None
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    serving = asyncio.create_task(agent.run(on_ready=ready.set_result))
+    await asyncio.wait_for(ready, 10)
+    await eventually(lambda: agent.store is not None and agent.store.stats.flushes >= 2)
+    serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
+    # Closed on the way out, after the Monitor stopped: its writer thread is gone, and the
+    # Monitor's very last tick is in the file.
+    assert "peerscope-store" not in {thread.name for thread in threading.enumerate()}
+    last = agent.monitor.last_message
+    assert last is not None
+    reopened = HistoryStore(StoreSettings(db=str(db)))
+    try:
+        found = reopened.reader.samples("server", "server", 0, 1e11, ["total_connections"])
+        assert found is not None
+        assert found["total_connections"][-1][0] == pytest.approx(last["timestamp"], abs=0.001)
+        fired = reopened.reader.events(0, 1e11, types=["alert"])
+        assert fired[-1]["data"]["rule"] == "busy"
+        assert fired[-1]["data"]["state"] == "firing"
+    finally:
+        reopened.close()
+
+
+def test_a_database_that_cannot_be_used_leaves_the_agent_serving_without_history(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("")
+    db = not_a_dir / "sub" / "history.db"
+    with caplog.at_level(logging.ERROR, logger="peerscope.store"):
+        agent = Agent(Monitor(stored_settings(db)), port=0)
+    assert agent.store is None
+    expected = (
+        f"db: cannot create {db.parent}: Not a directory; going on in memory, without history"
+    )
+    assert agent.store_error == expected
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("peerscope.store", expected)]
+
+
+def test_no_store_with_store_enabled_off(tmp_path: Path):
+    settings = Settings(
+        enable_system_metrics=False,
+        store=StoreSettings(enabled=False, db=str(tmp_path / "history.db")),
+    )
+    agent = Agent(Monitor(settings))
+    assert (agent.store, agent.store_error) == (None, None)
+    assert not (tmp_path / "history.db").exists()

@@ -75,8 +75,10 @@ def test_prometheus_scrapes_peerscope_serve(tmp_path: Path) -> None:
         f"      - targets: ['{target}']\n"
     )
     serve_log, prometheus_log = tmp_path / "serve.log", tmp_path / "prometheus.log"
-    # A clean environment: PEERSCOPE_* variables of the caller must not change the agent.
+    # A clean environment: PEERSCOPE_* variables of the caller must not change the agent;
+    # and no history kept (conftest.py).
     env = {key: value for key, value in os.environ.items() if not key.startswith("PEERSCOPE_")}
+    env["PEERSCOPE_STORE__ENABLED"] = "false"
     # One rule of our own that the test's WebSocket client makes fire at once.
     env["PEERSCOPE_ALERTS__RULES"] = json.dumps(
         [{"name": "someone_connected", "metric": "active_connections", "op": ">", "threshold": 0}]

@@ -127,13 +127,16 @@ class Agent:
         again on the way out). ``on_ready`` gets the base URL once listening (with the real
         port when ``port`` is 0). Raises :class:`SettingsError` when it cannot listen (a port
         in use, an address this host does not have), naming the setting to change, before
-        anything started.
+        anything started. The history store is closed on the way out, however it ends,
+        after the Monitor stops, so that its last ticks are kept.
         """
         settings, monitor, prober = self.settings, self.monitor, self.prober
         server = QuietServer(uvicorn_config(self.app, settings))
         for spec in settings.peers:
             prober.add(spec.target())
         async with contextlib.AsyncExitStack() as stack:
+            if self.store is not None:  # first in, so last out: after the Monitor stops
+                stack.push_async_callback(self._close_store, self.store)
             sockets = await _listen(settings.host, settings.port)
             for sock in sockets:  # uvicorn closes them too; this is for a failed start-up
                 stack.callback(sock.close)

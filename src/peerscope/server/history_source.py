@@ -66,6 +66,12 @@ def _aligned(start: float, step: float) -> float:
     return math.floor(start / step) * step
 
 
+def _through(end: float) -> float:
+    """The store's buckets end before their ``end``; the routes' ``to`` is included. Its
+    times are whole milliseconds."""
+    return end + 0.001
+
+
 def _within(points: Points, start: float, end: float) -> Points:
     return [(t, v) for t, v in points if start < t <= end]
 
@@ -79,10 +85,12 @@ def _newer(points: Points, than: Points) -> Points:
 
 
 def _seed_bucket(bucket: dict[str, Any]) -> Bucket:
-    """A store's bucket of a peer in the shape of Monitor.peer_history's."""
-    latency, jitter = bucket["latency_ms"], bucket["jitter_ms"]
-    score, mos = bucket["quality_score"], bucket["mos"]
+    """A store's bucket of a peer in the shape of Monitor.peer_history's: an outage has no
+    latency figures, jitter or MOS, and scores 0 (a tick's stale reading is not an answer)."""
     outage = bool(bucket["outage"])
+    latency = None if outage else bucket["latency_ms"]
+    jitter = None if outage else bucket["jitter_ms"]
+    score, mos = bucket["quality_score"], None if outage else bucket["mos"]
     return Bucket(
         timestamp=bucket["timestamp"],
         samples=0 if latency is None else latency["count"],
@@ -96,7 +104,7 @@ def _seed_bucket(bucket: dict[str, Any]) -> Bucket:
         max=None if latency is None else latency["max"],
         jitter_ms=None if jitter is None else jitter["avg"],
         score=0.0 if outage else None if score is None else score["avg"],
-        mos=None if outage or mos is None else mos["avg"],
+        mos=None if mos is None else mos["avg"],
     )
 
 
@@ -171,7 +179,7 @@ class HistorySource:
         start = _aligned(start, step)
         if self.store is not None:
             found = await self.store.buckets(
-                kind, key, start, end, step, names, now=self.monitor.now()
+                kind, key, start, _through(end), step, names, now=self.monitor.now()
             )
             if found is not None:
                 return {"tier": found[0], "buckets": found[1]}
@@ -246,7 +254,13 @@ class HistorySource:
             }
         else:
             buckets = await self.store.buckets(
-                "host", HOST_KEY, _aligned(start, step), end, step, names, now=monitor.now()
+                "host",
+                HOST_KEY,
+                _aligned(start, step),
+                _through(end),
+                step,
+                names,
+                now=monitor.now(),
             )
             if buckets is None:
                 return MEMORY, memory
@@ -314,7 +328,7 @@ class HistorySource:
             )
         now = self.monitor.now()
         read = await store.buckets(
-            "peer", peer_id, _aligned(start, step), end, step, _SEED_FIGURES, now=now
+            "peer", peer_id, _aligned(start, step), _through(end), step, _SEED_FIGURES, now=now
         )
         if read is None:
             return None
@@ -323,7 +337,7 @@ class HistorySource:
         points = [
             (bucket["timestamp"], bucket["latency_ms"]["avg"])
             for bucket in stored
-            if bucket["latency_ms"] is not None
+            if bucket["latency_ms"] is not None and not bucket["outage"]
         ]
         # The buckets the store has not committed yet, from memory's.
         last = buckets[-1]["timestamp"] if buckets else -math.inf
