@@ -24,12 +24,14 @@ export class HostCharts {
     this.charts = [this.resources, this.network, this.messages];
   }
 
-  // history: /api/metrics/system/history's answer.
+  // history: /api/metrics/system/history's answer (from memory, or for a range memory
+  // no longer holds from the history store).
   showHistory(history) {
-    const cpu = readPoints(history.data.cpu);
-    const memory = readPoints(history.data.memory);
-    const sent = readPoints(history.data.network_sent);
-    const received = readPoints(history.data.network_received);
+    const { data, step } = history;
+    const cpu = readPoints(data.cpu, step);
+    const memory = readPoints(data.memory, step);
+    const sent = readPoints(data.network_sent, step);
+    const received = readPoints(data.network_received, step);
     this.resources.replace(cpu.times, [cpu.values, memory.values]);
     this.network.replace(sent.times, [sent.values, received.values]);
   }

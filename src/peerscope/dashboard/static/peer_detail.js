@@ -142,7 +142,7 @@ export class PeerDetail {
     // The bucket `now` falls in is still filling: the live points show it until it is done.
     const end = Math.floor(now / step) * step;
     const done = (history.buckets || []).filter((bucket) => bucket.timestamp < end);
-    this.past = readBuckets({ buckets: done }, step);
+    this.past = readBuckets({ buckets: done }, step, end);
     this.pastEnd = end;
     this.live = this.live.filter((point) => point.time >= end);
   }

@@ -127,17 +127,40 @@ export function readSilence(entry) {
   };
 }
 
-// A REST history's [{timestamp, value}] as two columns, for the charts.
-export function readPoints(points) {
-  return { times: points.map((p) => p.timestamp), values: points.map((p) => p.value) };
+// A REST history's [{timestamp, value}] as two columns, for the charts. Where two points
+// are further apart than `step` (the means' step; for raw samples three times their usual
+// spacing), a null row keeps the line from bridging the time nobody measured: the agent
+// was off, or the host could not be read. The cut depends on the times alone, so series
+// of one answer keep the same rows.
+export function readPoints(points, step = null) {
+  const times = [];
+  const values = [];
+  const gap = step ?? 3 * medianSpacing(points);
+  let previous = null;
+  for (const point of points) {
+    if (previous !== null && point.timestamp - previous > gap) {
+      times.push(previous + (step ?? gap / 3));
+      values.push(null);
+    }
+    times.push(point.timestamp);
+    values.push(point.value);
+    previous = point.timestamp;
+  }
+  return { times, values };
+}
+
+function medianSpacing(points) {
+  const spacings = points.slice(1).map((point, i) => point.timestamp - points[i].timestamp)
+    .sort((a, b) => a - b);
+  return spacings.length ? spacings[Math.floor(spacings.length / 2)] : Infinity;
 }
 
 // A peer's history with `step` (`buckets`, oldest first) as chart columns, one row per
 // bucket. The server leaves out a bucket in which nothing was sent and nothing came back;
-// a null row at its place keeps the lines from bridging the time nobody measured. In an
-// outage bucket (probes sent, none answered) latency, jitter and MOS are null (gaps) and
-// the score 0.
-export function readBuckets(history, step) {
+// a null row at its place keeps the lines from bridging the time nobody measured (up to
+// `end`, where what follows the buckets begins). In an outage bucket (probes sent, none
+// answered) latency, jitter and MOS are null (gaps) and the score 0.
+export function readBuckets(history, step, end = null) {
   const columns = { times: [], p50: [], p95: [], lossPercent: [], jitterMs: [], score: [],
                     mos: [] };
   const row = (time, bucket) => {
@@ -155,6 +178,7 @@ export function readBuckets(history, step) {
     row(bucket.timestamp, bucket);
     previous = bucket.timestamp;
   }
+  if (previous !== null && end !== null && end - previous > step) row(previous + step, null);
   return columns;
 }
 
