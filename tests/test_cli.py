@@ -100,6 +100,10 @@ def refused(argv: list[str]) -> list[str]:
             "peerscope: --duration: invalid float value: 'soon' (see peerscope demo --help)",
         ),
         (
+            ["serve", "--db", "history.db", "--no-db"],
+            "peerscope: --no-db: not allowed with argument --db (see peerscope serve --help)",
+        ),
+        (
             ["probe"],
             "peerscope: the following arguments are required: HOST[:PORT] "
             "(see peerscope probe --help)",

@@ -84,6 +84,10 @@ class Summary(BaseModel):
     network: NetworkEntry
 
 
+# What a history was read from: memory, or the history store's tier.
+Tier = Literal["memory", "raw", "1m", "1h"]
+
+
 class Point(BaseModel):
     timestamp: float
     value: float
@@ -94,6 +98,10 @@ class TimeRange(BaseModel):
     start: float = Field(alias="from", description="Epoch seconds, excluded.")
     end: float = Field(alias="to", description="Epoch seconds, included.")
     step: float | None = Field(description="Seconds per averaged point; null: as recorded.")
+    tier: Tier = Field(
+        description="Where the figures came from: memory, or the history store's tier (for a "
+        "range that starts before the oldest sample memory holds)."
+    )
 
 
 class LatencyHistory(TimeRange):
@@ -109,10 +117,6 @@ class LatencyHistory(TimeRange):
 
 class SystemHistory(TimeRange):
     data: dict[str, list[Point]]
-    tier: Literal["memory", "raw", "1m", "1h"] = Field(
-        description="Where the points came from: memory, or the history store's tier (for a "
-        "range that starts before the oldest sample memory holds)."
-    )
 
 
 class GaugeFigure(BaseModel):
@@ -157,7 +161,7 @@ class SeriesHistory(BaseModel):
     start: float = Field(alias="from", description="Epoch seconds, excluded.")
     end: float = Field(alias="to", description="Epoch seconds, included.")
     step: float | None
-    tier: Literal["memory", "raw", "1m", "1h"] = Field(
+    tier: Tier = Field(
         description="What was read: the store's raw samples or its 1-minute or 1-hour "
         "buckets (as the step and the range call for), or memory without a store."
     )
