@@ -129,6 +129,19 @@ def stored_settings(db: Path, **overrides: Any) -> Settings:
     )
 
 
+async def serving(agent: Agent) -> asyncio.Task[None]:
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(agent.run(on_ready=ready.set_result))
+    await asyncio.wait_for(ready, 10)
+    return task
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def test_the_agent_keeps_history_to_its_last_tick_and_its_alert_events(tmp_path: Path):
     db = tmp_path / "history.db"
     busy = AlertRule("busy", "active_connections", ">=", 0.0)  # fires at the first tick
@@ -141,13 +154,9 @@ async def test_the_agent_keeps_history_to_its_last_tick_and_its_alert_events(tmp
     assert agent.store is not None
     assert agent.store.path == str(db)
     assert agent.store_error is None
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    serving = asyncio.create_task(agent.run(on_ready=ready.set_result))
-    await asyncio.wait_for(ready, 10)
+    task = await serving(agent)
     await eventually(lambda: agent.store is not None and agent.store.stats.flushes >= 2)
-    serving.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await serving
+    await stop(task)
     # Closed on the way out, after the Monitor stopped: its writer thread is gone, and the
     # Monitor's very last tick is in the file.
     assert "peerscope-store" not in {thread.name for thread in threading.enumerate()}
@@ -158,11 +167,45 @@ async def test_the_agent_keeps_history_to_its_last_tick_and_its_alert_events(tmp
         found = reopened.reader.samples("server", "server", 0, 1e11, ["total_connections"])
         assert found is not None
         assert found["total_connections"][-1][0] == pytest.approx(last["timestamp"], abs=0.001)
-        fired = reopened.reader.events(0, 1e11, types=["alert"])
+        fired = reopened.reader.events(types=["alert"])
         assert fired[-1]["data"]["rule"] == "busy"
         assert fired[-1]["data"]["state"] == "firing"
     finally:
         reopened.close()
+
+
+async def test_a_restarted_agent_picks_up_its_peers_and_alerts_from_the_store(tmp_path: Path):
+    db = tmp_path / "history.db"
+    busy = AlertRule("busy", "active_connections", ">=", 0.0)
+    settings = stored_settings(
+        db,
+        metrics_interval=0.05,
+        alerts=AlertSettings(default_rules=False, log=False, rules=[busy]),
+    )
+    first = Agent(Monitor(settings), port=0)
+    task = await serving(first)
+    first.monitor.add_peer("eu-1", name="Frankfurt", labels={"region": "eu"})
+    first.monitor.record_latency("eu-1", 12.5)
+    assert first.alerting is not None
+    await eventually(lambda: first.alerting is not None and first.alerting.count() == 1)
+    started_at = first.alerting.firing()[0]["started_at"]
+    await eventually(lambda: first.store is not None and first.store.stats.flushes >= 2)
+    await stop(task)
+
+    second = Agent(Monitor(settings), port=0)
+    assert "eu-1" not in second.monitor
+    task = await serving(second)
+    try:
+        # Refilled before the first tick: the peer with its sample, the alert still firing
+        # since it began in the first run.
+        peer = second.monitor.peer("eu-1")
+        assert (peer["name"], peer["labels"]) == ("Frankfurt", {"region": "eu"})
+        assert [v for _, v in second.monitor.latency_history("eu-1", 3600)] == [12.5]
+        assert second.alerting is not None
+        (alert,) = second.alerting.firing()
+        assert (alert["rule"], alert["started_at"]) == ("busy", started_at)
+    finally:
+        await stop(task)
 
 
 def test_a_database_that_cannot_be_used_leaves_the_agent_serving_without_history(

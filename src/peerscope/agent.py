@@ -29,6 +29,7 @@ from peerscope.server import QuietServer, create_app, uvicorn_config
 from peerscope.server.auth import check_bind
 from peerscope.slices import Turns
 from peerscope.store import HistoryStore, StoreError
+from peerscope.store.restore import restore
 
 __all__ = ["Agent", "serve"]
 
@@ -127,8 +128,11 @@ class Agent:
         again on the way out). ``on_ready`` gets the base URL once listening (with the real
         port when ``port`` is 0). Raises :class:`SettingsError` when it cannot listen (a port
         in use, an address this host does not have), naming the setting to change, before
-        anything started. The history store is closed on the way out, however it ends,
-        after the Monitor stops, so that its last ticks are kept.
+        anything started. With a history store, a Monitor not yet running is first refilled
+        from it (``peerscope.store.restore``: the host's recent samples, the peers seen
+        within ``peer_ttl_s``, the sessions, the alert log and the alerts that were firing);
+        the store is closed on the way out, however it ends, after the Monitor stops, so
+        that its last ticks are kept.
         """
         settings, monitor, prober = self.settings, self.monitor, self.prober
         server = QuietServer(uvicorn_config(self.app, settings))
@@ -137,6 +141,10 @@ class Agent:
         async with contextlib.AsyncExitStack() as stack:
             if self.store is not None:  # first in, so last out: after the Monitor stops
                 stack.push_async_callback(self._close_store, self.store)
+                if not monitor.is_running:
+                    # Before anything else runs on the loop (it reads the file), and before
+                    # the first tick, as restore() asks.
+                    restore(self.store.reader, monitor, self.alerting)
             sockets = await _listen(settings.host, settings.port)
             for sock in sockets:  # uvicorn closes them too; this is for a failed start-up
                 stack.callback(sock.close)

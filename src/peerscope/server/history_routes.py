@@ -25,11 +25,13 @@ from peerscope.server.edge import ApiError
 from peerscope.server.history_source import HistorySource
 from peerscope.server.rest import JSON, NOT_FOUND, raw_peer_id, unknown_peer, whole_peer
 from peerscope.store import HistoryStore
+from peerscope.store.intake import HOST_KEY, SERVER_KEY
 from peerscope.store.reader import figure_names
-from peerscope.store.records import EVENT_TYPES, HOST_KEY, SERVER_KEY
 
 __all__ = ["build_history_router"]
 
+# The events HistoryStore keeps (HistoryReader.events).
+EVENT_TYPES = ("status", "removed", "session_started", "session_ended", "alert")
 DEFAULT_RANGE_S = 3600.0
 EVENTS_LIMIT = 10_000
 NOT_KEPT = "history store: not enabled on this server"
@@ -230,9 +232,8 @@ def build_history_router(
     ) -> Response:
         reader = kept().reader
         end = monitor.now() if until is None else until
-        start = 0.0 if since is None else since
-        if start > end:
-            raise _problem("from", f"must not be after to ({end:.3f}), got {start:.3f}")
+        if since is not None and since > end:
+            raise _problem("from", f"must not be after to ({end:.3f}), got {since:.3f}")
         types = None
         if type is not None:
             types = list(dict.fromkeys(part.strip() for part in type.split(",") if part.strip()))
@@ -244,7 +245,7 @@ def build_history_router(
                     f"{', '.join(EVENT_TYPES)}",
                 )
         found = await asyncio.to_thread(
-            reader.events, start, end, types=types, peer_id=peer_id, limit=limit
+            reader.events, start=since, end=until, types=types, peer_id=peer_id, limit=limit
         )
         return Response(orjson.dumps({"events": found}), media_type=JSON)
 

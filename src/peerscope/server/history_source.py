@@ -23,7 +23,7 @@ from peerscope.core.stats import Aggregate, aggregate, downsample, group_by_step
 from peerscope.monitor import Monitor
 from peerscope.seed_views import SYSTEM_HISTORY_KEYS
 from peerscope.store import HistoryStore
-from peerscope.store.records import HOST_KEY
+from peerscope.store.intake import HOST_KEY
 
 __all__ = ["MEMORY", "HistorySource", "LatencyAnswer", "Points"]
 

@@ -175,7 +175,6 @@ class SeriesHistory(BaseModel):
 
 
 class StoredEventEntry(BaseModel):
-    id: int
     timestamp: float
     type: Literal["status", "removed", "session_started", "session_ended", "alert"]
     peer_id: str | None = Field(

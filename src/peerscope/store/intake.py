@@ -17,12 +17,10 @@ from peerscope.core import quality
 from peerscope.core.rollup import FIGURES, SeriesKind
 from peerscope.events import MetricsTick, PeerReading
 
-__all__ = ["EVENT_TYPES", "PeerKeys", "PeerMeta", "StoredEvent", "tick_samples"]
+__all__ = ["PeerKeys", "PeerMeta", "StoredEvent", "tick_samples"]
 
 HOST_KEY = "host"
 SERVER_KEY = "server"
-# The types of StoredEvent that HistoryStore keeps.
-EVENT_TYPES = ("status", "removed", "session_started", "session_ended", "alert")
 
 
 @dataclass(frozen=True, slots=True)

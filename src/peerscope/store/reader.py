@@ -257,51 +257,6 @@ class HistoryReader:
         for column, values in zip(columns, chunk_columns, strict=True):
             column += [values[i] for i in kept]
 
-    # --- events ---------------------------------------------------------------------------
-
-    def events(
-        self,
-        start: float,
-        end: float,
-        *,
-        types: Sequence[str] | None = None,
-        peer_id: str | None = None,
-        limit: int = 500,
-    ) -> list[dict[str, Any]]:
-        """The events of ``start <= t <= end`` (of ``types``, of ``peer_id``), newest first,
-        at most ``limit``: ``id``, ``timestamp``, ``type``, ``peer_id`` (the peer's key in
-        the store: a hash with ``anonymize_ids``; None for the host's and the server's own)
-        and ``data``, as it was recorded."""
-        query = (
-            "SELECT events.id, events.t_ms, events.type, series.key, events.data FROM events "
-            "LEFT JOIN series ON series.id = events.series_id WHERE events.t_ms >= ? "
-            "AND events.t_ms <= ?"
-        )
-        params: list[Any] = [round(start * 1000), round(end * 1000)]
-        if types is not None:
-            query += f" AND events.type IN ({', '.join('?' * len(types))})"
-            params += types
-        with self._lock:
-            if peer_id is not None:
-                sid = self._series_id("peer", peer_id)
-                if sid is None:
-                    return []
-                query += " AND events.series_id = ?"
-                params.append(sid)
-            rows = self._db.execute(
-                f"{query} ORDER BY events.t_ms DESC, events.id DESC LIMIT ?", (*params, limit)
-            ).fetchall()
-        return [
-            {
-                "id": event_id,
-                "timestamp": t_ms / 1000.0,
-                "type": kind,
-                "peer_id": key,
-                "data": orjson.loads(data),
-            }
-            for event_id, t_ms, kind, key, data in rows
-        ]
-
     # --- buckets --------------------------------------------------------------------------
 
     def buckets(
