@@ -45,7 +45,10 @@ def kept(tmp_path: Path, clock: ManualClock) -> Iterator[tuple[Monitor, HistoryS
             enable_system_metrics=False,
             latency_samples=RING,
             system_history_samples=RING,
-            store=StoreSettings(enabled=True, db=str(tmp_path / "history.db")),
+            # Committed when a test flushes, not before: what is not is known exactly.
+            store=StoreSettings(
+                enabled=True, db=str(tmp_path / "history.db"), flush_interval_s=60.0
+            ),
         ),
         clock=clock,
     )
@@ -160,22 +163,23 @@ async def test_buckets_come_from_the_tier_the_step_calls_for(kept, clock):
     assert [b["timestamp"] for b in found] == [T0 + 6920 + 10 * k for k in range(31)]
     assert [b["latency_ms"]["count"] for b in found] == [10] * 31
     assert all(b["latency_ms"]["min"] == 10.0 and b["latency_ms"]["max"] == 12.0 for b in found)
-    # From a minute: the 1-minute tier, whole minutes (the open one is raw samples yet).
+    # From a minute: the 1-minute tier, then the minute still open (its raw samples).
     tier, found = await buckets(60, T0)
     assert tier == "1m"
-    assert [b["timestamp"] for b in found] == [T0 + 60 * k for k in range(120)]
-    assert {b["latency_ms"]["count"] for b in found} == {60}
-    assert all(b["latency_ms"]["avg"] == pytest.approx(11.0) for b in found)
-    assert all(b["sent"] == 60 and b["lost"] == 0 and not b["outage"] for b in found[1:])
+    assert [b["timestamp"] for b in found] == [T0 + 60 * k for k in range(121)]
+    assert [b["latency_ms"]["count"] for b in found] == [60] * 120 + [30]
+    assert all(b["latency_ms"]["avg"] == pytest.approx(11.0) for b in found[:120])
+    assert all(b["sent"] == 60 and b["lost"] == 0 and not b["outage"] for b in found[1:120])
     # 15 minutes: minutes merged.
     tier, found = await buckets(900, T0)
     assert tier == "1m"
-    assert [b["latency_ms"]["count"] for b in found] == [900] * 8
+    assert [b["latency_ms"]["count"] for b in found] == [900] * 8 + [30]
     # From an hour: the 1-hour tier (merged from minutes where not rolled up yet).
     tier, found = await buckets(3600, T0)
     assert tier == "1h"
-    assert [b["timestamp"] for b in found] == [T0, T0 + 3600]
-    for bucket in found:
+    assert [b["timestamp"] for b in found] == [T0, T0 + 3600, T0 + 7200]
+    assert found[2]["latency_ms"]["count"] == 30
+    for bucket in found[:2]:
         latency = bucket["latency_ms"]
         assert latency["count"] == 3600
         assert (latency["min"], latency["max"]) == (10.0, 12.0)
@@ -198,12 +202,8 @@ async def test_a_dead_minute_is_an_outage_bucket_with_all_its_probes_lost(kept, 
             **{"from": T0, "to": T0 + 239, "step": 60, "figures": "latency_ms,loss_percent"},
         )
     assert body["tier"] == "1m"
-    healthy, dead, back = body["buckets"]  # the fourth minute is still open
-    assert [healthy["timestamp"], dead["timestamp"], back["timestamp"]] == [
-        T0,
-        T0 + 60,
-        T0 + 120,
-    ]
+    healthy, dead, back, last = body["buckets"]
+    assert [b["timestamp"] for b in body["buckets"]] == [T0, T0 + 60, T0 + 120, T0 + 180]
     assert (dead["sent"], dead["lost"], dead["loss_percent"], dead["outage"]) == (
         60,
         60,
@@ -219,6 +219,7 @@ async def test_a_dead_minute_is_an_outage_bucket_with_all_its_probes_lost(kept, 
     assert not healthy["outage"]
     assert healthy["lost"] == 0
     assert back["latency_ms"]["count"] == 60
+    assert (last["latency_ms"]["count"], last["outage"]) == (60, False)  # open, from raw
 
 
 async def test_a_peer_that_left_keeps_its_history(kept, clock):
@@ -244,28 +245,31 @@ async def test_the_seed_latency_route_reads_the_store_for_what_memory_no_longer_
     def each(i: int) -> None:
         monitor.record_latency(PEER, None if 60 <= i < 120 else latency_at(i))
 
-    run(monitor, store, clock, 240, each)  # now: T0 + 239; memory holds T0 + 210 on
+    run(monitor, store, clock, 240, each)  # committed
+    run(monitor, None, clock, 5, each, start=240)  # not yet: only memory has these
+    # Now: T0 + 244; memory holds T0 + 215 on.
     async with api(monitor, store) as client:
         held = await get(client, f"{PEER_PATH}/latency", duration=20)
-        raw = await get(client, f"{PEER_PATH}/latency", duration=240)
-        stepped = await get(client, f"{PEER_PATH}/latency", duration=240, step=60)
+        raw = await get(client, f"{PEER_PATH}/latency", duration=245)
+        stepped = await get(client, f"{PEER_PATH}/latency", duration=245, step=60)
     # Memory holds the last 20 s: the ring's own samples.
     assert held["tier"] == "memory"
-    assert [p["timestamp"] for p in held["data"]] == [T0 + i for i in range(220, 240)]
-    # 240 s: the store's samples (one per tick; none while the peer was dead).
+    assert [p["timestamp"] for p in held["data"]] == [T0 + i for i in range(225, 245)]
+    # 245 s: the store's samples (none while the peer was dead), then memory's newer ones.
     assert raw["tier"] == "raw"
     times = [p["timestamp"] for p in raw["data"]]
     assert times[:60] == [T0 + i for i in range(60)]
-    assert times[-120:] == [T0 + i for i in range(120, 240)]
+    assert times[-125:] == [T0 + i for i in range(120, 245)]
     assert raw["stats"]["count"] == len(raw["data"])
     assert raw["stats"]["min"] == 10.0
     assert raw["stats"]["max"] == 12.0
     assert raw["buckets"] is None
-    # With a step: the store's closed minutes, then memory's open one, in the seed's shape.
+    # With a step: the store's minutes, then memory's for what it has not committed, in the
+    # seed's shape.
     assert stepped["tier"] == "1m"
     buckets = stepped["buckets"]
-    assert [b["timestamp"] for b in buckets] == [T0, T0 + 60, T0 + 120, T0 + 180]
-    first, dead, back, current = buckets
+    assert [b["timestamp"] for b in buckets] == [T0, T0 + 60, T0 + 120, T0 + 180, T0 + 240]
+    first, dead, back, last, newest = buckets
     assert (first["samples"], first["p50"], first["max"]) == (60, pytest.approx(11, rel=0.01), 12)
     assert first["outage"] is False
     assert first["loss_percent"] == 0.0
@@ -286,12 +290,13 @@ async def test_the_seed_latency_route_reads_the_store_for_what_memory_no_longer_
         "score": 0.0,
         "mos": None,
     }
-    assert back["samples"] == 60
-    assert back["outage"] is False
-    # The open minute is memory's: its ring holds the last 30 samples of it.
-    assert current["samples"] == RING
-    assert [p["timestamp"] for p in stepped["data"]] == [T0, T0 + 120, T0 + 180]
-    assert [p["value"] for p in stepped["data"]] == pytest.approx([11.0, 11.0, 11.0])
+    assert (back["samples"], back["outage"]) == (60, False)
+    assert (last["samples"], last["outage"]) == (60, False)
+    assert (newest["samples"], newest["sent"], newest["lost"]) == (5, 5, 0)
+    assert [p["timestamp"] for p in stepped["data"]] == [T0, T0 + 120, T0 + 180, T0 + 240]
+    assert [p["value"] for p in stepped["data"]] == pytest.approx(
+        [11.0, 11.0, 11.0, sum(latency_at(i) for i in range(240, 245)) / 5]
+    )
     assert stepped["stats"] == raw["stats"]
 
 
@@ -326,15 +331,14 @@ async def test_the_seed_host_history_reads_the_store_for_what_memory_no_longer_h
     memory = dict(monitor.system_history("memory_percent", 1e9))
     for point in raw["data"]["memory"][-RING:]:
         assert point["value"] == pytest.approx(memory[point["timestamp"]], abs=0.006)
-    # Stepped: the store's closed minute, then memory's mean of the open one.
+    # Stepped: the means of the store's minutes (the open one from its raw samples).
     assert stepped["tier"] == "1m"
     assert [p["timestamp"] for p in stepped["data"]["memory"]] == [T0, T0 + 60]
     stored = host["values"]["memory_percent"]
-    assert stepped["data"]["memory"][0]["value"] == pytest.approx(sum(stored[:60]) / 60, rel=1e-9)
-    in_memory = [v for t, v in monitor.system_history("memory_percent", 1e9)]
-    assert stepped["data"]["memory"][1]["value"] == pytest.approx(
-        sum(in_memory) / len(in_memory), rel=1e-6
-    )
+    assert [p["value"] for p in stepped["data"]["memory"]] == [
+        pytest.approx(sum(stored[:60]) / 60, rel=1e-9),
+        pytest.approx(sum(stored[60:]) / 60, rel=1e-9),
+    ]
     # from/to are the duration's aliases.
     assert aliases["tier"] == "raw"
     assert [p["timestamp"] for p in aliases["data"]["cpu"]] == [T0 + i for i in range(60)]
@@ -366,7 +370,8 @@ async def test_the_servers_figures_come_from_the_store(kept, clock):
     totals = raw["values"]["total_messages"]
     assert totals == [float(sum(k % 5 for k in range(i + 1))) for i in range(120)]
     assert stepped["tier"] == "1m"
-    (minute,) = stepped["buckets"]  # the second minute is still open
+    minute, still_open = stepped["buckets"]
+    assert still_open["total_messages"]["last"] == totals[119]
     # A counter's bucket: how much it rose (from the first sample on: 0 before it).
     assert minute["total_messages"]["increase"] == totals[59] - totals[0]
     assert minute["total_messages"]["last"] == totals[59]
@@ -382,6 +387,7 @@ async def test_without_a_store_peers_and_host_answer_from_memory(clock):
         health = await get(client, "/api/health")
         server = await client.get("/api/metrics/server/history")
         events = await client.get("/api/history/events")
+        export = await client.get("/api/export")
     assert samples["tier"] == "memory"
     assert samples["timestamps"] == [T0 + i for i in range(70, 100)]
     assert samples["values"]["latency_ms"] == [latency_at(i) for i in range(70, 100)]
@@ -419,6 +425,7 @@ async def test_without_a_store_peers_and_host_answer_from_memory(clock):
         "buckets": None,
     }
     assert health["store"] is None
+    assert export.status_code == 404
     for response in (server, events):
         assert response.status_code == 404
         assert response.json()["error"] == "history store: not enabled on this server"
@@ -547,3 +554,17 @@ async def test_health_says_how_the_store_writes(kept, clock):
     }
     assert health["store"]["samples"] > 0
     assert health["store"]["flushes"] >= 1
+
+
+async def test_the_export_is_served_with_a_store(kept, clock):
+    monitor, store = kept
+    run(monitor, store, clock, 5, answering(monitor))
+    async with api(monitor, store) as client:
+        response = await client.get(
+            "/api/export", params={"from": T0, "to": T0 + 5, "format": "json"}
+        )
+    assert response.status_code == 200
+    rows = [row for row in response.json() if row["series"] == "peer"]
+    assert [(row["peer_id"], row["latency_ms"]) for row in rows] == [
+        (PEER, latency_at(i)) for i in range(5)
+    ]

@@ -47,6 +47,7 @@ HISTORY_PATHS = {
     "/api/history/events",
 }
 STORE_PATHS = {"/api/metrics/server/history", "/api/history/events"}
+EXPORT_PATH = "/api/export"  # served only with a store: CSV, JSON or Parquet, streamed
 ALERT_PATHS = {
     "/api/alerts",
     "/api/alerts/history",
@@ -132,7 +133,7 @@ async def test_openapi_and_docs_are_served(live: LiveServer):
     assert document["info"]["title"] == "peerscope"
     assert document["info"]["version"] == __version__
     api_paths = {path for path in document["paths"] if path.startswith("/api/")}
-    assert api_paths >= SEED_PATHS | MORE_PATHS | ALERT_PATHS | HISTORY_PATHS
+    assert api_paths >= SEED_PATHS | MORE_PATHS | ALERT_PATHS | HISTORY_PATHS | {EXPORT_PATH}
     async with live.http() as http:
         docs = await http.get("/docs")
     assert docs.status_code == 200
@@ -159,6 +160,13 @@ async def test_every_api_path_has_a_response_model(live: LiveServer):
             if path == "/api/badge.svg":  # an image, whatever the peer's state
                 for status in (success, "404"):
                     assert set(operation["responses"][status]["content"]) == {"image/svg+xml"}
+                statuses = ["422"]
+            elif path == EXPORT_PATH:  # rows, as CSV, a JSON array or Parquet
+                assert set(operation["responses"][success]["content"]) == {
+                    "text/csv",
+                    "application/json",
+                    "application/vnd.apache.parquet",
+                }
                 statuses = ["422"]
             else:
                 ok = operation["responses"][success]["content"]["application/json"]["schema"]
@@ -237,7 +245,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     assert counts is not None, report[-6000:]
     assert counts[1] == counts[2], report[-6000:]
     assert "Failures:" not in report, report[-6000:]
-    assert "26 selected" in report
+    assert "27 selected" in report
 
 
 async def test_with_a_token_the_bearer_scheme_and_401_are_documented():

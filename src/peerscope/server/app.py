@@ -25,6 +25,7 @@ from peerscope.server.badge import build_badge_router
 from peerscope.server.broadcast import Broadcaster
 from peerscope.server.dashboard import mount_dashboard
 from peerscope.server.edge import ApiError, BodyLimit, HostCheck, error_response
+from peerscope.server.export_route import export_router
 from peerscope.server.health import build_health_router
 from peerscope.server.history_routes import build_history_router
 from peerscope.server.history_source import HistorySource
@@ -92,8 +93,8 @@ def create_app(
     message, and each of its events is pushed on ``/ws`` as a ``performance_alert``.
     ``store`` (a :class:`~peerscope.store.HistoryStore` attached to ``monitor``; closing it
     is the caller's) answers the history routes, and the seed's history routes for ranges
-    memory no longer holds; without it they answer from memory, and the server's history
-    and ``/api/history/events`` answer 404.
+    memory no longer holds, and ``/api/export``; without it they answer from memory, and the
+    server's history, ``/api/history/events`` and ``/api/export`` answer 404.
     """
     settings = monitor.settings
     guard = TokenGuard(settings)
@@ -155,6 +156,8 @@ def create_app(
     )
     # Outside the guard: its bare answer is for health checks that hold no token.
     app.include_router(build_health_router(monitor, broadcaster, guard, prober, reflector, store))
+    if store is not None:
+        app.include_router(export_router(store), dependencies=guard.dependencies)
     if prober is not None:
         app.include_router(
             build_peers_router(monitor, prober, api_errors(guard.required)),

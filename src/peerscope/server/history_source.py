@@ -5,9 +5,9 @@ host's figures, one per tick); the history store keeps every tick's figures, com
 tiers (raw, 1-minute, 1-hour). The history routes read the store when there is one. The
 seed's routes (``/metrics/system/history``, ``/metrics/peers/{id}/latency``) answer from
 memory while it holds the range from its start (exact, up to the latest tick) and from the
-store for a range that starts earlier, in their own shapes; the newest part the store has
-not committed yet (the last flush, and for the 1-minute and 1-hour tiers the minute still
-open) is taken from memory. Store queries run on a thread (``HistoryStore``'s methods).
+store for a range that starts earlier, in their own shapes; what the store has not
+committed yet (at most a flush interval) is taken from memory. Store queries run on a thread
+(``HistoryStore``'s methods).
 """
 
 from __future__ import annotations
