@@ -417,6 +417,9 @@ class HistoryReader:
             lost = int(lost_part.increase) if isinstance(lost_part, CounterSummary) else 0
             bucket["sent"] = sent
             bucket["lost"] = lost
+            # In a bucket, loss is what its probes say (lost / sent), whatever its size: it
+            # stands in for the loss_percent figure's summary, a spread of sliding-window
+            # percentages no sum of buckets could make into the loss of their union.
             bucket["loss_percent"] = 100.0 * lost / sent if sent else None
             bucket["outage"] = sent > 0 and (latency is None or lost >= sent)
         return bucket
