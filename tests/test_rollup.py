@@ -1,6 +1,7 @@
 """Bucket summaries: the summaries of consecutive buckets merge into the summary of their
 concatenation (a counter's rise, resets and all; a gauge's count, sum and extremes exactly,
-its quantiles within the sketch's error), and a summary survives its trip through JSON."""
+its quantiles within the sketch's error), merging stored summaries gives the same for just
+the figures asked for, and a summary survives its trip through JSON, in few bytes."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from peerscope.core.chunk import quantized
 from peerscope.core.rollup import (
     FIGURES,
     CounterSummary,
     Figure,
+    merge_lists,
     merge_summaries,
     summarize,
     summary_from_list,
     summary_to_list,
 )
 from peerscope.core.sketch import QuantileSketch
+from tests.minute_support import real_minute
 
 FIGS = (Figure("latency_ms", "gauge", 100), Figure("probes_sent", "counter", 1))
 
@@ -149,6 +153,33 @@ def test_a_summary_survives_json(case):
             assert read == part
 
 
+@given(split_series(), st.sets(st.integers(0, len(FIGS) - 1)))
+def test_merging_stored_summaries_is_merging_their_objects_for_the_figures_wanted(case, wanted):
+    stored = [orjson.loads(orjson.dumps(summary_to_list(part))) for part in bucket_summaries(*case)]
+    objects = merge_summaries([summary_from_list(FIGS, part) for part in stored])
+    merged = merge_lists(FIGS, stored, wanted)
+    for k, (found, expected) in enumerate(zip(merged, objects, strict=True)):
+        if k not in wanted or expected is None:
+            assert found is None
+        elif isinstance(expected, QuantileSketch):
+            assert isinstance(found, QuantileSketch)
+            assert summary_to_list([found]) == summary_to_list([expected])
+        else:
+            assert found == expected
+
+
+def test_a_minute_summary_is_short_to_store():
+    # Neighbouring buckets one number each, counters whole numbers: 308 bytes before.
+    _, columns, scales = real_minute()
+    figures = [Figure(f"f{k}", "gauge" if k < 2 else "counter", s) for k, s in enumerate(scales)]
+    kept = [quantized(column, scale) for column, scale in zip(columns, scales, strict=True)]
+    stored = orjson.dumps(summary_to_list(summarize(figures, kept, [None, None, 1e6, 1e6, 99])))
+    assert len(stored) <= 280
+    counters = orjson.loads(stored)[2:]
+    assert counters == [[1_488_198, 2_488_198], [1_228_973, 2_228_973], [60, 159]]
+    assert all(type(number) is int for part in counters for number in part)
+
+
 def test_a_summary_written_before_a_figure_was_added_reads_it_as_none():
     figures = FIGURES["peer"]
     old = summarize(figures[:3], [[20.0], [1.0], [0.0]], [None] * 3)
@@ -164,3 +195,11 @@ def test_every_series_kind_has_distinct_figures_with_a_resolution():
         assert len(set(names)) == len(names)
         assert all(figure.scale >= 1 for figure in figures)
         assert all(figure.scale == 1 for figure in figures if figure.kind == "counter")
+
+
+def test_stored_summaries_of_an_older_schema_merge_with_their_new_figures_as_none():
+    one = [[3, 0, 6.0, 1.0, 3.0, 0, 1, 1, 1]]  # a latency-only summary of an older schema
+    merged = merge_lists(FIGS, [one, one], range(len(FIGS)))
+    assert merged[1:] == [None] * (len(FIGS) - 1)
+    assert isinstance(merged[0], QuantileSketch)
+    assert (merged[0].count, merged[0].total, merged[0].buckets) == (6, 12.0, {0: 2, 1: 2, 2: 2})

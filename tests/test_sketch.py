@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -86,3 +87,52 @@ def test_bad_input_is_refused_naming_it_and_nothing_counted(call, message):
 def test_alpha_is_checked():
     with pytest.raises(ValueError, match=re.escape("alpha: must be within 0..1")):
         QuantileSketch(1.0)
+
+
+def fields(sketch: QuantileSketch) -> tuple[object, ...]:
+    return (
+        sketch.buckets,
+        sketch.zeros,
+        sketch.count,
+        sketch.total,
+        sketch.minimum,
+        sketch.maximum,
+    )
+
+
+@given(values)
+def test_a_sketch_survives_its_trip_through_a_list_and_json(data):
+    sketch = QuantileSketch()
+    sketch.extend(data)
+    assert fields(QuantileSketch.from_list(orjson.loads(orjson.dumps(sketch.to_list())))) == fields(
+        sketch
+    )
+
+
+def test_neighbouring_buckets_take_one_number_each_and_a_gap_one_more():
+    sketch = QuantileSketch()
+    at = [sketch.gamma ** (index - 0.5) for index in (196, 197, 198, 198, 199, 310)]
+    sketch.extend(at)  # four neighbouring buckets (one counted twice), then one far off
+    assert sketch.to_list() == [6, 0, sketch.total, min(at), max(at), 196, 1, 1, 2, 1, -110, 1]
+
+
+@given(st.lists(values, max_size=12))
+def test_merging_stored_lists_is_merging_their_sketches_one_by_one(parts):
+    sketches = []
+    for part in parts:
+        sketch = QuantileSketch()
+        sketch.extend(part)
+        sketches.append(sketch)
+    one_by_one = QuantileSketch()
+    for sketch in sketches:
+        one_by_one.merge(QuantileSketch.from_list(sketch.to_list()))
+    merged = QuantileSketch.merged([sketch.to_list() for sketch in sketches])
+    assert fields(merged) == fields(one_by_one)
+
+
+@given(values, st.lists(quantiles, min_size=1, max_size=5))
+def test_quantiles_at_once_are_each_quantile(data, qs):
+    sketch = QuantileSketch()
+    sketch.extend(data)
+    assert sketch.quantiles(qs) == [sketch.quantile(q) for q in qs]
+    assert QuantileSketch().quantiles(qs) == [None] * len(qs)

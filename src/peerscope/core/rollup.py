@@ -11,9 +11,11 @@ minutes, the 1-hour tier from the minutes, never by averaging averages or percen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from itertools import compress, islice
+from operator import gt
+from typing import Literal, cast
 
 from peerscope.core.sketch import QuantileSketch
 
@@ -22,6 +24,7 @@ __all__ = [
     "CounterSummary",
     "Figure",
     "FigureSummary",
+    "merge_lists",
     "merge_summaries",
     "summarize",
     "summary_from_list",
@@ -88,19 +91,15 @@ class CounterSummary:
 FigureSummary = QuantileSketch | CounterSummary | None
 
 
-def _counter(values: Sequence[float | None], before: float | None) -> CounterSummary | None:
-    increase = 0.0
-    previous = before
-    for value in values:
-        if value is None:
-            continue
-        if previous is not None:
-            # A counter that went down was reset (a reconnected peer): it rose from zero.
-            increase += value - previous if value >= previous else value
-        previous = value
-    if previous is None:
+def _counter(values: Sequence[float], before: float | None) -> CounterSummary | None:
+    """How much a counter rose over ``values`` (from ``before``, its last value before)."""
+    chain = values if before is None else [before, *values]
+    if not chain:
         return None
-    return CounterSummary(increase, previous)
+    # A counter that went down was reset (a reconnected peer): it rose from zero, so the
+    # rise is last - first plus every value a reset fell from. An int while the values are.
+    fell_from = sum(compress(chain, map(gt, chain, islice(chain, 1, None))))
+    return CounterSummary(chain[-1] - chain[0] + fell_from, chain[-1])
 
 
 def summarize(
@@ -113,11 +112,17 @@ def summarize(
     the boundary is counted in the bucket it ends in."""
     summaries: list[FigureSummary] = []
     for figure, column, before in zip(figures, columns, counters_before, strict=True):
+        present: Sequence[float] = (
+            cast("Sequence[float]", column)
+            if None not in column
+            else [value for value in column if value is not None]
+        )
         if figure.kind == "counter":
-            summaries.append(_counter(column, before))
+            summaries.append(_counter(present, before))
             continue
-        values = [value for value in column if value is not None and value >= 0.0]
-        summaries.append(QuantileSketch.of_values(values) if values else None)
+        if present and min(present) < 0.0:
+            present = [value for value in present if value >= 0.0]
+        summaries.append(QuantileSketch.of_values(present) if present else None)
     return summaries
 
 
@@ -145,6 +150,35 @@ def merge_summaries(parts: Sequence[Sequence[FigureSummary]]) -> list[FigureSumm
     return merged
 
 
+def merge_lists(
+    figures: Sequence[Figure],
+    parts: Sequence[Sequence[Sequence[float] | None]],
+    wanted: Iterable[int],
+) -> list[FigureSummary]:
+    """What :func:`merge_summaries` gives for the summaries :func:`summary_to_list` wrote
+    as ``parts`` (oldest first), for the figures at the ``wanted`` indexes only (the others
+    None), merged from the stored lists without making a summary of each part."""
+    merged: list[FigureSummary] = [None] * len(figures)
+    for k in wanted:
+        stored = [flat for part in parts if k < len(part) and (flat := part[k]) is not None]
+        if not stored:
+            continue
+        if figures[k].kind == "counter":
+            increase = stored[0][0]
+            for part in stored[1:]:
+                increase += part[0]
+            merged[k] = CounterSummary(increase, stored[-1][1])
+        else:
+            merged[k] = QuantileSketch.merged(stored)
+    return merged
+
+
+def _whole(number: float) -> float:
+    """A counter's value as an int when it is one: ``1488198``, not ``1488198.0``."""
+    whole = isinstance(number, float) and number.is_integer() and abs(number) < 2**53
+    return int(number) if whole else number
+
+
 def summary_to_list(summary: Sequence[FigureSummary]) -> list[list[float] | None]:
     """A bucket's summary as plain lists (for JSON): a sketch's flat list, or a counter's
     ``[increase, last]``."""
@@ -153,7 +187,7 @@ def summary_to_list(summary: Sequence[FigureSummary]) -> list[list[float] | None
         if part is None:
             out.append(None)
         elif isinstance(part, CounterSummary):
-            out.append([part.increase, part.last])
+            out.append([_whole(part.increase), _whole(part.last)])
         else:
             out.append(part.to_list())
     return out

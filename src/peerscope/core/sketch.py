@@ -15,9 +15,12 @@ it is pure, with no I/O.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
+from operator import truediv
 
 from peerscope.core.validation import preview, real_number, require
 
@@ -87,8 +90,11 @@ class QuantileSketch:
             return sketch
         # The same arithmetic as add(), so a value lands in the same bucket either way.
         log_gamma = math.log(sketch.gamma)
-        ceil, log = math.ceil, math.log
-        indexes = Counter([ceil(log(v) / log_gamma) for v in values if v > MIN_INDEXABLE])
+        indexable = (
+            values if min(values) > MIN_INDEXABLE else [v for v in values if v > MIN_INDEXABLE]
+        )
+        logs = map(math.log, indexable)
+        indexes = Counter(map(math.ceil, map(truediv, logs, repeat(log_gamma, len(indexable)))))
         sketch.buckets = dict(indexes)
         sketch.zeros = len(values) - indexes.total()
         sketch.count = len(values)
@@ -99,24 +105,56 @@ class QuantileSketch:
 
     def to_list(self) -> list[float]:
         """The sketch as a flat list of numbers (for storing): count, zeros, sum, min, max,
-        then each bucket as its index's step from the one before and its count."""
+        then, if any bucket is counted, the lowest bucket's index and each bucket's count
+        from there up, a run of empty buckets standing as one negative number (minus how
+        many): the buckets of a minute's latency are mostly neighbours, so most take one
+        small number."""
         flat: list[float] = [self.count, self.zeros, self.total, self.minimum, self.maximum]
-        previous = 0
-        for index in sorted(self.buckets):
-            flat += (index - previous, self.buckets[index])
+        previous: int | None = None
+        buckets = self.buckets
+        for index in sorted(buckets):
+            if previous is None:
+                flat.append(index)
+            elif index > previous + 1:
+                flat.append(previous + 1 - index)
+            flat.append(buckets[index])
             previous = index
         return flat
 
     @classmethod
     def from_list(cls, flat: Sequence[float], alpha: float = DEFAULT_ALPHA) -> QuantileSketch:
         """The sketch :meth:`to_list` wrote."""
+        return cls.merged((flat,), alpha)
+
+    @classmethod
+    def merged(
+        cls, flats: Iterable[Sequence[float]], alpha: float = DEFAULT_ALPHA
+    ) -> QuantileSketch:
+        """The sketch of several :meth:`to_list` lists merged, as :meth:`merge` would merge
+        their sketches one by one (the same sums in the same order), without making them:
+        a query merges thousands of stored buckets."""
         sketch = cls(alpha)
-        sketch.count, sketch.zeros = int(flat[0]), int(flat[1])
-        sketch.total, sketch.minimum, sketch.maximum = flat[2], flat[3], flat[4]
-        index = 0
-        for k in range(5, len(flat), 2):
-            index += int(flat[k])
-            sketch.buckets[index] = int(flat[k + 1])
+        buckets = sketch.buckets
+        get = buckets.get
+        count = zeros = 0
+        total = 0.0
+        minimum, maximum = math.inf, -math.inf
+        for flat in flats:
+            count += int(flat[0])
+            zeros += int(flat[1])
+            total += flat[2]
+            minimum = min(minimum, flat[3])
+            maximum = max(maximum, flat[4])
+            if len(flat) > 5:
+                index = int(flat[5])
+                for number in flat[6:]:
+                    if number < 0:
+                        index -= int(number)
+                    else:
+                        buckets[index] = get(index, 0) + int(number)
+                        index += 1
+        sketch.count, sketch.zeros, sketch.total = count, zeros, total
+        sketch.minimum, sketch.maximum = minimum, maximum
         return sketch
 
     def merge(self, other: QuantileSketch) -> None:
@@ -137,27 +175,42 @@ class QuantileSketch:
     def quantile(self, q: float) -> float | None:
         """The value at quantile ``q`` (0..1), within ``alpha`` of the value at rank
         ``floor(q · (count − 1))`` of the sorted values; None when empty."""
-        q = real_number(q, "q")
-        require(0.0 <= q <= 1.0, "q", f"must be within 0..1, got {q!r}")
+        return self.quantiles((q,))[0]
+
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        """:meth:`quantile` of each of ``qs``, in one pass over the buckets."""
+        checked = [real_number(q, "q") for q in qs]
+        for q in checked:
+            require(0.0 <= q <= 1.0, "q", f"must be within 0..1, got {q!r}")
         if self.count == 0:
-            return None
-        rank = math.floor(q * (self.count - 1))
-        if rank == 0:
-            return self.minimum  # the extremes are kept exactly
-        if rank == self.count - 1:
-            return self.maximum
-        seen = self.zeros
-        if rank < seen:
-            return 0.0
-        gamma = self.gamma
-        for index in sorted(self.buckets):
-            seen += self.buckets[index]
-            if rank < seen:
+            return [None] * len(checked)
+        last = self.count - 1
+        ranks = [math.floor(q * last) for q in checked]
+        found: dict[int, float] = {}
+        for rank in ranks:
+            if rank == 0:
+                found[rank] = self.minimum  # the extremes are kept exactly
+            elif rank == last:
+                found[rank] = self.maximum
+            elif rank < self.zeros:
+                found[rank] = 0.0
+        wanted = [rank for rank in ranks if rank not in found]
+        if wanted:
+            buckets = self.buckets
+            indexes = sorted(buckets)
+            # How many values are at or below each bucket, zeros aside.
+            below = list(accumulate(map(buckets.__getitem__, indexes)))
+            gamma = self.gamma
+            for rank in wanted:
+                position = bisect_right(below, rank - self.zeros)
+                if position == len(indexes):
+                    found[rank] = self.maximum
+                    continue
                 # The bucket (gamma^(i-1), gamma^i] is read as the point within alpha of
                 # both its ends, kept within the exact extremes.
-                estimate = 2.0 * gamma**index / (gamma + 1.0)
-                return min(max(estimate, self.minimum), self.maximum)
-        return self.maximum
+                estimate = 2.0 * gamma ** indexes[position] / (gamma + 1.0)
+                found[rank] = min(max(estimate, self.minimum), self.maximum)
+        return [found[rank] for rank in ranks]
 
     @property
     def mean(self) -> float | None:
