@@ -14,7 +14,7 @@ import contextlib
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -26,9 +26,10 @@ from peerscope.core.rollup import (
     Figure,
     FigureSummary,
     SeriesKind,
-    merge_summaries,
+    merge_lists,
     summarize,
     summary_from_list,
+    summary_to_list,
 )
 from peerscope.core.sketch import QuantileSketch
 from peerscope.store.database import StoreError
@@ -39,6 +40,14 @@ from peerscope.store.writer import unpacked
 __all__ = ["HistoryReader", "figure_names"]
 
 Summary = list[FigureSummary]
+Stored = Sequence[Sequence[float] | None]  # a summary as stored (summary_to_list)
+_QUANTILES = (0.5, 0.95, 0.99)
+# What a peer's buckets carry beside the figures asked for (sent, lost, outage).
+_PEER_EXTRAS = tuple(
+    k
+    for k, figure in enumerate(FIGURES["peer"])
+    if figure.name in ("latency_ms", "probes_sent", "probes_lost")
+)
 
 
 def figure_names(kind: SeriesKind) -> list[str]:
@@ -64,14 +73,15 @@ def _bucket_figure(figure: Figure, part: FigureSummary, seconds: float) -> dict[
     if isinstance(part, CounterSummary):
         return {"increase": part.increase, "rate": part.increase / seconds, "last": part.last}
     assert isinstance(part, QuantileSketch)
+    p50, p95, p99 = part.quantiles(_QUANTILES)
     return {
         "count": part.count,
         "min": part.minimum,
         "max": part.maximum,
         "avg": part.mean,
-        "p50": part.quantile(0.5),
-        "p95": part.quantile(0.95),
-        "p99": part.quantile(0.99),
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
     }
 
 
@@ -203,14 +213,18 @@ class HistoryReader:
             if sid is None:
                 return None
             picked = _selected(kind, names)
-            times, columns = self._raw(sid, kind, round(start * 1000), round(end * 1000))
+            times, columns = self._raw(
+                sid, kind, round(start * 1000), round(end * 1000), set(picked)
+            )
         figures = FIGURES[kind]
         seconds = [t / 1000.0 for t in times]
         return {figures[k].name: list(zip(seconds, columns[k], strict=True)) for k in picked}
 
     def _raw(
-        self, sid: int, kind: SeriesKind, start_ms: int, end_ms: int
+        self, sid: int, kind: SeriesKind, start_ms: int, end_ms: int, wanted: Collection[int]
     ) -> tuple[list[int], list[list[float | None]]]:
+        """The raw samples of ``start_ms < t <= end_ms``: times, and per figure its values
+        (None for the figures not ``wanted``, which are not decoded)."""
         figures = FIGURES[kind]
         scales = [figure.scale for figure in figures]
         times: list[int] = []
@@ -222,7 +236,7 @@ class HistoryReader:
         )
         newest = start_ms
         for (data,) in rows:
-            chunk_times, chunk_columns = decode_chunk(data, scales)
+            chunk_times, chunk_columns = decode_chunk(data, scales, wanted)
             self._keep(chunk_times, chunk_columns, start_ms, end_ms, times, columns)
             newest = max(newest, chunk_times[-1])
         recent = self._db.execute(
@@ -235,7 +249,10 @@ class HistoryReader:
             times += [t_ms for t_ms, _ in recent]
             values = [unpacked(data) for _, data in recent]
             for k, column in enumerate(columns):
-                column += quantized([v[k] if k < len(v) else None for v in values], scales[k])
+                if k in wanted:
+                    column += quantized([v[k] if k < len(v) else None for v in values], scales[k])
+                else:
+                    column += [None] * len(values)
         return times, columns
 
     @staticmethod
@@ -288,15 +305,18 @@ class HistoryReader:
             step_ms = max(grain, step_ms - step_ms % grain)
         figures = FIGURES[kind]
         picked = _selected(kind, names)
+        # Only the figures the answer shows are decoded and merged: a bucket of a week
+        # merges thousands of stored ones.
+        wanted = sorted({*picked, *(_PEER_EXTRAS if kind == "peer" else ())})
         with self._open():
             sid = self._series_id(kind, key)
             if sid is None:
                 return None
             if level == 0:
-                grouped = self._raw_buckets(sid, kind, start_ms, end_ms, step_ms)
+                grouped = self._raw_buckets(sid, kind, wanted, start_ms, end_ms, step_ms)
             else:
-                entries = self._entries(sid, kind, level, start_ms, end_ms)
-                grouped = self._group(entries, start_ms, step_ms)
+                entries = self._entries(sid, kind, wanted, level, start_ms, end_ms)
+                grouped = self._group(figures, wanted, entries, start_ms, step_ms)
         tier = ("raw", "1m", "1h")[level]
         return tier, [
             self._bucket(kind, figures, picked, bucket_start, summary, step_ms / 1000.0)
@@ -304,14 +324,20 @@ class HistoryReader:
         ]
 
     def _raw_buckets(
-        self, sid: int, kind: SeriesKind, start_ms: int, end_ms: int, step_ms: int
+        self,
+        sid: int,
+        kind: SeriesKind,
+        wanted: Collection[int],
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
     ) -> list[tuple[int, Summary]]:
         figures = FIGURES[kind]
         # From the start of start_ms's minute: the samples before start_ms only tell the
         # counters' values before the range (its first bucket counts their rise, as the
         # 1-minute tier does), and that minute's chunk is read anyway.
         minute = start_ms - start_ms % MINUTE_MS
-        times, columns = self._raw(sid, kind, minute - 1, end_ms - 1)
+        times, columns = self._raw(sid, kind, minute - 1, end_ms - 1, wanted)
         before = self._counters_before(sid, figures, minute)
         i = 0
         while i < len(times) and times[i] < start_ms:
@@ -351,15 +377,20 @@ class HistoryReader:
         return [part.last if isinstance(part, CounterSummary) else None for part in summary]
 
     def _entries(
-        self, sid: int, kind: SeriesKind, level: int, start_ms: int, end_ms: int
-    ) -> dict[int, Summary]:
-        """Buckets of TIER_SPANS[level - 1] over the range, by start: from the tier's rows,
-        then the summaries of the tier below, then for what neither covers yet the tier
-        below's own entries, merged (above minutes), or the raw samples (the minute still
-        open)."""
-        figures = FIGURES[kind]
+        self,
+        sid: int,
+        kind: SeriesKind,
+        wanted: Sequence[int],
+        level: int,
+        start_ms: int,
+        end_ms: int,
+    ) -> dict[int, Stored]:
+        """Buckets of TIER_SPANS[level - 1] over the range, by start, as stored: from the
+        tier's rows, then the summaries of the tier below, then for what neither covers
+        yet the tier below's own entries, merged (above minutes), or the raw samples (the
+        minute still open); of those made here, only the ``wanted`` figures."""
         span = TIER_SPANS[level - 1]
-        out: dict[int, Summary] = {}
+        out: dict[int, Stored] = {}
         for (data,) in self._db.execute(
             "SELECT data FROM chunks WHERE series_id = ? AND tier = ? AND start_ms < ? "
             "AND end_ms >= ? ORDER BY start_ms",
@@ -367,34 +398,40 @@ class HistoryReader:
         ):
             for t, flat in orjson.loads(zlib.decompress(data)):
                 if start_ms <= t < end_ms:
-                    out[t] = summary_from_list(figures, flat)
+                    out[t] = flat
         covered = max(out) + span if out else start_ms
         for t, flat in self._db.execute(
             "SELECT start_ms, summary FROM chunks WHERE series_id = ? AND tier = ? "
             "AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
             (sid, level - 1, max(start_ms - start_ms % span, covered), end_ms),
         ):
-            out.setdefault(t, summary_from_list(figures, orjson.loads(flat)))
+            if t not in out:
+                out[t] = orjson.loads(flat)
         covered = max(out) + span if out else start_ms
         if covered < end_ms:
+            figures = FIGURES[kind]
             if level >= 2:
-                finer = self._entries(sid, kind, level - 1, covered, end_ms)
-                for t, summary in self._group(finer, covered - covered % span, span):
-                    out.setdefault(t, summary)
+                finer = self._entries(sid, kind, wanted, level - 1, covered, end_ms)
+                made = self._group(figures, wanted, finer, covered - covered % span, span)
             else:
-                for t, summary in self._raw_buckets(sid, kind, covered, end_ms, span):
-                    out.setdefault(t, summary)
+                made = self._raw_buckets(sid, kind, wanted, covered, end_ms, span)
+            for t, summary in made:
+                out.setdefault(t, summary_to_list(summary))
         return out
 
     @staticmethod
     def _group(
-        entries: dict[int, Summary], start_ms: int, step_ms: int
+        figures: Sequence[Figure],
+        wanted: Sequence[int],
+        entries: dict[int, Stored],
+        start_ms: int,
+        step_ms: int,
     ) -> list[tuple[int, Summary]]:
-        groups: dict[int, list[Summary]] = {}
+        groups: dict[int, list[Stored]] = {}
         for t in sorted(entries):
             index = (t - start_ms) // step_ms
             groups.setdefault(start_ms + index * step_ms, []).append(entries[t])
-        return [(t, merge_summaries(parts)) for t, parts in groups.items()]
+        return [(t, merge_lists(figures, parts, wanted)) for t, parts in groups.items()]
 
     @staticmethod
     def _bucket(
