@@ -16,6 +16,7 @@ from benchmarks import (
     bench_probe,
     bench_record,
     bench_snapshot,
+    bench_store,
 )
 from benchmarks.runner import main
 
@@ -29,6 +30,7 @@ MODULES = (
     bench_idle,
     bench_probe,
     bench_alerts,
+    bench_store,
     bench_dashboard,
 )
 

@@ -31,6 +31,12 @@ UNMEASURED = {
     "bench_fanout",
     "bench_alerts_changing",
     "bench_alerts_steady",
+    "bench_store_bytes",
+    "bench_store_ingest",
+    "bench_store_tick",
+    "bench_store_raw_hour",
+    "bench_store_30d",
+    "bench_store_host_7d",
 }
 FIELDS = {
     "name",
@@ -71,6 +77,8 @@ def test_quick_benchmarks_run_print_their_figures_and_write_their_results(tmp_pa
     assert "bench_loop_block:" in out
     assert "bench_alerts: 7 default rules, 1000 clients" in out
     assert "for reference, one tick with every peer changed" in out
+    assert "bench_store: 180 s at 50 peers x 1 Hz" in out
+    assert "naive table (the same samples, " in out
     assert "fps (requestAnimationFrame in the page): mean" in out
     assert f"verdicts (written to {tmp_path})" in out
 
