@@ -73,7 +73,7 @@ def _put_bits(out: bytearray, numbers: list[int], low: int, width: int) -> None:
     if width == 0:
         return
     for start in range(0, len(numbers), _BLOCK):
-        block = numbers[start : start + _BLOCK]
+        block = numbers if len(numbers) <= _BLOCK else numbers[start : start + _BLOCK]
         size = len(block)
         # The shifted offsets do not overlap, so their sum is the block's bits.
         packed = sum(map(lshift, map(sub, block, repeat(low, size)), range(0, size * width, width)))
@@ -96,9 +96,9 @@ def _get_bits(data: bytes, offset: int, count: int, width: int) -> tuple[Iterato
     return (blocks[0] if len(blocks) == 1 else chain.from_iterable(blocks)), end
 
 
-def _put_column(out: bytearray, numbers: list[int]) -> None:
+def _put_column(out: bytearray, numbers: list[int]) -> tuple[int, int]:
     """Append a column of integers: a byte saying values or steps and the width, the first
-    value (steps only), the smallest and the offsets from it."""
+    value (steps only), the smallest and the offsets from it; the smallest and largest."""
     low, high = min(numbers), max(numbers)
     width = (high - low).bit_length()
     if len(numbers) > 1:
@@ -112,10 +112,11 @@ def _put_column(out: bytearray, numbers: list[int]) -> None:
             _put_signed(out, numbers[0])
             _put_signed(out, step_low)
             _put_bits(out, steps, step_low, step_width)
-            return
+            return low, high
     out.append(width)
     _put_signed(out, low)
     _put_bits(out, numbers, low, width)
+    return low, high
 
 
 def _get_column(data: bytes, offset: int, count: int) -> tuple[Iterator[int], int]:
@@ -168,8 +169,7 @@ def _quantized(column: Sequence[float | None], scale: int) -> tuple[list[int], l
     return quantized, present
 
 
-def _check_range(numbers: list[int], column: Sequence[float | None], scale: int) -> None:
-    low, high = min(numbers), max(numbers)
+def _check_range(low: int, high: int, column: Sequence[float | None], scale: int) -> None:
     if not (low >= -_INT64 and high < _INT64):
         value = next(
             v for v in column if v is not None and not -_INT64 <= round(v * scale) < _INT64
@@ -191,24 +191,22 @@ def encode_chunk(
     out = bytearray((_FORMAT,))
     _put_unsigned(out, count)
     _put_unsigned(out, len(columns))
-    times = list(times_ms)
-    low, high = min(times), max(times)
+    low, high = _put_column(out, list(times_ms))
     if not (low >= -_INT64 and high < _INT64):
         raise ValueError(f"times_ms: {low if low < -_INT64 else high} does not fit in 64 bits")
-    _put_column(out, times)
     for column, scale in zip(columns, scales, strict=True):
         require(len(column) == count, "columns", f"a column of {len(column)} for {count} times")
-        if all(value is None for value in column):
+        if column.count(None) == count:
             out.append(_ALL_ABSENT)
             continue
         quantized, present = _quantized(column, scale)
-        _check_range(quantized, column, scale)
         if present is None:
             out.append(_ALL_PRESENT)
         else:
             out.append(_SOME_ABSENT)
             _put_bits(out, present, 0, 1)
-        _put_column(out, quantized)
+        # Written before it is checked: out is dropped if it does not fit.
+        _check_range(*_put_column(out, quantized), column, scale)
     return bytes(out)
 
 
