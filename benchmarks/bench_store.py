@@ -627,7 +627,8 @@ def _report(quick: bool, found: Found) -> list[Result]:
             target=Target(TARGET_INGEST, at_least=True),
             figure=rate if judged else None,
             quick=quick,
-            detail=f"slowest minute {down(min(hour.batch_rates), 0)} samples/s; none dropped",
+            detail=f"{down(hour.slots / hour.ingest_s, 0)} places/s counting absent figures; "
+            f"slowest minute {down(min(hour.batch_rates), 0)} samples/s; none dropped",
         ),
         Result(
             name="bench_store_tick",
