@@ -35,7 +35,10 @@ def default_path() -> Path:
 # a minute of raw samples, tier 1: an hour of 1-minute buckets, tier 2: a day of 1-hour
 # buckets) with ``summary``, its whole stretch as one bucket of the tier above. ``recent``
 # holds the samples of the minute still open, written at every flush, so a crash loses at
-# most one flush; they are deleted as their minute becomes a chunk.
+# most one flush; they are deleted as their minute becomes a chunk. Its rows go in in time
+# order (a rowid table) and are found by an index: keyed by (series, time) instead, every
+# flush's thousand rows would land on as many pages, and its commit write them all
+# (355,000 against 509,000 samples/s of ingest measured here).
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE series (
@@ -64,9 +67,9 @@ CREATE INDEX chunks_by_age ON chunks (tier, end_ms);
 CREATE TABLE recent (
     series_id INTEGER NOT NULL,
     t_ms INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (series_id, t_ms)
-) WITHOUT ROWID;
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX recent_by_series ON recent (series_id, t_ms);
 CREATE TABLE events (
     id INTEGER PRIMARY KEY,
     t_ms INTEGER NOT NULL,

@@ -58,8 +58,17 @@ _MAX_MS = 2**62  # SQLite's integers (and a chunk's times) are 64-bit
 
 @dataclass(slots=True)
 class _OpenMinute:
+    """A series' samples in the minute still open: its times, and every sample's figures
+    one after the other (one extend per sample; split into columns when the minute ends)."""
+
+    width: int
     times: list[int] = field(default_factory=list)
-    columns: list[list[float | None]] = field(default_factory=list)
+    flat: list[float | None] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[list[float | None]]:
+        flat, width = self.flat, self.width
+        return [flat[k::width] for k in range(width)]
 
 
 @dataclass(slots=True)
@@ -335,10 +344,11 @@ class Writer:
     def _append(self, sid: int, t_ms: int, values: Sequence[float | None]) -> None:
         open_minute = self._open.get(sid)
         if open_minute is None:
-            open_minute = self._open[sid] = _OpenMinute([], [[] for _ in values])
+            open_minute = self._open[sid] = _OpenMinute(len(values))
+        elif len(values) != open_minute.width:
+            raise ValueError(f"values: {len(values)} figures for a series of {open_minute.width}")
         open_minute.times.append(t_ms)
-        for column, value in zip(open_minute.columns, values, strict=True):
-            column.append(value)
+        open_minute.flat.extend(values)
 
     def _close_minute(self, next_minute: int) -> None:
         """Every open minute becomes a chunk, written at the next flush."""
@@ -357,12 +367,11 @@ class Writer:
     def _chunk_row(self, series: _Series, minute: _OpenMinute) -> tuple[Any, ...]:
         figures = series.figures
         scales = [figure.scale for figure in figures]
-        data = encode_chunk(minute.times, minute.columns, scales)
+        columns = minute.columns
+        data = encode_chunk(minute.times, columns, scales)
         # The summary is of the values as the chunk keeps them: a tier above says what
         # the raw samples say, to the last digit.
-        kept = [
-            quantized(column, scale) for column, scale in zip(minute.columns, scales, strict=True)
-        ]
+        kept = [quantized(column, scale) for column, scale in zip(columns, scales, strict=True)]
         summary = summarize(figures, kept, series.counters_before)
         for k, column in enumerate(kept):
             if figures[k].kind == "counter":
