@@ -1,8 +1,9 @@
 """Idle overhead: CPU time of a serving peerscope process with 100 peers, per second of wall.
 
 Each case is a fresh interpreter that builds a ``Monitor`` with the default settings (system
-metrics on, a tick every second, the RTT echo to WebSocket clients every 5 s) and runs until
-told to stop. This process starts them, waits for a warm-up, then reads each one's CPU time
+metrics on, a tick every second, the RTT echo to WebSocket clients every 5 s, the history
+store on: in a file of the case's own, as the cases run side by side) and runs until told to
+stop. This process starts them, waits for a warm-up, then reads each one's CPU time
 at the start and end of a window of wall time and reports CPU seconds / wall seconds as a
 percentage of one core. The CPU time is read twice: by the process itself on request
 (``time.process_time()``, user + system of all its threads, ns resolution; the figure used)
@@ -22,6 +23,8 @@ for the 2 CPUs):
   that reads every frame and answers the RTT pings as the dashboard does. Judged;
 - ``serve, 100 peers``: the same without a client;
 - ``serve, 0 peers``: the server with nothing to monitor but the host;
+- ``serve, 100 peers, --no-db``: ``serve, 100 peers`` with the history store off: the
+  difference is what keeping history costs;
 - ``no server, 100 peers``: the Monitor ticking (``async with monitor``) and the feeding
   task, no HTTP server: the difference to ``serve, 100 peers`` is what serving costs.
 
@@ -35,7 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -49,6 +55,7 @@ from benchmarks.timing import up
 from peerscope.agent import serve as serve_monitor
 from peerscope.config import Settings
 from peerscope.monitor import Monitor
+from peerscope.store_settings import StoreSettings
 
 PEERS = 100
 WINDOW_S = 60.0
@@ -66,6 +73,7 @@ class Case:
     serve: bool
     dashboard: bool
     judged: bool
+    history: bool = True  # the history store on (the default), in a file of its own
 
 
 CASES = (
@@ -73,6 +81,10 @@ CASES = (
     Case("serve, 100 peers", PEERS, serve=True, dashboard=False, judged=True),
     Case("serve, 0 peers", 0, serve=True, dashboard=False, judged=False),
     Case("no server, 100 peers", PEERS, serve=False, dashboard=False, judged=False),
+    # What keeping history costs: the judged case's server with the store off (--no-db).
+    Case(
+        "serve, 100 peers, --no-db", PEERS, serve=True, dashboard=False, judged=False, history=False
+    ),
 )
 
 
@@ -98,9 +110,16 @@ async def _feed(monitor: Monitor, peers: int, spent: list[float], seed: int = 5)
         await asyncio.sleep(max(0.0, next_at - loop.time()))
 
 
-async def _idle_main(peers: int, serve: bool) -> None:
-    # Defaults, but the probe reflector on a free port: the cases run at the same time.
-    monitor = Monitor(Settings(reflector_port=0))
+async def _idle_main(peers: int, serve: bool, history: bool) -> None:
+    # Defaults, but the probe reflector on a free port and the history store in a file of
+    # the case's own: the cases run at the same time (one file has one writer).
+    folder = tempfile.mkdtemp(prefix="peerscope-idle-")
+    monitor = Monitor(
+        Settings(
+            reflector_port=0,
+            store=StoreSettings(db=os.path.join(folder, "history.db"), enabled=history),
+        )
+    )
     commands = commands_from_parent()
     spent = [0.0]
     feeder = asyncio.create_task(_feed(monitor, peers, spent)) if peers else None
@@ -125,10 +144,11 @@ async def _idle_main(peers: int, serve: bool) -> None:
         await asyncio.gather(runner, return_exceptions=True)
     else:
         await monitor.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
-def _idle_child(peers: int, serve: bool) -> None:
-    asyncio.run(_idle_main(peers, serve))
+def _idle_child(peers: int, serve: bool, history: bool) -> None:
+    asyncio.run(_idle_main(peers, serve, history))
 
 
 # --- this process ---------------------------------------------------------------------------
@@ -214,7 +234,7 @@ def run(quick: bool = False) -> list[Result]:
                     case,
                     Child(
                         "from benchmarks.bench_idle import _idle_child; "
-                        f"_idle_child({case.peers}, {case.serve})",
+                        f"_idle_child({case.peers}, {case.serve}, {case.history})",
                         TIMEOUT_S,
                     ),
                 )

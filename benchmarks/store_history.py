@@ -57,7 +57,8 @@ class Hour:
 
 def _writer(path: Path) -> tuple[Writer, HistoryReader]:
     """The store's writer thread and reader on ``path``, as ``HistoryStore`` builds them."""
-    connection, _ = open_database(str(path))
+    # The writer lock is held to the process's end: nothing else writes this file.
+    connection, _, _lock = open_database(str(path))
     keys = PeerKeys(None)
     writer = Writer(connection, str(path), keys, queue_size=100)
     writer.start()
@@ -206,7 +207,7 @@ def thirty_days(folder: Path, days: int, pool_s: int) -> tuple[Month, HistoryRea
     present = fleet.present - 7 * pool_s  # the server's figures are not kept here
     summaries = {kind: _summaries(kind, minutes) for kind, minutes in pool.items()}
     series: dict[SeriesKind, tuple[int, str]] = {"host": (1, HOST_KEY), "peer": (2, peer_key)}
-    connection, _ = open_database(str(path))
+    connection, _, lock = open_database(str(path))
     connection.executemany(
         "INSERT INTO series (id, kind, key, first_ms, last_ms) VALUES (?, ?, ?, ?, ?)",
         [
@@ -215,6 +216,8 @@ def thirty_days(folder: Path, days: int, pool_s: int) -> tuple[Month, HistoryRea
         ],
     )
     connection.close()
+    assert lock is not None
+    lock.release()
     keys = PeerKeys(None)
     for day_start in range(round(start), round(end), DAY_S):
         rows = []
@@ -230,7 +233,7 @@ def thirty_days(folder: Path, days: int, pool_s: int) -> tuple[Month, HistoryRea
                     data = encode_chunk(times, pool[kind][minute], scales)
                 summary = summaries[kind][minute]
                 rows.append((sid, 0, times[0], times[-1], 60, data, summary))
-        connection, _ = open_database(str(path))
+        connection, _, lock = open_database(str(path))
         connection.execute("BEGIN")
         connection.executemany(
             "INSERT INTO chunks (series_id, tier, start_ms, end_ms, samples, data, summary) "
@@ -242,6 +245,8 @@ def thirty_days(folder: Path, days: int, pool_s: int) -> tuple[Month, HistoryRea
         writer.start()
         writer.catch_up()
         writer.stop()
+        assert lock is not None
+        lock.release()
     _, _, tiers = _sizes(path)
     check = sqlite3.connect(path)
     rolled_until = check.execute("SELECT MAX(start_ms) FROM chunks WHERE tier = 2").fetchone()[0]

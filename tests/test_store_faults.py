@@ -228,10 +228,11 @@ class SmallDisk:
 
     def fill(self) -> None:
         block = b"\0" * 65536
-        with self._filler.open("wb") as out, contextlib.suppress(OSError):  # ENOSPC: full
+        # Unbuffered, and the suppress outside the file: a close that flushed what would
+        # not fit would raise ENOSPC again on the way out.
+        with contextlib.suppress(OSError), self._filler.open("wb", buffering=0) as out:
             while True:
                 out.write(block)
-                out.flush()
 
     def free(self) -> None:
         self._filler.unlink()
@@ -397,3 +398,41 @@ def test_a_stalled_writer_drops_and_counts_ticks_and_never_blocks_the_loop(tmp_p
     assert len(kept) == len(rig.peer_handed("a")) - rig.store.stats.dropped
     assert integrity(path) == "ok"
     rig.store.close()
+
+
+def test_a_second_writer_of_one_file_is_refused_naming_the_holder(tmp_path):
+    """Two processes writing one file would number their series alike (seen when several
+    `peerscope serve` shared the XDG default): the second is refused until the first closes."""
+    path = tmp_path / "history.db"
+    first = HistoryStore(StoreSettings(db=str(path)))
+    try:
+        with pytest.raises(StoreError) as refused:
+            HistoryStore(StoreSettings(db=str(path)))
+        assert str(refused.value) == (
+            f"db: {path} is written by another peerscope process (pid {os.getpid()}); give "
+            "this one its own --db, or --no-db"
+        )
+    finally:
+        first.close()
+    second = HistoryStore(StoreSettings(db=str(path)))  # free again once the first closed
+    second.close()
+    # In another process too: the lock is the file's, not this interpreter's.
+    script = (
+        "import sys; from peerscope.store import HistoryStore, StoreError\n"
+        "from peerscope.store_settings import StoreSettings\n"
+        f"try: HistoryStore(StoreSettings(db={str(path)!r}))\n"
+        "except StoreError as error: print(error); sys.exit(3)\n"
+    )
+    holder = HistoryStore(StoreSettings(db=str(path)))
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")},
+        )
+    finally:
+        holder.close()
+    assert child.returncode == 3, child.stderr
+    assert f"(pid {os.getpid()})" in child.stdout

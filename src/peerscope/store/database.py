@@ -9,12 +9,22 @@ caller goes on without a store.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sqlite3
 import time
 from pathlib import Path
 
-__all__ = ["MEMORY", "SCHEMA_VERSION", "StoreError", "connect", "default_path", "open_database"]
+__all__ = [
+    "MEMORY",
+    "SCHEMA_VERSION",
+    "StoreError",
+    "WriterLock",
+    "connect",
+    "default_path",
+    "open_database",
+]
 
 MEMORY = ":memory:"
 SCHEMA_VERSION = 1
@@ -23,6 +33,38 @@ _INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 
 class StoreError(Exception):
     """The history store cannot be used: the message names the path and what failed."""
+
+
+class WriterLock:
+    """The one-writer lock of a database file: ``<file>.lock``, held (``flock``) while a
+    store writes it. The writer numbers new series itself, so a second process writing the
+    same file would collide with it; it is refused instead, naming the holder."""
+
+    def __init__(self, file: Path) -> None:
+        self.path = Path(f"{file}.lock")
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StoreError(f"db: cannot create {self.path}: {error.strerror or error}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            raise StoreError(
+                f"db: {file} is written by another peerscope process (pid {holder}); give "
+                "this one its own --db, or --no-db"
+            ) from None
+        # Who holds it, for the message of the next one to try; on a full disk it stays
+        # unsaid (the lock holds all the same).
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = -1
 
 
 def default_path() -> Path:
@@ -177,15 +219,26 @@ def _prepare(connection: sqlite3.Connection, path: str) -> None:
     _migrate(connection, path)
 
 
-def open_database(path: str) -> tuple[sqlite3.Connection, Path | None]:
-    """The writer's connection to ``path``, migrated to the current schema, and the path a
-    corrupt file found there was moved to (None if none was)."""
+def open_database(path: str) -> tuple[sqlite3.Connection, Path | None, WriterLock | None]:
+    """The writer's connection to ``path``, migrated to the current schema; the path a
+    corrupt file found there was moved to (None if none was); the file's writer lock, to
+    release once the connection is closed (None for a database in memory)."""
     if path == MEMORY or path.startswith("file:"):
         connection = connect(path)
         _prepare(connection, path)
-        return connection, None
+        return connection, None, None
     file = Path(path).expanduser()
     _check_place(file)
+    lock = WriterLock(file)
+    try:
+        connection, moved = _open_file(file)
+    except BaseException:
+        lock.release()
+        raise
+    return connection, moved, lock
+
+
+def _open_file(file: Path) -> tuple[sqlite3.Connection, Path | None]:
     moved: Path | None = None
     try:
         connection = connect(str(file))

@@ -28,7 +28,13 @@ from peerscope.events import (
 )
 from peerscope.monitor import Monitor
 from peerscope.seed_views import game_session
-from peerscope.store.database import MEMORY, StoreError, connect, default_path, open_database
+from peerscope.store.database import (
+    MEMORY,
+    StoreError,
+    connect,
+    default_path,
+    open_database,
+)
 from peerscope.store.intake import PeerKeys, PeerMeta, StoredEvent
 from peerscope.store.maintenance import Retention
 from peerscope.store.reader import HistoryReader
@@ -59,7 +65,7 @@ class HistoryStore:
             if (path == MEMORY)
             else path
         )
-        connection, self.moved_aside = open_database(opened)
+        connection, self.moved_aside, self._lock = open_database(opened)
         if self.moved_aside is not None:
             log.error(
                 "db: %s could not be read as a database; moved aside to %s, starting afresh",
@@ -187,6 +193,8 @@ class HistoryStore:
         # the write-ahead log into the file (a read-only one cannot).
         self._reader.close()
         self._writer.stop()
+        if self._lock is not None:
+            self._lock.release()
 
     # --- queries, off the loop ------------------------------------------------------------
 
