@@ -23,7 +23,14 @@ from peerscope.core.validation import preview
 from peerscope.server import schemas
 from peerscope.server.edge import ApiError
 from peerscope.server.history_source import HistorySource
-from peerscope.server.rest import JSON, NOT_FOUND, raw_peer_id, unknown_peer, whole_peer
+from peerscope.server.rest import (
+    JSON,
+    NOT_FOUND,
+    Until,
+    raw_peer_id,
+    unknown_peer,
+    whole_peer,
+)
 from peerscope.store import HistoryStore
 from peerscope.store.intake import HOST_KEY, SERVER_KEY
 from peerscope.store.reader import figure_names
@@ -46,16 +53,6 @@ Since = Annotated[
         le=1e11,
         allow_inf_nan=False,
         description="Start, epoch seconds (excluded; default: an hour before to).",
-    ),
-]
-Until = Annotated[
-    float | None,
-    Query(
-        alias="to",
-        ge=0,
-        le=1e11,
-        allow_inf_nan=False,
-        description="End, epoch seconds (default: now).",
     ),
 ]
 Step = Annotated[
