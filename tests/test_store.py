@@ -214,6 +214,36 @@ def test_a_restart_loses_no_committed_sample_and_takes_none_twice(tmp_path):
     second.store.close()
 
 
+def test_a_peer_is_last_seen_at_its_newest_sample_in_the_open_minute_and_after_a_crash(tmp_path):
+    path = tmp_path / "h.db"
+    rig = new_rig(path, flush_interval_s=60)
+    rig.run(60, ["a", "b"])
+    # b is measured no more (its readings change a while longer, as it goes stale); a is,
+    # to 22:15:08, where the flush writes the minute before as chunks, then to 22:15:13.
+    rig.run(48, ["a"])
+    rig.store.flush()
+    rig.run(5, ["a"])
+    rig.store.flush()
+    last = {peer: rig.peer_handed(peer)[-1][0] for peer in ("a", "b")}
+    assert last["a"] > last["b"] + 1
+    # The minute's samples are only in ``recent`` yet (series.last_ms is of the last chunk).
+    assert rows(path, "SELECT MAX(last_ms) FROM series WHERE key = 'a'")[0][0] < last["a"] * 1000
+    image = crash_image(path, tmp_path / "crashed")
+
+    def check(store: HistoryStore) -> None:
+        seen = store.reader.peers_seen(START)
+        assert [(p["key"], p["last_seen"]) for p in seen] == [("a", last["a"]), ("b", last["b"])]
+        assert [p["key"] for p in store.reader.peers_seen(last["b"] + 1)] == ["a"]
+
+    check(rig.store)
+    rig.store.close()
+    restarted = HistoryStore(StoreSettings(db=str(image)))
+    try:
+        check(restarted)
+    finally:
+        restarted.close()
+
+
 def test_a_crash_after_a_minute_closed_loses_nothing_of_it(tmp_path):
     path = tmp_path / "h.db"
     # No timed flush: the flush below is the one that writes the closed minutes' chunks.

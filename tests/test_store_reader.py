@@ -63,7 +63,7 @@ def raw_latency(
 ) -> list[tuple[float, float]]:
     found = reader.samples("peer", peer, start - 0.001, end - 0.001, ["latency_ms"])
     assert found is not None
-    return [(t, v) for t, v in found["latency_ms"] if v is not None]
+    return found.present("latency_ms")
 
 
 @pytest.mark.parametrize(("step", "tier"), [(60, "1m"), (600, "1m"), (3600, "1h"), (86_400, "1h")])
@@ -119,4 +119,5 @@ def test_asking_for_some_figures_reads_them_as_asking_for_all(store, step) -> No
     raw_all = reader.samples("peer", "b", start, now)
     assert raw_some is not None
     assert raw_all is not None
-    assert raw_some == {name: raw_all[name] for name in ("latency_ms", "mos")}
+    assert raw_some.times == raw_all.times
+    assert raw_some.values == {name: raw_all.values[name] for name in ("latency_ms", "mos")}

@@ -144,12 +144,7 @@ class HistorySource:
         if self.store is not None:
             found = await self.store.samples(kind, key, start, end, names)
             if found is not None:
-                column = found[names[0]]
-                return {
-                    "tier": "raw",
-                    "timestamps": [t for t, _ in column],
-                    "values": {name: [v for _, v in found[name]] for name in names},
-                }
+                return {"tier": "raw", "timestamps": found.times, "values": found.values}
         rings = self._rings(kind, key, names)
         if rings is None:
             return None
@@ -248,10 +243,7 @@ class HistorySource:
             if found is None:
                 return MEMORY, memory
             tier = "raw"
-            stored = {
-                key: [(t, v) for t, v in found[name] if v is not None]
-                for key, name in SYSTEM_HISTORY_KEYS.items()
-            }
+            stored = {key: found.present(name) for key, name in SYSTEM_HISTORY_KEYS.items()}
         else:
             buckets = await self.store.buckets(
                 "host",
@@ -311,7 +303,7 @@ class HistorySource:
         found = await self.store.samples("peer", peer_id, start, end, ["latency_ms"])
         if found is None:
             return None
-        points = [(t, v) for t, v in found["latency_ms"] if v is not None]
+        points = found.present("latency_ms")
         return points + _newer(memory, points)
 
     async def _stored_latency(

@@ -221,11 +221,11 @@ class Export:
                 found = self._reader.samples(
                     series.kind, series.key, (start_ms - 1) / 1000.0, (end_ms - 1) / 1000.0
                 )
-                if found:
-                    batch.times.extend(t for t, _ in found[figures[0].name])
+                if found is not None:
+                    batch.times.extend(found.times)
                     for figure in figures:
                         batch.values[figure.name] = _at_resolution(
-                            figure, [value for _, value in found[figure.name]]
+                            figure, found.values[figure.name]
                         )
                 return batch
             bucketed = self._reader.buckets(

@@ -37,7 +37,7 @@ from peerscope.store.database import (
 )
 from peerscope.store.intake import PeerKeys, PeerMeta, StoredEvent
 from peerscope.store.maintenance import Retention
-from peerscope.store.reader import HistoryReader
+from peerscope.store.reader import HistoryReader, RawSamples
 from peerscope.store.writer import Writer, WriterStats
 from peerscope.store_settings import StoreSettings
 
@@ -205,7 +205,7 @@ class HistoryStore:
         start: float,
         end: float,
         names: Sequence[str] | None = None,
-    ) -> dict[str, list[tuple[float, float | None]]] | None:
+    ) -> RawSamples | None:
         return await asyncio.to_thread(self._reader.samples, kind, key, start, end, names)
 
     async def buckets(

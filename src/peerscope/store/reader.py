@@ -15,6 +15,9 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from operator import truediv
 from typing import Any
 
 import orjson
@@ -37,7 +40,7 @@ from peerscope.store.intake import PeerKeys
 from peerscope.store.maintenance import MINUTE_MS, TIER_SPANS, Retention
 from peerscope.store.writer import unpacked
 
-__all__ = ["HistoryReader", "figure_names"]
+__all__ = ["HistoryReader", "RawSamples", "figure_names"]
 
 Summary = list[FigureSummary]
 Stored = Sequence[Sequence[float] | None]  # a summary as stored (summary_to_list)
@@ -48,6 +51,25 @@ _PEER_EXTRAS = tuple(
     for k, figure in enumerate(FIGURES["peer"])
     if figure.name in ("latency_ms", "probes_sent", "probes_lost")
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RawSamples:
+    """A series' raw samples, oldest first: the times (s) and, per figure, a column of its
+    values at those times (None where it was not measured). Kept as columns, as they are
+    stored and as the history routes answer: a day of 1 Hz is 86,400 per figure, and
+    pairing them costs more than decoding them."""
+
+    times: list[float]
+    values: dict[str, list[float | None]]
+
+    def __getitem__(self, name: str) -> list[tuple[float, float | None]]:
+        """One figure's samples as (time, value) pairs."""
+        return list(zip(self.times, self.values[name], strict=True))
+
+    def present(self, name: str) -> list[tuple[float, float]]:
+        """One figure's samples where it was measured."""
+        return [(t, v) for t, v in zip(self.times, self.values[name], strict=True) if v is not None]
 
 
 def figure_names(kind: SeriesKind) -> list[str]:
@@ -139,9 +161,13 @@ class HistoryReader:
         stored key (the id, or its hash with anonymize_ids), name, address, kind, labels
         and the first and last times seen."""
         with self._open():
+            # series.last_ms is written with each minute's chunk; the open minute's newest
+            # sample is in ``recent``.
             rows = self._db.execute(
-                "SELECT key, name, address, peer_kind, labels, first_ms, last_ms FROM series "
-                "WHERE kind = 'peer' AND last_ms >= ? ORDER BY last_ms DESC",
+                "SELECT key, name, address, peer_kind, labels, first_ms, "
+                "MAX(last_ms, IFNULL((SELECT MAX(t_ms) FROM recent WHERE series_id = id), 0)) "
+                "AS seen_ms FROM series WHERE kind = 'peer' AND seen_ms >= ? "
+                "ORDER BY seen_ms DESC",
                 (round(since * 1000),),
             ).fetchall()
         return [
@@ -205,9 +231,9 @@ class HistoryReader:
         start: float,
         end: float,
         names: Sequence[str] | None = None,
-    ) -> dict[str, list[tuple[float, float | None]]] | None:
-        """The raw samples of ``start < t <= end`` (None: no such series), oldest first,
-        per figure; a figure not measured at a time is None there."""
+    ) -> RawSamples | None:
+        """The raw samples of ``start < t <= end`` of the figures ``names`` (all when None);
+        None: no such series."""
         with self._open():
             sid = self._series_id(kind, key)
             if sid is None:
@@ -217,8 +243,8 @@ class HistoryReader:
                 sid, kind, round(start * 1000), round(end * 1000), set(picked)
             )
         figures = FIGURES[kind]
-        seconds = [t / 1000.0 for t in times]
-        return {figures[k].name: list(zip(seconds, columns[k], strict=True)) for k in picked}
+        seconds = list(map(truediv, times, repeat(1000.0, len(times))))
+        return RawSamples(seconds, {figures[k].name: columns[k] for k in picked})
 
     def _raw(
         self, sid: int, kind: SeriesKind, start_ms: int, end_ms: int, wanted: Collection[int]

@@ -38,16 +38,15 @@ class Restored:
 
 def _host_samples(reader: HistoryReader, start: float, end: float) -> list[SystemSample]:
     found = reader.samples("host", HOST_KEY, start, end)
-    if not found:
+    if found is None:
         return []
     names = [figure.name for figure in FIGURES["host"]]
-    columns = [found[name] for name in names]
+    columns = [found.values[name] for name in names]
     samples = []
-    for row in zip(*columns, strict=True):
-        values = {name: value for name, (_, value) in zip(names, row, strict=True)}
-        if any(value is None for value in values.values()):
+    for timestamp, *row in zip(found.times, *columns, strict=True):
+        if None in row:
             continue
-        samples.append(SystemSample(timestamp=row[0][0], **values))
+        samples.append(SystemSample(timestamp=timestamp, **dict(zip(names, row, strict=True))))
     return samples
 
 
@@ -83,7 +82,7 @@ def restore(reader: HistoryReader, monitor: Monitor, alerting: Alerting | None =
         window = 2 * settings.latency_samples * settings.metrics_interval
         for seen in reader.peers_seen(now - settings.peer_ttl_s):
             found = reader.samples("peer", seen["key"], now - window, now, ["latency_ms"])
-            latency = [(t, v) for t, v in (found or {}).get("latency_ms", []) if v is not None]
+            latency = [] if found is None else found.present("latency_ms")
             latency = latency[-settings.latency_samples :]
             kind: PeerKind = "client" if seen["kind"] == "client" else "peer"
             if monitor.restore_peer(
