@@ -512,6 +512,35 @@ def test_without_alerts_the_families_are_declared_and_without_alerting_absent(cl
     assert AlertCollector(quiet).render().decode() in text
 
 
+def test_an_alert_per_peer_is_exposed_in_steps_that_join_to_generate_latests_text(clock):
+    """An outage fires an alert for every peer at once: the exposition takes them a slice at
+    a time (the loop runs between), and the pieces are byte for byte prometheus_client's."""
+    monitor = quiet_monitor(clock)
+    alerting = alerting_over(monitor)
+    peers = 5 * RENDER_SLICE + 7
+    for index in range(peers):
+        monitor.record_latency(f"p{index:04d}", 250.0)
+        monitor.record_loss(f"p{index:04d}", 20.0)
+    monitor.tick()
+    collector = AlertCollector(alerting)
+    steps = collector.render_steps()
+    turns = 0
+    try:
+        while True:
+            next(steps)
+            turns += 1
+    except StopIteration as done:
+        pieces = done.value
+    # Two alerts a peer (lossy firing, slow pending), and the host's.
+    assert turns == -(-(2 * peers + 1) // RENDER_SLICE)
+    registry = CollectorRegistry()
+    registry.register(AlertCollector(alerting))
+    assert b"".join(pieces) == generate_latest(registry)
+    lines = b"".join(pieces).decode().splitlines()
+    assert sum(line.startswith("peerscope_alert_firing{") for line in lines) == 2 * peers + 1
+    assert sum(line.startswith("# TYPE peerscope_alert_firing ") for line in lines) == 1
+
+
 class Notifier:
     def __init__(self, name: str, failing: bool) -> None:
         self.name = name

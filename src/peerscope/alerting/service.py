@@ -140,6 +140,15 @@ class Alerting:
             entries.append(active_of(alert, self._evaluator.value(alert, now), labels, silenced))
         return entries
 
+    def exposed(self) -> list[tuple[str, str, str, str]]:
+        """Each pending and firing alert's rule, severity, peer ("" for a host or server
+        rule) and state, by rule and peer: what the Prometheus exposition shows of it,
+        without the entries :meth:`active` makes (an outage fires one per peer)."""
+        return sorted(
+            (alert.rule.name, alert.rule.severity, alert.subject or "", alert.state)
+            for alert in self._evaluator.alerts()
+        )
+
     def firing(self, limit: int | None = None) -> list[ActiveAlert]:
         """The firing alerts, most severe and oldest first; the first ``limit`` of them."""
         return self.active(state="firing", limit=limit)

@@ -8,7 +8,7 @@ Both families are declared even when empty, so a query names them before the fir
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import generate_latest
@@ -16,6 +16,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from peerscope.alerting import Alerting
+from peerscope.export.prometheus import RENDER_SLICE, Families, without_header
+from peerscope.slices import Steps, finish
 
 __all__ = ["ALERT_LABELS", "OUTCOMES", "AlertCollector"]
 
@@ -34,20 +36,25 @@ class AlertCollector(Collector):
 
     def render(self) -> bytes:
         """Its families in the text format (``generate_latest`` of this collector alone)."""
-        return generate_latest(self)
+        return b"".join(finish(self.render_steps()))
+
+    def render_steps(self) -> Steps[list[bytes]]:
+        """:meth:`render` in steps of ``RENDER_SLICE`` alerts: an outage fires an alert per
+        peer, thousands at once, and the loop runs between the steps."""
+        alerts = self.alerting.exposed()
+        pieces: list[bytes] = []
+        for start in range(0, max(1, len(alerts)), RENDER_SLICE):
+            yield
+            written = generate_latest(Families([_firing(alerts[start : start + RENDER_SLICE])]))
+            pieces.append(written if start == 0 else without_header(written))
+        pieces.append(generate_latest(Families([self._notifications()])))
+        return pieces
 
     def collect(self) -> Iterator[Metric]:
-        firing = GaugeMetricFamily(
-            "peerscope_alert_firing",
-            "1 for each pending or firing alert, like Prometheus' ALERTS: its rule, severity, "
-            "peer (empty for host and server rules) and alertstate (pending or firing).",
-            labels=ALERT_LABELS,
-        )
-        for alert in self.alerting.active():
-            firing.add_metric(
-                (alert["rule"], alert["severity"], alert["peer_id"] or "", alert["state"]), 1.0
-            )
-        yield firing
+        yield _firing(self.alerting.exposed())
+        yield self._notifications()
+
+    def _notifications(self) -> Metric:
         notifications = CounterMetricFamily(
             "peerscope_alert_notifications",
             "Alert events by notifier and outcome (count): sent, failed (given up after the "
@@ -59,4 +66,16 @@ class AlertCollector(Collector):
             counts: Mapping[str, Any] = stats  # read by the OUTCOMES' names, all ints
             for outcome in OUTCOMES:
                 notifications.add_metric((stats["name"], outcome), counts[outcome])
-        yield notifications
+        return notifications
+
+
+def _firing(alerts: Iterable[tuple[str, str, str, str]]) -> Metric:
+    firing = GaugeMetricFamily(
+        "peerscope_alert_firing",
+        "1 for each pending or firing alert, like Prometheus' ALERTS: its rule, severity, "
+        "peer (empty for host and server rules) and alertstate (pending or firing).",
+        labels=ALERT_LABELS,
+    )
+    for labels in alerts:
+        firing.add_metric(labels, 1.0)
+    return firing

@@ -36,8 +36,7 @@ def render_steps(monitor: Monitor, *, alerting: Alerting | None = None) -> Steps
     then ``alerting``'s families."""
     pieces = yield from _collector(monitor).render_steps()
     if alerting is not None:
-        yield
-        pieces.append(AlertCollector(alerting).render())
+        pieces += yield from AlertCollector(alerting).render_steps()
     return pieces
 
 

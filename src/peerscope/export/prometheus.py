@@ -42,7 +42,14 @@ from peerscope.message import PeerEntry
 from peerscope.monitor import Monitor
 from peerscope.slices import Steps, finish
 
-__all__ = ["CONTENT_TYPE", "MonitorCollector", "label_plan"]
+__all__ = [
+    "CONTENT_TYPE",
+    "RENDER_SLICE",
+    "Families",
+    "MonitorCollector",
+    "label_plan",
+    "without_header",
+]
 
 # generate_latest writes the classic text format, version 0.0.4; say so, not "latest".
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -280,14 +287,14 @@ class MonitorCollector:
                 counts[entry["status"]] += 1
             first = not texts
             for index, family in enumerate(self._peer_families(entries, plan)):
-                written = generate_latest(_Families([family]))
+                written = generate_latest(Families([family]))
                 if first:
                     texts.append([written])
                 else:
-                    texts[index].append(_without_header(written))
+                    texts[index].append(without_header(written))
                 yield
         server = yield from monitor.server_stats_steps()
-        head = generate_latest(_Families(list(self._monitor_families(monitor, counts, server))))
+        head = generate_latest(Families(list(self._monitor_families(monitor, counts, server))))
         return [head, *(piece for text in texts for piece in text)]
 
     def collect(self) -> Iterator[Metric]:
@@ -433,7 +440,7 @@ def _peer_labels(entry: PeerEntry, plan: LabelPlan) -> dict[str, str]:
     return labels
 
 
-class _Families(Collector):
+class Families(Collector):
     """Families already built, as a collector for ``generate_latest``."""
 
     def __init__(self, families: list[Metric]) -> None:
@@ -447,6 +454,6 @@ def _label_keys(peer: Peer, now: float) -> tuple[str, ...]:
     return tuple(peer.labels)
 
 
-def _without_header(text: bytes) -> bytes:
+def without_header(text: bytes) -> bytes:
     """One family's exposition without its first two lines (HELP and TYPE)."""
     return text[text.index(b"\n", text.index(b"\n") + 1) + 1 :]
