@@ -135,6 +135,8 @@ async def test_live_page_charts_table_detail_and_xss_name_as_text():
         header = await page.locator("#header").inner_text()
         assert "Network score" in header
         assert "Connected" in header
+        # The server's event-loop lag: the worst since the last frame, the minute's p99.
+        assert re.search(r"Loop lag\s*[\d.]+ ms \(p99 [\d.]+ ms\)", header), header
         # Clicking a row opens that peer's charts, with a latency band from REST.
         await page.locator('#peers tr[data-peer="peer-03"]').click()
         await page.wait_for_function(

@@ -167,6 +167,13 @@ class Settings(BaseSettings):
         "between two ticks; past it the oldest are dropped.",
     )
     enable_system_metrics: bool = Field(True, description="Sample the host and this process.")
+    loop_lag_interval_s: float = Field(
+        0.1,
+        ge=0,
+        le=10,
+        description="Period of the timer whose lateness is the event-loop lag, in seconds "
+        "(0: not measured).",
+    )
     host: str = Field(
         "127.0.0.1",
         min_length=1,

@@ -129,6 +129,8 @@ class ServerEntry(TypedDict):
     messages_in_per_second: float
     messages_out_per_second: float
     average_latency_ms: float
+    loop_lag_ms: float | None
+    loop_lag_p99_ms: float | None
 
 
 class NetworkEntry(TypedDict):

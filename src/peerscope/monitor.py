@@ -38,6 +38,7 @@ from peerscope.core.validation import (
 from peerscope.event_bus import EventBus, Handler
 from peerscope.events import MetricsTick, PeerReading, SessionEnded, SessionStarted
 from peerscope.host_metrics import HostMetrics
+from peerscope.loop_lag import LoopLag
 from peerscope.message import (
     MetricsMessage,
     PeerDetail,
@@ -75,6 +76,10 @@ class Monitor(PeerTable):
         self._last_tick: MetricsTick | None = None
         self._last_message: MetricsMessage | None = None
         self._ticker = Ticker(settings.metrics_interval, self.tick, "peerscope-tick")
+        interval = settings.loop_lag_interval_s
+        self._loop_lag = LoopLag(interval, max(60.0, interval)) if interval > 0 else None
+        # The lag figures of the latest tick (each tick takes the worst since the one before).
+        self._lag: tuple[float | None, float | None] = (None, None)
         self._connections = ConnectionWatch(settings.tcp_loss_window_s)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -91,6 +96,8 @@ class Monitor(PeerTable):
         """Start the tick loop on the running event loop; a second call does nothing."""
         if not self.is_running:
             self._counters.started_at = self._clock()
+            if self._loop_lag is not None:
+                self._loop_lag.start()
             self._ticker.start()
 
     def cancel(self) -> asyncio.Task[None] | None:
@@ -98,11 +105,18 @@ class Monitor(PeerTable):
 
         Returns the cancelled task (None if not running) for a caller that wants to await it.
         """
+        self._stop_loop_lag()
         return self._ticker.cancel()
 
     async def stop(self) -> None:
         """Stop the tick loop and wait for it to finish; safe to call when not running."""
+        self._stop_loop_lag()
         await self._ticker.stop()
+
+    def _stop_loop_lag(self) -> None:
+        if self._loop_lag is not None:
+            self._loop_lag.stop()
+        self._lag = (None, None)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -132,6 +146,8 @@ class Monitor(PeerTable):
             with self._lock:
                 watched = connections.watched()
             readings = connections.read(watched)  # system calls: not under the lock
+        if self._loop_lag is not None:
+            self._lag = self._loop_lag.take()
         now = self._clock()
         with self._lock:
             if readings:
@@ -210,7 +226,7 @@ class Monitor(PeerTable):
         return MetricsTick(
             timestamp=now,
             system=system,
-            server=self._counters.stats(now, len(self._peers), average),
+            server=self._counters.stats(now, len(self._peers), average, self._lag),
             network=network_entry(
                 network,
                 quality.grade(network, settings.quality),
@@ -453,7 +469,7 @@ class Monitor(PeerTable):
         average = math.fsum(measured) / len(measured) if measured else 0.0
         now = self._clock()
         with self._lock:
-            return self._counters.stats(now, len(self._peers), average)
+            return self._counters.stats(now, len(self._peers), average, self._lag)
 
     @property
     def uptime_seconds(self) -> float:

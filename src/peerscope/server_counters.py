@@ -32,7 +32,13 @@ class ServerCounters:
     def uptime(self, now: float) -> float:
         return max(0.0, now - self.started_at)
 
-    def stats(self, now: float, active_connections: int, average_latency_ms: float) -> ServerStats:
+    def stats(
+        self,
+        now: float,
+        active_connections: int,
+        average_latency_ms: float,
+        loop_lag: tuple[float | None, float | None] = (None, None),
+    ) -> ServerStats:
         rate_in = self._messages_in.rate(now)
         rate_out = self._messages_out.rate(now)
         return ServerStats(
@@ -44,4 +50,6 @@ class ServerCounters:
             messages_in_per_second=rate_in,
             messages_out_per_second=rate_out,
             average_latency_ms=average_latency_ms,
+            loop_lag_ms=loop_lag[0],
+            loop_lag_p99_ms=loop_lag[1],
         )

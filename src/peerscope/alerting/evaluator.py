@@ -70,7 +70,9 @@ def host_value(metric: str, system: SystemSample, server: ServerStats) -> Value:
         return server.messages_per_second
     if metric == "active_connections":
         return float(server.active_connections)
-    return None  # loop_lag_ms: no source measures it yet
+    if metric == "loop_lag_ms":
+        return server.loop_lag_ms
+    return None
 
 
 def breaching(rule: AlertRule, batch: Sequence[PeerReading], now: float) -> list[PeerReading]:

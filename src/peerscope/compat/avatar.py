@@ -20,7 +20,9 @@ holds up the tick.
 Differences from the seed: unknown clients are ignored by the tracking calls (the adapter's
 own Monitor refuses unknown peers; a wrapped Monitor applies its ``unknown_peer`` setting);
 bad input raises ``ValueError`` naming the argument or variable; the metrics message carries
-peerscope's extra fields (jitter, loss, quality score, MOS, status) beside the seed's.
+peerscope's extra fields (jitter, loss, quality score, MOS, status) beside the seed's, and
+the server metrics theirs (messages in and out, the event-loop lag: None until the Monitor
+runs on a loop).
 """
 
 from __future__ import annotations

@@ -152,6 +152,10 @@ class ServerStats:
     messages_in_per_second: float
     messages_out_per_second: float
     average_latency_ms: float
+    # How late a timer fired on the Monitor's event loop: the worst since the previous tick
+    # and the p99 over the last minute (None: not measured, the Monitor not running).
+    loop_lag_ms: float | None = None
+    loop_lag_p99_ms: float | None = None
 
 
 @dataclass(slots=True, eq=False)

@@ -75,6 +75,7 @@ FIGURES: dict[SeriesKind, tuple[Figure, ...]] = {
         *_gauges(100, "messages_in_per_second", "messages_out_per_second"),
         *_gauges(100, "average_latency_ms"),
         *_counters("total_connections", "total_messages"),
+        *_gauges(100, "loop_lag_ms", "loop_lag_p99_ms"),
     ),
 }
 

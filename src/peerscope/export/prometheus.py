@@ -347,6 +347,20 @@ class MonitorCollector:
         rate.add_metric(("in",), server.messages_in_per_second)
         rate.add_metric(("out",), server.messages_out_per_second)
         yield rate
+        if server.loop_lag_ms is not None:
+            yield _gauge(
+                "peerscope_event_loop_lag_seconds",
+                "How late a timer fired on the Monitor's event loop, the worst since the "
+                "tick before, in seconds.",
+                server.loop_lag_ms / 1000.0,
+            )
+        if server.loop_lag_p99_ms is not None:
+            yield _gauge(
+                "peerscope_event_loop_lag_p99_seconds",
+                "The 99th percentile of how late that timer fired over the last minute, in "
+                "seconds.",
+                server.loop_lag_p99_ms / 1000.0,
+            )
         by_status = GaugeMetricFamily(
             "peerscope_peers", "Peers by status (count).", labels=("status",)
         )

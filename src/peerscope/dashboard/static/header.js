@@ -1,8 +1,8 @@
-// The header: the network's score, grade and band, peers by status, the host, uptime, and the
-// banner shown while the connection to the server is down.
+// The header: the network's score, grade and band, peers by status, the host, the server's
+// event-loop lag, uptime, and the banner shown while the connection to the server is down.
 
 import { el, setText } from "./dom.js";
-import { duration, fixed, percent } from "./format.js";
+import { duration, fixed, ms, percent } from "./format.js";
 import { bandClass, scoreText } from "./scale.js";
 
 function figure(label) {
@@ -17,7 +17,8 @@ export class Header {
     this.figures = {
       score: figure("Network score"), connected: figure("Connected"),
       degraded: figure("Degraded"), disconnected: figure("Disconnected"),
-      cpu: figure("Host CPU"), memory: figure("Memory"), uptime: figure("Uptime"),
+      cpu: figure("Host CPU"), memory: figure("Memory"), lag: figure("Loop lag"),
+      uptime: figure("Uptime"),
       fps: figure("Dashboard fps"),
     };
     this.figures.connected.node.classList.add("status-connected");
@@ -39,7 +40,11 @@ export class Header {
     setText(f.cpu.value, percent(system.cpuPercent));
     setText(f.memory.value, `${percent(system.memoryPercent)} of ${fixed(
       system.memoryTotalMb / 1024, 1, " GB")}`);
-    setText(f.uptime.value, duration(server.uptimeS));
+    // How late the server's loop ran a timer: the worst since the last frame, and the p99
+    // of the last minute (a loop that stalls now and then shows there).
+    setText(f.lag.value, server.loopLagMs === null ? "–"
+      : `${ms(server.loopLagMs)} (p99 ${ms(server.loopLagP99Ms)})`);
+    f.lag.value.title = "How late a short timer (loop_lag_interval_s) fired on the server's loop";
   }
 
   showFps(fps) {

@@ -29,6 +29,8 @@ export function readFrame(message) {
       uptimeS: server.uptime_seconds,
       activeConnections: server.active_connections,
       messagesPerS: server.messages_per_second,
+      loopLagMs: server.loop_lag_ms ?? null, // the worst since the tick before
+      loopLagP99Ms: server.loop_lag_p99_ms ?? null, // over the last minute
     },
     network: {
       score: network.score,
