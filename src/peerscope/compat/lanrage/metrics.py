@@ -1,58 +1,41 @@
-"""LANrage's metrics API (``core/observability/metrics.py``) over :class:`peerscope.Monitor`.
+"""LANrage's ``core/observability/metrics.py`` over :class:`peerscope.Monitor`: the
+``MetricsCollector``, its records and the module functions.
 
-Method names, arguments, sync/async-ness and the dict shapes follow the original; every
-number comes from the Monitor. Deliberate differences from the original:
-
-- ``start()`` starts the Monitor's tick loop (keeping its task; host sampling never blocks the
-  event loop) and ``stop()`` waits for it to end. The host is sampled every
-  ``Settings.metrics_interval`` (default 1 s) instead of every 10 s.
-- ``uptime`` / ``uptime_seconds`` is the time since the peer connected, not since it was last
-  seen. Packet counters are the Monitor's rather than always 0.
-- Jitter is the Monitor's (RFC 3550 by default; ``Settings.quality.jitter_method="stddev"``
-  gives the original's standard deviation over recent samples).
-- Packet loss is tracked: ``record_packet_loss`` reports it to the Monitor (clamped to 0..100
-  as the original did) and a failed measurement (``record_latency(peer, None)``) counts as
-  lost; the score uses it at the next refresh, not only at the next latency sample.
-- Quality score, band, trend and status are the Monitor's: the score uses the smoothed
-  latency, so one spike does not degrade a peer; an unmeasured peer's score is None, not 100;
-  status also follows failures in a row and idle time (silent 15 s → degraded by default).
-- ``get_network_quality_score`` / ``_report`` use the Monitor's network score
-  (0.9·mean peer score + 0.1·(100 − current CPU%)). The original's second scorer
-  (``ConnectionQualityMonitor``: bandwidth and stability) is not reproduced, so the per-peer
-  ``advanced``/``rolling_5m`` blocks and ``get_quality_rolling_average`` /
-  ``get_quality_hourly_aggregates`` are absent.
-- ``remove_peer`` forgets the peer (the Monitor has no "keep as disconnected" call); it no
-  longer shows in summaries. ``add_peer`` on a known id updates the display name.
-- Game sessions are Monitor sessions (``game_id`` is the session id): their latency figures
-  come only from samples recorded during the session; starting a session while one is open
-  ends the open one (it is kept in the history) instead of discarding it;
-  ``end_game_session`` returns the ended :class:`GameSession`; ``get_game_sessions`` lists
-  every ended session of the Monitor, and ``limit=0`` returns none rather than all.
-- ``get_system_summary``'s ``total_sent``/``total_recv`` are the host's interface byte
-  counters (psutil, since boot) instead of an estimate from rates × interval.
-- Time windows keep samples with ``now − window < t <= now``: the start is exclusive and
-  samples stamped after ``now`` are left out. Extra keys sit beside the original's: ``p50`` and
-  ``p99`` in aggregates, ``p95`` in session latency, ``grade`` and ``mos`` in peer quality.
-- Unknown peers are ignored, as in the original, with the collector's own Monitor; a wrapped
-  Monitor applies its ``unknown_peer`` setting. Bad input (NaN, negative latency, negative
-  byte counts, windows) raises ``ValueError`` naming the argument.
-- ``config`` is accepted and kept but never read, exactly as before.
+Method names, arguments, sync/async-ness and dict shapes follow the original; every number
+comes from the Monitor. The deliberate differences are listed in :mod:`peerscope.compat.lanrage`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections import deque
 from typing import Any
 
-from peerscope.config import Settings
+from peerscope.compat.lanrage.connection_quality import (
+    ConnectionQualityMonitor,
+    ConnectionQualitySample,
+)
+from peerscope.compat.lanrage.metric_views import (
+    GameSession,
+    MetricPoint,
+    PeerMetrics,
+    PeerMetricsView,
+    SystemMetrics,
+    aggregate_metrics_by_window,
+    ended_game_sessions,
+)
+from peerscope.compat.lanrage.peer_judgement import (
+    lanrage_settings,
+    predict_connection_quality,
+    score_measurement,
+)
 from peerscope.core import quality
 from peerscope.core.model import Session
-from peerscope.core.stats import aggregate
 from peerscope.core.validation import validate_number
+from peerscope.events import PeerRemoved, PeerStatusChanged
+from peerscope.message import PeerDetail
 from peerscope.monitor import Monitor
 from peerscope.peer_table import UnknownPeerError
 from peerscope.seed_views import (
@@ -65,115 +48,135 @@ from peerscope.seed_views import (
 from peerscope.slices import Steps, run_sliced
 
 __all__ = [
+    "ConnectionQualityMonitor",
+    "ConnectionQualitySample",
     "GameSession",
     "MetricPoint",
     "MetricsCollector",
+    "PeerMetrics",
+    "SystemMetrics",
     "aggregate_metrics_by_window",
+    "lanrage_settings",
     "predict_connection_quality",
 ]
 
+logger = logging.getLogger(__name__)
 
-@dataclass
-class MetricPoint:
-    """One timestamped value (epoch seconds), as LANrage's series stored them."""
-
-    timestamp: float
-    value: float
-
-
-@dataclass
-class GameSession:
-    game_id: str
-    game_name: str
-    started_at: float
-    ended_at: float | None = None
-    duration: float | None = None
-    peers: list[str] = field(default_factory=list)
-    avg_latency: float | None = None
-    max_latency: float | None = None
-    min_latency: float | None = None
-
-    @classmethod
-    def from_session(cls, session: Session) -> GameSession:
-        stats = session.latency_stats()
-        ended = session.ended_at
-        return cls(
-            game_id=session.session_id,
-            game_name=session.name,
-            started_at=session.started_at,
-            ended_at=ended,
-            duration=None if ended is None else ended - session.started_at,
-            peers=list(session.peer_ids),
-            avg_latency=stats["avg_latency"],
-            max_latency=stats["max_latency"],
-            min_latency=stats["min_latency"],
-        )
-
-
-def predict_connection_quality(
-    latency_ms: float, packet_loss_percent: float = 0.0, jitter_ms: float = 0.0
-) -> tuple[float, str]:
-    """Score 0..100 and band (excellent/good/fair/poor/bad) from the default quality formula."""
-    latency = validate_number(latency_ms, "latency_ms")
-    loss = validate_number(packet_loss_percent, "packet_loss_percent", high=100.0)
-    jitter = validate_number(jitter_ms, "jitter_ms")
-    score = quality.quality_score(latency, loss, jitter)
-    return score, quality.quality_band(score)
-
-
-def aggregate_metrics_by_window(
-    metrics: Iterable[MetricPoint], window_seconds: float = 60.0, current_time: float | None = None
-) -> dict[str, Any]:
-    """count/min/max/avg/p95/sum (plus p50/p99) of the points in the last ``window_seconds``.
-
-    An empty window gives count 0, sum 0 and None for the rest, like the original.
-    """
-    window = validate_number(window_seconds, "window_seconds")
-    now = time.time() if current_time is None else validate_number(current_time, "current_time")
-    return dict(aggregate(((p.timestamp, p.value) for p in metrics), window, now))
+_QUALITY_LOG_EVERY = 60  # answered measurements between two "Peer … quality" debug lines
 
 
 class MetricsCollector:
     """LANrage's collector, reading and writing a :class:`peerscope.Monitor`.
 
-    ``config`` is LANrage's Config (never read). ``monitor`` wraps an existing Monitor;
-    without one the collector builds its own from ``PEERSCOPE_*`` settings, set to refuse
-    unknown peers so the collector can ignore them as the original did.
+    ``config`` is LANrage's Config (never read). ``monitor`` wraps an existing Monitor, whose
+    settings stay as they are; without one the collector builds its own from
+    :func:`lanrage_settings`. ``peer_metrics``, ``system_metrics``, ``game_sessions`` and
+    ``active_session`` are read-only views of the Monitor (see
+    :mod:`peerscope.compat.lanrage.metric_views`); ``quality_monitor`` is LANrage's second
+    scorer, fed by :meth:`record_latency`.
     """
 
     def __init__(self, config: object = None, *, monitor: Monitor | None = None) -> None:
         self.config = config
         if monitor is None:
-            monitor = Monitor(Settings.load(unknown_peer="raise"))
+            monitor = Monitor(lanrage_settings())
         self.monitor = monitor
+        self.quality_monitor = ConnectionQualityMonitor(clock=monitor.now)
         self._session: Session | None = None
+        self._peer_metrics = PeerMetricsView(monitor)
+        self._system_metrics = SystemMetrics(monitor)
+        monitor.subscribe(self._on_event)
 
-    # --- lifecycle ----------------------------------------------------------------------------
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, PeerRemoved):
+            # A peer that came back under the same id since keeps its new samples.
+            if event.peer_id not in self.monitor:
+                self.quality_monitor.forget_peer(event.peer_id)
+        elif isinstance(event, PeerStatusChanged) and event.status != "connected":
+            status, peer_id, previous = event.status, event.peer_id, event.previous
+            logger.warning("Connection %s: %s (was %s)", status, peer_id, previous)
+
+    # --- views --------------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
         return self.monitor.is_running
 
+    @property
+    def collection_interval(self) -> float:
+        """Seconds between two samples of the host (the Monitor's tick)."""
+        return self.monitor.settings.metrics_interval
+
+    @property
+    def peer_metrics(self) -> PeerMetricsView:
+        return self._peer_metrics
+
+    @property
+    def system_metrics(self) -> SystemMetrics:
+        return self._system_metrics
+
+    @property
+    def game_sessions(self) -> deque[GameSession]:
+        """Every ended session the Monitor remembers, oldest first."""
+        return ended_game_sessions(self.monitor)
+
+    @property
+    def active_session(self) -> GameSession | None:
+        session = self._session
+        if session is None or not session.active:
+            return None
+        return GameSession.from_session(session)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
     async def start(self) -> None:
+        logger.info("Starting metrics collection")
         await self.monitor.start()
+        logger.info("Metrics collection loop started")
 
     async def stop(self) -> None:
+        logger.info("Stopping metrics collection")
         await self.monitor.stop()
 
     # --- recording ----------------------------------------------------------------------------
 
     def add_peer(self, peer_id: str, peer_name: str) -> None:
+        new = peer_id not in self._peer_metrics
         self.monitor.add_peer(peer_id, name=peer_name)
+        self.quality_monitor.register_peer(peer_id)
+        if new and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Added peer to metrics tracking: %s (%s)", peer_name, peer_id)
 
     def remove_peer(self, peer_id: str) -> None:
-        self.monitor.remove_peer(peer_id)
+        removed = self.monitor.remove_peer(peer_id)
+        self.quality_monitor.forget_peer(peer_id)
+        if removed and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Removed peer from metrics tracking: %s", peer_id)
 
     async def record_latency(self, peer_id: str, latency: float | None) -> None:
-        """One RTT in ms, or None for a measurement that failed (counted as lost)."""
+        """One RTT in ms, or None for a measurement that failed (counted as lost).
+
+        An answered one is also scored by :attr:`quality_monitor` from the Monitor's figures.
+        """
+        debug = logger.isEnabledFor(logging.DEBUG)
         try:
             self.monitor.record_latency(peer_id, latency)
         except UnknownPeerError:
+            if debug:
+                logger.debug("Latency recorded for unknown peer: %s", peer_id)
             return
+        if latency is None:
+            self.quality_monitor.record_failed_measurement(peer_id)
+            if debug:
+                logger.debug("No latency recorded for %s - connection issue detected", peer_id)
+            return
+        try:
+            entry = self.monitor.peer(peer_id)
+        except KeyError:  # removed by another thread meanwhile
+            return
+        sample = score_measurement(self.quality_monitor, entry, latency)
+        if debug:
+            _log_measurement(entry, sample)
 
     async def record_bandwidth(
         self, peer_id: str, bytes_sent: int = 0, bytes_received: int = 0
@@ -195,21 +198,21 @@ class MetricsCollector:
 
     # --- game sessions ------------------------------------------------------------------------
 
-    @property
-    def active_session(self) -> GameSession | None:
-        session = self._session
-        if session is None or not session.active:
-            return None
-        return GameSession.from_session(session)
-
     async def start_game_session(self, game_id: str, game_name: str, peers: list[str]) -> None:
         """Open a session; an open one is ended first (so ``game_id`` may be reused)."""
-        await self.end_game_session()
+        self._end_session()
         session_id = self.monitor.start_session(game_name, peers, session_id=game_id)
         self._session = self.monitor.session(session_id)
+        logger.info("Starting game session: %s (%s) with %d peers", game_name, game_id, len(peers))
 
     async def end_game_session(self) -> GameSession | None:
-        """End the open session and return it (None when none is open)."""
+        """End the open session and return it (None, with a warning, when none is open)."""
+        ended = self._end_session()
+        if ended is None:
+            logger.warning("End game session called but no active session")
+        return ended
+
+    def _end_session(self) -> GameSession | None:
         session, self._session = self._session, None
         if session is None:
             return None
@@ -218,7 +221,15 @@ class MetricsCollector:
         with contextlib.suppress(KeyError):
             if session.active:
                 session = self.monitor.end_session(session.session_id)
-        return GameSession.from_session(session)
+        ended = GameSession.from_session(session)
+        average = "unavailable" if ended.avg_latency is None else f"{ended.avg_latency:.1f}ms"
+        logger.info(
+            "Ended game session: %s (duration: %.1fs, avg_latency: %s)",
+            ended.game_name,
+            ended.duration,
+            average,
+        )
+        return ended
 
     def get_game_sessions(self, limit: int = 10) -> list[dict[str, Any]]:
         """The last ``limit`` ended sessions, oldest first."""
@@ -252,11 +263,13 @@ class MetricsCollector:
         return seed_points(points)
 
     def get_peer_connection_quality(self, peer_id: str) -> dict[str, Any] | None:
+        """The Monitor's figures of the peer, with the second scorer's newest sample
+        (``advanced``) and its 5-minute averages (``rolling_5m``) once it has them."""
         try:
             entry = self.monitor.peer(peer_id)
         except KeyError:
             return None
-        return {
+        result: dict[str, Any] = {
             "peer_id": peer_id,
             "peer_name": entry["name"],
             "quality_score": entry["quality_score"],
@@ -272,6 +285,29 @@ class MetricsCollector:
             "grade": entry["grade"],
             "mos": entry["mos"],
         }
+        latest = self.quality_monitor.get_latest(peer_id)
+        if latest is not None:
+            result["advanced"] = {
+                "quality_score": latest.quality_score,
+                "quality_grade": latest.quality_grade,
+                "latency_ms": latest.latency_ms,
+                "jitter_ms": latest.jitter_ms,
+                "packet_loss_percent": latest.packet_loss_percent,
+                "bandwidth_mbps": latest.bandwidth_mbps,
+                "stability_percent": latest.stability_percent,
+            }
+        rolling = self.quality_monitor.get_rolling_average(peer_id)
+        if rolling is not None:
+            result["rolling_5m"] = rolling
+        return result
+
+    def get_quality_rolling_average(self, peer_id: str) -> dict[str, float | str] | None:
+        """The second scorer's averages over its last 5 minutes; None without samples."""
+        return self.quality_monitor.get_rolling_average(peer_id)
+
+    def get_quality_hourly_aggregates(self, peer_id: str) -> list[dict[str, float | str]]:
+        """The second scorer's kept samples by clock hour, oldest first."""
+        return self.quality_monitor.get_hourly_aggregates(peer_id)
 
     def get_aggregated_peer_metrics(
         self, peer_id: str, window_seconds: float = 60.0
@@ -332,3 +368,28 @@ class MetricsCollector:
             "system_score": quality.network_score([], cpu, self.monitor.settings.quality),
             "peer_grades": {entry["client_id"]: entry["grade"] for entry in scored},
         }
+
+
+def _log_measurement(entry: PeerDetail, sample: ConnectionQualitySample) -> None:
+    """LANrage's debug lines for an answered measurement (the caller checked DEBUG is on)."""
+    peer_id, answered = entry["client_id"], entry["probes"]["received"]
+    if answered % _QUALITY_LOG_EVERY == 0:
+        logger.debug(
+            "Peer %s quality=%s score=%s trend=%s latency_samples=%d",
+            peer_id,
+            entry["band"],
+            entry["quality_score"],
+            entry["trend"],
+            answered,
+        )
+    logger.debug(
+        "Advanced quality sample peer=%s score=%.1f grade=%s latency=%.1fms jitter=%.1fms "
+        "loss=%.1f%% stability=%.1f%%",
+        peer_id,
+        sample.quality_score,
+        sample.quality_grade,
+        sample.latency_ms,
+        sample.jitter_ms,
+        sample.packet_loss_percent,
+        sample.stability_percent,
+    )
