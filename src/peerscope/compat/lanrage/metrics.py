@@ -374,11 +374,12 @@ def _log_measurement(entry: PeerDetail, sample: ConnectionQualitySample) -> None
     """LANrage's debug lines for an answered measurement (the caller checked DEBUG is on)."""
     peer_id, answered = entry["client_id"], entry["probes"]["received"]
     if answered % _QUALITY_LOG_EVERY == 0:
+        score = entry["quality_score"]
         logger.debug(
             "Peer %s quality=%s score=%s trend=%s latency_samples=%d",
             peer_id,
             entry["band"],
-            entry["quality_score"],
+            "none" if score is None else f"{score:.1f}",
             entry["trend"],
             answered,
         )
