@@ -15,19 +15,7 @@ from peerscope.compat.lanrage import (
     aggregate_metrics_by_window,
     predict_connection_quality,
 )
-
-
-def make(clock, *, system: bool = False, **settings) -> MetricsCollector:
-    settings.setdefault("unknown_peer", "raise")
-    monitor = Monitor(Settings(enable_system_metrics=system, **settings), clock=clock)
-    return MetricsCollector(object(), monitor=monitor)
-
-
-def score(latency: float, loss: float = 0.0, jitter: float = 0.0) -> float:
-    """peerscope's default (impairment) formula, written out so the test does not lean on the
-    code under test: the seed's weights and slopes, each part taken off the whole."""
-    return max(0.0, min(100.0, 100 - 0.40 * latency / 1.5 - 0.35 * loss * 20 - 0.25 * jitter * 2))
-
+from tests.lanrage_support import lanrage_advanced, make, score
 
 # --- module functions -------------------------------------------------------------------------
 
@@ -243,6 +231,33 @@ async def test_connection_quality_with_jitter_and_loss(clock):
     quality = collector.get_peer_connection_quality("peer1")
     jitter = 0.625 + (5 - 0.625) / 16  # RFC 3550 over 20, 30, 25
     smoothed = 21.25 + (25 - 21.25) / 8  # EWMA with gain 1/8
+    # The second scorer took each sample with the Monitor's jitter then (0, 0.625, then
+    # the above), no loss, every measurement answered and LANrage's 10 Mbit/s stand-in.
+    advanced = quality.pop("advanced")
+    expected = lanrage_advanced(25.0, jitter, 0.0, 10.0, 100.0)
+    assert advanced == {
+        "quality_score": pytest.approx(expected),
+        "quality_grade": "B",  # 88.5
+        "latency_ms": 25.0,
+        "jitter_ms": pytest.approx(jitter),
+        "packet_loss_percent": 0.0,
+        "bandwidth_mbps": 10.0,
+        "stability_percent": 100.0,
+    }
+    scores = [
+        lanrage_advanced(20.0, 0.0, 0.0, 10.0, 100.0),
+        lanrage_advanced(30.0, 0.625, 0.0, 10.0, 100.0),
+    ]
+    assert quality.pop("rolling_5m") == {
+        "sample_count": 3.0,
+        "avg_score": pytest.approx((sum(scores) + expected) / 3),
+        "grade": "B",
+        "avg_latency_ms": 25.0,
+        "avg_jitter_ms": pytest.approx((0.625 + jitter) / 3),
+        "avg_packet_loss_percent": 0.0,
+        "avg_bandwidth_mbps": 10.0,
+        "avg_stability_percent": 100.0,
+    }
     assert quality == {
         "peer_id": "peer1",
         "peer_name": "Peer 1",
