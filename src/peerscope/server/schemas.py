@@ -332,3 +332,59 @@ class Notifiers(BaseModel):
         description="Each notifier's events sent, failed (given up after the last retry), "
         "retried, dropped (pushed out of its full queue) and queued, and its last error."
     )
+
+
+class ProfiledName(BaseModel):
+    """One name's figures from the function profiler (``peerscope.profiler``), in ms."""
+
+    name: str = Field(description="module.qualified_name, or a block's name.")
+    kind: Literal["function", "coroutine", "block"]
+    calls: int
+    errors: int = Field(description="Calls that raised (the exception went on).")
+    total_ms: float
+    avg_ms: float
+    min_ms: float
+    max_ms: float
+    p50_ms: float = Field(description="From a sketch: within 1 % of the exact value.")
+    p95_ms: float
+    p99_ms: float
+    last_call_at: float = Field(description="When the last call to finish began (epoch s).")
+    last_ms: float
+    cpu_ms: float | None = Field(description="Thread CPU time of the calls it was measured for.")
+    cpu_calls: int
+
+
+class ProcessFigures(BaseModel):
+    cpu_percent: float = Field(description="Of one CPU, since the previous reading.")
+    rss_bytes: int
+    threads: int
+    open_fds: int | None
+
+
+class ProfilerState(BaseModel):
+    enabled: bool = Field(description="Whether profiled functions are being timed.")
+    sampling: bool = Field(description="Whether a pyinstrument sample is running now.")
+    functions: list[ProfiledName] = Field(description="Every name timed, by total time.")
+    hotspots: list[ProfiledName] = Field(description="The top names by total time.")
+    slow_threshold_ms: float
+    slow: list[ProfiledName] = Field(description="Names whose average call is slower.")
+    process: ProcessFigures
+
+
+class SampledFunction(BaseModel):
+    function: str
+    file: str
+    line: int
+    self_s: float = Field(description="Time in the function itself, not in what it called.")
+    share: float = Field(description="self_s over the sample's duration (0..1).")
+
+
+class ProfilerSample(BaseModel):
+    seconds: float
+    interval_s: float
+    started_at: float
+    duration_s: float
+    sample_count: int
+    cpu_time_s: float | None = Field(description="CPU time of the sampled thread.")
+    top: list[SampledFunction] = Field(description="The functions where the time went.")
+    tree: dict[str, Any] = Field(description="pyinstrument's JSON call tree.")
