@@ -567,8 +567,12 @@ def test_process_stats_are_this_processs_and_read_without_waiting(profiler):
 
 
 def test_the_default_profiler_is_what_profile_and_profile_block_record_into():
+    import peerscope
+
     default = get_profiler()
     assert default.is_enabled()
+    assert (peerscope.profile, peerscope.profile_block) == (profile, profile_block)
+    assert {"profile", "profile_block"} <= set(peerscope.__all__)
 
     @profile(name="test_profiler default")
     def decorated() -> None:
