@@ -153,10 +153,12 @@ class TimedBlock:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        start, self._start = self._start, None
+        if start is None:  # entered while the profiler was off
+            return
         spent = thread_time() - self._cpu_start if self._cpu else None
         end = perf_counter()
-        start, self._start = self._start, None
-        if start is not None and self._switch.on:
+        if self._switch.on:
             failed = exc_type is not None and issubclass(exc_type, Exception)
             self._timing.add(start, end, failed, spent)
 
