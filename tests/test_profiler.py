@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
@@ -189,7 +189,7 @@ async def test_cancellation_reaches_the_coroutine_and_counts_a_call_not_an_error
 
 
 @types.coroutine
-def pause() -> types.GeneratorType:  # type: ignore[type-arg]
+def pause() -> Generator[str, object, object]:
     return (yield "paused")
 
 
