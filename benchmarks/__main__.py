@@ -14,6 +14,7 @@ from benchmarks import (
     bench_memory,
     bench_metrics_render,
     bench_probe,
+    bench_profiler,
     bench_record,
     bench_snapshot,
     bench_store,
@@ -32,6 +33,7 @@ MODULES = (
     bench_alerts,
     bench_store,
     bench_dashboard,
+    bench_profiler,
 )
 
 if __name__ == "__main__":

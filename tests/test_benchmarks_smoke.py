@@ -23,6 +23,8 @@ MEASURED = {
     "bench_probe",
     "bench_dashboard_fps",
     "bench_dashboard_heap",
+    "bench_profiler_disabled",
+    "bench_profiler_enabled",
 }
 UNMEASURED = {
     "bench_snapshot",
@@ -80,6 +82,7 @@ def test_quick_benchmarks_run_print_their_figures_and_write_their_results(tmp_pa
     assert "bench_store: 180 s at 50 peers x 1 Hz" in out
     assert "naive table (the same samples, " in out
     assert "fps (requestAnimationFrame in the page): mean" in out
+    assert "enabled overhead / cProfile's overhead: median" in out
     assert f"verdicts (written to {tmp_path})" in out
 
     assert {path.stem for path in tmp_path.iterdir()} == MEASURED | UNMEASURED
@@ -102,6 +105,8 @@ def test_quick_benchmarks_run_print_their_figures_and_write_their_results(tmp_pa
         ("bench_record", False),
         ("bench_metrics_render", False),
         ("bench_probe", True),
+        ("bench_profiler_disabled", True),
+        ("bench_profiler_enabled", True),
     ):
         reference = by_name[name].reference
         assert reference is not None, name

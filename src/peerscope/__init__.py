@@ -38,6 +38,7 @@ from peerscope.message import (
 from peerscope.monitor import Monitor
 from peerscope.peer_table import PeerLimitError, UnknownPeerError
 from peerscope.probe.reflector import Reflector
+from peerscope.profiler import profile, profile_block
 from peerscope.tcp_info import read_tcp_info
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ __all__ = [
     "TcpInfo",
     "UnknownPeerError",
     "__version__",
+    "profile",
+    "profile_block",
     "read_tcp_info",
     "serve",
 ]
