@@ -16,6 +16,7 @@ from peerscope import Monitor, Settings, __version__
 from peerscope.alerting import Alerting
 from peerscope.core.alerts import DEFAULT_RULES, AlertRule
 from peerscope.probe.prober import Prober
+from peerscope.profiler import Profiler
 from peerscope.server import create_app
 from peerscope.store import HistoryStore
 from peerscope.store_settings import StoreSettings
@@ -38,7 +39,11 @@ MORE_PATHS = {
     "/api/metrics/current",
     "/api/health",
     "/api/badge.svg",
+    "/api/profiler",
+    "/api/profiler/sample",
 }
+# A report, JSON or pyinstrument's page (made, not stored: 200); 409 while one is running.
+SAMPLE_PATH = "/api/profiler/sample"
 # Those that need the history store answer 404 without one; a peer's names a peer.
 HISTORY_PATHS = {
     "/api/metrics/peers/{peer_id}/history",
@@ -101,7 +106,10 @@ async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveSe
     store = HistoryStore(StoreSettings(db=str(tmp_path_factory.mktemp("store") / "history.db")))
     store.attach(monitor)
     alerting.listen(store.record_alert)
-    app = create_app(monitor, prober=Prober(monitor), alerting=alerting, store=store)
+    # A profiler of its own: schemathesis' PUTs switch it off and on.
+    app = create_app(
+        monitor, prober=Prober(monitor), alerting=alerting, store=store, profiler=Profiler()
+    )
     try:
         async with live_server(monitor, app=app) as server:
             yield server
@@ -156,8 +164,14 @@ async def test_every_api_path_has_a_response_model(live: LiveServer):
             # or the history store may be off.
             not_found = "{" in path or path in ALERT_PATHS | STORE_PATHS or path == "/api/badge.svg"
             assert ("404" in operation["responses"]) == not_found, where
-            success = "201" if method == "post" else "200"
-            if path == "/api/badge.svg":  # an image, whatever the peer's state
+            success = "201" if method == "post" and path != SAMPLE_PATH else "200"
+            if path == SAMPLE_PATH:
+                assert set(operation["responses"][success]["content"]) == {
+                    "application/json",
+                    "text/html",
+                }
+                statuses = ["422", "409"]
+            elif path == "/api/badge.svg":  # an image, whatever the peer's state
                 for status in (success, "404"):
                     assert set(operation["responses"][status]["content"]) == {"image/svg+xml"}
                 statuses = ["422"]
@@ -196,7 +210,9 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
 
     Except ``POST /api/peers``: every accepted request would send real probes to the
     generated address, and tests send traffic only to loopback. tests/test_server_peers.py
-    covers it (valid peers, each invalid field named, 409, 404, the token).
+    covers it (valid peers, each invalid field named, 409, 404, the token). And ``POST
+    /api/profiler/sample``: each accepted request samples for up to a minute;
+    tests/test_server_profiler.py covers it (the report, 409, each bad parameter named).
     """
     # A rule set or silence can be refused whatever its schema says: a rule's clear on the
     # wrong side of its threshold, two rules of one name, a silence ending in the past; and
@@ -224,6 +240,8 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "25",
         "--exclude-operation-id",
         "add_probed_api_peers_post",
+        "--exclude-operation-id",
+        "sample_api_profiler_sample_post",
         "--request-timeout",
         "10",
         "--no-color",
@@ -245,7 +263,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     assert counts is not None, report[-6000:]
     assert counts[1] == counts[2], report[-6000:]
     assert "Failures:" not in report, report[-6000:]
-    assert "27 selected" in report
+    assert "29 selected" in report
 
 
 async def test_with_a_token_the_bearer_scheme_and_401_are_documented():

@@ -25,14 +25,14 @@ from pyinstrument.session import Session
 
 from peerscope.core.validation import require
 
-__all__ = ["MAX_SAMPLE_S", "SampleReport", "SamplerBusy", "is_sampling", "sample_loop"]
+__all__ = ["MAX_SAMPLE_S", "SampleReport", "SamplerBusyError", "is_sampling", "sample_loop"]
 
 MAX_SAMPLE_S = 60.0
 _TOP = 25
 _running = False  # pyinstrument profiles one thread at a time with one profiler
 
 
-class SamplerBusy(RuntimeError):
+class SamplerBusyError(RuntimeError):
     """A sample is already being taken in this process."""
 
 
@@ -48,7 +48,8 @@ class SampleReport:
 
     def html(self) -> str:
         """pyinstrument's interactive HTML page (self-contained: save it and open it)."""
-        return HTMLRenderer().render(self.session)
+        page: str = HTMLRenderer().render(self.session)
+        return page
 
     def summary(self, top: int = _TOP) -> dict[str, Any]:
         """The figures and the ``top`` functions by time spent in them (not in what they
@@ -99,13 +100,13 @@ def _frames(root: Frame | None) -> Iterator[Frame]:
 
 async def sample_loop(seconds: float, interval_s: float = 0.001) -> SampleReport:
     """Sample the running loop's thread for ``seconds`` (awaiting meanwhile: the loop goes
-    on). :class:`SamplerBusy` if a sample is already running; ValueError naming
+    on). :class:`SamplerBusyError` if a sample is already running; ValueError naming
     ``seconds`` or ``interval_s`` when out of range."""
     global _running
     require(0 < seconds <= MAX_SAMPLE_S, "seconds", f"must be > 0 and <= {MAX_SAMPLE_S:g}")
     require(0.0001 <= interval_s <= 0.1, "interval_s", "must be between 0.0001 and 0.1")
     if _running:
-        raise SamplerBusy("profiler: a sample is already running; try again when it ends")
+        raise SamplerBusyError("profiler: a sample is already running; try again when it ends")
     _running = True
     try:
         # "disabled": what the thread does, not which coroutine awaited what; the loop's

@@ -29,15 +29,13 @@ from peerscope.message import MetricsMessage
 from peerscope.monitor import Monitor
 from peerscope.server import schemas
 from peerscope.server.edge import ApiError
+from peerscope.server.rest import BAD_BODY
 
 NOT_ENABLED = "alerting: not enabled on this server"
 HISTORY_LIMIT = 10_000
 JSON = "application/json"
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.ErrorBody, "description": "Alerting is not enabled on this server"},
-}
-BAD_BODY: dict[int | str, dict[str, Any]] = {
-    400: {"model": schemas.ErrorBody, "description": "A body that is not UTF-8 text"},
 }
 UNKNOWN_SILENCE: dict[int | str, dict[str, Any]] = {
     404: {

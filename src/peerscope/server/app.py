@@ -18,6 +18,7 @@ from peerscope.events import Event, MetricsTick
 from peerscope.monitor import Monitor
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
+from peerscope.profiler import Profiler, get_profiler
 from peerscope.server.alert_routes import build_alerts_router, tick_message, with_alerts
 from peerscope.server.api_docs import mount_api_docs
 from peerscope.server.auth import TokenGuard
@@ -30,6 +31,7 @@ from peerscope.server.health import build_health_router
 from peerscope.server.history_routes import build_history_router
 from peerscope.server.history_source import HistorySource
 from peerscope.server.peers import build_peers_router
+from peerscope.server.profiler_routes import build_profiler_router
 from peerscope.server.rest import api_errors, build_router
 from peerscope.server.ws import metrics_socket
 from peerscope.slices import Turns
@@ -77,6 +79,7 @@ def create_app(
     turns: Turns | None = None,
     alerting: Alerting | None = None,
     store: HistoryStore | None = None,
+    profiler: Profiler | None = None,
 ) -> FastAPI:
     """The API over ``monitor``: REST, ``/ws``, the dashboard and ``/docs``.
 
@@ -95,6 +98,8 @@ def create_app(
     is the caller's) answers the history routes, and the seed's history routes for ranges
     memory no longer holds, and ``/api/export``; without it they answer from memory, and the
     server's history, ``/api/history/events`` and ``/api/export`` answer 404.
+    ``profiler`` (by default :func:`peerscope.profiler.get_profiler`'s) is read and switched
+    at ``/api/profiler``, where pyinstrument samples the loop on demand.
     """
     settings = monitor.settings
     guard = TokenGuard(settings)
@@ -156,6 +161,12 @@ def create_app(
     )
     # Outside the guard: its bare answer is for health checks that hold no token.
     app.include_router(build_health_router(monitor, broadcaster, guard, prober, reflector, store))
+    app.include_router(
+        build_profiler_router(
+            get_profiler() if profiler is None else profiler, api_errors(guard.required)
+        ),
+        dependencies=guard.dependencies,
+    )
     if store is not None:
         app.include_router(export_router(store), dependencies=guard.dependencies)
     if prober is not None:

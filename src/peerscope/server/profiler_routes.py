@@ -18,9 +18,10 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from peerscope.profiler import Profiler
-from peerscope.profiler.sampling import MAX_SAMPLE_S, SamplerBusy, is_sampling, sample_loop
+from peerscope.profiler.sampling import MAX_SAMPLE_S, SamplerBusyError, is_sampling, sample_loop
 from peerscope.server import schemas
 from peerscope.server.edge import ApiError
+from peerscope.server.rest import BAD_BODY
 
 JSON = "application/json"
 BUSY: dict[int | str, dict[str, Any]] = {
@@ -31,7 +32,7 @@ BUSY: dict[int | str, dict[str, Any]] = {
 class ProfilerSwitch(BaseModel):
     """What ``PUT /api/profiler`` changes; a field left out is left as it is."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not False
     enabled: bool | None = Field(None, description="Time the profiled functions (or stop).")
     reset: bool = Field(False, description="Forget every figure recorded so far.")
 
@@ -50,7 +51,7 @@ SlowMs = Annotated[
 
 def profiler_state(profiler: Profiler, top: int, slow_ms: float) -> dict[str, Any]:
     """The ``GET /api/profiler`` body."""
-    functions = profiler.function_stats()
+    functions = sorted(profiler.function_stats(), key=lambda stats: -stats.total_ms)
     return {
         "enabled": profiler.is_enabled(),
         "sampling": is_sampling(),
@@ -76,6 +77,7 @@ def build_profiler_router(profiler: Profiler, errors: dict[int | str, dict[str, 
     @router.put(
         "",
         response_model=schemas.ProfilerState,
+        responses=BAD_BODY,
         summary="Turn the profiler on or off, or reset its figures",
     )
     async def switch(body: ProfilerSwitch) -> Response:
@@ -119,13 +121,13 @@ def build_profiler_router(profiler: Profiler, errors: dict[int | str, dict[str, 
                 description="Time between two samples of the stack.",
             ),
         ] = 1.0,
-        format: Annotated[  # noqa: A002  (the query parameter's name)
+        format: Annotated[
             Literal["json", "html"], Query(description="The report's form.")
         ] = "json",
     ) -> Response:
         try:
             report = await sample_loop(seconds, interval_ms / 1000.0)
-        except SamplerBusy as error:
+        except SamplerBusyError as error:
             raise ApiError(409, str(error), error="profiler: busy") from None
         # Rendering a long sample takes a while: off the loop, which it was meant to show.
         if format == "html":

@@ -74,6 +74,9 @@ SortKey = Literal["quality", "latency", "id"]
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": schemas.ErrorBody, "description": "Invalid parameter"},
 }
+BAD_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.ErrorBody, "description": "A body that is not UTF-8 text"},
+}
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorBody, "description": "Missing or wrong bearer token"},
 }
