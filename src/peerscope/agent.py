@@ -162,7 +162,7 @@ class Agent:
         that its last ticks are kept. Logs (``peerscope.agent``, INFO) what listens where
         once listening, ``shutting down`` when the server stops and ``stopped`` at the end.
         """
-        settings, monitor, prober = self.settings, self.monitor, self.prober
+        settings, prober = self.settings, self.prober
         # log_config=None: uvicorn's records go to the handler configure_logging gave them.
         quiet = {"log_config": None} if self._owns_logging else {}
         server = QuietServer(uvicorn_config(self.app, settings, **quiet))
@@ -174,7 +174,7 @@ class Agent:
             if self._started:
                 log.info("stopped")
 
-    async def _serve(self, server: uvicorn.Server, on_ready: Callable[[str], None] | None) -> None:
+    async def _serve(self, server: QuietServer, on_ready: Callable[[str], None] | None) -> None:
         settings, monitor, prober = self.settings, self.monitor, self.prober
         self._started = False
         async with contextlib.AsyncExitStack() as stack:

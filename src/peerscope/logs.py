@@ -23,7 +23,7 @@ import functools
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from time import perf_counter
@@ -104,14 +104,14 @@ def check_format(value: object, field_name: str = "fmt") -> LogFormat:
 # --- context ------------------------------------------------------------------------------
 
 
-def _checked(fields: dict[str, object]) -> dict[str, str | None]:
+def _checked(fields: Mapping[str, object]) -> dict[str, str | None]:
     """All of ``fields`` checked before any is set: a bad one changes nothing."""
     for name, value in fields.items():
         if name not in _CONTEXT:
             raise ValueError(f"{name}: not a context field; they are {', '.join(CONTEXT_FIELDS)}")
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{name}: must be a string or None, got {preview(value)}")
-    return cast(dict[str, str | None], fields)
+    return {name: cast(str | None, value) for name, value in fields.items()}
 
 
 @contextlib.contextmanager
@@ -240,9 +240,7 @@ class PlainFormatter(logging.Formatter):
     appended as ``key=value``; a traceback follows on the lines after."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = (
-            f"{_iso_utc(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
-        )
+        line = f"{_iso_utc(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
         attributes = record.__dict__
         fields = [
             f"{name}={_logfmt(attributes[name])}"
@@ -376,7 +374,7 @@ def timing(
                 log.debug("%s raised %s after %.3f ms", name, what, elapsed_ms, extra=fields)
 
         if inspect.iscoroutinefunction(function):
-            coroutine = cast(Callable[P, Coroutine[Any, Any, Any]], function)
+            coroutine = function  # narrowed: a function whose calls are awaited
 
             @functools.wraps(function)
             async def timed_async(*args: P.args, **kwargs: P.kwargs) -> Any:

@@ -41,7 +41,9 @@ STATUS_LINES_PER_TICK = 50
 class MonitorLog:
     """A Monitor subscriber (:meth:`attach`) that logs its status changes and sessions."""
 
-    def __init__(self, monitor: Monitor, *, status_lines_per_tick: int = STATUS_LINES_PER_TICK):
+    def __init__(
+        self, monitor: Monitor, *, status_lines_per_tick: int = STATUS_LINES_PER_TICK
+    ) -> None:
         self._monitor = monitor
         self._lines_per_tick = status_lines_per_tick
         self._told = 0  # status lines written since the last tick
@@ -120,14 +122,18 @@ class MonitorLog:
         except KeyError:  # forgotten already (session_history is full)
             session = None
         if isinstance(event, SessionStarted):
-            peers = "" if session is None else f" with {len(session.peer_ids)} peers"
+            peers = ""
             if session is not None:
-                fields["peers"] = len(session.peer_ids)
+                count = fields["peers"] = len(session.peer_ids)
+                peers = f" with {count} peer{'' if count == 1 else 's'}"
             logger.info("session started: %s%s", event.name, peers, extra=fields)
             return
         summary = ""
         if session is not None:
             duration = session.duration(event.timestamp)
             fields.update(duration_s=duration, samples=session.count)
-            summary = f" after {duration:.0f} s, {session.count} latency samples"
+            samples = session.count
+            summary = (
+                f" after {duration:.0f} s, {samples} latency sample{'' if samples == 1 else 's'}"
+            )
         logger.info("session ended: %s%s", event.name, summary, extra=fields)
