@@ -226,6 +226,39 @@ def test_other_trees_are_written_only_when_named_and_dropped_when_not():
     assert logging.getLogger("uvicorn").handlers == []
 
 
+def test_records_still_reach_the_application_s_own_handlers(caplog: pytest.LogCaptureFixture):
+    stream = configured("json", "INFO")
+    with log_context(peer_id="eu-1"):
+        log.info("seen twice")
+    assert [e["message"] for e in records(stream)] == ["seen twice"]
+    assert [r.getMessage() for r in caplog.records if r.name == log.name] == ["seen twice"]
+
+
+def test_the_context_filter_serves_a_handler_of_the_application_s_own():
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.kept: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.kept.append(record)
+
+    keep = Keep()
+    keep.addFilter(logs.ContextFilter())
+    logger = logging.getLogger("peerscope.test_logs.own")
+    logger.addHandler(keep)
+    logger.setLevel(logging.INFO)
+    try:
+        with log_context(session_id="match-1", correlation_id="req-9"):
+            logger.info("hi")
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(logging.NOTSET)
+    (record,) = keep.kept
+    assert (record.session_id, record.correlation_id) == ("match-1", "req-9")  # type: ignore[attr-defined]
+    assert not hasattr(record, "peer_id")
+
+
 def test_without_a_stream_lines_go_to_stderr_as_it_is_when_written(capsys):
     configure_logging("INFO", "json")
     capsys.readouterr()
