@@ -6,6 +6,7 @@ they are set here so a new test gets them without anyone remembering to.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -47,6 +48,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # long-running interpreter: a second or more of start-up alone.
         if "processes" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+# The loggers an Agent built from settings configures (peerscope.logs.configure_logging).
+_CONFIGURED_LOGGERS = ("peerscope", "uvicorn", "asyncio")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Each test's logging set-up undone after it: a test that builds the command's agent
+    (or configures logging itself) leaves no handler or level to the tests after it."""
+    loggers = [logging.getLogger(name) for name in _CONFIGURED_LOGGERS]
+    kept = [(logger, logger.level, list(logger.handlers), logger.propagate) for logger in loggers]
+    yield
+    for logger, level, handlers, propagate in kept:
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
 
 
 @pytest.fixture

@@ -322,13 +322,15 @@ linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INF
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The caller's environment without its PEERSCOPE_* variables, plus ``extra``; the
-    probe reflector on a free port and no history kept unless ``extra`` (or ``--db``) says
-    otherwise."""
+    probe reflector on a free port, no history kept, and only log records of WARNING and
+    above (so that stderr holds what went wrong, and a long run's INFO lines never fill a
+    pipe nobody reads), unless ``extra`` (or ``--db``, ``--log-level``) says otherwise."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PEERSCOPE_")}
     return {
         **env,
         "PEERSCOPE_REFLECTOR_PORT": "0",
         "PEERSCOPE_STORE__ENABLED": "false",
+        "PEERSCOPE_LOG_LEVEL": "WARNING",
         **extra,
     }
 

@@ -124,6 +124,32 @@ def test_a_bad_option_is_one_line_like_every_other_error(argv, line, capsys):
     assert fnmatch.fnmatchcase(said, line.replace("[", "[[]")), said
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["serve", "--log-level", "nonsense"],
+            "peerscope: --log-level: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, "
+            "got 'nonsense'",
+        ),
+        (
+            ["demo", "--log-level", "verbose"],
+            "peerscope: --log-level: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, "
+            "got 'verbose'",
+        ),
+        (
+            ["serve", "--log-format", "xml"],
+            "peerscope: --log-format: must be 'plain' or 'json', got 'xml'",
+        ),
+    ],
+)
+def test_a_bad_log_option_is_one_line_naming_it(argv, line, capsys):
+    """Refused with the settings, before anything is built or listens."""
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", line + "\n")
+
+
 BLANK = (
     "must not be empty or blank; leave it unset to serve loopback without one, or set "
     "a random string of 16 or more characters"

@@ -145,13 +145,16 @@ async def test_a_name_that_does_not_resolve_is_logged_once_per_target(caplog):
             assert error is not None
             assert error.startswith(f"{host!r} does not resolve: ")
             said = [
-                record.getMessage()
+                (record.getMessage(), getattr(record, "peer_id", None))
                 for record in caplog.records
                 if f"peer {peer_id!r}:" in record.getMessage()
             ]
             assert said == [
-                f"peerscope: peer {peer_id!r}: {error}; no probes go to "
-                f"{prober_address(prober, peer_id)} until it does"
+                (
+                    f"peer {peer_id!r}: {error}; no probes go to "
+                    f"{prober_address(prober, peer_id)} until it does",
+                    peer_id,
+                )
             ]
         assert await eventually(lambda: replied(monitor, "named", 2))
         assert prober.error("named") is None

@@ -209,3 +209,49 @@ async def test_serve_on_ipv6_announces_a_url_that_works():
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+# --- the log on stderr ----------------------------------------------------------------------
+
+
+def test_serve_with_log_format_json_writes_one_json_object_a_line(
+    processes: list[subprocess.Popen[str]],
+):
+    # At the settings' default level, INFO (cli_env asks for WARNING).
+    env = cli_env(PEERSCOPE_LOG_LEVEL="INFO")
+    process = start_serve("--log-format", "json", "--metrics-interval", "0.2", env=env)
+    processes.append(process)
+    _, port = wait_ready(process)  # stdout announces as it always did
+    url = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{url}/api/health", timeout=5).status_code == 200
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    entries = [orjson.loads(text) for text in err.splitlines()]  # every line is JSON
+    start = entries[0]
+    assert (start["level"], start["logger"], start["url"]) == ("INFO", "peerscope.agent", url)
+    assert start["message"].startswith(f"serving {url} (metrics at {url}/metrics; reflector on")
+    assert (start["metrics_path"], start["peers"], start["history"]) == ("/metrics", 0, None)
+    assert isinstance(start["reflector_port"], int)
+    assert start["reflector_port"] > 0
+    assert [entry["message"] for entry in entries[-2:]] == ["shutting down", "stopped"]
+    for entry in entries:
+        assert entry["time"].endswith("Z")
+        assert isinstance(entry["timestamp"], float)
+
+
+def test_serve_takes_its_log_settings_from_flags_over_variables_over_the_file(
+    processes: list[subprocess.Popen[str]], tmp_path
+):
+    config = tmp_path / "peerscope.toml"
+    config.write_text('log_level = "ERROR"\nlog_format = "plain"\n')
+    env = cli_env(PEERSCOPE_LOG_LEVEL="warning", PEERSCOPE_LOG_FORMAT="json")
+    process = start_serve("--config", str(config), "--log-level", "info", env=env)
+    processes.append(process)
+    _, port = wait_ready(process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    # json from the variable (over the file's plain), INFO from the flag (over both).
+    (start, *_) = [orjson.loads(text) for text in err.splitlines()]
+    assert (start["level"], start["url"]) == ("INFO", f"http://127.0.0.1:{port}")

@@ -6,6 +6,12 @@ settings, the history store of the ``[store]`` settings, and the HTTP app (REST,
 the dashboard, and the Prometheus exporter at ``/metrics``) that uvicorn serves. The parts
 below it never reach for one another: what one needs of another is handed to it here. The
 profiler will be built here too.
+
+The log: an agent built by :meth:`Agent.from_settings` (the commands') sets up logging from
+the settings (``log_level``, ``log_format``: :func:`peerscope.logs.configure_logging`) and
+writes uvicorn's and asyncio's records the same way; one built over an application's Monitor
+leaves logging to the application. Either way it logs its start-up (what listens where),
+the Monitor's status changes and sessions (:mod:`peerscope.monitor_log`) and its shutdown.
 """
 
 from __future__ import annotations
@@ -22,18 +28,26 @@ import uvicorn
 from peerscope.alerting.configured import configured_alerting
 from peerscope.config import Settings, SettingsError
 from peerscope.export.metrics_app import MetricsApp
+from peerscope.logs import configure_logging
 from peerscope.monitor import Monitor
+from peerscope.monitor_log import MonitorLog
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
 from peerscope.server import QuietServer, create_app, uvicorn_config
+from peerscope.server.app import METRICS_PATH
 from peerscope.server.auth import check_bind
 from peerscope.slices import Turns
 from peerscope.store import HistoryStore, StoreError
+from peerscope.store.database import MEMORY
 from peerscope.store.restore import restore
 
 __all__ = ["Agent", "serve"]
 
+log = logging.getLogger(__name__)
 store_log = logging.getLogger("peerscope.store")
+# Besides peerscope's own: the HTTP server's records and the event loop's (a task that
+# failed unseen), so that the command's stderr holds lines of one format.
+OTHER_LOGGERS = ("uvicorn", "asyncio")
 
 
 class Agent:
@@ -49,10 +63,17 @@ class Agent:
     starts them); :meth:`run` starts the rest, and closes the store on its way out. ``host``
     and ``port`` override the settings' (``port=0`` picks a free port). Refuses to bind
     beyond loopback without a token (:class:`SettingsError`) before building anything.
+    ``owns_logging``: logging was configured for this agent (:meth:`from_settings`), so
+    uvicorn is told to configure none of its own.
     """
 
     def __init__(
-        self, monitor: Monitor, *, host: str | None = None, port: int | None = None
+        self,
+        monitor: Monitor,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        owns_logging: bool = False,
     ) -> None:
         settings = monitor.settings.model_copy(
             update={
@@ -62,6 +83,8 @@ class Agent:
         check_bind(settings)
         self.monitor = monitor
         self.settings = settings
+        self._owns_logging = owns_logging
+        self._started = False  # serving: its stop is logged
         self.prober = Prober(
             monitor,
             interval_s=settings.probe_interval,
@@ -117,8 +140,12 @@ class Agent:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Agent:
-        """An agent over a new Monitor of ``settings``."""
-        return cls(Monitor(settings))
+        """An agent over a new Monitor of ``settings``, the process's own: logging is set
+        up first (so that a history store that cannot be opened is told in the format
+        asked for), from ``log_level`` and ``log_format``, for peerscope's loggers and
+        :data:`OTHER_LOGGERS`."""
+        configure_logging(settings.log_level, settings.log_format, also=OTHER_LOGGERS)
+        return cls(Monitor(settings), owns_logging=True)
 
     async def run(self, on_ready: Callable[[str], None] | None = None) -> None:
         """Serve in the running event loop until SIGINT/SIGTERM or cancel.
@@ -132,12 +159,24 @@ class Agent:
         from it (``peerscope.store.restore``: the host's recent samples, the peers seen
         within ``peer_ttl_s``, the sessions, the alert log and the alerts that were firing);
         the store is closed on the way out, however it ends, after the Monitor stops, so
-        that its last ticks are kept.
+        that its last ticks are kept. Logs (``peerscope.agent``, INFO) what listens where
+        once listening, ``shutting down`` when the server stops and ``stopped`` at the end.
         """
-        settings, monitor, prober = self.settings, self.monitor, self.prober
-        server = QuietServer(uvicorn_config(self.app, settings))
+        settings, prober = self.settings, self.prober
+        # log_config=None: uvicorn's records go to the handler configure_logging gave them.
+        quiet = {"log_config": None} if self._owns_logging else {}
+        server = QuietServer(uvicorn_config(self.app, settings, **quiet))
         for spec in settings.peers:
             prober.add(spec.target())
+        try:
+            await self._serve(server, on_ready)
+        finally:
+            if self._started:
+                log.info("stopped")
+
+    async def _serve(self, server: QuietServer, on_ready: Callable[[str], None] | None) -> None:
+        settings, monitor, prober = self.settings, self.monitor, self.prober
+        self._started = False
         async with contextlib.AsyncExitStack() as stack:
             if self.store is not None:  # first in, so last out: after the Monitor stops
                 stack.push_async_callback(self._close_store, self.store)
@@ -154,15 +193,16 @@ class Agent:
             if self.alerting is not None:
                 await self.alerting.start()
                 stack.push_async_callback(self.alerting.stop)
+            stack.callback(MonitorLog(monitor).attach())  # before the first tick's events
             if not monitor.is_running:
                 await monitor.start()
                 stack.push_async_callback(monitor.stop)
             await prober.start()
             stack.push_async_callback(prober.stop)
-            if on_ready is not None:
-                announcer = asyncio.create_task(_announce(server, on_ready))
-                stack.callback(announcer.cancel)
+            announcer = asyncio.create_task(_announce(server, self._ready(on_ready)))
+            stack.callback(announcer.cancel)
             serving = asyncio.create_task(server.serve(sockets=sockets))
+            self._started = True
             try:
                 await asyncio.shield(serving)
             except asyncio.CancelledError:
@@ -170,6 +210,44 @@ class Agent:
                 server.stop()
                 await serving
                 raise
+            finally:
+                log.info("shutting down")
+
+    def _ready(self, on_ready: Callable[[str], None] | None) -> Callable[[str], None]:
+        """What to do once listening at a URL: log what listens where, then ``on_ready``."""
+
+        def ready(url: str) -> None:
+            self._log_start(url)
+            if on_ready is not None:
+                on_ready(url)
+
+        return ready
+
+    def _log_start(self, url: str) -> None:
+        settings, reflector, store = self.settings, self.reflector, self.store
+        peers = len(settings.peers)
+        if store is None:
+            history = "none kept (in memory only)"
+        elif store.path == MEMORY:
+            history = "in memory, for this run"
+        else:
+            history = f"in {store.path}"
+        parts = [f"metrics at {url}{METRICS_PATH}"]
+        if reflector is not None:
+            parts.append(f"reflector on UDP {settings.reflector_host}:{reflector.port}")
+        parts += [f"{peers} peer{'' if peers == 1 else 's'} configured", f"history {history}"]
+        log.info(
+            "serving %s (%s)",
+            url,
+            "; ".join(parts),
+            extra={
+                "url": url,
+                "metrics_path": METRICS_PATH,
+                "reflector_port": None if reflector is None else reflector.port,
+                "peers": peers,
+                "history": None if store is None else store.path,
+            },
+        )
 
 
 async def serve(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import re
 import signal
 import sys
@@ -37,6 +36,8 @@ OPTIONS = {
     "enable_system_metrics": "--no-monitoring",
     "reflector_enabled": "--no-reflector",
     "store": "--db",
+    "log_level": "--log-level",
+    "log_format": "--log-format",
 }
 
 
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-reflector", action="store_true", help="do not answer other agents' probes"
     )
     _history_arguments(serve, default="$XDG_DATA_HOME/peerscope/peerscope.db")
+    _logging_arguments(serve)
     demo = commands.add_parser(
         "demo", help="live table of simulated peers and this host's real metrics"
     )
@@ -114,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         help="UDP port answering other agents' probes (default 8701)",
     )
     _history_arguments(demo, default=":memory:, gone when the demo ends")
+    _logging_arguments(demo)
     probe_command.add_arguments(
         commands.add_parser(
             "probe", help="probe one host (TWAMP, ICMP or TCP) and summarise, like ping"
@@ -133,6 +136,20 @@ def _history_arguments(command: argparse.ArgumentParser, *, default: str) -> Non
     where.add_argument("--no-db", action="store_true", help="keep no history")
 
 
+def _logging_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        help="least severe log records written on stderr: DEBUG, INFO, WARNING, ERROR or "
+        "CRITICAL (default INFO)",
+    )
+    command.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        help="log lines on stderr: plain (default) or json (one object a line)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "probe":
@@ -142,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides: dict[str, object] = {}
     if args.metrics_interval is not None:
         overrides["metrics_interval"] = args.metrics_interval
-    for name in ("host", "port", "token", "reflector_port"):
+    for name in ("host", "port", "token", "reflector_port", "log_level", "log_format"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     if args.command == "serve":
@@ -160,7 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         report(error)
         return 2
-    _store_lines_on_stderr()
     if args.command == "serve":
         return _serve(settings)
     if args.command == "demo":
@@ -214,17 +230,6 @@ def _warnings_on_stderr() -> Iterator[None]:
 
         warnings.showwarning = shown
         yield
-
-
-def _store_lines_on_stderr() -> None:
-    """The history store's lines (a database it cannot open or write, a corrupt file moved
-    aside) as the command's own, ``peerscope: db: ...``, rather than bare log records: they
-    say what a user of the command has to act on, and serving goes on meanwhile."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("peerscope: %(message)s"))
-    store_log = logging.getLogger("peerscope.store")
-    store_log.addHandler(handler)
-    store_log.propagate = False
 
 
 def report(error: SettingsError) -> None:

@@ -48,6 +48,7 @@ from peerscope.core.admission import (
 from peerscope.core.probe_target import TWAMP_PORT, Method, ProbeTarget, TcpRefused
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.validation import validate_id, validate_labels, validate_text
+from peerscope.logs import LogFormat, LogLevel, check_format, check_level
 from peerscope.store_settings import StoreSettings
 
 __all__ = [
@@ -174,6 +175,15 @@ class Settings(BaseSettings):
         description="Period of the timer whose lateness is the event-loop lag, in seconds "
         "(0: not measured).",
     )
+    log_level: LogLevel = Field(
+        "INFO",
+        description="Least severe log records serve and demo write: DEBUG, INFO, WARNING, "
+        "ERROR or CRITICAL (any case).",
+    )
+    log_format: LogFormat = Field(
+        "plain",
+        description="Log lines on stderr: plain (for people) or json (an object a line).",
+    )
     host: str = Field(
         "127.0.0.1",
         min_length=1,
@@ -292,6 +302,16 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(
         default_factory=StoreSettings, description="History kept on disk (SQLite)."
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_name(cls, value: object) -> LogLevel:
+        return check_level(value, "log_level")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_name(cls, value: object) -> LogFormat:
+        return check_format(value, "log_format")
 
     @field_validator("reflector_allow")
     @classmethod

@@ -13,9 +13,9 @@ import heapq
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
+from peerscope.alerting.alert_log import AlertLog
 from peerscope.alerting.dispatch import Dispatcher, Notifier, NotifierStats
 from peerscope.alerting.evaluator import Evaluator, check_rules
-from peerscope.alerting.log import AlertLog
 from peerscope.alerting.records import (
     ActiveAlert,
     ActiveState,

@@ -73,7 +73,7 @@ class IcmpPinger:
             f"process's group (gid {os.getgid()}) or CAP_NET_RAW; "
             "ICMP targets will show as lost"
         )
-        logger.warning("peerscope: %s", self.unavailable)
+        logger.warning("%s", self.unavailable)
         return None
 
     async def _ping(

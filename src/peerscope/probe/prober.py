@@ -214,15 +214,21 @@ class Prober:
         if error is None:
             if entry.unresolved is not None:
                 entry.unresolved = None
-                logger.info("peerscope: peer %r: %r resolves again", target.peer_id, target.host)
+                logger.info(
+                    "peer %r: %r resolves again",
+                    target.peer_id,
+                    target.host,
+                    extra={"peer_id": target.peer_id},
+                )
             return
         reason = does_not_resolve(target.host, error)
         if entry.unresolved is None and entry.active:
             logger.warning(
-                "peerscope: peer %r: %s; no probes go to %s until it does",
+                "peer %r: %s; no probes go to %s until it does",
                 target.peer_id,
                 reason,
                 target.address,
+                extra={"peer_id": target.peer_id},
             )
         entry.unresolved = reason
 
@@ -306,7 +312,9 @@ class Prober:
                 try:
                     self._register(target)
                 except Exception:  # e.g. max_peers reached: this target's probe is skipped
-                    logger.exception("peerscope: probing %s failed", target.address)
+                    logger.exception(
+                        "probing %s failed", target.address, extra={"peer_id": target.peer_id}
+                    )
                     continue
             ready.append(entry)
         try:
@@ -315,7 +323,7 @@ class Prober:
                 timeout_s=self.timeout_s,
             )
         except Exception:  # a peer removed from another thread meanwhile (unknown_peer="raise")
-            logger.exception("peerscope: recording %d probes failed", len(ready))
+            logger.exception("recording %d probes failed", len(ready))
         for entry in ready:
             target = entry.target
             seq = entry.next_seq
@@ -330,7 +338,9 @@ class Prober:
                     target, seq, self.timeout_s, entry.on_reply, entry.on_resolved, entry.on_failure
                 )
             except Exception:  # one target's trouble must not stop every other's probes
-                logger.exception("peerscope: probing %s failed", target.address)
+                logger.exception(
+                    "probing %s failed", target.address, extra={"peer_id": target.peer_id}
+                )
         self.sent += len(ready)
 
 

@@ -38,6 +38,7 @@ from peerscope.slices import Turns
 from peerscope.store import HistoryStore
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+METRICS_PATH = "/metrics"  # where the Prometheus exporter is served, when it is
 
 
 # Every method the API might serve; 405's Allow header lists those some route takes here.
@@ -208,7 +209,7 @@ def create_app(
     if metrics is not None:
         # Out of the OpenAPI document: its body is Prometheus's text format, not JSON.
         app.router.routes.append(
-            _AppRoute("/metrics", metrics if settings.metrics_public else guard.protect(metrics))
+            _AppRoute(METRICS_PATH, metrics if settings.metrics_public else guard.protect(metrics))
         )
 
     mount_dashboard(app)  # the page and its files need no token: they hold no data

@@ -20,7 +20,8 @@ class LogNotifier:
     ``alert firing: high_cpu: cpu_percent 91 > 80 {alertname="high_cpu", severity="warning"}``
 
     The record carries the event itself as ``record.alert_event``, for a handler that
-    writes structured logs.
+    writes structured logs, and an alert about a peer its ``peer_id``, as every record
+    about a peer does.
     """
 
     name = "log"
@@ -39,7 +40,9 @@ class LogNotifier:
             what,
             event["message"],
             labels_text(event["labels"]),
-            extra={"alert_event": event},
+            extra={"alert_event": event}
+            if event["peer_id"] is None
+            else {"alert_event": event, "peer_id": event["peer_id"]},
         )
 
     async def aclose(self) -> None:
