@@ -33,6 +33,7 @@ from peerscope.monitor import Monitor
 from peerscope.monitor_log import MonitorLog
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
+from peerscope.profiler import get_profiler
 from peerscope.server import QuietServer, create_app, uvicorn_config
 from peerscope.server.app import METRICS_PATH
 from peerscope.server.auth import check_bind
@@ -113,7 +114,9 @@ class Agent:
             monitor,
             prober=self.prober,
             reflector=self.reflector,
-            metrics=MetricsApp(monitor, turns=turns, alerting=self.alerting),
+            metrics=MetricsApp(
+                monitor, turns=turns, alerting=self.alerting, profiler=get_profiler()
+            ),
             turns=turns,
             alerting=self.alerting,
             store=self.store,

@@ -48,6 +48,7 @@ from peerscope.message import (
     probe_counts,
 )
 from peerscope.peer_table import SCAN_SLICE, PeerTable
+from peerscope.profiler import profile
 from peerscope.server_counters import ServerCounters
 from peerscope.slices import Steps, finish
 from peerscope.tcp_info import ConnectionWatch, tcp_socket
@@ -132,6 +133,7 @@ class Monitor(PeerTable):
 
     # --- the tick -----------------------------------------------------------------------------
 
+    @profile(name="peerscope.tick", cpu=True)
     def tick(self) -> MetricsTick:
         """One clock step: sample the host, refresh every peer, publish a :class:`MetricsTick`.
 

@@ -8,7 +8,7 @@ Both families are declared even when empty, so a query names them before the fir
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import generate_latest
@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from peerscope.alerting import Alerting
-from peerscope.export.prometheus import RENDER_SLICE, Families, without_header
+from peerscope.export.prometheus import Families, family_steps
 from peerscope.slices import Steps, finish
 
 __all__ = ["ALERT_LABELS", "OUTCOMES", "AlertCollector"]
@@ -41,12 +41,7 @@ class AlertCollector(Collector):
     def render_steps(self) -> Steps[list[bytes]]:
         """:meth:`render` in steps of ``RENDER_SLICE`` alerts: an outage fires an alert per
         peer, thousands at once, and the loop runs between the steps."""
-        alerts = self.alerting.exposed()
-        pieces: list[bytes] = []
-        for start in range(0, max(1, len(alerts)), RENDER_SLICE):
-            yield
-            written = generate_latest(Families([_firing(alerts[start : start + RENDER_SLICE])]))
-            pieces.append(written if start == 0 else without_header(written))
+        pieces = yield from family_steps(_firing, self.alerting.exposed())
         pieces.append(generate_latest(Families([self._notifications()])))
         return pieces
 
@@ -69,7 +64,7 @@ class AlertCollector(Collector):
         return notifications
 
 
-def _firing(alerts: Iterable[tuple[str, str, str, str]]) -> Metric:
+def _firing(alerts: Sequence[tuple[str, str, str, str]]) -> Metric:
     firing = GaugeMetricFamily(
         "peerscope_alert_firing",
         "1 for each pending or firing alert, like Prometheus' ALERTS: its rule, severity, "

@@ -15,9 +15,11 @@ from starlette.types import Receive, Scope, Send
 
 from peerscope.alerting import Alerting
 from peerscope.export.alert_metrics import AlertCollector
+from peerscope.export.profiler_metrics import ProfilerCollector
 from peerscope.export.prometheus import CONTENT_TYPE, MonitorCollector
 from peerscope.monitor import Monitor
 from peerscope.pieces import pieces_response
+from peerscope.profiler import Profiler
 from peerscope.slices import Steps, Turns, finish
 
 __all__ = ["MetricsApp", "render", "render_steps"]
@@ -26,17 +28,25 @@ _collectors: weakref.WeakKeyDictionary[Monitor, MonitorCollector] = weakref.Weak
 _collectors_lock = threading.Lock()
 
 
-def render(monitor: Monitor, *, alerting: Alerting | None = None) -> tuple[bytes, str]:
-    """The /metrics body for ``monitor`` (and ``alerting``) and its Content-Type."""
-    return b"".join(finish(render_steps(monitor, alerting=alerting))), CONTENT_TYPE
+def render(
+    monitor: Monitor, *, alerting: Alerting | None = None, profiler: Profiler | None = None
+) -> tuple[bytes, str]:
+    """The /metrics body for ``monitor`` (and ``alerting``, ``profiler``) and its
+    Content-Type."""
+    body = b"".join(finish(render_steps(monitor, alerting=alerting, profiler=profiler)))
+    return body, CONTENT_TYPE
 
 
-def render_steps(monitor: Monitor, *, alerting: Alerting | None = None) -> Steps[list[bytes]]:
+def render_steps(
+    monitor: Monitor, *, alerting: Alerting | None = None, profiler: Profiler | None = None
+) -> Steps[list[bytes]]:
     """The /metrics body for ``monitor``, built in steps (``MonitorCollector.render_steps``),
-    then ``alerting``'s families."""
+    then ``alerting``'s families and ``profiler``'s."""
     pieces = yield from _collector(monitor).render_steps()
     if alerting is not None:
         pieces += yield from AlertCollector(alerting).render_steps()
+    if profiler is not None:
+        pieces += yield from ProfilerCollector(profiler).render_steps()
     return pieces
 
 
@@ -49,19 +59,27 @@ class MetricsApp:
     pieces, as rendered. It checks no token and no method: mounted with
     ``create_app(monitor, metrics=...)`` it is served at ``/metrics`` for GET, behind the
     API's token (unless ``metrics_public``) and Host check. With ``alerting``, the alerts
-    (``peerscope_alert_firing``) and notifications follow the Monitor's series.
+    (``peerscope_alert_firing``) and notifications follow the Monitor's series; with
+    ``profiler``, the profiled names' figures (``peerscope_profiled_seconds``) after them.
     """
 
     def __init__(
-        self, monitor: Monitor, *, turns: Turns | None = None, alerting: Alerting | None = None
+        self,
+        monitor: Monitor,
+        *,
+        turns: Turns | None = None,
+        alerting: Alerting | None = None,
+        profiler: Profiler | None = None,
     ) -> None:
         self.monitor = monitor
         self.turns = Turns() if turns is None else turns
         self.alerting = alerting
+        self.profiler = profiler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http", "MetricsApp serves HTTP requests only"
-        pieces = await self.turns.run(render_steps(self.monitor, alerting=self.alerting))
+        steps = render_steps(self.monitor, alerting=self.alerting, profiler=self.profiler)
+        pieces = await self.turns.run(steps)
         await pieces_response(pieces, CONTENT_TYPE)(scope, receive, send)
 
 

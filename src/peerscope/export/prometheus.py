@@ -27,8 +27,8 @@ from __future__ import annotations
 import itertools
 import re
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -42,11 +42,14 @@ from peerscope.message import PeerEntry
 from peerscope.monitor import Monitor
 from peerscope.slices import Steps, finish
 
+Item = TypeVar("Item")
+
 __all__ = [
     "CONTENT_TYPE",
     "RENDER_SLICE",
     "Families",
     "MonitorCollector",
+    "family_steps",
     "label_plan",
     "without_header",
 ]
@@ -466,6 +469,20 @@ class Families(Collector):
 
 def _label_keys(peer: Peer, now: float) -> tuple[str, ...]:
     return tuple(peer.labels)
+
+
+def family_steps(
+    build: Callable[[Sequence[Item]], Metric], items: Sequence[Item]
+) -> Steps[list[bytes]]:
+    """The family ``build`` makes of ``items``, written ``RENDER_SLICE`` items a step (its
+    HELP and TYPE lines once, even with no item): joined, the pieces are what
+    ``generate_latest`` writes for ``build(items)``."""
+    pieces: list[bytes] = []
+    for start in range(0, max(1, len(items)), RENDER_SLICE):
+        yield
+        written = generate_latest(Families([build(items[start : start + RENDER_SLICE])]))
+        pieces.append(written if start == 0 else without_header(written))
+    return pieces
 
 
 def without_header(text: bytes) -> bytes:

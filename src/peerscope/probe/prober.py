@@ -41,6 +41,7 @@ from peerscope.probe.method_protocol import (
     does_not_resolve,
 )
 from peerscope.probe.sink import ProbeSink
+from peerscope.profiler import profile
 
 logger = logging.getLogger(__name__)
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
@@ -303,6 +304,7 @@ class Prober:
         at = bisect.bisect_right(offsets, low)
         return (offsets[at] if at < len(offsets) else offsets[0] + cycle) - low
 
+    @profile(name="peerscope.probe.batch", cpu=True)
     def _fire(self, entries: list[_Entry]) -> None:
         sink = self.sink
         ready: list[_Entry] = []

@@ -18,7 +18,7 @@ from peerscope.events import Event, MetricsTick
 from peerscope.monitor import Monitor
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
-from peerscope.profiler import Profiler, get_profiler
+from peerscope.profiler import Profiler, get_profiler, profile_block
 from peerscope.server.alert_routes import build_alerts_router, tick_message, with_alerts
 from peerscope.server.api_docs import mount_api_docs
 from peerscope.server.auth import TokenGuard
@@ -110,9 +110,10 @@ def create_app(
         if isinstance(event, MetricsTick) and len(broadcaster):
             # Serialized once for everyone; the tick is evaluated first (it is only once,
             # whichever subscriber asks), so the alerts are this tick's.
-            broadcaster.publish(
-                orjson.dumps(tick_message(event, alerting, settings.max_alerts_in_message))
-            )
+            with profile_block("peerscope.message"):
+                frame = orjson.dumps(tick_message(event, alerting, settings.max_alerts_in_message))
+            with profile_block("peerscope.broadcast"):
+                broadcaster.publish(frame)
 
     def on_alert(event: AlertEvent) -> None:
         if len(broadcaster):

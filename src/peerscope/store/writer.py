@@ -41,6 +41,7 @@ from peerscope.core.rollup import (
     summary_to_list,
 )
 from peerscope.events import MetricsTick
+from peerscope.profiler import profile
 from peerscope.store.database import StoreError
 from peerscope.store.intake import PeerKeys, PeerMeta, StoredEvent, tick_samples
 from peerscope.store.maintenance import MINUTE_MS, TIER_SPANS, Maintenance, Retention
@@ -397,6 +398,7 @@ class Writer:
 
     # --- flush --------------------------------------------------------------------------
 
+    @profile(name="peerscope.store.flush", cpu=True)
     def _flush(self) -> None:
         closed = self._closed_until
         recent = self._recent
