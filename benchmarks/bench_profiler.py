@@ -22,23 +22,36 @@ and the minimums, each beside its floor's figure measured the same way. For info
 the same cases over a small function that makes five calls of its own (a dict, ``str``,
 ``len``, ``abs``, ``max``): cProfile pays for each of them, a decorator only for the one.
 
+Printed for information too (the issue sets it no target): what on-demand sampling costs a
+busy agent. The agent's work of a tick at 1,000 peers (a latency recorded for each, the
+tick, its ``/ws`` message built and serialized) is timed in rounds, alternately bare and
+with pyinstrument sampling the thread every 1 ms as ``POST /api/profiler/sample`` does
+(``async_mode="disabled"``); the ratio of the medians is the slowdown while a sample runs.
+
 Run alone: ``python -m benchmarks.bench_profiler [--quick]``.
 """
 
 from __future__ import annotations
 
 import cProfile
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 from time import perf_counter
 
+import orjson
+from pyinstrument import Profiler as PyinstrumentProfiler
+
 from benchmarks.results import Reference, Result, Target
 from benchmarks.runner import run_alone
 from benchmarks.timing import Stats, down, repeat, up
+from peerscope.config import Settings
+from peerscope.monitor import Monitor
 from peerscope.profiler import Profiler
 
 DISABLED_TARGET = 1.2  # x a bare call
+SAMPLED_PEERS = 1_000
 ENABLED_TARGET = 0.5  # x cProfile's overhead
 
 
@@ -183,7 +196,65 @@ def run(quick: bool = False) -> list[Result]:
         ratio=judged["enabled"].worst / judged["enabled floor"].worst,
     )
     _report(measured, found, calls, repeats, (disabled, enabled))
+    _sampling_report(*sampling_overhead(rounds=4 if quick else 30))
     return [disabled, enabled]
+
+
+def _agent_round(peers: int = SAMPLED_PEERS) -> Callable[[], None]:
+    """One tick's worth of a busy agent's loop work at ``peers`` peers."""
+    monitor = Monitor(Settings(enable_system_metrics=False))
+    ids = [f"peer-{i:05d}" for i in range(peers)]
+    for peer_id in ids:
+        monitor.add_peer(peer_id)
+    record = monitor.record_latency
+    latencies = [5.0 + (i % 97) for i in range(peers)]
+
+    def work() -> None:
+        for peer_id, latency in zip(ids, latencies, strict=True):
+            record(peer_id, latency)
+        orjson.dumps(monitor.tick().message())
+
+    return work
+
+
+def sampling_overhead(rounds: int) -> tuple[list[float], list[float], list[float]]:
+    """Seconds per round of the agent's work: bare, under a pyinstrument sample (each
+    sampled round a sample of its own, started and stopped) and under cProfile, in turn."""
+    work = _agent_round()
+    for _ in range(3):
+        work()  # warm: every peer measured, the rings past their first samples
+    bare: list[float] = []
+    sampled: list[float] = []
+    profiled: list[float] = []
+    for _ in range(rounds):
+        began = perf_counter()
+        work()
+        bare.append(perf_counter() - began)
+        sampler = PyinstrumentProfiler(interval=0.001, async_mode="disabled")
+        sampler.start()
+        began = perf_counter()
+        work()
+        sampled.append(perf_counter() - began)
+        sampler.stop()
+        tracer = cProfile.Profile()
+        tracer.enable()
+        began = perf_counter()
+        work()
+        profiled.append(perf_counter() - began)
+        tracer.disable()
+    return bare, sampled, profiled
+
+
+def _sampling_report(bare: list[float], sampled: list[float], profiled: list[float]) -> None:
+    bare_ms = statistics.median(bare) * 1e3
+    sampled_ms = statistics.median(sampled) * 1e3
+    profiled_ms = statistics.median(profiled) * 1e3
+    print(
+        f"  a busy agent's tick at {SAMPLED_PEERS:,} peers ({len(bare)} rounds each, in "
+        f"turn), median: bare {down(bare_ms, 3)} ms; pyinstrument sampling every 1 ms "
+        f"{up(sampled_ms, 3)} ms ({up(sampled_ms / bare_ms, 3)}x while a sample runs); "
+        f"cProfile {down(profiled_ms, 3)} ms ({down(profiled_ms / bare_ms, 3)}x)"
+    )
 
 
 def _report(
