@@ -76,6 +76,20 @@ every number comes from the Monitor. Deliberate differences from the original:
 - ``config`` is accepted and kept but never read, exactly as before.
 """
 
+from peerscope.compat.lanrage.logging_config import (
+    PlainFormatter,
+    StructuredFormatter,
+    clear_context,
+    configure_logging,
+    correlation_id,
+    get_context,
+    get_logger,
+    party_id,
+    peer_id,
+    session_id,
+    set_context,
+    timing_decorator,
+)
 from peerscope.compat.lanrage.metrics import (
     ConnectionQualityMonitor,
     ConnectionQualitySample,
@@ -88,6 +102,13 @@ from peerscope.compat.lanrage.metrics import (
     lanrage_settings,
     predict_connection_quality,
 )
+from peerscope.compat.lanrage.performance_profiler import (
+    PerformanceProfiler,
+    ProfileContext,
+    get_profiler,
+    profile,
+    profile_block,
+)
 
 __all__ = [
     "ConnectionQualityMonitor",
@@ -96,8 +117,25 @@ __all__ = [
     "MetricPoint",
     "MetricsCollector",
     "PeerMetrics",
+    "PerformanceProfiler",
+    "PlainFormatter",
+    "ProfileContext",
+    "StructuredFormatter",
     "SystemMetrics",
     "aggregate_metrics_by_window",
+    "clear_context",
+    "configure_logging",
+    "correlation_id",
+    "get_context",
+    "get_logger",
+    "get_profiler",
     "lanrage_settings",
+    "party_id",
+    "peer_id",
     "predict_connection_quality",
+    "profile",
+    "profile_block",
+    "session_id",
+    "set_context",
+    "timing_decorator",
 ]
