@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from time import perf_counter
+from types import MappingProxyType
 from typing import Any, Literal, ParamSpec, TextIO, TypeVar, cast, get_args, overload
 
 import orjson
@@ -35,6 +36,7 @@ from peerscope.core.validation import preview
 
 __all__ = [
     "CONTEXT_FIELDS",
+    "CONTEXT_VARIABLES",
     "FORMATS",
     "LEVELS",
     "ContextFilter",
@@ -62,6 +64,9 @@ CONTEXT_FIELDS = ("peer_id", "session_id", "correlation_id", "party_id")
 _CONTEXT: dict[str, ContextVar[str | None]] = {
     name: ContextVar(f"peerscope_log_{name}", default=None) for name in CONTEXT_FIELDS
 }
+# The variables themselves, read-only, for an adapter whose API hands them out (LANrage's
+# ``peer_id.set(...)``): what is set through them is what the handler writes.
+CONTEXT_VARIABLES: Mapping[str, ContextVar[str | None]] = MappingProxyType(_CONTEXT)
 # What every LogRecord has: the rest of a record's attributes were given as ``extra=``.
 _RECORD_ATTRIBUTES = frozenset(
     logging.LogRecord("", logging.INFO, "", 0, "", None, None).__dict__

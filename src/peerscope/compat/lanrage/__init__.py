@@ -1,9 +1,17 @@
-"""LANrage's observability API (``core/observability/metrics.py``) over :class:`peerscope.Monitor`.
+"""LANrage's observability API over peerscope: ``core/observability/metrics.py`` over
+:class:`peerscope.Monitor`, ``profiler.py`` over :class:`peerscope.profiler.Profiler` and
+``logging_config.py`` over :mod:`peerscope.logs`.
 
 The submodules mirror LANrage's: ``from core.observability.metrics import X`` becomes
-``from peerscope.compat.lanrage.metrics import X``; every name is importable from this
-package too. Method names, arguments, sync/async-ness and dict shapes follow the original;
-every number comes from the Monitor. Deliberate differences from the original:
+``from peerscope.compat.lanrage.metrics import X``; ``core.observability.profiler`` (or
+``core.profiler``) becomes ``peerscope.compat.lanrage.profiler`` (a package re-exporting
+:mod:`~.performance_profiler`: a module's file name is never used twice in peerscope), and
+``core.observability.logging_config`` (or ``core.logging_config``)
+``peerscope.compat.lanrage.logging_config``; every name is importable from this package too.
+Method names, arguments, sync/async-ness and dict shapes follow the original; every number
+comes from the Monitor or the Profiler.
+
+Deliberate differences of the collector (``metrics``) from the original:
 
 - ``start()`` starts the Monitor's tick loop (keeping its task; host sampling never blocks the
   event loop) and ``stop()`` waits for it to end. The host is sampled every
@@ -74,8 +82,74 @@ every number comes from the Monitor. Deliberate differences from the original:
   Monitor applies its ``unknown_peer`` setting. Bad input (NaN, negative latency, negative
   byte counts, windows) raises ``ValueError`` naming the argument.
 - ``config`` is accepted and kept but never read, exactly as before.
+
+Deliberate differences of the profiler (``performance_profiler``):
+
+- Times are in seconds, as LANrage's were (peerscope's Profiler keeps milliseconds);
+  ``get_stats`` and the hotspot and slow tuples carry ``p50_time``, ``p95_time`` and
+  ``p99_time`` beside LANrage's keys. ``function_stats`` is a snapshot built at each read
+  (LANrage's five keys), not a defaultdict to write to; there is no ``process`` attribute.
+- Nothing is recorded while the profiler is disabled: LANrage's ``ProfileContext`` /
+  ``profile_block`` recorded all the same. A block that raises counts as an error (and still
+  raises); a ``ProfileContext`` is one use at a time (``RuntimeError`` if entered again while
+  it runs).
+- The global profiler (``get_profiler()``, ``profile``, ``ProfileContext``) wraps peerscope's
+  default profiler, the one ``/api/profiler`` shows, which is enabled from the start
+  (LANrage's started disabled). A ``PerformanceProfiler()`` of one's own starts disabled, as
+  before; ``profiler=`` wraps an existing Profiler.
+- ``get_slow_functions`` (and the report's slow section, "p95 > 10ms") takes a name's p95,
+  not its average, slowest p95 first: a function slow one call in ten shows up.
+- A function is named ``module.qualname`` (LANrage's ``module.__name__`` merged methods of
+  the same name in different classes). Generator functions, and a function profiled twice
+  under one name, are refused.
+- ``get_system_stats``' ``cpu_percent`` is the CPU used since the previous reading, read
+  without waiting (LANrage's slept 100 ms to measure it).
+- ``print_report`` writes LANrage's report to the
+  ``peerscope.compat.lanrage.performance_profiler`` logger, as the observability version
+  did (``core/profiler.py`` printed it). Timed calls log nothing (neither LANrage's DEBUG
+  line per call nor its WARNING per error: no logging on the hot path), nor do the
+  read-outs. Every call is thread-safe.
+- Bad arguments raise ``ValueError`` naming them (``top_n``, ``threshold_ms``, ``name``,
+  ``enabled``, ``func``, ``profiler``).
+
+Deliberate differences of ``logging_config``:
+
+- ``peer_id``, ``party_id``, ``session_id`` and ``correlation_id`` are peerscope's context
+  variables (:data:`peerscope.logs.CONTEXT_VARIABLES`; their ``.name`` is
+  ``peerscope_log_peer_id``...): set either way, both APIs' formatters write them. A field
+  given with the call (``extra=``) wins over the context's. ``set_context`` refuses a value
+  that is no string, naming the argument, and then sets none.
+- ``StructuredFormatter`` writes LANrage's keys first, then peerscope's beside them: ``time``
+  (ISO 8601, UTC), ``exc_type``, ``exc_message`` and every ``extra=`` field (LANrage wrote
+  only ``duration_ms`` and ``extra_data``). ``exception`` is written whenever the record has
+  exception information (LANrage's only when another formatter had formatted it first); an
+  ``extra_data`` key never replaces another key. Lines are compact JSON.
+- ``configure_logging`` still replaces every handler of the root logger, writing to stdout
+  (and ``log_file``); it takes a level's name too (``"DEBUG"``), closes the handlers an
+  earlier call made (LANrage left its files open), and checks ``json_format``, ``level``
+  and ``log_file`` (a file it cannot open too) before it changes anything, raising
+  ``ValueError`` naming the argument. ``get_logger`` refuses a name that is no string.
+- ``timing_decorator`` is :func:`peerscope.logs.timing`: the DEBUG record says
+  ``NAME took 1.234 ms`` (LANrage's: ``Completed NAME``), or ``NAME raised E after …``,
+  with ``function`` (the name) and ``duration_ms`` as fields; its location (``module``,
+  ``line``, ``file:line`` in a plain line) is where peerscope.logs writes it, not the
+  decorated function's. The decorated coroutine function keeps its name and docstring.
 """
 
+from peerscope.compat.lanrage.logging_config import (
+    PlainFormatter,
+    StructuredFormatter,
+    clear_context,
+    configure_logging,
+    correlation_id,
+    get_context,
+    get_logger,
+    party_id,
+    peer_id,
+    session_id,
+    set_context,
+    timing_decorator,
+)
 from peerscope.compat.lanrage.metrics import (
     ConnectionQualityMonitor,
     ConnectionQualitySample,
@@ -88,6 +162,13 @@ from peerscope.compat.lanrage.metrics import (
     lanrage_settings,
     predict_connection_quality,
 )
+from peerscope.compat.lanrage.performance_profiler import (
+    PerformanceProfiler,
+    ProfileContext,
+    get_profiler,
+    profile,
+    profile_block,
+)
 
 __all__ = [
     "ConnectionQualityMonitor",
@@ -96,8 +177,25 @@ __all__ = [
     "MetricPoint",
     "MetricsCollector",
     "PeerMetrics",
+    "PerformanceProfiler",
+    "PlainFormatter",
+    "ProfileContext",
+    "StructuredFormatter",
     "SystemMetrics",
     "aggregate_metrics_by_window",
+    "clear_context",
+    "configure_logging",
+    "correlation_id",
+    "get_context",
+    "get_logger",
+    "get_profiler",
     "lanrage_settings",
+    "party_id",
+    "peer_id",
     "predict_connection_quality",
+    "profile",
+    "profile_block",
+    "session_id",
+    "set_context",
+    "timing_decorator",
 ]
