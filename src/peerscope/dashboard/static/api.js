@@ -30,6 +30,12 @@ export function isNotFound(error) {
   return error instanceof ApiError && error.status === 404;
 }
 
+// The file name a Content-Disposition header gives (`attachment; filename="x.html"`).
+function attachmentName(header, fallback) {
+  const match = /filename="([^"]+)"/.exec(header ?? "");
+  return match ? match[1] : fallback;
+}
+
 function serverText(body) {
   if (body === null || typeof body !== "object") return typeof body === "string" ? body : "";
   const detail = Array.isArray(body.detail)
@@ -54,7 +60,8 @@ export class Api {
     this.getToken = getToken;
   }
 
-  async request(method, path, { params = {}, body = undefined } = {}) {
+  // `file`: the answer is a file to save ({blob, filename}), not JSON.
+  async request(method, path, { params = {}, body = undefined, file = false } = {}) {
     const url = new URL(path, document.baseURI);
     for (const [key, value] of Object.entries(params)) {
       if (value !== null && value !== undefined) url.searchParams.set(key, String(value));
@@ -71,6 +78,10 @@ export class Api {
       const body = await readBody(response);
       if (response.status === 401) throw new Unauthorized(url.pathname, 401, body, token);
       throw new ApiError(url.pathname, response.status, body);
+    }
+    if (file) {
+      const name = attachmentName(response.headers.get("Content-Disposition"), "download");
+      return { blob: await response.blob(), filename: name };
     }
     return response.status === 204 ? null : response.json();
   }
@@ -118,5 +129,25 @@ export class Api {
 
   unsilence(id) {
     return this.request("DELETE", `api/alerts/silences/${encodeURIComponent(id)}`);
+  }
+
+  profiler(top, slowMs) {
+    return this.get("api/profiler", { top, slow_ms: slowMs });
+  }
+
+  // change: {enabled?: bool, reset?: bool}; answers the profiler's state after it.
+  switchProfiler(change) {
+    return this.request("PUT", "api/profiler", { body: change });
+  }
+
+  // pyinstrument over the server's loop for `seconds`: its summary (JSON), answered after.
+  profilerSample(seconds) {
+    return this.request("POST", "api/profiler/sample", { params: { seconds, format: "json" } });
+  }
+
+  // The same as pyinstrument's HTML page, a file: {blob, filename}.
+  profilerReport(seconds) {
+    return this.request("POST", "api/profiler/sample",
+                        { params: { seconds, format: "html" }, file: true });
   }
 }

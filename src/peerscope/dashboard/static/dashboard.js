@@ -10,6 +10,7 @@ import { HostCharts } from "./host_charts.js";
 import { PeerDetail } from "./peer_detail.js";
 import { PAGE_SIZE, PeersTable } from "./peers_table.js";
 import { FPSCounter, PeerscopeClient } from "./peerscope.js";
+import { ProfilerPanel } from "./profiler_panel.js";
 import { RANGES, rangePicker } from "./ranges.js";
 import { SessionsPanel } from "./sessions.js";
 import { readMessage, readPeer, readSession } from "./stream.js";
@@ -24,6 +25,7 @@ const clock = new ServerClock();
 const tokenPrompt = new TokenPrompt(document.body, (token) => {
   client.setToken(token);
   loadHistory();
+  profiler.refresh();
 });
 const header = new Header($("header"));
 const hostCharts = new HostCharts($("host-charts"), clock);
@@ -43,6 +45,8 @@ const table = new PeersTable($("peers-panel"), {
 const alerts = new AlertsPanel($("alerts"), {
   heading: $("alerts-title"), api, onSelectPeer: selectPeer, onError: failed,
 });
+// Read on its own timer, not per frame: its figures change slowly and cost the server a sort.
+const profiler = new ProfilerPanel($("profiler-panel"), { api, onUnauthorized: failed });
 let range = RANGES[0];
 let historyLoadedAt = -Infinity; // monotonicS() of the last read
 let sessionsLoadedAt = -Infinity;
@@ -117,6 +121,7 @@ const client = new PeerscopeClient({
   },
   onState: (state) => {
     header.showConnection(state);
+    profiler.setServerUp(state.connected || state.tokenRefused);
     if (state.tokenRefused) tokenPrompt.show();
     else if (state.connected) {
       loadSessions();
@@ -124,7 +129,8 @@ const client = new PeerscopeClient({
     }
   },
 }).connect();
+profiler.refresh();
 
 // Tests and the benchmark read how the page is doing from here.
-window.peerscopeDashboard = { fps, client, clock, table, hostCharts, detail, alerts };
+window.peerscopeDashboard = { fps, client, clock, table, hostCharts, detail, alerts, profiler };
 document.body.append(el("span", { id: "ready", hidden: true }));

@@ -54,3 +54,9 @@ export function duration(seconds) {
 export function ago(time, now) {
   return missing(time) ? DASH : `${duration(now - time)} ago`;
 }
+
+// A duration that may be a few microseconds (a profiled function's call): three decimals
+// below 1 ms, where ms() would print 0.00.
+export function fineMs(value) {
+  return !missing(value) && value < 1 ? fixed(value, 3, " ms") : ms(value);
+}

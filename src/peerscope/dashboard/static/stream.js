@@ -1,5 +1,6 @@
 // The one module that knows the layout of what the server sends: the /ws metrics frame, its
-// alert pushes, and what REST lists (peers, histories, sessions, alerts, silences). Everything else in the dashboard consumes
+// alert pushes, and what REST lists (peers, histories, sessions, alerts, silences, the
+// profiler's figures and samples). Everything else in the dashboard consumes
 // the plain objects made here, so a new frame format changes this file only.
 
 // A /ws message as {kind: "metrics", frame} | {kind: "alert", alert} | {kind: "other"}.
@@ -193,5 +194,60 @@ export function readSession(session) {
     peers: session.peers,
     averageLatencyMs: session.latency.average,
     p95LatencyMs: session.latency.p95 ?? null,
+  };
+}
+
+// One profiled name's figures (ms), as GET /api/profiler lists them. `cpuMs` is null when no
+// call's CPU time was measured.
+function readProfiledName(entry) {
+  return {
+    name: entry.name,
+    kind: entry.kind,
+    calls: entry.calls,
+    errors: entry.errors,
+    totalMs: entry.total_ms,
+    avgMs: entry.avg_ms,
+    p95Ms: entry.p95_ms,
+    p99Ms: entry.p99_ms,
+    maxMs: entry.max_ms,
+    cpuMs: entry.cpu_ms ?? null,
+    cpuCalls: entry.cpu_calls ?? 0,
+  };
+}
+
+// GET /api/profiler (and what PUT answers): `names` by total time, most first; `hotspots`
+// and `slow` as sets of names.
+export function readProfilerState(body) {
+  const process = body.process;
+  return {
+    enabled: body.enabled === true,
+    sampling: body.sampling === true,
+    names: body.functions.map(readProfiledName),
+    hotspots: new Set(body.hotspots.map((entry) => entry.name)),
+    slow: new Set(body.slow.map((entry) => entry.name)),
+    slowThresholdMs: body.slow_threshold_ms,
+    process: {
+      cpuPercent: process.cpu_percent,
+      rssBytes: process.rss_bytes,
+      threads: process.threads,
+      openFds: process.open_fds ?? null, // none on Windows
+    },
+  };
+}
+
+// POST /api/profiler/sample's summary: `top`, the functions where the loop's time went,
+// by their own time (not that of what they called), most first.
+export function readProfilerSample(body) {
+  return {
+    durationS: body.duration_s,
+    sampleCount: body.sample_count,
+    cpuTimeS: body.cpu_time_s ?? null,
+    top: body.top.map((entry) => ({
+      function: entry.function,
+      file: entry.file,
+      line: entry.line,
+      selfS: entry.self_s,
+      share: entry.share, // of the sample's duration, 0..1
+    })),
   };
 }
