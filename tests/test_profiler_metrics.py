@@ -27,11 +27,11 @@ from tests.server_support import eventually
 from tests.test_agent import stop
 
 SELF_PROFILED = (
-    "peerscope.tick",
-    "peerscope.message",
-    "peerscope.broadcast",
-    "peerscope.probe.batch",
-    "peerscope.store.flush",
+    "peerscope:tick",
+    "peerscope:message",
+    "peerscope:broadcast",
+    "peerscope:probe_batch",
+    "peerscope:store_flush",
 )
 
 
@@ -140,6 +140,6 @@ async def test_a_served_agent_times_its_own_tick_message_broadcast_probes_and_fl
         assert names[name]["calls"] >= 1, name
         assert names[name]["errors"] == 0, name
     # The tick's, the probe batches' and the flushes' CPU is measured (a syscall each).
-    for name in ("peerscope.tick", "peerscope.probe.batch", "peerscope.store.flush"):
+    for name in ("peerscope:tick", "peerscope:probe_batch", "peerscope:store_flush"):
         assert names[name]["cpu_calls"] == names[name]["calls"], name
-    assert 'peerscope_profiled_seconds_count{name="peerscope.tick"}' in metrics
+    assert 'peerscope_profiled_seconds_count{name="peerscope:tick"}' in metrics

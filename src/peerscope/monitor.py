@@ -133,7 +133,7 @@ class Monitor(PeerTable):
 
     # --- the tick -----------------------------------------------------------------------------
 
-    @profile(name="peerscope.tick", cpu=True)
+    @profile(name="peerscope:tick", cpu=True)
     def tick(self) -> MetricsTick:
         """One clock step: sample the host, refresh every peer, publish a :class:`MetricsTick`.
 

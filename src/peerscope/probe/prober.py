@@ -304,7 +304,7 @@ class Prober:
         at = bisect.bisect_right(offsets, low)
         return (offsets[at] if at < len(offsets) else offsets[0] + cycle) - low
 
-    @profile(name="peerscope.probe.batch", cpu=True)
+    @profile(name="peerscope:probe_batch", cpu=True)
     def _fire(self, entries: list[_Entry]) -> None:
         sink = self.sink
         ready: list[_Entry] = []

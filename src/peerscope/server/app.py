@@ -110,9 +110,9 @@ def create_app(
         if isinstance(event, MetricsTick) and len(broadcaster):
             # Serialized once for everyone; the tick is evaluated first (it is only once,
             # whichever subscriber asks), so the alerts are this tick's.
-            with profile_block("peerscope.message"):
+            with profile_block("peerscope:message"):
                 frame = orjson.dumps(tick_message(event, alerting, settings.max_alerts_in_message))
-            with profile_block("peerscope.broadcast"):
+            with profile_block("peerscope:broadcast"):
                 broadcaster.publish(frame)
 
     def on_alert(event: AlertEvent) -> None:

@@ -44,7 +44,7 @@ SlowMs = Annotated[
         ge=0,
         le=3_600_000,
         allow_inf_nan=False,
-        description="List as slow the names whose average call takes longer (ms).",
+        description="List as slow the names whose p95 call takes longer (ms).",
     ),
 ]
 

@@ -367,7 +367,7 @@ class ProfilerState(BaseModel):
     functions: list[ProfiledName] = Field(description="Every name timed, by total time.")
     hotspots: list[ProfiledName] = Field(description="The top names by total time.")
     slow_threshold_ms: float
-    slow: list[ProfiledName] = Field(description="Names whose average call is slower.")
+    slow: list[ProfiledName] = Field(description="Names whose p95 call is slower.")
     process: ProcessFigures
 
 

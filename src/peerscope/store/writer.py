@@ -398,7 +398,7 @@ class Writer:
 
     # --- flush --------------------------------------------------------------------------
 
-    @profile(name="peerscope.store.flush", cpu=True)
+    @profile(name="peerscope:store_flush", cpu=True)
     def _flush(self) -> None:
         closed = self._closed_until
         recent = self._recent
