@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from peerscope.store.database import SCHEMA_VERSION
 from peerscope.store.export import COLUMNS
 from peerscope.store_command import parse_when
 from tests.store_support import (
@@ -100,7 +101,7 @@ def test_db_info_json_counts_what_the_file_holds(history: Filled):
     assert info["series"] == {"host": 1, "peer": 2, "server": 1}
     events = query(history.path, "SELECT type, COUNT(*) FROM events GROUP BY type")
     assert info["events"] == dict(events)
-    assert info["schema_version"] == 1
+    assert info["schema_version"] == SCHEMA_VERSION
     assert info["anonymized"] is False
     assert info["path"] == str(history.path)
 
@@ -110,7 +111,7 @@ def test_db_info_in_words(history: Filled):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"file: {history.path}"
-    assert "schema version 1; peer ids kept as they are" in lines
+    assert f"schema version {SCHEMA_VERSION}; peer ids kept as they are" in lines
     assert "series: 4 (1 host, 2 peer, 1 server)" in lines
     [(rows,)] = query(history.path, "SELECT COUNT(*) FROM chunks WHERE tier = 0")
     [raw] = [line for line in lines if line.startswith("raw ")]

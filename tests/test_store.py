@@ -8,9 +8,12 @@ import dataclasses
 import logging
 import math
 import shutil
+import sqlite3
 import threading
+from array import array
 from pathlib import Path
 
+import orjson
 import pytest
 
 from peerscope.config import Settings
@@ -398,6 +401,47 @@ def test_an_old_file_without_tables_is_migrated_and_another_programs_is_refused(
     with pytest.raises(StoreError, match=f"db: {other} is a database of something else"):
         HistoryStore(StoreSettings(db=str(other)))
     assert rows(other, "SELECT name FROM sqlite_master") == [("invoices",)]
+
+
+def test_a_version_1_file_keeps_its_open_minute_through_the_migration(tmp_path):
+    """Version 1 packed a ``recent`` row's figures as doubles (NaN for absent); version 2
+    keeps JSON. A file left by version 1 mid-minute is converted, its open minute served."""
+    path = tmp_path / "v1.db"
+    first = new_rig(path, flush_interval_s=60)
+    first.run(100, ["a"])  # 22:13:21 .. 22:15:00: the minute 22:15 is open, in `recent`
+    first.store.flush()
+    first.store.close()
+    before = rows(path, "SELECT rowid, data FROM recent")
+    assert before
+    db = sqlite3.connect(path)
+    try:
+        for rowid, data in before:
+            figures = [math.nan if v is None else v for v in orjson.loads(data)]
+            db.execute(
+                "UPDATE recent SET data = ? WHERE rowid = ?",
+                (array("d", figures).tobytes(), rowid),
+            )
+        db.execute("PRAGMA user_version = 1")
+        db.commit()
+    finally:
+        db.close()
+    second = new_rig(path, ManualClock(first.clock.now))
+    try:
+        assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        after = rows(path, "SELECT rowid, data FROM recent")  # JSON again, the same figures
+        assert [(rowid, orjson.loads(data)) for rowid, data in after] == [
+            (rowid, orjson.loads(data)) for rowid, data in before
+        ]
+        got = second.store.reader.samples("peer", "a", START, second.clock.now)
+        assert got is not None
+        handed = first.peer_handed("a")
+        assert got.times == [t for t, _ in handed]
+        # At the raw tier's resolution (1/100 ms), the closed minutes' and the open one's.
+        assert got.values["latency_ms"] == pytest.approx(
+            [values[0] for _, values in handed], abs=0.005
+        )
+    finally:
+        second.store.close()
 
 
 def test_memory_store_serves_queries_while_it_writes_and_refuses_them_once_closed(tmp_path):

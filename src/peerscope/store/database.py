@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import sqlite3
 import time
+from array import array
+from collections.abc import Callable
 from pathlib import Path
+
+import orjson
 
 __all__ = [
     "MEMORY",
@@ -27,7 +32,7 @@ __all__ = [
 ]
 
 MEMORY = ":memory:"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 
 
@@ -123,9 +128,27 @@ CREATE INDEX events_by_time ON events (t_ms);
 CREATE INDEX events_by_series ON events (series_id, t_ms);
 """
 
-# Each entry takes the schema from the version before it to its own; applied in order at
-# start, each in its own transaction.
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+
+def _recent_rows_as_json(connection: sqlite3.Connection) -> None:
+    """Version 2: a ``recent`` row's figures are a JSON array (null where absent), no longer
+    packed doubles with NaN for absent (orjson writes one in a third of the time). The
+    open minute a version 1 file holds is rewritten, not lost."""
+    rows = connection.execute("SELECT rowid, data FROM recent").fetchall()
+    converted = []
+    for rowid, data in rows:
+        values = array("d")
+        values.frombytes(data)
+        figures = [None if math.isnan(value) else value for value in values]
+        converted.append((orjson.dumps(figures), rowid))
+    connection.executemany("UPDATE recent SET data = ? WHERE rowid = ?", converted)
+
+
+# Each entry takes the schema from the version before it to its own (SQL statements, or a
+# function of the connection); applied in order at start, each in its own transaction.
+_MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {
+    1: _SCHEMA_V1,
+    2: _recent_rows_as_json,
+}
 
 
 def connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
@@ -177,9 +200,13 @@ def _migrate(connection: sqlite3.Connection, path: str) -> None:
     for target in range(version + 1, SCHEMA_VERSION + 1):
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _MIGRATIONS[target].split(";"):
-                if statement.strip():
-                    connection.execute(statement)
+            migration = _MIGRATIONS[target]
+            if callable(migration):
+                migration(connection)
+            else:
+                for statement in migration.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {target}")
             connection.execute("COMMIT")
         except BaseException:
