@@ -26,7 +26,9 @@ for the 2 CPUs):
 - ``serve, 100 peers, --no-db``: ``serve, 100 peers`` with the history store off: the
   difference is what keeping history costs;
 - ``no server, 100 peers``: the Monitor ticking (``async with monitor``) and the feeding
-  task, no HTTP server: the difference to ``serve, 100 peers`` is what serving costs.
+  task, no HTTP server: the difference to ``serve, 100 peers`` is what serving costs;
+- ``serve, 100 peers, no lag timer``: ``serve, 100 peers`` with ``loop_lag_interval_s = 0``:
+  the difference is what the event-loop lag's timer (ten wake-ups a second) costs.
 
 Target: <= 0.5 % of one core for ``serve`` with 100 peers, judged on the larger of the two
 100-peer serve cases.
@@ -74,6 +76,7 @@ class Case:
     dashboard: bool
     judged: bool
     history: bool = True  # the history store on (the default), in a file of its own
+    loop_lag: bool = True  # the event-loop lag's 100 ms timer on (the default)
 
 
 CASES = (
@@ -84,6 +87,15 @@ CASES = (
     # What keeping history costs: the judged case's server with the store off (--no-db).
     Case(
         "serve, 100 peers, --no-db", PEERS, serve=True, dashboard=False, judged=False, history=False
+    ),
+    # What measuring the event-loop lag costs: its timer wakes the loop ten times a second.
+    Case(
+        "serve, 100 peers, no lag timer",
+        PEERS,
+        serve=True,
+        dashboard=False,
+        judged=False,
+        loop_lag=False,
     ),
 )
 
@@ -110,13 +122,14 @@ async def _feed(monitor: Monitor, peers: int, spent: list[float], seed: int = 5)
         await asyncio.sleep(max(0.0, next_at - loop.time()))
 
 
-async def _idle_main(peers: int, serve: bool, history: bool) -> None:
+async def _idle_main(peers: int, serve: bool, history: bool, loop_lag: bool) -> None:
     # Defaults, but the probe reflector on a free port and the history store in a file of
     # the case's own: the cases run at the same time (one file has one writer).
     folder = tempfile.mkdtemp(prefix="peerscope-idle-")
     monitor = Monitor(
         Settings(
             reflector_port=0,
+            loop_lag_interval_s=0.1 if loop_lag else 0.0,
             store=StoreSettings(db=os.path.join(folder, "history.db"), enabled=history),
         )
     )
@@ -147,8 +160,8 @@ async def _idle_main(peers: int, serve: bool, history: bool) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _idle_child(peers: int, serve: bool, history: bool) -> None:
-    asyncio.run(_idle_main(peers, serve, history))
+def _idle_child(peers: int, serve: bool, history: bool, loop_lag: bool) -> None:
+    asyncio.run(_idle_main(peers, serve, history, loop_lag))
 
 
 # --- this process ---------------------------------------------------------------------------
@@ -234,7 +247,8 @@ def run(quick: bool = False) -> list[Result]:
                     case,
                     Child(
                         "from benchmarks.bench_idle import _idle_child; "
-                        f"_idle_child({case.peers}, {case.serve}, {case.history})",
+                        f"_idle_child({case.peers}, {case.serve}, {case.history}, "
+                        f"{case.loop_lag})",
                         TIMEOUT_S,
                     ),
                 )
