@@ -52,7 +52,9 @@ def test_demo_serves_and_measures_simulated_peers_for_real():
     # Each marked "sim" (the label simulated=true), the label itself not repeated.
     for name in ("LAN box", "Frankfurt", "Virginia", "Busy Wi-Fi", "Flaky link"):
         assert f"{name} sim " in out
-    assert "probe_method=t" in out  # (cut short to leave room for the reason)
+    # The labels, cut short to leave room for the reason (how short depends on the widest
+    # cells of the last frame: a slow machine's longer reasons squeeze the column).
+    assert "probe_m" in out, out[-4000:]
     assert "simulated=true" not in out
     assert "healthy" in out  # the reason column
     # Virginia's reflector holds each reply 95 ± 6 ms: its measured latency shows that.

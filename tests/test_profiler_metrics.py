@@ -25,6 +25,7 @@ from peerscope.slices import finish
 from peerscope.store_settings import StoreSettings
 from tests.server_support import eventually
 from tests.test_agent import stop
+from tests.test_prometheus_export import stepped
 
 SELF_PROFILED = (
     "peerscope:tick",
@@ -86,14 +87,7 @@ def test_many_names_are_written_in_steps_that_join_to_generate_latests_text():
         with profiler.profile_block(f"block {index:03d}"):
             pass
     collector = ProfilerCollector(profiler)
-    steps = collector.render_steps()
-    turns = 0
-    try:
-        while True:
-            next(steps)
-            turns += 1
-    except StopIteration as done:
-        pieces = done.value
+    pieces, turns = stepped(collector.render_steps())
     assert turns == 3 * 3  # three families, three slices each
     registry = CollectorRegistry()
     registry.register(collector)

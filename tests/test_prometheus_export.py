@@ -22,7 +22,7 @@ from peerscope.export.prometheus import (
     MonitorCollector,
     label_plan,
 )
-from peerscope.slices import finish
+from peerscope.slices import Steps, finish
 from peerscope.testing import ManualClock
 from tests.server_support import eventually
 
@@ -512,6 +512,17 @@ def test_without_alerts_the_families_are_declared_and_without_alerting_absent(cl
     assert AlertCollector(quiet).render().decode() in text
 
 
+def stepped(steps: Steps[list[bytes]]) -> tuple[list[bytes], int]:
+    """What ``steps`` returns, and how many times it gave the loop a turn."""
+    turns = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value, turns
+        turns += 1
+
+
 def test_an_alert_per_peer_is_exposed_in_steps_that_join_to_generate_latests_text(clock):
     """An outage fires an alert for every peer at once: the exposition takes them a slice at
     a time (the loop runs between), and the pieces are byte for byte prometheus_client's."""
@@ -523,14 +534,7 @@ def test_an_alert_per_peer_is_exposed_in_steps_that_join_to_generate_latests_tex
         monitor.record_loss(f"p{index:04d}", 20.0)
     monitor.tick()
     collector = AlertCollector(alerting)
-    steps = collector.render_steps()
-    turns = 0
-    try:
-        while True:
-            next(steps)
-            turns += 1
-    except StopIteration as done:
-        pieces = done.value
+    pieces, turns = stepped(collector.render_steps())
     # Two alerts a peer (lossy firing, slow pending), and the host's.
     assert turns == -(-(2 * peers + 1) // RENDER_SLICE)
     registry = CollectorRegistry()
