@@ -19,7 +19,7 @@ from peerscope import Monitor, Settings
 from peerscope.agent import Agent
 from peerscope.export.metrics_app import render
 from peerscope.export.profiler_metrics import ProfilerCollector
-from peerscope.export.prometheus import RENDER_SLICE
+from peerscope.export.sliced_exposition import RENDER_SLICE
 from peerscope.profiler import Profiler, get_profiler
 from peerscope.slices import finish
 from peerscope.store_settings import StoreSettings

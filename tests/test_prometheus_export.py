@@ -16,12 +16,8 @@ from peerscope.alerting import AlertEvent, Alerting, Dispatcher
 from peerscope.core.alerts import AlertRule
 from peerscope.export.alert_metrics import OUTCOMES, AlertCollector
 from peerscope.export.metrics_app import render, render_steps
-from peerscope.export.prometheus import (
-    CONTENT_TYPE,
-    RENDER_SLICE,
-    MonitorCollector,
-    label_plan,
-)
+from peerscope.export.prometheus import CONTENT_TYPE, MonitorCollector, label_plan
+from peerscope.export.sliced_exposition import RENDER_SLICE
 from peerscope.slices import Steps, finish
 from peerscope.testing import ManualClock
 from tests.server_support import eventually

@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from peerscope.alerting import Alerting
-from peerscope.export.prometheus import Families, family_steps
+from peerscope.export.sliced_exposition import Families, family_steps
 from peerscope.slices import Steps, finish
 
 __all__ = ["ALERT_LABELS", "OUTCOMES", "AlertCollector"]

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from peerscope.export.prometheus import family_steps
+from peerscope.export.sliced_exposition import family_steps
 from peerscope.profiler import FunctionStats, Profiler
 from peerscope.slices import Steps, finish
 

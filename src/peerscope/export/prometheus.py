@@ -27,32 +27,22 @@ from __future__ import annotations
 import itertools
 import re
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from peerscope.core.model import Peer, ServerStats, SystemSample
 from peerscope.core.quality import STATUSES, Status
+from peerscope.export.sliced_exposition import RENDER_SLICE, Families, without_header
 from peerscope.message import PeerEntry
 from peerscope.monitor import Monitor
 from peerscope.slices import Steps, finish
 
-Item = TypeVar("Item")
-
-__all__ = [
-    "CONTENT_TYPE",
-    "RENDER_SLICE",
-    "Families",
-    "MonitorCollector",
-    "family_steps",
-    "label_plan",
-    "without_header",
-]
+__all__ = ["CONTENT_TYPE", "MonitorCollector", "label_plan"]
 
 # generate_latest writes the classic text format, version 0.0.4; say so, not "latest".
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -61,8 +51,6 @@ RESERVED_LABELS = frozenset({*FIXED_LABELS, "status", "job", "instance"})
 USER_LABEL_PREFIX = "label_"
 _NOT_LABEL_CHAR = re.compile(r"[^A-Za-z0-9_]")
 _MB = 1024.0 * 1024.0  # peerscope.system reports MiB; Prometheus wants bytes
-# Peers per slice of a render: each step (a family's lines for them) well under 2 ms.
-RENDER_SLICE = 50
 
 LabelPlan = tuple[tuple[str, str], ...]  # (user label key, exported label name)
 
@@ -457,34 +445,5 @@ def _peer_labels(entry: PeerEntry, plan: LabelPlan) -> dict[str, str]:
     return labels
 
 
-class Families(Collector):
-    """Families already built, as a collector for ``generate_latest``."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> list[Metric]:
-        return self._families
-
-
 def _label_keys(peer: Peer, now: float) -> tuple[str, ...]:
     return tuple(peer.labels)
-
-
-def family_steps(
-    build: Callable[[Sequence[Item]], Metric], items: Sequence[Item]
-) -> Steps[list[bytes]]:
-    """The family ``build`` makes of ``items``, written ``RENDER_SLICE`` items a step (its
-    HELP and TYPE lines once, even with no item): joined, the pieces are what
-    ``generate_latest`` writes for ``build(items)``."""
-    pieces: list[bytes] = []
-    for start in range(0, max(1, len(items)), RENDER_SLICE):
-        yield
-        written = generate_latest(Families([build(items[start : start + RENDER_SLICE])]))
-        pieces.append(written if start == 0 else without_header(written))
-    return pieces
-
-
-def without_header(text: bytes) -> bytes:
-    """One family's exposition without its first two lines (HELP and TYPE)."""
-    return text[text.index(b"\n", text.index(b"\n") + 1) + 1 :]

@@ -29,7 +29,7 @@ from peerscope.message import MetricsMessage
 from peerscope.monitor import Monitor
 from peerscope.server import schemas
 from peerscope.server.edge import ApiError
-from peerscope.server.rest import BAD_BODY
+from peerscope.server.rest import BAD_BODY, epoch_query
 
 NOT_ENABLED = "alerting: not enabled on this server"
 HISTORY_LIMIT = 10_000
@@ -43,14 +43,8 @@ UNKNOWN_SILENCE: dict[int | str, dict[str, Any]] = {
         "description": "No silence in force has this id, or alerting is not enabled",
     },
 }
-Since = Annotated[
-    float | None,
-    Query(alias="from", ge=0, le=1e11, allow_inf_nan=False, description="Epoch seconds, included."),
-]
-Until = Annotated[
-    float | None,
-    Query(alias="to", ge=0, le=1e11, allow_inf_nan=False, description="Epoch seconds, included."),
-]
+Since = Annotated[float | None, epoch_query("from", "Epoch seconds, included.")]
+Until = Annotated[float | None, epoch_query("to", "Epoch seconds, included.")]
 
 
 # --- the metrics message --------------------------------------------------------------------

@@ -21,11 +21,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from peerscope.server import schemas
+from peerscope.server.rest import epoch_query
 from peerscope.store import HistoryStore
 from peerscope.store.export import (
     FORMATS,
     MAX_STEP_S,
-    MAX_TIME_S,
     MEDIA_TYPES,
     Export,
     ExportRange,
@@ -74,23 +74,13 @@ def export_router(store: HistoryStore) -> APIRouter:
     async def export(
         since: Annotated[
             float | None,
-            Query(
-                alias="from",
-                ge=0,
-                le=MAX_TIME_S,
-                allow_inf_nan=False,
-                description="Start, epoch seconds (included; default: an hour before `to`).",
-            ),
+            epoch_query("from", "Start, epoch seconds (included; default: an hour before `to`)."),
         ] = None,
         until: Annotated[
             float | None,
-            Query(
-                alias="to",
-                ge=0,
-                le=MAX_TIME_S,
-                allow_inf_nan=False,
-                description="End, epoch seconds (excluded; default: now). Not after `from`: "
-                "an empty export.",
+            epoch_query(
+                "to",
+                "End, epoch seconds (excluded; default: now). Not after `from`: an empty export.",
             ),
         ] = None,
         form: Annotated[

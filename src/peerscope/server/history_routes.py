@@ -27,6 +27,7 @@ from peerscope.server.rest import (
     JSON,
     NOT_FOUND,
     Until,
+    epoch_query,
     raw_peer_id,
     unknown_peer,
     whole_peer,
@@ -47,13 +48,7 @@ NO_STORE: dict[int | str, dict[str, Any]] = {
 }
 Since = Annotated[
     float | None,
-    Query(
-        alias="from",
-        ge=0,
-        le=1e11,
-        allow_inf_nan=False,
-        description="Start, epoch seconds (excluded; default: an hour before to).",
-    ),
+    epoch_query("from", "Start, epoch seconds (excluded; default: an hour before to)."),
 ]
 Step = Annotated[
     float | None,
@@ -204,13 +199,7 @@ def build_history_router(
     async def events(
         since: Annotated[
             float | None,
-            Query(
-                alias="from",
-                ge=0,
-                le=1e11,
-                allow_inf_nan=False,
-                description="Start, epoch seconds (included; default: all kept).",
-            ),
+            epoch_query("from", "Start, epoch seconds (included; default: all kept)."),
         ] = None,
         until: Until = None,
         type: Annotated[

@@ -30,6 +30,7 @@ from peerscope.server.bodies import JsonArray, json_object
 from peerscope.server.broadcast import Broadcaster
 from peerscope.server.history_source import HistorySource
 from peerscope.slices import Steps, Turns, run_sliced
+from peerscope.store.export import MAX_TIME_S
 
 # Days of history at most; a bound keeps the window arithmetic finite.
 Duration = Annotated[
@@ -44,26 +45,15 @@ Window = Annotated[
         description="Also aggregate over this many seconds.",
     ),
 ]
-Since = Annotated[
-    float | None,
-    Query(
-        alias="from",
-        ge=0,
-        le=1e11,
-        allow_inf_nan=False,
-        description="Start, epoch seconds (excluded).",
-    ),
-]
-Until = Annotated[
-    float | None,
-    Query(
-        alias="to",
-        ge=0,
-        le=1e11,
-        allow_inf_nan=False,
-        description="End, epoch seconds (default: now).",
-    ),
-]
+
+
+def epoch_query(alias: str, description: str) -> Any:
+    """The query parameter of a range's ``from`` or ``to``: finite epoch seconds."""
+    return Query(alias=alias, ge=0, le=MAX_TIME_S, allow_inf_nan=False, description=description)
+
+
+Since = Annotated[float | None, epoch_query("from", "Start, epoch seconds (excluded).")]
+Until = Annotated[float | None, epoch_query("to", "End, epoch seconds (default: now).")]
 Step = Annotated[
     float | None,
     Query(
