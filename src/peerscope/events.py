@@ -108,6 +108,17 @@ class PeerStatusChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerPathChanged:
+    """A probed peer's path changed: its probes reach the reflector with another IP TTL,
+    so they cross another number of routers (peerscope.core.path)."""
+
+    peer_id: str
+    previous_ttl: int
+    ttl: int
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
 class SessionStarted:
     session_id: str
     name: str
@@ -121,4 +132,12 @@ class SessionEnded:
     timestamp: float
 
 
-Event = MetricsTick | PeerAdded | PeerRemoved | PeerStatusChanged | SessionStarted | SessionEnded
+Event = (
+    MetricsTick
+    | PeerAdded
+    | PeerRemoved
+    | PeerStatusChanged
+    | PeerPathChanged
+    | SessionStarted
+    | SessionEnded
+)

@@ -22,6 +22,7 @@ from peerscope.events import (
     Event,
     MetricsTick,
     PeerAdded,
+    PeerPathChanged,
     PeerRemoved,
     PeerStatusChanged,
     SessionEnded,
@@ -62,6 +63,14 @@ class MonitorLog:
             self._status_changed(event)
         elif isinstance(event, SessionStarted | SessionEnded):
             self._session(event)
+        elif isinstance(event, PeerPathChanged):
+            logger.info(
+                "peer %s: path changed, probes arrive with TTL %d (was %d)",
+                event.peer_id,
+                event.ttl,
+                event.previous_ttl,
+                extra={"peer_id": event.peer_id, "ttl": event.ttl},
+            )
         elif isinstance(event, PeerAdded):
             logger.debug("peer added: %s", event.peer_id, extra={"peer_id": event.peer_id})
         elif isinstance(event, PeerRemoved):

@@ -19,6 +19,7 @@ from peerscope.core import quality
 from peerscope.core.assessment import Assessor, expire_probes
 from peerscope.core.loss import Arrival, LossTracker
 from peerscope.core.model import Peer, PeerKind, ProblemKind
+from peerscope.core.path import PathSample, PathState
 from peerscope.core.quality import Status
 from peerscope.core.series import Series
 from peerscope.core.sessions import SessionBook
@@ -32,7 +33,7 @@ from peerscope.core.validation import (
     validate_text,
 )
 from peerscope.event_bus import EventBus
-from peerscope.events import PeerAdded, PeerRemoved, PeerStatusChanged
+from peerscope.events import PeerAdded, PeerPathChanged, PeerRemoved, PeerStatusChanged
 from peerscope.server_counters import ServerCounters
 
 _INF = math.inf
@@ -377,6 +378,25 @@ class PeerTable:
                     peer.consecutive_failures += 1
                 peer.problem = (kind, detail)
                 peer.dirty = True
+
+    def record_probe_paths(self, samples: Iterable[tuple[str, PathSample]]) -> None:
+        """What TWAMP/STAMP replies said of both directions of peers' paths (forward and
+        return loss and delay, the probes' TTL at the reflector): see peerscope.core.path.
+        A new TTL is a :class:`~peerscope.events.PeerPathChanged`. Samples for peers not
+        registered are left out."""
+        now = self._clock()
+        with self._lock:
+            for peer_id, sample in samples:
+                peer = self._peers.get(peer_id)
+                if peer is None:
+                    continue
+                path = peer.path
+                if path is None:
+                    path = peer.path = PathState(self.settings.quality.loss_window)
+                change = path.add(sample, now)
+                if change is not None:
+                    peer.dirty = True  # its status text names the change
+                    self._bus.emit(PeerPathChanged(peer_id, change.previous_ttl, change.ttl, now))
 
     def _answering_peer(self, peer_id: str, now: float, known_only: bool) -> Peer | None:
         """Under the lock: the peer an outcome of its probe is for, its probes past their

@@ -10,6 +10,7 @@ from typing import Literal
 
 from peerscope.core.kernel_tcp import ConnectionState
 from peerscope.core.loss import LossTracker
+from peerscope.core.path import PathState
 from peerscope.core.quality import Status
 from peerscope.core.series import Series
 from peerscope.core.stats import nearest_rank
@@ -72,6 +73,8 @@ class Peer:
     dirty: bool = True
     # Its TCP connection's kernel figures and its application echo (rarely set: one slot).
     connection: ConnectionState | None = None
+    # Both directions of its path, for a peer probed by TWAMP or STAMP (else None).
+    path: PathState | None = None
 
     @property
     def message_count(self) -> int:

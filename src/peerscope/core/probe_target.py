@@ -9,12 +9,18 @@ from typing import Literal, get_args
 
 from peerscope.core.validation import validate_id, validate_labels, validate_text
 
-Method = Literal["twamp", "icmp", "tcp"]
+Method = Literal["twamp", "stamp", "icmp", "tcp"]
 METHODS: tuple[Method, ...] = get_args(Method)
 # What a refused TCP connection (RST) means: a failed check (the port is closed) or a round
 # trip like any other (the RST crossed the path a SYN-ACK would have).
 TcpRefused = Literal["fail", "reachable"]
 TWAMP_PORT = 8701  # peerscope's reflector port (RFC 5357 leaves the test port to the session)
+STAMP_PORT = 862  # RFC 8762 §4.1: STAMP's well-known port (also TWAMP-Control's)
+DEFAULT_PORTS: dict[Method, int] = {"twamp": TWAMP_PORT, "stamp": STAMP_PORT}
+# Octets after a probe's 14-octet header: TWAMP Light's 27 make replies as long as probes
+# (RFC 5357 §4.2.1); STAMP's base packet has 30 (RFC 8762 §4.2.1), so 44 octets both ways.
+DEFAULT_PADDING: dict[Method, int] = {"twamp": 27, "stamp": 30}
+MAX_PADDING = 1472 - 14  # a probe in one unfragmented IPv4 datagram on Ethernet
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +28,9 @@ class ProbeTarget:
     """One host to probe. ``port`` is None for ICMP, required for TCP.
 
     ``host`` is an IP address or a name; names are resolved at probe time, asynchronously,
-    so a target follows DNS changes.
+    so a target follows DNS changes. ``padding`` (octets after a TWAMP/STAMP probe's
+    14-octet header; None: the method's default) and ``dscp`` (0..63, the probe's IP
+    traffic class) are for devices that want them: see docs/PROBING.md.
     """
 
     peer_id: str
@@ -33,6 +41,8 @@ class ProbeTarget:
     # The peer's labels, beside the probe_method the prober gives it: (key, value) pairs, so
     # that a target stays hashable.
     labels: tuple[tuple[str, str], ...] = ()
+    padding: int | None = None
+    dscp: int = 0
     # 4 or 6 when host is an IP address, None for a name; worked out once, not per probe.
     ip_version: int | None = field(init=False, repr=False, compare=False)
 
@@ -54,6 +64,27 @@ class ProbeTarget:
         if self.name is not None:
             validate_text(self.name, "name")
         validate_labels(dict(self.labels))
+        if self.padding is not None:
+            if self.method not in DEFAULT_PADDING:
+                raise ValueError(
+                    f"padding: only TWAMP and STAMP probes are padded, not {self.method}"
+                )
+            low = DEFAULT_PADDING["stamp"] if self.method == "stamp" else 0
+            if (
+                isinstance(self.padding, bool)
+                or not isinstance(self.padding, int)
+                or not (low <= self.padding <= MAX_PADDING)
+            ):
+                raise ValueError(
+                    f"padding: must be an integer within {low}..{MAX_PADDING} for "
+                    f"{self.method}, got {self.padding!r}"
+                )
+        if (
+            isinstance(self.dscp, bool)
+            or not isinstance(self.dscp, int)
+            or not 0 <= self.dscp <= 63
+        ):
+            raise ValueError(f"dscp: must be an integer within 0..63, got {self.dscp!r}")
 
     @property
     def address(self) -> str:
@@ -75,17 +106,20 @@ class ProbeTarget:
         peer_id: str | None = None,
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
+        padding: int | None = None,
+        dscp: int = 0,
     ) -> ProbeTarget:
         """Parse ``HOST``, ``HOST:PORT``, ``[IPv6]`` or ``[IPv6]:PORT``.
 
-        TWAMP defaults to port 8701. TCP needs a port: no default could name the service
-        the user means. ICMP takes none. ``peer_id`` defaults to ``method:address``.
+        TWAMP defaults to port 8701 (peerscope's reflectors), STAMP to 862. TCP needs a
+        port: no default could name the service the user means. ICMP takes none.
+        ``peer_id`` defaults to ``method:address``.
         """
         if method not in METHODS:
             raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
         host, port = _split(address)
-        if port is None and method == "twamp":
-            port = TWAMP_PORT
+        if port is None and method in DEFAULT_PORTS:
+            port = DEFAULT_PORTS[method]
         elif port is None and method == "tcp":
             raise ValueError(f"address: TCP probes need a port (HOST:PORT), got {address!r}")
         elif port is not None and method == "icmp":
@@ -95,8 +129,10 @@ class ProbeTarget:
         target_id = peer_id if peer_id is not None else f"{method}:{address}"
         pairs = tuple(validate_labels(None if labels is None else dict(labels)).items())
         try:
-            return cls(target_id, host, port, method, name, pairs)
+            return cls(target_id, host, port, method, name, pairs, padding, dscp)
         except ValueError as error:
+            if str(error).startswith(("padding:", "dscp:")):
+                raise
             raise ValueError(f"address: {error}") from None
 
 

@@ -1,9 +1,9 @@
-"""The probe methods by name: ``open_method("twamp" | "icmp" | "tcp")`` gives a fresh sender
-that follows :class:`peerscope.probe.method_protocol.ProbeMethod`."""
+"""The probe methods by name: ``open_method("twamp" | "stamp" | "icmp" | "tcp")`` gives a
+fresh sender that follows :class:`peerscope.probe.method_protocol.ProbeMethod`."""
 
 from __future__ import annotations
 
-from peerscope.core.probe_target import Method, TcpRefused
+from peerscope.core.probe_target import DEFAULT_PADDING, Method, TcpRefused
 from peerscope.probe.icmp import IcmpPinger
 from peerscope.probe.method_protocol import ProbeMethod
 from peerscope.probe.tcp import TcpConnector
@@ -17,8 +17,11 @@ def open_method(method: Method, *, tcp_refused: TcpRefused = "fail") -> ProbeMet
     """
     if method == "twamp":
         return TwampSender()
+    if method == "stamp":
+        # One sender speaks both: STAMP's base packets are TWAMP-Test packets padded to 44.
+        return TwampSender(padding=DEFAULT_PADDING["stamp"])
     if method == "icmp":
         return IcmpPinger()
     if method == "tcp":
         return TcpConnector(refused=tcp_refused)
-    raise ValueError(f"method: must be twamp, icmp or tcp, got {method!r}")
+    raise ValueError(f"method: must be twamp, stamp, icmp or tcp, got {method!r}")

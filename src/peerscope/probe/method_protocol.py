@@ -13,10 +13,17 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from peerscope.core.model import ProblemKind
+from peerscope.core.path import PathSample
 from peerscope.core.probe_target import ProbeTarget
 
-ReplyHandler = Callable[[int, float], None]
-"""Called with (seq, rtt_ms) for every reply, on the event loop; late and duplicate ones too."""
+
+class ReplyHandler(Protocol):
+    """Called with (seq, rtt_ms) for every reply, on the event loop; late and duplicate ones
+    too. A TWAMP or STAMP probe's first reply adds what it says of both directions."""
+
+    def __call__(self, seq: int, rtt_ms: float, path: PathSample | None = None, /) -> None: ...
+
+
 ResolveHandler = Callable[[OSError | None], None]
 """Told how each look-up of a target's name went: None if it resolved, else the error."""
 FailureHandler = Callable[[int, ProblemKind, str], None]

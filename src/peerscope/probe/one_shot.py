@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from peerscope.core.model import ProblemKind
+from peerscope.core.path import PathSample
 from peerscope.core.probe_target import ProbeTarget, TcpRefused
 from peerscope.probe.method_factory import open_method
 
@@ -24,13 +25,15 @@ class ProbeResult:
     did not resolve; ``rtt_ms`` None, ``detail`` saying more).
 
     A reply after its timeout comes as a second result, ``late``; a second reply to one
-    probe as ``duplicate``.
+    probe as ``duplicate``. A TWAMP or STAMP probe's first reply carries ``path``: what it
+    says of both directions (peerscope.core.path).
     """
 
     seq: int
     rtt_ms: float | None
     arrival: Outcome
     detail: str | None = None
+    path: PathSample | None = None
 
 
 async def probe_series(
@@ -57,13 +60,14 @@ async def probe_series(
     timed_out: set[int] = set()
     settled: set[int] = set()  # probes whose outcome is known: answered, failed, timed out
 
-    def on_reply(seq: int, rtt_ms: float) -> None:
+    def on_reply(seq: int, rtt_ms: float, path: PathSample | None = None, /) -> None:
         if seq in answered:
             events.put_nowait(ProbeResult(seq, rtt_ms, "duplicate"))
             return
         answered.add(seq)
         settled.add(seq)
-        events.put_nowait(ProbeResult(seq, rtt_ms, "late" if seq in timed_out else "on_time"))
+        arrival: Outcome = "late" if seq in timed_out else "on_time"
+        events.put_nowait(ProbeResult(seq, rtt_ms, arrival, path=path))
 
     def on_failure(seq: int, kind: ProblemKind, detail: str) -> None:
         if seq not in settled:  # after its timeout, a no adds nothing to "timeout"

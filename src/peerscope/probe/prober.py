@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from peerscope.core.model import ProblemKind
+from peerscope.core.path import PathSample
 from peerscope.core.probe_target import Method, ProbeTarget, TcpRefused
 from peerscope.probe.method_factory import open_method
 from peerscope.probe.method_protocol import (
@@ -112,6 +113,7 @@ class Prober:
         # Heard of, not yet given to the sink (see _hand_over).
         self._replies: list[tuple[_Entry, int, float]] = []
         self._failures: list[tuple[_Entry, int, ProblemKind, str]] = []
+        self._paths: list[tuple[_Entry, PathSample]] = []
         self.sent = 0
 
     @property
@@ -196,11 +198,15 @@ class Prober:
             labels={**dict(target.labels), "probe_method": target.method},
         )
 
-    def _on_reply(self, entry: _Entry, seq: int, rtt_ms: float) -> None:
+    def _on_reply(
+        self, entry: _Entry, seq: int, rtt_ms: float, path: PathSample | None = None, /
+    ) -> None:
         if not self._replies and not self._failures:
             # The first outcome of this wake-up: hand them all over after it.
             asyncio.get_running_loop().call_soon(self._hand_over)
         self._replies.append((entry, seq, rtt_ms))
+        if path is not None:
+            self._paths.append((entry, path))
 
     def _on_failure(self, entry: _Entry, seq: int, kind: ProblemKind, detail: str) -> None:
         if not self._replies and not self._failures:
@@ -258,6 +264,11 @@ class Prober:
                     if entry.active
                 ],
                 known_only=True,
+            )
+        paths, self._paths = self._paths, []
+        if paths:
+            self.sink.record_probe_paths(
+                [(entry.target.peer_id, path) for entry, path in paths if entry.active]
             )
 
     # --- the schedule -------------------------------------------------------------------------

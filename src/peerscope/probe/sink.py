@@ -13,6 +13,7 @@ from typing import Protocol
 
 from peerscope.core.loss import Arrival
 from peerscope.core.model import PeerKind, ProblemKind
+from peerscope.core.path import PathSample
 
 
 class ProbeSink(Protocol):
@@ -51,3 +52,7 @@ class ProbeSink(Protocol):
         """(peer_id, seq, kind, detail) of each probe its target said no to (a refused port,
         a name that does not resolve): lost at once, and the peer's reason says why.
         ``known_only`` as for :meth:`record_probe_replies`."""
+
+    def record_probe_paths(self, samples: Iterable[tuple[str, PathSample]]) -> None:
+        """(peer_id, sample) of what TWAMP/STAMP replies said of both directions; samples
+        for peers not registered are left out."""

@@ -1,13 +1,19 @@
-"""The TWAMP Light sender: probes out, replies matched back to their probe.
+"""The TWAMP Light and STAMP sender: probes out, replies matched back to their probe.
 
-One UDP socket per address family serves every target, so probing 1,000 peers costs two
-file descriptors. The seq on the wire is the sender's own counter, not the caller's: many
-targets may share one reflector address, and each probe to it must be told apart. Replies
-are matched by (reflector address, wire seq), so they must come from the address the probe
-went to; anything else is dropped and counted. Replies are timed by the kernel's arrival
-stamp (see peerscope.probe.udp); the RTT is that stamp minus the sender's own clock read
-just before the probe went out (t4 − t1, both to the ns on one clock), less the time the
-reflector held the probe (t3 − t2).
+One UDP socket per address family (and DSCP) serves every target, so probing 1,000 peers
+costs two file descriptors. The seq on the wire is the sender's own counter, not the
+caller's: many targets may share one reflector address, and each probe to it must be told
+apart. It starts at a random value, so that a stateless reflector (which copies it) is told
+from a stateful one (which counts from 0). Replies are matched by (reflector address, wire
+seq) and must echo the probe's timestamp; anything else is dropped and counted. Replies are
+read liberally (peerscope.probe.twamp): any that carries the timestamps will do.
+
+Replies are timed by the kernel's arrival stamp (see peerscope.probe.udp); the RTT is that
+stamp minus the sender's own clock read just before the probe went out (t4 − t1, both to the
+ns on one clock), less the time the reflector held the probe (t3 − t2). Each first reply
+also gives a :class:`peerscope.core.path.PathSample`: the sender counts, per reflector
+address, the probes it sent and the replies it got, and the reflector's seq says how many
+it received, so loss splits by direction (see peerscope.core.path).
 
 Probes asked for in one callback of the loop go out together, back to back, right after it:
 a probe sent while the reflector's process still runs from the one before is cheaper for
@@ -33,11 +39,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 import struct
 import time
+from functools import cache
 
+from peerscope.core.path import PathSample
 from peerscope.core.probe_target import ProbeTarget
+from peerscope.probe.clock_sync import ClockWatch
 from peerscope.probe.method_protocol import (
     Background,
     FailureHandler,
@@ -46,15 +56,21 @@ from peerscope.probe.method_protocol import (
     address_of,
     family_of,
 )
-from peerscope.probe.twamp import ERROR_ESTIMATE, SENDER_PADDING, reply_seq_and_hold
+from peerscope.probe.twamp import (
+    SENDER_PADDING,
+    SYNCHRONIZED,
+    TTL_UNKNOWN,
+    error_estimate_for,
+    error_seconds,
+    hold_ms,
+    parse_reply,
+    unix_ns_from_timestamp,
+)
 from peerscope.probe.twamp import ntp_from_unix_ns as ntp
 from peerscope.probe.udp import Address, UdpEndpoint
 
 logger = logging.getLogger(__name__)
 _SEQ_MASK = 0xFFFFFFFF
-# SenderPacket(seq, timestamp).encode() without building the object, for the probe loop;
-# a test holds the two to the same bytes.
-_PROBE = struct.Struct(f"!IQH{SENDER_PADDING}x")
 _NS = 1_000_000_000
 _FIRST_SLOTS = 1024
 READ_WAIT_S = 0.2  # as long as the Prober's batches at 1 Hz (peerscope.probe.prober)
@@ -68,9 +84,65 @@ STAMPS_WARM_UP_S = 0.02
 _BATCH_NS = 1_000_000
 
 
-def encode_probe(seq: int, timestamp: int) -> bytes:
-    """The bytes of ``SenderPacket(seq, timestamp)``, the default padding and error estimate."""
-    return _PROBE.pack(seq, timestamp, ERROR_ESTIMATE)
+@cache
+def _probe_layout(padding: int) -> struct.Struct:
+    """A probe's header and ``padding`` zeros, packed in one call."""
+    return struct.Struct(f"!IQH{padding}x")
+
+
+def encode_probe(
+    seq: int, timestamp: int, error_estimate: int, padding: int = SENDER_PADDING
+) -> bytes:
+    """The bytes of ``SenderPacket(seq, timestamp, error_estimate, padding)``, without
+    building the packet; a test holds the two to the same bytes."""
+    return _probe_layout(padding).pack(seq, timestamp, error_estimate)
+
+
+class _Session:
+    """The probes sent to one reflector address from one socket, and its replies: a TWAMP
+    test session as the reflector sees it (RFC 5357 Appendix I keys it by the two
+    addresses and ports)."""
+
+    __slots__ = ("answered", "base", "epoch", "last_ordinal", "last_reached", "sent", "shared")
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.sent = 0  # probes sent this epoch: the next one's ordinal
+        self.answered = 0  # first replies received this epoch
+        # The reflector's seq of our first probe: its seq minus this is how many of ours it
+        # had received before (None until the first reply of an epoch).
+        self.base: int | None = None
+        self.last_ordinal = -1
+        self.last_reached = -1
+        self.shared = False  # its numbering counts other senders' probes too
+
+    def reached(self, ordinal: int, reflector_seq: int) -> int | None:
+        """How many probes the reflector had received up to the one numbered ``ordinal``
+        (ours, from 0), by its seq for it; None when its numbering says nothing of ours."""
+        if self.shared:
+            return None
+        base = self.base
+        if base is None:
+            # A reflector that counts from 0 per session numbers our first probe 0; one
+            # that numbered more than we sent had counted before we came (a session of
+            # ours it kept, another sender's): take what it has as our start.
+            base = self.base = max(0, reflector_seq - ordinal)
+        elif reflector_seq < self.last_reached and ordinal > self.last_ordinal:
+            # It numbers from 0 again: it forgot the session (idle, restarted). Counts restart.
+            self.epoch += 1
+            self.sent -= ordinal
+            self.answered = 0
+            ordinal = 0
+            base = self.base = reflector_seq
+        count = reflector_seq - base + 1
+        if count > ordinal + 1:
+            # More received than sent: the reflector counts other senders' probes with ours
+            # (one counter for all, as peerscope's did before 0.9). It says nothing of
+            # direction.
+            self.shared = True
+            return None
+        self.last_ordinal, self.last_reached = ordinal, reflector_seq
+        return count
 
 
 class _SentProbes:
@@ -96,9 +168,21 @@ class _SentProbes:
         self._ports = [0] * slots
         self._seqs = [0] * slots
         self._handlers: list[ReplyHandler | None] = [None] * slots
+        # Its ordinal in its session (−1 once answered: later replies are duplicates), the
+        # session and the session's epoch when it went.
+        self._ordinals = [0] * slots
+        self._sessions: list[_Session | None] = [None] * slots
+        self._epochs = [0] * slots
 
     def add(
-        self, wire_seq: int, sent_ns: int, address: Address, seq: int, handler: ReplyHandler
+        self,
+        wire_seq: int,
+        sent_ns: int,
+        address: Address,
+        seq: int,
+        handler: ReplyHandler,
+        session: _Session,
+        ordinal: int,
     ) -> None:
         i = wire_seq & self._mask
         # A clock stepped back does not make a probe younger, so memory stays bounded.
@@ -110,46 +194,71 @@ class _SentProbes:
         self._hosts[i], self._ports[i] = address[0], address[1]
         self._seqs[i] = seq
         self._handlers[i] = handler
+        self._sessions[i] = session
+        self._ordinals[i] = ordinal
+        self._epochs[i] = session.epoch
 
-    def find(
-        self, wire_seq: int, arrived_ns: int, address: Address
-    ) -> tuple[int, ReplyHandler, int] | None:
-        """(seq, handler, sent at) of the remembered probe a reply from ``address`` answers."""
+    def find(self, wire_seq: int, arrived_ns: int, address: Address) -> int:
+        """The slot of the remembered probe a reply from ``address`` answers, else −1."""
         i = wire_seq & self._mask
-        handler = self._handlers[i]
-        sent_ns = self._sent_ns[i]
         if (
-            handler is None
+            self._handlers[i] is None
             or self._wire_seqs[i] != wire_seq
-            or arrived_ns - sent_ns >= self.remember_ns
+            or arrived_ns - self._sent_ns[i] >= self.remember_ns
             or self._hosts[i] != address[0]
             or self._ports[i] != address[1]
         ):
-            return None
-        return self._seqs[i], handler, sent_ns
+            return -1
+        return i
 
     def _grow(self) -> None:
         """Double the slots. Each probe gets its own: one more bit of the wire seq picks it."""
-        old = (self._wire_seqs, self._sent_ns, self._hosts, self._ports, self._seqs, self._handlers)
+        old = (
+            self._wire_seqs,
+            self._sent_ns,
+            self._hosts,
+            self._ports,
+            self._seqs,
+            self._handlers,
+            self._sessions,
+            self._ordinals,
+            self._epochs,
+        )
         self.clear(2 * len(self._wire_seqs))
-        for wire_seq, sent_ns, host, port, seq, handler in zip(*old, strict=True):
-            if handler is not None:
-                self.add(wire_seq, sent_ns, (host, port), seq, handler)
+        for wire_seq, sent_ns, host, port, seq, handler, session, ordinal, epoch in zip(
+            *old, strict=True
+        ):
+            if handler is not None and session is not None:
+                self.add(wire_seq, sent_ns, (host, port), seq, handler, session, ordinal)
+                self._epochs[wire_seq & self._mask] = epoch
 
 
 class TwampSender:
-    """Sends TWAMP-Test probes and reports each reply's RTT to the probe's handler.
+    """Sends TWAMP-Test (or STAMP) probes and reports each reply's RTT, and for first
+    replies its :class:`~peerscope.core.path.PathSample`, to the probe's handler.
 
     A probe is remembered for ``remember_s`` after it was sent, so late and duplicate
     replies still reach their handler (which decides what they mean); after that a reply is
     counted as ``unmatched``. Replies reach their handler at most ``read_wait_s`` after they
-    arrive (see the module docstring).
+    arrive (see the module docstring). ``padding`` is the default octets after a probe's
+    14-octet header, for targets that name none (27: replies as long as probes; STAMP's
+    senders use 30).
     """
 
-    def __init__(self, *, remember_s: float = 10.0, read_wait_s: float = READ_WAIT_S) -> None:
-        self._endpoints: dict[int, UdpEndpoint] = {}
+    def __init__(
+        self,
+        *,
+        remember_s: float = 10.0,
+        read_wait_s: float = READ_WAIT_S,
+        padding: int = SENDER_PADDING,
+        clock: ClockWatch | None = None,
+    ) -> None:
+        self._endpoints: dict[tuple[int, int], UdpEndpoint] = {}
+        self._sessions: dict[tuple[int, int, Address], _Session] = {}
         self._sent = _SentProbes(int(remember_s * _NS))
-        self._wire_seq = 0
+        self._wire_seq = random.getrandbits(32)
+        self._padding = padding
+        self._clock = clock or ClockWatch()
         self._background = Background()
         # Time to the next timed read, while probes are answerable: read_wait_s, or a
         # quarter of the shortest timeout seen, so replies are read before it ends.
@@ -158,10 +267,14 @@ class TwampSender:
         self._answerable_until_ns = 0  # when the newest probe's timeout ends
         self._read_timer: asyncio.Handle | None = None
         self._warm_at = 0.0  # loop time from which the newest socket's arrivals are stamped
-        # Probes asked for and not yet sent: (endpoint, address, caller's seq, handler).
-        self._outbox: list[tuple[UdpEndpoint, Address, int, ReplyHandler]] = []
-        self.rejected = 0  # datagrams that are not TWAMP-Test replies
+        # Probes asked for and not yet sent: (endpoint, address, caller's seq, handler,
+        # layout, session).
+        self._outbox: list[
+            tuple[UdpEndpoint, Address, int, ReplyHandler, struct.Struct, _Session]
+        ] = []
+        self.malformed = 0  # datagrams that are not replies, or do not echo the probe's t1
         self.unmatched = 0  # replies to no probe of ours (or forgotten ones)
+        self.duplicates = 0  # second replies to one probe
 
     @property
     def errors(self) -> int:
@@ -177,10 +290,15 @@ class TwampSender:
         on_resolved: ResolveHandler | None = None,
         on_failure: FailureHandler | None = None,
     ) -> None:
-        """Send probe ``seq`` to a TWAMP reflector: at once to an IP, after lookup to a name."""
+        """Send probe ``seq`` to a reflector: at once to an IP, after lookup to a name."""
         if target.ip_version is not None and target.port is not None:
             self._send_now(
-                family_of(target.ip_version), (target.host, target.port), seq, timeout_s, on_reply
+                target,
+                family_of(target.ip_version),
+                (target.host, target.port),
+                seq,
+                timeout_s,
+                on_reply,
             )
         else:
             self._background.spawn(
@@ -199,27 +317,43 @@ class TwampSender:
         resolved = await address_of(target, socket.SOCK_DGRAM, seq, on_resolved, on_failure)
         if resolved is not None:
             family, address = resolved
-            self._send_now(family, address, seq, timeout_s, on_reply)
+            self._send_now(target, family, address, seq, timeout_s, on_reply)
 
-    def _endpoint(self, family: int) -> UdpEndpoint | None:
-        endpoint = self._endpoints.get(family)
+    def _endpoint(self, family: int, dscp: int) -> UdpEndpoint | None:
+        key = (family, dscp)
+        endpoint = self._endpoints.get(key)
         if endpoint is None:
             try:
-                endpoint = self._endpoints[family] = UdpEndpoint(
+                endpoint = UdpEndpoint(
                     family, self.received, read_when_ready=False, receive_buffer=RECEIVE_BUFFER
                 )
             except OSError as error:  # e.g. no IPv6 on this host
                 logger.debug("TWAMP socket for family %d not opened: %s", family, error)
                 return None
+            if dscp:
+                set_dscp(endpoint.sock, family, dscp)
+            self._endpoints[key] = endpoint
             self._warm_at = asyncio.get_running_loop().time() + STAMPS_WARM_UP_S
         return endpoint
 
     def _send_now(
-        self, family: int, address: Address, seq: int, timeout_s: float, on_reply: ReplyHandler
+        self,
+        target: ProbeTarget,
+        family: int,
+        address: Address,
+        seq: int,
+        timeout_s: float,
+        on_reply: ReplyHandler,
     ) -> None:
-        endpoint = self._endpoints.get(family) or self._endpoint(family)
+        dscp = target.dscp
+        endpoint = self._endpoints.get((family, dscp)) or self._endpoint(family, dscp)
         if endpoint is None:
             return
+        key = (family, dscp, address)
+        session = self._sessions.get(key)
+        if session is None:
+            session = self._sessions[key] = _Session()
+        padding = target.padding if target.padding is not None else self._padding
         now_ns = time.time_ns()
         if now_ns >= self._next_read_ns:
             self._read(now_ns)
@@ -230,7 +364,7 @@ class TwampSender:
                 loop.call_later(warming, self._send_outbox)
             else:
                 loop.call_soon(self._send_outbox)
-        self._outbox.append((endpoint, address, seq, on_reply))
+        self._outbox.append((endpoint, address, seq, on_reply, _probe_layout(padding), session))
         timeout_ns = int(timeout_s * _NS)
         if now_ns + timeout_ns > self._answerable_until_ns:
             self._answerable_until_ns = now_ns + timeout_ns
@@ -244,12 +378,16 @@ class TwampSender:
         """Send the probes asked for since the last call, back to back."""
         outbox, self._outbox = self._outbox, []
         remember, clock = self._sent.add, time.time_ns
+        status = self._clock.status()
+        error_estimate = error_estimate_for(status.error_s, synchronized=status.synchronized)
         wire_seq = self._wire_seq
-        for endpoint, address, seq, on_reply in outbox:
+        for endpoint, address, seq, on_reply, layout, session in outbox:
             wire_seq = (wire_seq + 1) & _SEQ_MASK
+            ordinal = session.sent
+            session.sent = ordinal + 1
             sent_ns = clock()  # t1
-            remember(wire_seq, sent_ns, address, seq, on_reply)
-            endpoint.sendto(encode_probe(wire_seq, ntp(sent_ns)), address)
+            remember(wire_seq, sent_ns, address, seq, on_reply, session, ordinal)
+            endpoint.sendto(layout.pack(wire_seq, ntp(sent_ns), error_estimate), address)
         self._wire_seq = wire_seq
 
     def _read(self, now_ns: int) -> None:
@@ -284,19 +422,76 @@ class TwampSender:
     def received(self, data: bytes, address: Address, arrived_ns: int) -> None:
         """A datagram on one of the sockets, ``arrived_ns`` (Unix ns) by the kernel's stamp."""
         try:
-            wire_seq, hold_ms = reply_seq_and_hold(data)
+            reflector_seq, t3, error_estimate, t2, wire_seq, t1, ttl = parse_reply(data)
         except ValueError:
-            self.rejected += 1
+            self.malformed += 1
             return
-        sent = self._sent.find(wire_seq, arrived_ns, address)
-        if sent is None:
+        sent = self._sent
+        i = sent.find(wire_seq, arrived_ns, address)
+        if i < 0:
             self.unmatched += 1
             return
-        seq, handler, sent_ns = sent
-        rtt_ms = (arrived_ns - sent_ns) / 1e6 - hold_ms
+        sent_ns = sent._sent_ns[i]
+        if t1 != ntp(sent_ns):
+            self.malformed += 1
+            return
+        handler = sent._handlers[i]
+        assert handler is not None
+        rtt_ms = (arrived_ns - sent_ns) / 1e6 - hold_ms(t3, t2, error_estimate)
         # Clamped at 0: the reflector's clock may run at another rate than ours, and a
         # round trip below the clocks' resolution can come out negative.
-        handler(seq, rtt_ms if rtt_ms > 0.0 else 0.0)
+        rtt_ms = rtt_ms if rtt_ms > 0.0 else 0.0
+        ordinal = sent._ordinals[i]
+        session = sent._sessions[i]
+        if ordinal < 0 or session is None:
+            self.duplicates += 1
+            handler(sent._seqs[i], rtt_ms)
+            return
+        sent._ordinals[i] = -1
+        path = None
+        if sent._epochs[i] == session.epoch:
+            path = self._path_sample(
+                session,
+                ordinal,
+                reflector_seq,
+                wire_seq,
+                sent_ns,
+                arrived_ns,
+                t2,
+                t3,
+                error_estimate,
+                ttl,
+            )
+        handler(sent._seqs[i], rtt_ms, path)
+
+    def _path_sample(
+        self,
+        session: _Session,
+        ordinal: int,
+        reflector_seq: int,
+        wire_seq: int,
+        sent_ns: int,
+        arrived_ns: int,
+        t2: int,
+        t3: int,
+        error_estimate: int,
+        ttl: int,
+    ) -> PathSample:
+        # A stateless reflector copies our seq (RFC 8762 §4.2): direction unknown.
+        reached = None if reflector_seq == wire_seq else session.reached(ordinal, reflector_seq)
+        session.answered += 1
+        ours = self._clock.status()
+        return PathSample(
+            epoch=session.epoch,
+            sent=session.last_ordinal + 1 if reached is not None else ordinal + 1,
+            reached=reached,
+            answered=session.answered,
+            forward_ms=(unix_ns_from_timestamp(t2, error_estimate, sent_ns) - sent_ns) / 1e6,
+            return_ms=(arrived_ns - unix_ns_from_timestamp(t3, error_estimate, arrived_ns)) / 1e6,
+            synchronized=ours.synchronized and bool(error_estimate & SYNCHRONIZED),
+            clock_error_ms=(ours.error_s + error_seconds(error_estimate)) * 1000.0,
+            ttl=None if ttl < 0 or ttl == TTL_UNKNOWN else ttl,
+        )
 
     async def close(self) -> None:
         self._set_timer(None)
@@ -305,4 +500,14 @@ class TwampSender:
         for endpoint in self._endpoints.values():
             endpoint.close()
         self._endpoints.clear()
+        self._sessions.clear()
         self._sent.clear(_FIRST_SLOTS)
+
+
+def set_dscp(sock: socket.socket, family: int, dscp: int) -> None:
+    """Mark the socket's packets with ``dscp`` (the six high bits of the TOS / traffic
+    class octet); ECN bits left 0."""
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, dscp << 2)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)

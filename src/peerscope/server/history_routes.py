@@ -39,7 +39,7 @@ from peerscope.store.reader import figure_names
 __all__ = ["build_history_router"]
 
 # The events HistoryStore keeps (HistoryReader.events).
-EVENT_TYPES = ("status", "removed", "session_started", "session_ended", "alert")
+EVENT_TYPES = ("status", "path_changed", "removed", "session_started", "session_ended", "alert")
 DEFAULT_RANGE_S = 3600.0
 EVENTS_LIMIT = 10_000
 NOT_KEPT = "history store: not enabled on this server"

@@ -176,7 +176,7 @@ class SeriesHistory(BaseModel):
 
 class StoredEventEntry(BaseModel):
     timestamp: float
-    type: Literal["status", "removed", "session_started", "session_ended", "alert"]
+    type: Literal["status", "path_changed", "removed", "session_started", "session_ended", "alert"]
     peer_id: str | None = Field(
         description="The peer's id (a hash of it with store.anonymize_ids); null for the "
         "host's and the server's own."

@@ -21,6 +21,7 @@ from peerscope.events import (
     Event,
     MetricsTick,
     PeerAdded,
+    PeerPathChanged,
     PeerRemoved,
     PeerStatusChanged,
     SessionEnded,
@@ -126,6 +127,9 @@ class HistoryStore:
         elif isinstance(event, PeerStatusChanged):
             change = {"previous": event.previous, "status": event.status}
             submit(StoredEvent(event.timestamp, "status", event.peer_id, change))
+        elif isinstance(event, PeerPathChanged):
+            hops = {"previous_ttl": event.previous_ttl, "ttl": event.ttl}
+            submit(StoredEvent(event.timestamp, "path_changed", event.peer_id, hops))
         elif isinstance(event, PeerAdded):
             assert self._monitor is not None
             try:

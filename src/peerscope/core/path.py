@@ -1,0 +1,121 @@
+"""Both directions of a probed path: loss and one-way delay out and back, and path changes.
+
+A TWAMP or STAMP reply carries four timestamps (t1 sent, t2 reached the reflector, t3 left
+it, t4 back) and two sequence numbers: the sender's, and the reflector's, which a stateful
+reflector counts per session (RFC 5357 Appendix I, RFC 8762 §4.2). The sender turns each
+first reply into a :class:`PathSample` (how many probes it had sent to that reflector, how
+many the reflector had received, how many replies came back, all counted from the start of
+the session), and a peer's :class:`PathState` keeps the recent ones. Between its oldest and
+newest sample:
+
+- probes sent − probes the reflector received = lost on the way out (forward loss);
+- probes the reflector received − replies received = lost on the way back (return loss),
+
+so the two add up to the loss over the same span. A stateless reflector copies the
+sender's sequence number, which says nothing of direction: ``reached`` is None and only
+the total is known.
+
+One-way delays subtract timestamps of two clocks (t2 − t1, t4 − t3), so they are only as
+good as the clocks' agreement: they count as *synchronized* only when both ends' error
+estimates set the S bit, and are *offset-affected* otherwise (their sum, the round trip less
+the reflector's hold, is exact either way). The probe's IP TTL as the reflector saw it
+counts the hops out; a change is a path change.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal, NamedTuple
+
+DelayClock = Literal["synchronized", "offset-affected"]
+_SMOOTHING = 1.0 / 16.0  # RFC 3550's gain, as for jitter: a delay that moves shows in seconds
+
+
+class PathSample(NamedTuple):
+    """What one first reply says about both directions; counts run from the session's
+    start (``epoch`` names the session: a new one restarts them)."""
+
+    epoch: int
+    sent: int  # probes sent to this reflector, up to and including the one answered
+    reached: int | None  # of them, received by the reflector; None: it does not say
+    answered: int  # replies received, this one included
+    forward_ms: float  # t2 − t1
+    return_ms: float  # t4 − t3
+    synchronized: bool  # both clocks' error estimates say synchronized to UTC
+    clock_error_ms: float  # the two error estimates, added
+    ttl: int | None  # the probe's IP TTL at the reflector; None: the reply does not carry it
+
+
+class PathChange(NamedTuple):
+    at: float
+    previous_ttl: int
+    ttl: int
+
+
+class PathState:
+    """The recent samples of one peer's path, and what they add up to."""
+
+    __slots__ = (
+        "_samples",
+        "changes",
+        "clock_error_ms",
+        "forward_ms",
+        "last_change",
+        "return_ms",
+        "synchronized",
+        "ttl",
+    )
+
+    def __init__(self, window: int = 100) -> None:
+        self._samples: deque[PathSample] = deque(maxlen=window)
+        self.forward_ms: float | None = None
+        self.return_ms: float | None = None
+        self.synchronized = False
+        self.clock_error_ms = 0.0
+        self.ttl: int | None = None
+        self.changes = 0
+        self.last_change: PathChange | None = None
+
+    def add(self, sample: PathSample, now: float) -> PathChange | None:
+        """Take in a sample; the path change it shows (a new TTL), if any."""
+        samples = self._samples
+        if samples and samples[-1].epoch != sample.epoch:
+            samples.clear()  # a new session: counts restarted
+        samples.append(sample)
+        if self.forward_ms is None or self.return_ms is None:
+            self.forward_ms, self.return_ms = sample.forward_ms, sample.return_ms
+        else:
+            self.forward_ms += (sample.forward_ms - self.forward_ms) * _SMOOTHING
+            self.return_ms += (sample.return_ms - self.return_ms) * _SMOOTHING
+        self.synchronized = sample.synchronized
+        self.clock_error_ms = sample.clock_error_ms
+        ttl, previous = sample.ttl, self.ttl
+        if ttl is None:
+            return None
+        self.ttl = ttl
+        if previous is None or previous == ttl:
+            return None
+        self.changes += 1
+        self.last_change = PathChange(now, previous, ttl)
+        return self.last_change
+
+    @property
+    def directions(self) -> tuple[float, float] | None:
+        """(forward, return) loss in % of the probes sent over the recent samples; None
+        while the reflector does not number per session or fewer than two samples span it."""
+        samples = self._samples
+        if len(samples) < 2:
+            return None
+        first, last = samples[0], samples[-1]
+        if first.reached is None or last.reached is None:
+            return None
+        sent = last.sent - first.sent
+        if sent <= 0:
+            return None
+        reached = min(sent, max(0, last.reached - first.reached))
+        answered = min(reached, max(0, last.answered - first.answered))
+        return (sent - reached) * 100.0 / sent, (reached - answered) * 100.0 / sent
+
+    @property
+    def delay_clock(self) -> DelayClock:
+        return "synchronized" if self.synchronized else "offset-affected"
