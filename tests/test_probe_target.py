@@ -62,7 +62,7 @@ def test_address_round_trips_and_ids_and_names_are_kept():
         ("1.2.3.4.5", "icmp", "^address: '1.2.3.4.5' is not a valid IPv4 address$"),
         ("db.lan", "tcp", "address: TCP probes need a port"),
         ("10.0.0.1:7", "icmp", "address: ICMP probes take no port"),
-        ("10.0.0.1", "udp", "method: must be one of twamp, icmp, tcp"),
+        ("10.0.0.1", "udp", "method: must be one of twamp, stamp, icmp, tcp"),
         ("x" * 300, "icmp", "^address: host: must be 1-256"),
     ],
 )

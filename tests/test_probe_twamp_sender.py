@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from peerscope.core.path import PathSample
 from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe import udp
 from peerscope.probe.reflector import Reflector
@@ -26,9 +27,11 @@ from peerscope.probe.twamp_sender import RECEIVE_BUFFER, TwampSender
 class Replies:
     def __init__(self) -> None:
         self.got: list[tuple[int, float, float]] = []  # (seq, rtt_ms, when heard)
+        self.paths: list[PathSample | None] = []
 
-    def __call__(self, seq: int, rtt_ms: float) -> None:
+    def __call__(self, seq: int, rtt_ms: float, path: PathSample | None = None, /) -> None:
         self.got.append((seq, rtt_ms, asyncio.get_running_loop().time()))
+        self.paths.append(path)
 
     async def wait_for(self, count: int, within_s: float) -> None:
         deadline = asyncio.get_running_loop().time() + within_s
@@ -76,9 +79,9 @@ async def main():
     sender = TwampSender(read_wait_s=30.0)
     async with Reflector() as reflector:
         target = ProbeTarget.parse(f"127.0.0.1:{reflector.port}")
-        sender.send(target, 0, 600.0, lambda seq, rtt_ms: rtts.append(rtt_ms))
+        sender.send(target, 0, 600.0, lambda seq, rtt_ms, *path: rtts.append(rtt_ms))
         await asyncio.sleep(0.3)  # the reply arrives, and waits unread
-        sender.send(target, 1, 600.0, lambda seq, rtt_ms: rtts.append(rtt_ms))
+        sender.send(target, 1, 600.0, lambda seq, rtt_ms, *path: rtts.append(rtt_ms))
         await sender.close()
     print(rtts[0])
 
@@ -182,7 +185,7 @@ async def test_more_replies_than_a_default_socket_holds_wait_unread_and_whole():
             sender.send(target, 400, 600.0, replies)  # reads them
             await replies.wait_for(400, within_s=5.0)
             assert sorted(seq for seq, _, _ in replies.got[:400]) == list(range(400))
-            granted = sender._endpoints[socket.AF_INET].sock.getsockopt(
+            granted = sender._endpoints[(socket.AF_INET, 0)].sock.getsockopt(
                 socket.SOL_SOCKET, socket.SO_RCVBUF
             )
             rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())

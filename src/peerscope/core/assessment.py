@@ -22,7 +22,7 @@ from typing import TypedDict
 from peerscope.core import quality
 from peerscope.core.model import Peer
 from peerscope.core.quality import Band, Grade, QualityConfig, Status, StatusRules, Trend
-from peerscope.core.status_reason import StatusReason, status_reason
+from peerscope.core.status_reason import StatusReason, status_reason, with_path
 
 UNSCORED = 101.0  # ranks unmeasured peers after every scored one within their status
 _CONNECTED = 2000.0
@@ -316,6 +316,8 @@ class Assessor:
             config=config,
             rules=self.rules,
         )
+        if peer.path is not None:
+            reason, text = with_path(reason, text, peer.path, now)
         band = None if score is None else quality.quality_band(score, config)
         return Derived(
             latency_ms=peer.last_latency_ms if shown else None,

@@ -4,6 +4,10 @@ The reason names the first that applies of: what the target itself said (a close
 name that does not resolve), no reply, silence, no measurement yet or lately, and then the
 part of the score (latency, loss, jitter) furthest past its limit, or, if none is past its
 limit but the score is below ``fair_min``, the part that costs the most. Otherwise ``ok``.
+
+For a peer whose path is known both ways (peerscope.core.path), a loss reason says which
+way the packets are lost, and the sentence names a path change of the last
+``PATH_CHANGE_SHOWN_S``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Literal
 from typing_extensions import TypedDict  # pydantic (the API) reads it on Python < 3.12
 
 from peerscope.core.model import ProblemKind
+from peerscope.core.path import PathState
 from peerscope.core.quality import QualityConfig, StatusRules, limits
 
 ReasonKind = Literal[
@@ -34,6 +39,9 @@ class StatusReason(TypedDict):
     value: float | None
     threshold: float | None
     detail: str | None
+
+
+PATH_CHANGE_SHOWN_S = 300.0
 
 
 def _reason(
@@ -134,3 +142,22 @@ def status_reason(
             f"score {score:.0f}: {kind} {_figure(value)} {unit} costs the most",
         )
     return _reason("ok"), "healthy"
+
+
+def with_path(
+    reason: StatusReason, text: str, path: PathState, now: float
+) -> tuple[StatusReason, str]:
+    """``reason`` and ``text`` with what ``path`` adds: the direction of a loss, a recent
+    path change."""
+    directions = path.directions
+    if reason["kind"] == "loss" and directions is not None:
+        forward, back = directions
+        way = "out" if forward >= back else "back"
+        split = f"probes {_figure(forward)} %, replies {_figure(back)} %"
+        reason = {**reason, "detail": f"lost on the way {way}: {split}"}
+        text = f"{text}; mostly lost on the way {way} ({split})"
+    change = path.last_change
+    if change is not None and now - change.at < PATH_CHANGE_SHOWN_S:
+        ago = _ago(max(0.0, now - change.at))
+        text = f"{text}; path changed {ago} ago (TTL {change.previous_ttl} → {change.ttl})"
+    return reason, text

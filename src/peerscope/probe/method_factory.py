@@ -3,7 +3,7 @@ fresh sender that follows :class:`peerscope.probe.method_protocol.ProbeMethod`."
 
 from __future__ import annotations
 
-from peerscope.core.probe_target import DEFAULT_PADDING, Method, TcpRefused
+from peerscope.core.probe_target import Method, TcpRefused
 from peerscope.probe.icmp import IcmpPinger
 from peerscope.probe.method_protocol import ProbeMethod
 from peerscope.probe.tcp import TcpConnector
@@ -15,11 +15,9 @@ def open_method(method: Method, *, tcp_refused: TcpRefused = "fail") -> ProbeMet
 
     ``tcp_refused``: what a refused TCP connection is (see :mod:`peerscope.probe.tcp`).
     """
-    if method == "twamp":
-        return TwampSender()
-    if method == "stamp":
+    if method == "twamp" or method == "stamp":
         # One sender speaks both: STAMP's base packets are TWAMP-Test packets padded to 44.
-        return TwampSender(padding=DEFAULT_PADDING["stamp"])
+        return TwampSender()
     if method == "icmp":
         return IcmpPinger()
     if method == "tcp":

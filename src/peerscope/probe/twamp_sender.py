@@ -46,7 +46,7 @@ import time
 from functools import cache
 
 from peerscope.core.path import PathSample
-from peerscope.core.probe_target import ProbeTarget
+from peerscope.core.probe_target import DEFAULT_PADDING, ProbeTarget
 from peerscope.probe.clock_sync import ClockWatch
 from peerscope.probe.method_protocol import (
     Background,
@@ -103,46 +103,63 @@ class _Session:
     test session as the reflector sees it (RFC 5357 Appendix I keys it by the two
     addresses and ports)."""
 
-    __slots__ = ("answered", "base", "epoch", "last_ordinal", "last_reached", "sent", "shared")
+    __slots__ = (
+        "answered",
+        "base",
+        "epoch",
+        "last_ordinal",
+        "last_reached",
+        "sent",
+        "shared",
+        "start",
+    )
 
     def __init__(self) -> None:
+        self.sent = 0  # probes sent: the next one's ordinal
+        # The reflector's numbering as of ``start`` (the ordinal its epoch began with):
+        # ``base`` is the seq it gave, or would have given, that probe.
         self.epoch = 0
-        self.sent = 0  # probes sent this epoch: the next one's ordinal
+        self.start = 0
+        self.base: int | None = None  # None until the epoch's first reply
         self.answered = 0  # first replies received this epoch
-        # The reflector's seq of our first probe: its seq minus this is how many of ours it
-        # had received before (None until the first reply of an epoch).
-        self.base: int | None = None
         self.last_ordinal = -1
         self.last_reached = -1
         self.shared = False  # its numbering counts other senders' probes too
 
-    def reached(self, ordinal: int, reflector_seq: int) -> int | None:
-        """How many probes the reflector had received up to the one numbered ``ordinal``
-        (ours, from 0), by its seq for it; None when its numbering says nothing of ours."""
-        if self.shared:
+    def counts(self, ordinal: int, reflector_seq: int | None) -> tuple[int, int | None] | None:
+        """(sent, reached) of this epoch up to the probe numbered ``ordinal``: probes sent,
+        and of them received by the reflector by its seq for this one (None when its
+        numbering says nothing of ours: ``reflector_seq`` None, a stateless copy). None for
+        a reply to a probe of an epoch gone by."""
+        if ordinal < self.start:
             return None
+        if reflector_seq is None or self.shared:
+            self.answered += 1
+            return ordinal - self.start + 1, None
         base = self.base
         if base is None:
-            # A reflector that counts from 0 per session numbers our first probe 0; one
-            # that numbered more than we sent had counted before we came (a session of
-            # ours it kept, another sender's): take what it has as our start.
-            base = self.base = max(0, reflector_seq - ordinal)
+            # A reflector that counts from 0 per session numbers our first probe 0; one that
+            # numbered more than we sent had counted before we came (a session of ours it
+            # kept, another sender's): take what it has as our start.
+            base = self.base = max(0, reflector_seq - (ordinal - self.start))
         elif reflector_seq < self.last_reached and ordinal > self.last_ordinal:
             # It numbers from 0 again: it forgot the session (idle, restarted). Counts restart.
             self.epoch += 1
-            self.sent -= ordinal
+            self.start = ordinal
             self.answered = 0
-            ordinal = 0
             base = self.base = reflector_seq
-        count = reflector_seq - base + 1
-        if count > ordinal + 1:
+        sent = ordinal - self.start + 1
+        reached = reflector_seq - base + 1
+        self.answered += 1
+        if reached > sent:
             # More received than sent: the reflector counts other senders' probes with ours
             # (one counter for all, as peerscope's did before 0.9). It says nothing of
             # direction.
             self.shared = True
-            return None
-        self.last_ordinal, self.last_reached = ordinal, reflector_seq
-        return count
+            return sent, None
+        if ordinal > self.last_ordinal:
+            self.last_ordinal, self.last_reached = ordinal, reflector_seq
+        return sent, reached
 
 
 class _SentProbes:
@@ -168,11 +185,10 @@ class _SentProbes:
         self._ports = [0] * slots
         self._seqs = [0] * slots
         self._handlers: list[ReplyHandler | None] = [None] * slots
-        # Its ordinal in its session (−1 once answered: later replies are duplicates), the
-        # session and the session's epoch when it went.
+        # Its ordinal in its session (−1 once answered: later replies are duplicates), and
+        # the session.
         self._ordinals = [0] * slots
         self._sessions: list[_Session | None] = [None] * slots
-        self._epochs = [0] * slots
 
     def add(
         self,
@@ -196,7 +212,6 @@ class _SentProbes:
         self._handlers[i] = handler
         self._sessions[i] = session
         self._ordinals[i] = ordinal
-        self._epochs[i] = session.epoch
 
     def find(self, wire_seq: int, arrived_ns: int, address: Address) -> int:
         """The slot of the remembered probe a reply from ``address`` answers, else −1."""
@@ -222,15 +237,11 @@ class _SentProbes:
             self._handlers,
             self._sessions,
             self._ordinals,
-            self._epochs,
         )
         self.clear(2 * len(self._wire_seqs))
-        for wire_seq, sent_ns, host, port, seq, handler, session, ordinal, epoch in zip(
-            *old, strict=True
-        ):
+        for wire_seq, sent_ns, host, port, seq, handler, session, ordinal in zip(*old, strict=True):
             if handler is not None and session is not None:
                 self.add(wire_seq, sent_ns, (host, port), seq, handler, session, ordinal)
-                self._epochs[wire_seq & self._mask] = epoch
 
 
 class TwampSender:
@@ -240,9 +251,8 @@ class TwampSender:
     A probe is remembered for ``remember_s`` after it was sent, so late and duplicate
     replies still reach their handler (which decides what they mean); after that a reply is
     counted as ``unmatched``. Replies reach their handler at most ``read_wait_s`` after they
-    arrive (see the module docstring). ``padding`` is the default octets after a probe's
-    14-octet header, for targets that name none (27: replies as long as probes; STAMP's
-    senders use 30).
+    arrive (see the module docstring). A probe is padded as its target says, by default as
+    its method's base packet is (peerscope.core.probe_target.DEFAULT_PADDING).
     """
 
     def __init__(
@@ -250,14 +260,12 @@ class TwampSender:
         *,
         remember_s: float = 10.0,
         read_wait_s: float = READ_WAIT_S,
-        padding: int = SENDER_PADDING,
         clock: ClockWatch | None = None,
     ) -> None:
         self._endpoints: dict[tuple[int, int], UdpEndpoint] = {}
         self._sessions: dict[tuple[int, int, Address], _Session] = {}
         self._sent = _SentProbes(int(remember_s * _NS))
         self._wire_seq = random.getrandbits(32)
-        self._padding = padding
         self._clock = clock or ClockWatch()
         self._background = Background()
         # Time to the next timed read, while probes are answerable: read_wait_s, or a
@@ -353,7 +361,7 @@ class TwampSender:
         session = self._sessions.get(key)
         if session is None:
             session = self._sessions[key] = _Session()
-        padding = target.padding if target.padding is not None else self._padding
+        padding = target.padding if target.padding is not None else DEFAULT_PADDING[target.method]
         now_ns = time.time_ns()
         if now_ns >= self._next_read_ns:
             self._read(now_ns)
@@ -448,43 +456,16 @@ class TwampSender:
             handler(sent._seqs[i], rtt_ms)
             return
         sent._ordinals[i] = -1
-        path = None
-        if sent._epochs[i] == session.epoch:
-            path = self._path_sample(
-                session,
-                ordinal,
-                reflector_seq,
-                wire_seq,
-                sent_ns,
-                arrived_ns,
-                t2,
-                t3,
-                error_estimate,
-                ttl,
-            )
-        handler(sent._seqs[i], rtt_ms, path)
-
-    def _path_sample(
-        self,
-        session: _Session,
-        ordinal: int,
-        reflector_seq: int,
-        wire_seq: int,
-        sent_ns: int,
-        arrived_ns: int,
-        t2: int,
-        t3: int,
-        error_estimate: int,
-        ttl: int,
-    ) -> PathSample:
-        # A stateless reflector copies our seq (RFC 8762 §4.2): direction unknown.
-        reached = None if reflector_seq == wire_seq else session.reached(ordinal, reflector_seq)
-        session.answered += 1
+        # A stateless reflector copies our seq (RFC 8762 §4.2): it says nothing of direction.
+        counts = session.counts(ordinal, None if reflector_seq == wire_seq else reflector_seq)
+        if counts is None:
+            handler(sent._seqs[i], rtt_ms)
+            return
         ours = self._clock.status()
-        return PathSample(
+        path = PathSample(
             epoch=session.epoch,
-            sent=session.last_ordinal + 1 if reached is not None else ordinal + 1,
-            reached=reached,
+            sent=counts[0],
+            reached=counts[1],
             answered=session.answered,
             forward_ms=(unix_ns_from_timestamp(t2, error_estimate, sent_ns) - sent_ns) / 1e6,
             return_ms=(arrived_ns - unix_ns_from_timestamp(t3, error_estimate, arrived_ns)) / 1e6,
@@ -492,6 +473,7 @@ class TwampSender:
             clock_error_ms=(ours.error_s + error_seconds(error_estimate)) * 1000.0,
             ttl=None if ttl < 0 or ttl == TTL_UNKNOWN else ttl,
         )
+        handler(sent._seqs[i], rtt_ms, path)
 
     async def close(self) -> None:
         self._set_timer(None)
