@@ -50,9 +50,12 @@ from peerscope.probe.udp import Address, UdpEndpoint
 logger = logging.getLogger(__name__)
 # type, code, checksum, identifier, sequence number; then the payload: the send time in ns
 ECHO = struct.Struct("!BBHHHQ")
-_REQUEST = {socket.AF_INET: 8, socket.AF_INET6: 128}
-_REPLY = {socket.AF_INET: 0, socket.AF_INET6: 129}
-_PROTOCOL = {socket.AF_INET: socket.IPPROTO_ICMP, socket.AF_INET6: socket.IPPROTO_ICMPV6}
+_REQUEST: dict[int, int] = {socket.AF_INET: 8, socket.AF_INET6: 128}
+_REPLY: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 129}
+_PROTOCOL: dict[int, int] = {
+    socket.AF_INET: socket.IPPROTO_ICMP,
+    socket.AF_INET6: socket.IPPROTO_ICMPV6,
+}
 _SOL_RAW = 255  # Linux: the level of ICMP_FILTER; Python's socket module names neither
 _ICMP_FILTER = 1  # IPv4: a 32-bit mask of the message types the kernel withholds
 _ICMP6_FILTER = 1  # IPv6: a 256-bit mask, likewise
