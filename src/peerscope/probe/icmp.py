@@ -69,8 +69,9 @@ _identifiers = itertools.count(os.getpid())  # one per raw socket of this proces
 
 
 class _EchoSocket:
-    """One family's ICMP socket: writes echo requests, picks echo replies out of what it
-    reads, and hands each to ``on_echo(wire_seq, sent_ns, host, arrived_ns)``."""
+    """One family's ICMP socket, datagram if allowed, else raw: writes echo requests, picks
+    the echo replies to them out of what it reads, and hands each to the pinger (counting
+    the rest in its ``rejected``). PermissionError if neither kind may be opened."""
 
     def __init__(self, family: int, pinger: IcmpPinger) -> None:
         self.family = family
