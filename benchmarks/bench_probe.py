@@ -22,9 +22,12 @@ cases run in rounds (tick, no tick, floor, tick, ...), so drift in this VM's spe
 alike; the target is judged on the worst ``tick`` window.
 
 (b) In the same run, on an idle loopback: 200 (quick: 50) probes 10 ms apart each, at once,
-of the TWAMP sender (to a reflector in a child process), of our ICMP method (icmplib sockets,
-kernel receive timestamps) and of iputils ``ping -c N -i 0.01 127.0.0.1``. Medians are
-compared with ping's: the difference is what our stack adds to a round trip.
+of the TWAMP sender (to a reflector in a child process), of our ICMP pinger (kernel receive
+timestamps) and of iputils ``ping -c N -i 0.01 127.0.0.1``. Medians are compared with
+ping's: the difference is what our stack adds to a round trip.
+
+(c) Then 1,000 ICMP targets at 1 Hz against fping, and 1,000 TCP connect probes: see
+:mod:`benchmarks.probe_methods`.
 
 Run alone: ``python -m benchmarks.bench_probe [--quick]``.
 """
@@ -45,7 +48,7 @@ from benchmarks.results import Reference, Result, Target
 from benchmarks.runner import run_alone
 from benchmarks.timing import down, up
 from peerscope import Monitor, Settings
-from peerscope.core.probe_target import ProbeTarget
+from peerscope.core.probe_target import Method, ProbeTarget
 from peerscope.probe.one_shot import probe_series
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
@@ -87,15 +90,32 @@ def _reflector_child() -> None:
     asyncio.run(_reflector_main())
 
 
-async def _sender_main(port: int, peers: int, tick: bool) -> None:
+def loopback_addresses(count: int) -> list[str]:
+    """``count`` distinct addresses in 127.0.0.0/8 (127.0.0.1 … 127.0.3.250 for 1,000): Linux
+    answers for the whole /8 on loopback, each from the address asked."""
+    return [f"127.0.{i // 250}.{i % 250 + 1}" for i in range(count)]
+
+
+def _targets(method: Method, port: int, peers: int) -> list[ProbeTarget]:
+    """TWAMP and TCP probes to one loopback port (a reflector, a listener); ICMP echo to
+    ``peers`` distinct loopback addresses."""
+    icmp = method == "icmp"
+    addresses = loopback_addresses(peers) if icmp else [f"127.0.0.1:{port}"] * peers
+    return [
+        ProbeTarget.parse(address, method=method, peer_id=f"peer-{i:04d}")
+        for i, address in enumerate(addresses)
+    ]
+
+
+async def _sender_main(port: int, peers: int, tick: bool, method: Method) -> None:
     _pin(0)
     commands = commands_from_parent()
     monitor = Monitor(Settings(enable_system_metrics=False))
     if tick:
         await monitor.start()
     async with Prober(monitor, interval_s=1.0, timeout_s=2.0) as prober:
-        for i in range(peers):
-            prober.add(ProbeTarget.parse(f"127.0.0.1:{port}", peer_id=f"peer-{i:04d}"))
+        for target in _targets(method, port, peers):
+            prober.add(target)
         print("ready -", flush=True)
         while await commands.get() != "quit":
             cpu = time.process_time()  # read first: the counting below is not probing
@@ -106,8 +126,8 @@ async def _sender_main(port: int, peers: int, tick: bool) -> None:
     await monitor.stop()
 
 
-def _sender_child(port: int, peers: int, tick: bool) -> None:
-    asyncio.run(_sender_main(port, peers, tick))
+def _sender_child(port: int, peers: int, tick: bool, method: Method = "twamp") -> None:
+    asyncio.run(_sender_main(port, peers, tick, method))
 
 
 async def _floor_main(port: int, peers: int) -> None:
@@ -234,14 +254,19 @@ def _cpu_summary(windows: list[Window], quick: bool) -> Result:
     return result
 
 
-def _cpu_window(case: str, window: float, warmup: float) -> Window:
-    reflector = Child(
-        "from benchmarks.bench_probe import _reflector_child; _reflector_child()", TIMEOUT_S
-    )
+REFLECTOR = "from benchmarks.bench_probe import _reflector_child; _reflector_child()"
+
+
+def _cpu_window(
+    case: str, window: float, warmup: float, call: str | None = None, server: str | None = REFLECTOR
+) -> Window:
+    """One window of the sender child running ``call`` (default: the case's), against a
+    ``server`` child (default: a reflector) that prints ``ready PORT``, or none."""
+    server_child = None if server is None else Child(server, TIMEOUT_S)
     sender = None
     try:
-        (port,) = reflector.expect("ready")
-        call = CASES[case][1].format(port=int(port), peers=PEERS)
+        port = 0 if server_child is None else int(server_child.expect("ready")[0])
+        call = (call or CASES[case][1]).format(port=port, peers=PEERS)
         sender = Child(
             f"from benchmarks.bench_probe import {call.split('(')[0]}; {call}", TIMEOUT_S
         )
@@ -257,7 +282,8 @@ def _cpu_window(case: str, window: float, warmup: float) -> Window:
     finally:
         if sender is not None:
             sender.close()
-        reflector.close()
+        if server_child is not None:
+            server_child.close()
     lost = None if end[3] == "-" else int(end[3]) - int(start[3])
     return Window(
         case,
@@ -312,9 +338,7 @@ def _rtt(quick: bool) -> None:
     if shutil.which("ping") is None:
         print("      iputils ping not installed: skipped")
         return
-    reflector = Child(
-        "from benchmarks.bench_probe import _reflector_child; _reflector_child()", TIMEOUT_S
-    )
+    reflector = Child(REFLECTOR, TIMEOUT_S)
     try:
         (port,) = reflector.expect("ready")
         twamp, icmp, ping = asyncio.run(_rtts(int(port), count))
@@ -330,7 +354,7 @@ def _rtt(quick: bool) -> None:
     )
     for name, values, ours in (
         ("TWAMP (sender + reflector)", twamp, True),
-        ("ICMP (icmplib)", icmp, True),
+        ("ICMP (IcmpPinger)", icmp, True),
         ("iputils ping", ping, False),
     ):
         if not values:
@@ -347,10 +371,16 @@ def _rtt(quick: bool) -> None:
 
 
 def run(quick: bool = False) -> list[Result]:
-    print("bench_probe: probing cost and loopback RTT overhead")
+    # Imported here: that module builds on this one's children and windows.
+    from benchmarks.probe_methods import icmp_against_fping
+
+    print("bench_probe: probing cost, loopback RTT overhead, ICMP against fping")
     result = _cpu(quick)
     _rtt(quick)  # information: no target
-    return [result]
+    # Quick: three more windows, shorter (the smoke test runs every benchmark in 300 s).
+    window, warmup = (QUICK_WINDOW_S / 2, QUICK_WARMUP_S / 2) if quick else (WINDOW_S, WARMUP_S)
+    icmp = icmp_against_fping(window, warmup, 1 if quick else ROUNDS, quick)
+    return [result] if icmp is None else [result, icmp]
 
 
 if __name__ == "__main__":

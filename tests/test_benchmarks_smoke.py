@@ -21,6 +21,7 @@ MEASURED = {
     "bench_metrics_render",
     "bench_idle",
     "bench_probe",
+    "bench_probe_icmp",
     "bench_dashboard_fps",
     "bench_dashboard_heap",
     "bench_profiler_disabled",
@@ -75,6 +76,7 @@ def test_quick_benchmarks_run_print_their_figures_and_write_their_results(tmp_pa
     out = result.stdout
     assert "ratio peerscope / prometheus cached child (median):" in out
     assert "bench_snapshot:" in out
+    assert "x fping (target <= 1x: not judged (--quick))" in out
     assert "tracemalloc, after one tick:" in out
     assert "bench_loop_block:" in out
     assert "bench_alerts: 7 default rules, 1000 clients" in out
@@ -105,6 +107,7 @@ def test_quick_benchmarks_run_print_their_figures_and_write_their_results(tmp_pa
         ("bench_record", False),
         ("bench_metrics_render", False),
         ("bench_probe", True),
+        ("bench_probe_icmp", False),
         ("bench_profiler_disabled", True),
         ("bench_profiler_enabled", True),
     ):

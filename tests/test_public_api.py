@@ -24,10 +24,10 @@ def test_the_prober_is_exported_on_demand():
     assert {"Prober", "ProbeTarget", "Reflector", "PeerSpec"} <= set(peerscope.__all__)
 
 
-def test_importing_peerscope_does_not_load_the_http_side_or_icmplib():
+def test_importing_peerscope_does_not_load_the_http_side_or_the_probe_methods():
     code = (
         "import sys, peerscope; print('fastapi' in sys.modules, 'uvicorn' in sys.modules, "
-        "'icmplib' in sys.modules)"
+        "'peerscope.probe.icmp' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     # `peerscope.serve` loads the HTTP side (FastAPI, uvicorn), and `peerscope.Prober` the
-    # probe methods (icmplib), only when they are asked for.
+    # probe methods, only when they are asked for.
     if name == "serve":
         from peerscope.agent import serve
 

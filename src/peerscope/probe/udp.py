@@ -1,4 +1,5 @@
-"""A non-blocking UDP socket on the event loop whose datagrams carry the kernel's arrival time.
+"""A non-blocking UDP socket on the event loop whose datagrams carry the kernel's arrival time
+(or an ICMP socket read the same way: ``kind`` and ``proto`` pick it).
 
 Why not an asyncio ``DatagramProtocol``: its transport reads one datagram per wake-up of
 the loop and stamps nothing. Probing wants both: the time a datagram reached the host (the
@@ -51,7 +52,11 @@ def enable_timestamps(sock: socket.socket) -> None:
 
 
 class UdpEndpoint:
-    """One UDP socket read by the running loop; ``close()`` releases it."""
+    """One UDP socket read by the running loop; ``close()`` releases it.
+
+    ``kind`` and ``proto`` open another datagram socket instead, e.g. ICMP's (``SOCK_DGRAM``
+    or ``SOCK_RAW`` with ``IPPROTO_ICMP``); PermissionError if the process may not.
+    """
 
     def __init__(
         self,
@@ -61,8 +66,10 @@ class UdpEndpoint:
         *,
         read_when_ready: bool = True,
         receive_buffer: int | None = None,
+        kind: int = socket.SOCK_DGRAM,
+        proto: int = 0,
     ) -> None:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock = socket.socket(family, kind, proto)
         try:
             sock.setblocking(False)
             enable_timestamps(sock)
