@@ -52,7 +52,9 @@ from peerscope.core.probe_target import Method, ProbeTarget
 from peerscope.probe.one_shot import probe_series
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
-from peerscope.probe.twamp_sender import RECEIVE_BUFFER, encode_probe
+from peerscope.probe.reply_schedule import RECEIVE_BUFFER
+from peerscope.probe.twamp import ERROR_ESTIMATE
+from peerscope.probe.twamp_sender import encode_probe
 from peerscope.probe.udp import enable_timestamps
 
 PEERS = 1000
@@ -139,7 +141,7 @@ async def _floor_main(port: int, peers: int) -> None:
     sock.setblocking(False)
     enable_timestamps(sock)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-    datagram, address = encode_probe(0, 0), ("127.0.0.1", port)
+    datagram, address = encode_probe(0, 0, ERROR_ESTIMATE), ("127.0.0.1", port)
     per_batch = round(peers * FLOOR_BATCH_S)
     counts = {"sent": 0, "received": 0}
 

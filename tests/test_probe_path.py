@@ -184,7 +184,7 @@ async def probe_through(
         while asyncio.get_running_loop().time() < deadline and stand_in.received < count:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
-        sender._timed_read()
+        sender._schedule._timed_read()
     finally:
         await sender.close()
     return got, paths, sender

@@ -20,8 +20,9 @@ from peerscope.core.path import PathSample
 from peerscope.core.probe_target import ProbeTarget
 from peerscope.probe import udp
 from peerscope.probe.reflector import Reflector
+from peerscope.probe.reply_schedule import RECEIVE_BUFFER
 from peerscope.probe.twamp import SenderPacket, ntp_from_unix_ns, reply_to
-from peerscope.probe.twamp_sender import RECEIVE_BUFFER, TwampSender
+from peerscope.probe.twamp_sender import TwampSender
 
 
 class Replies:
@@ -135,9 +136,9 @@ async def test_timed_reads_stop_when_no_probe_can_be_answered_on_time():
         # A timeout that a stall of the machine (~0.3 s) before the first read cannot use up.
         sender.send(target, 0, 0.6, replies)
         await replies.wait_for(1, within_s=5.0)
-        assert sender._read_timer is not None  # probe 0 may still be answered: reading
+        assert sender._schedule._timer is not None  # probe 0 may still be answered: reading
         await asyncio.sleep(0.8)
-        assert sender._read_timer is None  # its timeout is over: the loop is left alone
+        assert sender._schedule._timer is None  # its timeout is over: the loop is left alone
         sender.send(target, 1, 0.6, replies)  # a new probe starts them again
         await replies.wait_for(2, within_s=5.0)
 
@@ -227,6 +228,6 @@ async def test_close_cancels_the_timed_read():
     sender = TwampSender(read_wait_s=0.05)
     async with Reflector() as reflector:
         sender.send(ProbeTarget.parse(f"127.0.0.1:{reflector.port}"), 0, 600.0, Replies())
-        assert sender._read_timer is not None
+        assert sender._schedule._timer is not None
         await sender.close()
-        assert sender._read_timer is None
+        assert sender._schedule._timer is None

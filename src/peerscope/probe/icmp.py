@@ -27,7 +27,6 @@ been reused, or a garbled one is dropped and counted in ``unmatched``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -62,9 +61,6 @@ _ICMP6_FILTER = 1  # IPv6: a 256-bit mask, likewise
 _WIRE_SEQS = 1 << 16
 _FIRST_SLOTS = 1024
 _NS = 1_000_000_000
-# The Linux kernel turns its receive stamps on for the host lazily, from a work queue; the
-# first probes after a socket opens wait this long, so none is stamped late.
-STAMPS_WARM_UP_S = 0.02
 _identifiers = itertools.count(os.getpid())  # one per raw socket of this process
 
 
@@ -218,7 +214,6 @@ class IcmpPinger:
         self._wire_seq = 0
         self._background = Background()
         self._schedule = ReplySchedule(self._read, read_wait_s)
-        self._warm_at = 0.0  # loop time from which the newest socket's arrivals are stamped
         # Probes asked for and not yet sent: (socket, address, caller's seq, handler).
         self._outbox: list[tuple[_EchoSocket, str, int, ReplyHandler]] = []
         self.unavailable: str | None = None  # why ICMP cannot be used here, once known
@@ -277,7 +272,7 @@ class IcmpPinger:
         except OSError as error:  # e.g. no IPv6 on this host
             logger.debug("ICMP socket for family %d not opened: %s", family, error)
             return None
-        self._warm_at = asyncio.get_running_loop().time() + STAMPS_WARM_UP_S
+        self._schedule.opened_socket()
         return echo
 
     def _send_now(
@@ -288,12 +283,7 @@ class IcmpPinger:
             return
         self._schedule.before_send(time.time_ns(), timeout_s)
         if not self._outbox:
-            loop = asyncio.get_running_loop()
-            warming = self._warm_at - loop.time()
-            if warming > 0:
-                loop.call_later(warming, self._send_outbox)
-            else:
-                loop.call_soon(self._send_outbox)
+            self._schedule.send_soon(self._send_outbox)
         self._outbox.append((echo, host, seq, on_reply))
 
     def _send_outbox(self) -> None:

@@ -8,8 +8,13 @@ few replies spent more CPU on waking than on probing (docs/BENCHMARKS.md section
 round trip is the same either way, as the kernel stamped each reply when it arrived (see
 :mod:`peerscope.probe.udp`); what waits is only when the caller hears of it.
 
-The TWAMP sender keeps the same schedule in its own code (written before this module);
-the ICMP pinger uses this one.
+That holds once the kernel stamps arrivals. Linux turns its receive stamps on for the whole
+host lazily, from a work queue, when the first socket asks for them; a datagram that
+arrives before then is stamped when it is read, which here may be a read wait later. So
+the first probes after a sender opens a socket wait ``STAMPS_WARM_UP_S`` before they go
+out (the loop sleeps meanwhile, so the kernel's worker gets to run): :meth:`send_soon`.
+
+The TWAMP/STAMP sender and the ICMP pinger both keep this schedule.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ READ_WAIT_S = 0.2  # as long as the Prober's batches at 1 Hz (peerscope.probe.pr
 # min(this, net.core.rmem_max): 425,984 bytes where rmem_max is the default, some 500
 # small datagrams, against 256 for a default socket.
 RECEIVE_BUFFER = 1 << 20
+STAMPS_WARM_UP_S = 0.02
 _NS = 1_000_000_000
 # Sends this close to a read are one batch, which that read served; reading again before
 # each of them would find the socket empty, at the cost of a failed recvmsg.
@@ -39,6 +45,21 @@ class ReplySchedule:
         self._next_read_ns = 0  # a send from then on reads the replies queued before it
         self._answerable_until_ns = 0  # when the newest probe's timeout ends
         self._timer: asyncio.Handle | None = None
+        self._warm_at = 0.0  # loop time from which the newest socket's arrivals are stamped
+
+    def opened_socket(self) -> None:
+        """A socket was opened: its first probes wait until the kernel stamps arrivals."""
+        self._warm_at = asyncio.get_running_loop().time() + STAMPS_WARM_UP_S
+
+    def send_soon(self, send: Callable[[], None]) -> None:
+        """Call ``send`` right after this callback of the loop, or once a new socket's
+        arrivals are stamped."""
+        loop = asyncio.get_running_loop()
+        warming = self._warm_at - loop.time()
+        if warming > 0:
+            loop.call_later(warming, send)
+        else:
+            loop.call_soon(send)
 
     def before_send(self, now_ns: int, timeout_s: float) -> None:
         """A probe with ``timeout_s`` is about to go: read first if a batch begins, and

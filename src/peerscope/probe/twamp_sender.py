@@ -20,24 +20,14 @@ a probe sent while the reflector's process still runs from the one before is che
 the kernel than one that must wake it (on this project's 2-core VM, 8-9 µs a ``sendto``
 back to back against 11-16 µs with 6 µs of Python between them).
 
-Replies are read on the sender's schedule, not when they arrive: before the first probe of
-every batch of sends (one wake-up of the loop sends a batch), and, while a probe may still
-be answered in time, at least every ``read_wait_s`` (and every quarter of its timeout). A
-process woken by every few replies spent more CPU on waking than on probing (1,000 probes
-a second on loopback: 3.3 % of a core for the socket work alone, against 2.2 % read this
-way; docs/BENCHMARKS.md section 8). The round trip is the same either way, as the kernel
-stamped each reply when it arrived; what waits is only when the caller hears of it.
-
-That holds once the kernel stamps arrivals. Linux turns its receive stamps on for the whole
-host lazily, from a work queue, when the first socket asks for them; a datagram that
-arrives before then is stamped when it is read, which here may be a read wait later. So
-the first probes after the sender opens a socket wait ``STAMPS_WARM_UP_S`` before they go
-out (the loop sleeps meanwhile, so the kernel's worker gets to run).
+Replies are read on the sender's schedule, not when they arrive
+(peerscope.probe.reply_schedule): on this project's VM, 1,000 probes a second on loopback
+cost 3.3 % of a core for the socket work alone read as they came, against 2.2 % read this
+way (docs/BENCHMARKS.md section 8).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import socket
@@ -56,6 +46,7 @@ from peerscope.probe.method_protocol import (
     address_of,
     family_of,
 )
+from peerscope.probe.reply_schedule import READ_WAIT_S, RECEIVE_BUFFER, ReplySchedule
 from peerscope.probe.twamp import (
     SENDER_PADDING,
     SYNCHRONIZED,
@@ -73,15 +64,6 @@ logger = logging.getLogger(__name__)
 _SEQ_MASK = 0xFFFFFFFF
 _NS = 1_000_000_000
 _FIRST_SLOTS = 1024
-READ_WAIT_S = 0.2  # as long as the Prober's batches at 1 Hz (peerscope.probe.prober)
-# The replies of a batch wait in the socket until the next read. Linux grants twice
-# min(this, net.core.rmem_max): 425,984 bytes, 512 small datagrams, where rmem_max is the
-# default, against 256 datagrams for a default socket.
-RECEIVE_BUFFER = 1 << 20
-STAMPS_WARM_UP_S = 0.02
-# Sends this close to a read are one batch, which that read served; reading again before
-# each of them would find the socket empty, at the cost of a failed recvmsg.
-_BATCH_NS = 1_000_000
 
 
 @cache
@@ -268,13 +250,7 @@ class TwampSender:
         self._wire_seq = random.getrandbits(32)
         self._clock = clock or ClockWatch()
         self._background = Background()
-        # Time to the next timed read, while probes are answerable: read_wait_s, or a
-        # quarter of the shortest timeout seen, so replies are read before it ends.
-        self._wait_ns = int(read_wait_s * _NS)
-        self._next_read_ns = 0  # a send from then on reads the replies queued before it
-        self._answerable_until_ns = 0  # when the newest probe's timeout ends
-        self._read_timer: asyncio.Handle | None = None
-        self._warm_at = 0.0  # loop time from which the newest socket's arrivals are stamped
+        self._schedule = ReplySchedule(self._read, read_wait_s)
         # Probes asked for and not yet sent: (endpoint, address, caller's seq, handler,
         # layout, session).
         self._outbox: list[
@@ -341,7 +317,7 @@ class TwampSender:
             if dscp:
                 set_dscp(endpoint.sock, family, dscp)
             self._endpoints[key] = endpoint
-            self._warm_at = asyncio.get_running_loop().time() + STAMPS_WARM_UP_S
+            self._schedule.opened_socket()
         return endpoint
 
     def _send_now(
@@ -362,25 +338,10 @@ class TwampSender:
         if session is None:
             session = self._sessions[key] = _Session()
         padding = target.padding if target.padding is not None else DEFAULT_PADDING[target.method]
-        now_ns = time.time_ns()
-        if now_ns >= self._next_read_ns:
-            self._read(now_ns)
+        self._schedule.before_send(time.time_ns(), timeout_s)
         if not self._outbox:
-            loop = asyncio.get_running_loop()
-            warming = self._warm_at - loop.time()
-            if warming > 0:
-                loop.call_later(warming, self._send_outbox)
-            else:
-                loop.call_soon(self._send_outbox)
+            self._schedule.send_soon(self._send_outbox)
         self._outbox.append((endpoint, address, seq, on_reply, _probe_layout(padding), session))
-        timeout_ns = int(timeout_s * _NS)
-        if now_ns + timeout_ns > self._answerable_until_ns:
-            self._answerable_until_ns = now_ns + timeout_ns
-        if timeout_ns >> 2 < self._wait_ns:
-            self._wait_ns = timeout_ns >> 2
-            self._set_timer(None)
-        if self._read_timer is None:
-            self._arm_reads(now_ns)
 
     def _send_outbox(self) -> None:
         """Send the probes asked for since the last call, back to back."""
@@ -398,34 +359,12 @@ class TwampSender:
             endpoint.sendto(layout.pack(wire_seq, ntp(sent_ns), error_estimate), address)
         self._wire_seq = wire_seq
 
-    def _read(self, now_ns: int) -> None:
-        """Hand every reply queued on the sockets to its handler; read again later if needed."""
-        self._next_read_ns = now_ns + _BATCH_NS
+    def _read(self) -> bool:
+        """Hand every reply queued on the sockets to its handler; True if more may wait."""
         more = False
         for endpoint in list(self._endpoints.values()):
             more = endpoint.read() or more
-        if more:  # a flood past the endpoint's limit: the rest after other callbacks run
-            self._set_timer(asyncio.get_running_loop().call_soon(self._timed_read))
-        else:
-            self._arm_reads(now_ns)
-
-    def _arm_reads(self, now_ns: int) -> None:
-        """A timed read in ``_wait_ns`` while a probe may be answered on time; else none."""
-        if now_ns < self._answerable_until_ns:
-            self._set_timer(
-                asyncio.get_running_loop().call_later(self._wait_ns / _NS, self._timed_read)
-            )
-        else:
-            self._set_timer(None)
-
-    def _set_timer(self, timer: asyncio.Handle | None) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-        self._read_timer = timer
-
-    def _timed_read(self) -> None:
-        self._read_timer = None
-        self._read(time.time_ns())
+        return more
 
     def received(self, data: bytes, address: Address, arrived_ns: int) -> None:
         """A datagram on one of the sockets, ``arrived_ns`` (Unix ns) by the kernel's stamp."""
@@ -476,7 +415,7 @@ class TwampSender:
         handler(sent._seqs[i], rtt_ms, path)
 
     async def close(self) -> None:
-        self._set_timer(None)
+        self._schedule.cancel()
         self._outbox.clear()
         await self._background.cancel()
         for endpoint in self._endpoints.values():
