@@ -388,3 +388,30 @@ def test_peer_labels_from_toml_reach_the_probe_target_and_bad_ones_are_named(tmp
         f"{config}: peers[0].labels: key 'not an identifier' must be an identifier of at "
         "most 64 chars"
     )
+
+
+def test_a_device_peer_with_stamp_padding_and_dscp_and_bad_ones_named(tmp_path):
+    config = tmp_path / "peers.toml"
+    config.write_text(
+        "[[peers]]\naddress = '192.0.2.1'\nmethod = 'stamp'\ndscp = 46\n"
+        "[[peers]]\naddress = '192.0.2.2:5000'\npadding = 100\n"
+    )
+    router, other = (spec.target() for spec in Settings.load(config).peers)
+    assert (router.port, router.method, router.padding, router.dscp) == (862, "stamp", None, 46)
+    assert (other.port, other.method, other.padding, other.dscp) == (5000, "twamp", 100, 0)
+    for table, message in (
+        ("dscp = 64", "peers[0].dscp: Input should be less than or equal to 63"),
+        ("padding = -1", "peers[0].padding: Input should be greater than or equal to 0"),
+        (
+            "method = 'stamp'\npadding = 10",
+            "peers[0].padding: must be an integer within 30..1458 for stamp, got 10",
+        ),
+        (
+            "method = 'icmp'\npadding = 10",
+            "peers[0].padding: only TWAMP and STAMP probes are padded, not icmp",
+        ),
+    ):
+        config.write_text(f"[[peers]]\naddress = '192.0.2.1'\n{table}\n")
+        with pytest.raises(SettingsError) as caught:
+            Settings.load(config)
+        assert str(caught.value) == f"{config}: {message}"

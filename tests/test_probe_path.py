@@ -411,3 +411,36 @@ def test_a_loss_reason_says_which_way_and_a_recent_change_is_named():
     ok = {"kind": "ok", "value": None, "threshold": None, "detail": None}
     later = 110.0 + PATH_CHANGE_SHOWN_S
     assert with_path(ok, "healthy", path, later) == (ok, "healthy")  # type: ignore[arg-type]
+
+
+def test_both_directions_are_on_metrics_for_probed_peers_only():
+    from peerscope.export.prometheus import MonitorCollector
+
+    clock = [1000.0]
+    monitor = Monitor(Settings(enable_system_metrics=False), clock=lambda: clock[0])
+    monitor.add_peer("router")
+    monitor.add_peer("client")
+    monitor.record_latency("client", 10.0)
+    monitor.record_probe_paths(
+        [
+            ("router", PathSample(0, 1, 1, 1, 4.0, 6.0, False, 2.0, 61)),
+            ("router", PathSample(0, 101, 91, 86, 4.0, 6.0, False, 2.0, 59)),
+            ("nobody", PathSample(0, 1, 1, 1, 4.0, 6.0, False, 2.0, 61)),  # left out
+        ]
+    )
+    text = MonitorCollector(monitor).render()[0].decode()
+    lines = [line for line in text.splitlines() if "path" in line or "one_way" in line]
+    router = 'kind="peer",name="",peer_id="router"'
+    wanted = [
+        f'peerscope_peer_path_loss_ratio{{direction="forward",{router}}} 0.1',
+        f'peerscope_peer_path_loss_ratio{{direction="return",{router}}} 0.05',
+        'peerscope_peer_one_way_delay_seconds{clock="offset-affected",direction="forward",'
+        f"{router}}} 0.004",
+        f"peerscope_peer_path_ttl{{{router}}} 59.0",
+        f"peerscope_peer_path_changes_total{{{router}}} 1.0",
+    ]
+    for line in wanted:
+        assert line in lines, (line, lines)
+    assert not any('peer_id="client"' in line for line in lines)
+    assert "router" in monitor
+    assert "nobody" not in monitor

@@ -74,6 +74,8 @@ async def test_a_posted_peer_is_probed_for_real_and_deleted():
             "name": "Agent B",
             "address": f"127.0.0.1:{reflector.port}",
             "method": "twamp",
+            "padding": None,
+            "dscp": 0,
             "error": None,
         }
         assert (await http.get("/api/peers")).json()["peers"] == [created.json()]
@@ -109,6 +111,8 @@ async def test_a_posted_peer_is_probed_for_real_and_deleted():
         ({"address": "127.0.0.1", "colour": "red"}, "body.colour", "Extra"),
         ({"name": "no address"}, "body.address", "required"),
         ({"address": "127.0.0.1", "labels": {"bad key": "x"}}, "body.labels", "identifier"),
+        ({"address": "127.0.0.1", "method": "stamp", "padding": 3}, "body.padding", "30..1458"),
+        ({"address": "127.0.0.1", "dscp": 70}, "body.dscp", "63"),
     ],
 )
 async def test_a_bad_peer_is_refused_with_422_naming_the_field(

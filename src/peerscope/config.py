@@ -45,7 +45,14 @@ from peerscope.core.admission import (
     DEFAULT_RATE_LIMIT,
     parse_network,
 )
-from peerscope.core.probe_target import TWAMP_PORT, Method, ProbeTarget, TcpRefused
+from peerscope.core.probe_target import (
+    MAX_PADDING,
+    TWAMP_PORT,
+    Method,
+    ProbeTarget,
+    TcpRefused,
+    check_padding,
+)
 from peerscope.core.quality import QualityConfig, StatusRules
 from peerscope.core.validation import validate_id, validate_labels, validate_text
 from peerscope.logs import LogFormat, LogLevel, check_format, check_level
@@ -73,7 +80,19 @@ class PeerSpec(BaseModel):
     # Declared before ``address``, whose check reads them.
     id: str | None = Field(None, description="Peer id (default: METHOD:ADDRESS).")
     name: str | None = Field(None, description="Display name.")
-    method: Method = Field("twamp", description="twamp (a peerscope agent), icmp or tcp.")
+    method: Method = Field(
+        "twamp",
+        description="twamp (TWAMP Light: a peerscope agent, a router), stamp (RFC 8762, "
+        "default port 862), icmp or tcp.",
+    )
+    padding: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_PADDING,
+        description="TWAMP/STAMP only: octets after the probe's 14-octet header "
+        "(default 27 for twamp, 30 for stamp: replies as long as probes).",
+    )
+    dscp: int = Field(0, ge=0, le=63, description="DSCP of the probes, 0..63 (e.g. 46 for EF).")
     address: str = Field(description="HOST, HOST:PORT, [IPv6] or [IPv6]:PORT.")
     labels: dict[str, str] = Field(
         default_factory=dict,
@@ -102,9 +121,23 @@ class PeerSpec(BaseModel):
         ProbeTarget.parse(value, method=info.data.get("method", "twamp"))
         return value
 
+    @field_validator("padding")
+    @classmethod
+    def _padding_for_the_method(cls, value: int | None, info: ValidationInfo) -> int | None:
+        try:
+            return check_padding(info.data.get("method", "twamp"), value)
+        except ValueError as error:
+            raise ValueError(str(error).removeprefix("padding: ")) from None
+
     def target(self) -> ProbeTarget:
         return ProbeTarget.parse(
-            self.address, method=self.method, peer_id=self.id, name=self.name, labels=self.labels
+            self.address,
+            method=self.method,
+            peer_id=self.id,
+            name=self.name,
+            labels=self.labels,
+            padding=self.padding,
+            dscp=self.dscp,
         )
 
 

@@ -64,21 +64,7 @@ class ProbeTarget:
         if self.name is not None:
             validate_text(self.name, "name")
         validate_labels(dict(self.labels))
-        if self.padding is not None:
-            if self.method not in DEFAULT_PADDING:
-                raise ValueError(
-                    f"padding: only TWAMP and STAMP probes are padded, not {self.method}"
-                )
-            low = DEFAULT_PADDING["stamp"] if self.method == "stamp" else 0
-            if (
-                isinstance(self.padding, bool)
-                or not isinstance(self.padding, int)
-                or not (low <= self.padding <= MAX_PADDING)
-            ):
-                raise ValueError(
-                    f"padding: must be an integer within {low}..{MAX_PADDING} for "
-                    f"{self.method}, got {self.padding!r}"
-                )
+        check_padding(self.method, self.padding)
         if (
             isinstance(self.dscp, bool)
             or not isinstance(self.dscp, int)
@@ -134,6 +120,25 @@ class ProbeTarget:
             if str(error).startswith(("padding:", "dscp:")):
                 raise
             raise ValueError(f"address: {error}") from None
+
+
+def check_padding(method: Method, padding: int | None) -> int | None:
+    """``padding`` if ``method`` takes it (TWAMP, STAMP: at least STAMP's 30 MBZ octets);
+    else ValueError naming the field."""
+    if padding is None:
+        return None
+    if method not in DEFAULT_PADDING:
+        raise ValueError(f"padding: only TWAMP and STAMP probes are padded, not {method}")
+    low = DEFAULT_PADDING["stamp"] if method == "stamp" else 0
+    if (
+        isinstance(padding, bool)
+        or not isinstance(padding, int)
+        or not low <= padding <= MAX_PADDING
+    ):
+        raise ValueError(
+            f"padding: must be an integer within {low}..{MAX_PADDING} for {method}, got {padding!r}"
+        )
+    return padding
 
 
 def _ip_version(host: str) -> int | None:

@@ -38,7 +38,7 @@ from prometheus_client.samples import Sample
 from peerscope.core.model import Peer, ServerStats, SystemSample
 from peerscope.core.quality import STATUSES, Status
 from peerscope.export.sliced_exposition import RENDER_SLICE, Families, without_header
-from peerscope.message import PeerEntry
+from peerscope.message import PathEntry, PeerEntry
 from peerscope.monitor import Monitor
 from peerscope.slices import Steps, finish
 
@@ -131,6 +131,25 @@ _JITTER = (
     "Interarrival jitter of the round-trip time to the peer, in seconds.",
 )
 _LOSS = ("peerscope_peer_loss_ratio", "Packet loss to the peer, as a ratio 0..1.")
+# Both directions of a TWAMP/STAMP-probed peer's path (peerscope.core.path).
+_PATH_LOSS = (
+    "peerscope_peer_path_loss_ratio",
+    "Packet loss one way to the peer's reflector, as a ratio 0..1: direction forward "
+    "(probes) or return (replies).",
+)
+_ONE_WAY_DELAY = (
+    "peerscope_peer_one_way_delay_seconds",
+    "Smoothed one-way delay to (forward) or from (return) the peer's reflector, in seconds; "
+    "clock: synchronized, or offset-affected (the clocks' offset is in it).",
+)
+_PATH_TTL = (
+    "peerscope_peer_path_ttl",
+    "IP TTL the probes reached the peer's reflector with (unitless).",
+)
+_PATH_CHANGES = (
+    "peerscope_peer_path_changes",
+    "Path changes seen: the probes' TTL at the reflector changed (count).",
+)
 _UP = ("peerscope_peer_up", "Whether the peer is reachable: 0 when disconnected, else 1.")
 _STATUS = (
     "peerscope_peer_status",
@@ -434,6 +453,31 @@ class MonitorCollector:
             total = name + "_total"
             counter.samples.extend(Sample(total, own, entry[key]) for entry, own in pairs)
             yield counter
+        yield from _path_families([(path, own) for entry, own in pairs if (path := entry["path"])])
+
+
+def _path_families(paths: list[tuple[PathEntry, dict[str, str]]]) -> Iterator[Metric]:
+    """The families of peers probed by TWAMP or STAMP (few, usually: built only for them)."""
+    loss = GaugeMetricFamily(*_PATH_LOSS)
+    delay = GaugeMetricFamily(*_ONE_WAY_DELAY)
+    ttl = GaugeMetricFamily(*_PATH_TTL)
+    changes = CounterMetricFamily(*_PATH_CHANGES)
+    for path, own in paths:
+        for direction, lost, one_way in (
+            ("forward", path["forward_loss_percent"], path["forward_delay_ms"]),
+            ("return", path["return_loss_percent"], path["return_delay_ms"]),
+        ):
+            if lost is not None:
+                loss.samples.append(
+                    Sample(loss.name, {**own, "direction": direction}, lost / 100.0)
+                )
+            if one_way is not None:
+                labels = {**own, "direction": direction, "clock": path["delay_clock"]}
+                delay.samples.append(Sample(delay.name, labels, one_way / 1000.0))
+        if path["ttl"] is not None:
+            ttl.samples.append(Sample(ttl.name, own, path["ttl"]))
+        changes.samples.append(Sample(changes.name + "_total", own, path["path_changes"]))
+    yield from (loss, delay, ttl, changes)
 
 
 def _peer_labels(entry: PeerEntry, plan: LabelPlan) -> dict[str, str]:

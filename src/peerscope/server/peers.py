@@ -29,6 +29,8 @@ def probed(target: ProbeTarget, error: str | None = None) -> dict[str, Any]:
         "name": target.name,
         "address": target.address,
         "method": target.method,
+        "padding": target.padding,
+        "dscp": target.dscp,
         "error": error,
     }
 

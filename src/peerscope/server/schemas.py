@@ -267,7 +267,11 @@ class ProbedPeer(BaseModel):
     id: str
     name: str | None
     address: str = Field(description="HOST:PORT as probed (the host alone for ICMP).")
-    method: str = Field(description="twamp, icmp or tcp.")
+    method: str = Field(description="twamp, stamp, icmp or tcp.")
+    padding: int | None = Field(
+        None, description="TWAMP/STAMP probes' octets after the header; null: the default."
+    )
+    dscp: int = Field(0, description="The probes' DSCP, 0..63.")
     error: str | None = Field(
         None, description="Why no probes go out, e.g. the host name does not resolve."
     )
