@@ -324,6 +324,8 @@ def test_serve_probes_the_peers_of_its_config_file_and_of_peer_flags(
                 "name": "Listed in TOML",
                 "address": f"127.0.0.1:{port}",
                 "method": "twamp",
+                "padding": None,
+                "dscp": 0,
                 "error": None,
             },
             {
@@ -331,6 +333,8 @@ def test_serve_probes_the_peers_of_its_config_file_and_of_peer_flags(
                 "name": None,
                 "address": f"127.0.0.1:{port}",
                 "method": "twamp",
+                "padding": None,
+                "dscp": 0,
                 "error": None,
             },
         ]
