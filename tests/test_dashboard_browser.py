@@ -323,6 +323,16 @@ async def test_a_peer_whose_reflector_stops_turns_degraded_then_disconnected():
         badge = page.locator('#peers tr[data-peer="fading"] td.col-status')
         assert "status-disconnected" in (await badge.get_attribute("class") or "")
         await browser.screenshot("dashboard-disconnected")
+        # A TWAMP peer's detail splits its path: no loss either way here, delays each way.
+        await page.locator('#peers tr[data-peer="steady"]').click()
+        await page.wait_for_function(
+            """() => { const p = document.querySelector('#peer-path');
+                       return !p.hidden && p.textContent.includes('back:'); }""",
+            timeout=5000,
+        )
+        path_text = await page.locator("#peer-path").inner_text()
+        assert "out: loss 0.0 %, delay " in path_text, path_text
+        assert "back: loss 0.0 %, delay " in path_text, path_text
     assert browser.errors == []
 
 

@@ -35,12 +35,13 @@ export class PeerDetail {
     this.title = el("h2", { id: "peer-title" });
     this.tag = el("span", { className: "tag", hidden: true }, "simulated");
     this.summary = el("p", { id: "peer-summary" });
+    this.path = el("p", { id: "peer-path", hidden: true });
     const close = el("button", { type: "button", id: "peer-close" }, "close");
     close.addEventListener("click", () => this.close());
     const charts = el("div", { className: "charts" });
     this.node = el("section", { id: "peer-detail", hidden: true },
                    el("div", { className: "toolbar" }, this.title, this.tag, close),
-                   this.summary, charts);
+                   this.summary, this.path, charts);
     parent.append(this.node);
     this.latency = new TimeChart(charts, {
       clock, title: "Latency (p50–p95, loss marks)", unit: "ms", format: ms,
@@ -88,6 +89,7 @@ export class PeerDetail {
     setText(this.title, `Peer ${id}`);
     this.tag.hidden = true;
     this.summary.replaceChildren();
+    this.path.hidden = true;
     this.node.hidden = false;
     this.node.scrollIntoView({ block: "nearest" });
   }
@@ -167,10 +169,31 @@ export class PeerDetail {
          peer.statusText), " · ", figures, " · quality ",
       el("span", { className: bandClass(peer.band) },
          scoreText(peer.quality, peer.grade, peer.band)));
+    this.showPath(peer.path, now);
     this.live.push({ time: now, latencyMs: peer.latencyMs, jitterMs: peer.jitterMs,
                      quality: peer.quality, mos: peer.mos });
     const oldest = now - this.range.seconds;
     while (this.live.length && this.live[0].time < oldest) this.live.shift();
+  }
+
+  // Which way packets are lost and how long each way takes: the first question after "is
+  // it lossy". One-way delays say when they carry the two clocks' offset.
+  showPath(path, now) {
+    this.path.hidden = path === null;
+    if (path === null) return;
+    const clock = path.synchronized ? "" : " (offset-affected)";
+    const way = (percent, delayMs) => (percent === null ? "" : `loss ${fixed(percent, 1, " %")}, `)
+      + `delay ${ms(delayMs)}${clock}`;
+    const parts = [`out: ${way(path.forwardLossPercent, path.forwardDelayMs)}`,
+                   `back: ${way(path.returnLossPercent, path.returnDelayMs)}`];
+    if (path.forwardLossPercent === null) {
+      parts.push("loss by direction unknown (stateless reflector, or too few replies yet)");
+    }
+    if (path.ttl !== null) {
+      parts.push(`TTL at reflector ${path.ttl}` + (path.lastChange === null ? ""
+        : ` (path changed ${ago(path.lastChange, now)}, was ${path.previousTtl})`));
+    }
+    this.path.replaceChildren("path · ", parts.join(" · "));
   }
 
   // The past's buckets, then the live points: undefined where a series has no point (the

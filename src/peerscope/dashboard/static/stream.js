@@ -75,6 +75,23 @@ export function readPeer(entry) {
     connectedS: entry.connection_duration,
     lastSeen: entry.last_seen, // epoch seconds
     fps: entry.fps,
+    path: entry.path ? readPath(entry.path) : null, // TWAMP/STAMP peers only
+  };
+}
+
+// Both directions of a peer's path: loss out and back (null while the reflector does not
+// say), one-way delays and whether they carry the clocks' offset, the TTL at the reflector.
+function readPath(path) {
+  return {
+    forwardLossPercent: path.forward_loss_percent,
+    returnLossPercent: path.return_loss_percent,
+    forwardDelayMs: path.forward_delay_ms,
+    returnDelayMs: path.return_delay_ms,
+    synchronized: path.delay_clock === "synchronized",
+    ttl: path.ttl,
+    changes: path.path_changes,
+    lastChange: path.last_path_change, // epoch seconds
+    previousTtl: path.previous_ttl,
   };
 }
 
