@@ -444,3 +444,29 @@ def test_both_directions_are_on_metrics_for_probed_peers_only():
     assert not any('peer_id="client"' in line for line in lines)
     assert "router" in monitor
     assert "nobody" not in monitor
+
+
+def test_an_alert_rule_fires_on_loss_one_way_only():
+    from peerscope.alerting import Alerting
+    from peerscope.core.alerts import AlertRule
+
+    clock = [1000.0]
+    monitor = Monitor(Settings(enable_system_metrics=False), clock=lambda: clock[0])
+    rules = [
+        AlertRule("replies_lost", "return_loss_percent", ">", 5.0),
+        AlertRule("probes_lost", "forward_loss_percent", ">", 5.0),
+    ]
+    alerting = Alerting(monitor, rules)
+    monitor.add_peer("uplink")
+    monitor.add_peer("plain")
+    monitor.record_latency("plain", 5.0)
+    monitor.record_latency("uplink", 5.0)
+    monitor.record_probe_paths(
+        [
+            ("uplink", PathSample(0, 1, 1, 1, 4.0, 6.0, False, 2.0, 61)),
+            ("uplink", PathSample(0, 101, 100, 80, 4.0, 6.0, False, 2.0, 61)),
+        ]
+    )
+    monitor.tick()
+    firing = {(alert["rule"], alert["peer_id"]) for alert in alerting.active()}
+    assert firing == {("replies_lost", "uplink")}

@@ -51,6 +51,9 @@ class PeerReading(NamedTuple):
     # When ``latency_ms`` was measured: a reading listed for another change (traffic, a
     # status) repeats the newest sample, which the store must not keep twice.
     measured_at: float | None = None
+    # Loss one way and the other, for a peer whose reflector says (peerscope.core.path).
+    forward_loss_percent: float | None = None
+    return_loss_percent: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

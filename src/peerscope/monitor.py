@@ -242,8 +242,9 @@ class Monitor(PeerTable):
 
     def _reading(self, peer: Peer, now: float) -> PeerReading:
         shown = self._assessor.shows_figures(peer, now)
-        loss, connection = peer.loss, peer.connection
+        loss, connection, path = peer.loss, peer.connection, peer.path
         info = None if connection is None else connection.info
+        directions = None if path is None else path.directions
         return PeerReading(
             peer.peer_id,
             peer.kind,
@@ -262,6 +263,8 @@ class Monitor(PeerTable):
             None if info is None else info.rtt_ms,
             None if info is None else info.total_retrans,
             peer.last_measured_at,
+            None if directions is None else directions[0],
+            None if directions is None else directions[1],
         )
 
     # --- connections the kernel measures ---------------------------------------------------

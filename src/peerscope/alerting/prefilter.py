@@ -27,6 +27,8 @@ READING_FIELD = {
     "latency_ms": PeerReading._fields.index("smoothed_latency_ms"),
     "jitter_ms": PeerReading._fields.index("jitter_ms"),
     "loss_percent": PeerReading._fields.index("loss_percent"),
+    "forward_loss_percent": PeerReading._fields.index("forward_loss_percent"),
+    "return_loss_percent": PeerReading._fields.index("return_loss_percent"),
     "quality_score": PeerReading._fields.index("quality_score"),
     "status": PeerReading._fields.index("status"),
 }

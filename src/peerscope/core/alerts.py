@@ -43,6 +43,8 @@ SCOPE_OF_METRIC: dict[str, Scope] = {
     "latency_ms": "peer",
     "jitter_ms": "peer",
     "loss_percent": "peer",
+    "forward_loss_percent": "peer",
+    "return_loss_percent": "peer",
     "quality_score": "peer",
     "mos": "peer",
     "idle_seconds": "peer",
