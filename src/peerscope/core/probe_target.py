@@ -85,6 +85,10 @@ class ProbeTarget:
             or not 0 <= self.dscp <= 63
         ):
             raise ValueError(f"dscp: must be an integer within 0..63, got {self.dscp!r}")
+        if self.dscp and self.method not in DEFAULT_PADDING:
+            # The ICMP and TCP senders do not mark their packets: a DSCP they would ignore
+            # must not pass for one in use.
+            raise ValueError(f"dscp: only TWAMP and STAMP probes are marked, not {self.method}")
 
     @property
     def address(self) -> str:
