@@ -51,6 +51,7 @@ from peerscope.core.probe_target import (
     Method,
     ProbeTarget,
     TcpRefused,
+    check_dscp,
     check_padding,
 )
 from peerscope.core.quality import QualityConfig, StatusRules
@@ -92,7 +93,9 @@ class PeerSpec(BaseModel):
         description="TWAMP/STAMP only: octets after the probe's 14-octet header "
         "(default 27 for twamp, 30 for stamp: replies as long as probes).",
     )
-    dscp: int = Field(0, ge=0, le=63, description="DSCP of the probes, 0..63 (e.g. 46 for EF).")
+    dscp: int = Field(
+        0, ge=0, le=63, description="TWAMP/STAMP only: DSCP of the probes, 0..63 (46: EF)."
+    )
     address: str = Field(description="HOST, HOST:PORT, [IPv6] or [IPv6]:PORT.")
     labels: dict[str, str] = Field(
         default_factory=dict,
@@ -128,6 +131,14 @@ class PeerSpec(BaseModel):
             return check_padding(info.data.get("method", "twamp"), value)
         except ValueError as error:
             raise ValueError(str(error).removeprefix("padding: ")) from None
+
+    @field_validator("dscp")
+    @classmethod
+    def _dscp_for_the_method(cls, value: int, info: ValidationInfo) -> int:
+        try:
+            return check_dscp(info.data.get("method", "twamp"), value)
+        except ValueError as error:
+            raise ValueError(str(error).removeprefix("dscp: ")) from None
 
     def target(self) -> ProbeTarget:
         return ProbeTarget.parse(

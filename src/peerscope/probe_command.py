@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from peerscope.core.probe_target import METHODS, ProbeTarget
+from peerscope.core.dscp import parse_dscp
+from peerscope.core.probe_target import MAX_PADDING, METHODS, ProbeTarget
 from peerscope.probe.method_protocol import does_not_resolve, resolve
 from peerscope.probe.one_shot import ProbeResult, probe_series
 from peerscope.probe.report import result_line, summarize, summary_lines
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "address",
         metavar="HOST[:PORT]",
-        help="host to probe; TWAMP defaults to port 8701, TCP needs a port, "
+        help="host to probe; TWAMP defaults to port 8701, STAMP to 862, TCP needs a port, "
         "ICMP takes none; IPv6 as [::1]:8701",
     )
     parser.add_argument(
@@ -42,8 +43,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-m",
         choices=METHODS,
         default="twamp",
-        help="twamp (a peerscope agent or any TWAMP Light reflector), icmp "
-        "(echo; needs ping permission) or tcp (connect time)",
+        help="twamp (a peerscope agent or any TWAMP Light reflector), stamp (an RFC 8762 "
+        "reflector), icmp (echo; needs ping permission) or tcp (connect time)",
+    )
+    parser.add_argument(
+        "--padding",
+        type=int,
+        metavar="N",
+        help=f"TWAMP/STAMP: octets after the probe's 14-octet header, 0..{MAX_PADDING} "
+        "(default 27 for twamp, 30 for stamp: replies as long as probes)",
+    )
+    parser.add_argument(
+        "--dscp",
+        type=_dscp,
+        default=0,
+        metavar="DSCP",
+        help="TWAMP/STAMP: the probes' DSCP, 0..63 or a name such as ef, af41, cs5 (default 0)",
     )
     parser.add_argument(
         "--timeout",
@@ -70,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit status: 0 if anything answered, 1 if every probe was lost, 2 for bad arguments."""
     try:
-        target = ProbeTarget.parse(args.address, method=args.method)
+        target = _target(args)
         _check(args.count, 1, 1_000_000, "--count")
         _check(args.interval, 0.001, 3600.0, "--interval")
         _check(args.timeout, 0.001, 3600.0, "--timeout")
@@ -83,13 +98,40 @@ def run(args: argparse.Namespace) -> int:
         document: dict[str, Any] = {
             "address": target.address,
             "method": target.method,
-            "results": [dataclasses.asdict(result) for result in results],
+            "results": [_result_document(result) for result in results],
             "summary": dataclasses.asdict(summary),
         }
         sys.stdout.write(orjson.dumps(document).decode() + "\n")
     else:
         print("\n".join(summary_lines(target.address, target.method, summary)))
     return 0 if summary.received else 1
+
+
+def _result_document(result: ProbeResult) -> dict[str, Any]:
+    document = dataclasses.asdict(result)
+    # A NamedTuple, which asdict keeps as one and orjson does not take: its fields by name.
+    document["path"] = None if result.path is None else result.path._asdict()
+    return document
+
+
+def _dscp(text: str) -> int:
+    try:
+        return parse_dscp(text)
+    except ValueError as error:
+        # argparse words it "--dscp: ..." (see cli._Parser); the field name would repeat.
+        raise argparse.ArgumentTypeError(str(error).removeprefix("dscp: ")) from None
+
+
+def _target(args: argparse.Namespace) -> ProbeTarget:
+    try:
+        return ProbeTarget.parse(
+            args.address, method=args.method, padding=args.padding, dscp=args.dscp
+        )
+    except ValueError as error:
+        message = str(error)
+        if message.startswith(("padding:", "dscp:")):  # named as the user typed them
+            raise ValueError(f"--{message}") from None
+        raise
 
 
 def _check(value: float, low: float, high: float, option: str) -> None:

@@ -65,12 +65,7 @@ class ProbeTarget:
             validate_text(self.name, "name")
         validate_labels(dict(self.labels))
         check_padding(self.method, self.padding)
-        if (
-            isinstance(self.dscp, bool)
-            or not isinstance(self.dscp, int)
-            or not 0 <= self.dscp <= 63
-        ):
-            raise ValueError(f"dscp: must be an integer within 0..63, got {self.dscp!r}")
+        check_dscp(self.method, self.dscp)
 
     @property
     def address(self) -> str:
@@ -139,6 +134,17 @@ def check_padding(method: Method, padding: int | None) -> int | None:
             f"padding: must be an integer within {low}..{MAX_PADDING} for {method}, got {padding!r}"
         )
     return padding
+
+
+def check_dscp(method: Method, dscp: int) -> int:
+    """``dscp`` if it is one (0..63) and ``method`` marks its probes; else ValueError."""
+    if isinstance(dscp, bool) or not isinstance(dscp, int) or not 0 <= dscp <= 63:
+        raise ValueError(f"dscp: must be an integer within 0..63, got {dscp!r}")
+    if dscp and method not in DEFAULT_PADDING:
+        # The ICMP and TCP senders do not mark their packets: a DSCP they would ignore
+        # must not pass for one in use.
+        raise ValueError(f"dscp: only TWAMP and STAMP probes are marked, not {method}")
+    return dscp
 
 
 def _ip_version(host: str) -> int | None:

@@ -1,4 +1,5 @@
-"""The figures of a probe series: ping's summary plus RFC 3550 jitter, MOS and quality score."""
+"""The figures of a probe series: ping's summary plus RFC 3550 jitter, MOS and quality score,
+and for TWAMP and STAMP both directions of the path (peerscope.core.path)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,37 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from peerscope.core import quality
+from peerscope.core.path import DelayClock, PathSample, PathState
 from peerscope.core.quality import Band, Grade, QualityConfig
 from peerscope.probe.one_shot import ProbeResult
 
 DEFAULT_CONFIG = QualityConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class PathSummary:
+    """What a series' TWAMP or STAMP replies said of both directions, folded by
+    :class:`~peerscope.core.path.PathState` over every first reply, in arrival order.
+
+    Loss by direction is over the probes from the first answered one to the last (a
+    reflector's count says nothing of probes before or after); None when the reflector
+    does not number this session's probes (``stateless``: it copies the sender's seq, or
+    one counter numbers every sender's) or fewer than two replies came. One-way delays are
+    smoothed as the Monitor smooths them, and mean something alone only when
+    ``delay_clock`` is "synchronized". ``ttl`` is the last the reflector reported (None:
+    it did not say), ``path_changes`` how often it changed.
+    """
+
+    forward_loss_percent: float | None
+    return_loss_percent: float | None
+    stateless: bool
+    forward_delay_ms: float | None
+    return_delay_ms: float | None
+    delay_clock: DelayClock
+    clock_error_ms: float
+    ttl: int | None
+    path_changes: int
+    previous_ttl: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +71,7 @@ class Summary:
     quality_score: float | None
     grade: Grade | None
     band: Band | None
+    path: PathSummary | None = None  # TWAMP and STAMP, once a reply came
 
 
 def summarize(
@@ -50,8 +79,11 @@ def summarize(
 ) -> Summary:
     """Summarise a series of ``sent`` probes from its results (in any order)."""
     first: dict[int, float] = {}  # seq -> RTT of its first reply
+    samples: list[PathSample] = []
     late = duplicates = refused = unresolved = 0
     for result in results:
+        if result.path is not None:
+            samples.append(result.path)
         if result.arrival == "duplicate":
             duplicates += 1
         elif result.arrival == "port_closed":
@@ -63,6 +95,7 @@ def summarize(
             late += result.arrival == "late"
     received = len(first)
     loss = 100.0 * (sent - received) / sent if sent else 0.0
+    path = summarize_path(samples)
     if not first:
         return Summary(
             sent,
@@ -81,6 +114,7 @@ def summarize(
             quality_score=None,
             grade=None,
             band=None,
+            path=path,
         )
     rtts = [first[seq] for seq in sorted(first)]
     jitter = 0.0
@@ -105,11 +139,39 @@ def summarize(
         score,
         quality.grade(score, config),
         quality.quality_band(score, config),
+        path,
+    )
+
+
+def summarize_path(samples: Iterable[PathSample]) -> PathSummary | None:
+    """Fold a series' path samples (in any order) as a peer's PathState folds them."""
+    # A sample's answered count is its place among the session's replies, so sorting by
+    # it restores the order they came in.
+    ordered = sorted(samples, key=lambda sample: (sample.epoch, sample.answered))
+    if not ordered:
+        return None
+    state = PathState(window=len(ordered))
+    for sample in ordered:
+        state.add(sample, 0.0)  # the time of a change is not reported here
+    directions = state.directions
+    change = state.last_change
+    return PathSummary(
+        forward_loss_percent=None if directions is None else directions[0],
+        return_loss_percent=None if directions is None else directions[1],
+        stateless=any(sample.reached is None for sample in ordered),
+        forward_delay_ms=state.forward_ms,
+        return_delay_ms=state.return_ms,
+        delay_clock=state.delay_clock,
+        clock_error_ms=state.clock_error_ms,
+        ttl=state.ttl,
+        path_changes=state.changes,
+        previous_ttl=None if change is None else change.previous_ttl,
     )
 
 
 def result_line(result: ProbeResult) -> str:
-    """One probe as ping prints it: ``seq=3 rtt=0.412 ms``, ``seq=4 timeout``, ``seq=5
+    """One probe as ping prints it: ``seq=3 rtt=0.412 ms`` (``ttl=62 rtt=…`` when the
+    reflector reports the TTL the probe reached it with), ``seq=4 timeout``, ``seq=5
     refused (port closed)`` or ``seq=6 'db.lan' does not resolve: …``."""
     if result.arrival == "port_closed":
         return f"seq={result.seq} refused (port closed)"
@@ -118,7 +180,8 @@ def result_line(result: ProbeResult) -> str:
     if result.rtt_ms is None:
         return f"seq={result.seq} timeout"
     suffix = {"on_time": "", "late": " (late)", "duplicate": " (DUP!)"}[result.arrival]
-    return f"seq={result.seq} rtt={result.rtt_ms:.3f} ms{suffix}"
+    ttl = "" if result.path is None or result.path.ttl is None else f" ttl={result.path.ttl}"
+    return f"seq={result.seq}{ttl} rtt={result.rtt_ms:.3f} ms{suffix}"
 
 
 def summary_lines(address: str, method: str, summary: Summary) -> list[str]:
@@ -141,4 +204,31 @@ def summary_lines(address: str, method: str, summary: Summary) -> list[str]:
             f"quality {summary.quality_score:.1f} ({summary.band}, grade "
             f"{summary.grade}), MOS {summary.mos:.2f}"
         )
+    if summary.path is not None:
+        lines.append(path_line(summary.path))
     return lines
+
+
+def path_line(path: PathSummary) -> str:
+    """``forward/return loss = 10.0/0.0%, one-way delay = 0.031/0.012 ms (offset-affected),
+    ttl 62 (1 path change, was 63)``."""
+    if path.forward_loss_percent is not None and path.return_loss_percent is not None:
+        loss = f"forward/return loss = {path.forward_loss_percent:.1f}/"
+        loss += f"{path.return_loss_percent:.1f}%"
+    elif path.stateless:
+        loss = "direction unknown (stateless reflector)"
+    else:
+        loss = "direction unknown (too few replies)"
+    delay = ""
+    if path.forward_delay_ms is not None and path.return_delay_ms is not None:
+        delay = f", one-way delay = {path.forward_delay_ms:.3f}/{path.return_delay_ms:.3f} ms" + (
+            "" if path.delay_clock == "synchronized" else " (offset-affected)"
+        )
+    if path.ttl is None:
+        ttl = ", ttl not reported"
+    elif path.previous_ttl is None:
+        ttl = f", ttl {path.ttl}"
+    else:
+        changes = "1 path change" if path.path_changes == 1 else f"{path.path_changes} path changes"
+        ttl = f", ttl {path.ttl} ({changes}, was {path.previous_ttl})"
+    return loss + delay + ttl
