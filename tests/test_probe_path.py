@@ -326,6 +326,16 @@ async def test_a_reflector_that_forgets_the_session_starts_a_new_epoch():
     assert path.directions == (0.0, 0.0)
 
 
+async def test_probes_that_overtook_each_other_are_no_new_session():
+    def answer(probe: bytes, seq: int, now: int) -> bytes:
+        # Probes 20 and 21 swapped on the way out: the reflector numbered 21 first.
+        return rfc_reply(probe, {20: 21, 21: 20}.get(seq, seq), now)
+
+    async with StandIn(answer) as stand_in:
+        _, paths, _ = await probe_through(stand_in, 30)
+    assert {path.epoch for path in paths if path is not None} == {0}
+
+
 async def test_stamp_probes_are_44_octets_and_padding_is_the_targets():
     sizes: list[int] = []
 

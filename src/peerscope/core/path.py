@@ -24,7 +24,7 @@ counts the hops out; a change is a path change.
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from typing import Literal, NamedTuple
 
 DelayClock = Literal["synchronized", "offset-affected"]
@@ -53,10 +53,19 @@ class PathChange(NamedTuple):
 
 
 class PathState:
-    """The recent samples of one peer's path, and what they add up to."""
+    """The recent samples of one peer's path, and what they add up to.
+
+    Only the counts of the last ``window`` samples are kept, in one ring of machine ints
+    (24 octets a sample: a peer probed by TWAMP keeps 2.4 KB at the default window, not
+    a tuple per reply); the delays and the TTL are folded in as they come.
+    """
 
     __slots__ = (
-        "_samples",
+        "_counts",
+        "_epoch",
+        "_next",
+        "_size",
+        "_window",
         "changes",
         "clock_error_ms",
         "forward_ms",
@@ -67,7 +76,12 @@ class PathState:
     )
 
     def __init__(self, window: int = 100) -> None:
-        self._samples: deque[PathSample] = deque(maxlen=window)
+        self._window = window
+        # (sent, reached, answered) of each kept sample; reached −1: the reflector did not say
+        self._counts = array("q", bytes(24 * window))
+        self._next = 0  # where the next sample goes
+        self._size = 0
+        self._epoch = 0
         self.forward_ms: float | None = None
         self.return_ms: float | None = None
         self.synchronized = False
@@ -78,10 +92,14 @@ class PathState:
 
     def add(self, sample: PathSample, now: float) -> PathChange | None:
         """Take in a sample; the path change it shows (a new TTL), if any."""
-        samples = self._samples
-        if samples and samples[-1].epoch != sample.epoch:
-            samples.clear()  # a new session: counts restarted
-        samples.append(sample)
+        if sample.epoch != self._epoch:
+            self._epoch, self._size = sample.epoch, 0  # a new session: counts restarted
+        at = 3 * self._next
+        self._counts[at : at + 3] = array(
+            "q", (sample.sent, -1 if sample.reached is None else sample.reached, sample.answered)
+        )
+        self._next = (self._next + 1) % self._window
+        self._size = min(self._size + 1, self._window)
         if self.forward_ms is None or self.return_ms is None:
             self.forward_ms, self.return_ms = sample.forward_ms, sample.return_ms
         else:
@@ -103,17 +121,17 @@ class PathState:
     def directions(self) -> tuple[float, float] | None:
         """(forward, return) loss in % of the probes sent over the recent samples; None
         while the reflector does not number per session or fewer than two samples span it."""
-        samples = self._samples
-        if len(samples) < 2:
+        if self._size < 2:
             return None
-        first, last = samples[0], samples[-1]
-        if first.reached is None or last.reached is None:
+        counts, window = self._counts, self._window
+        newest = 3 * ((self._next - 1) % window)
+        oldest = 3 * ((self._next - self._size) % window)
+        first_reached, last_reached = counts[oldest + 1], counts[newest + 1]
+        sent = counts[newest] - counts[oldest]
+        if first_reached < 0 or last_reached < 0 or sent <= 0:
             return None
-        sent = last.sent - first.sent
-        if sent <= 0:
-            return None
-        reached = min(sent, max(0, last.reached - first.reached))
-        answered = min(reached, max(0, last.answered - first.answered))
+        reached = min(sent, max(0, last_reached - first_reached))
+        answered = min(reached, max(0, counts[newest + 2] - counts[oldest + 2]))
         return (sent - reached) * 100.0 / sent, (reached - answered) * 100.0 / sent
 
     @property

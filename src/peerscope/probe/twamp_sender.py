@@ -62,6 +62,10 @@ from peerscope.probe.udp import Address, UdpEndpoint
 
 logger = logging.getLogger(__name__)
 _SEQ_MASK = 0xFFFFFFFF
+# How far probes may overtake each other on the way out before a lower reflector seq means
+# that it numbers from 0 again rather than that the probes were reordered (less early in a
+# session: half the count so far).
+_REORDERED = 64
 _NS = 1_000_000_000
 _FIRST_SLOTS = 1024
 
@@ -124,8 +128,12 @@ class _Session:
             # numbered more than we sent had counted before we came (a session of ours it
             # kept, another sender's): take what it has as our start.
             base = self.base = max(0, reflector_seq - (ordinal - self.start))
-        elif reflector_seq < self.last_reached and ordinal > self.last_ordinal:
-            # It numbers from 0 again: it forgot the session (idle, restarted). Counts restart.
+        elif (
+            reflector_seq < self.last_reached - min(_REORDERED, self.last_reached // 2)
+            and ordinal > self.last_ordinal
+        ):
+            # It numbers from 0 again: it forgot the session (idle, restarted). Counts
+            # restart. (A later probe numbered a little lower only overtook an earlier one.)
             self.epoch += 1
             self.start = ordinal
             self.answered = 0
