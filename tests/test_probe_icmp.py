@@ -70,7 +70,7 @@ async def test_replies_are_matched_to_their_probe_across_many_targets():
             (address, 1000 + n) for n, address in enumerate(addresses)
         )
         assert all(0.0 <= rtt_ms < 50.0 for _, _, rtt_ms in replies.got)
-        assert (pinger.rejected, pinger.unmatched, pinger.errors) == (0, 0, 0)
+        assert (pinger.malformed, pinger.unmatched, pinger.errors) == (0, 0, 0)
         assert list(pinger._sockets) == [socket.AF_INET]  # one socket for all 300
     finally:
         await pinger.close()
@@ -157,12 +157,12 @@ async def test_foreign_and_garbled_replies_are_dropped_and_counted():
         captured.answer(request, "127.0.0.9")  # another address than the probe went to
         _, _, _, _, _, sent_ns = ECHO.unpack(request)
         captured.answer(request, "127.0.0.2", payload=sent_ns ^ 0xFF)  # garbled payload
-        assert (pinger.unmatched, pinger.rejected) == (2, 0)
+        assert (pinger.unmatched, pinger.malformed) == (2, 0)
         captured.echo.received(b"\x45" + bytes(19) + b"\x00\x00", ("127.0.0.2", 0), sent_ns)
-        assert pinger.rejected == 1  # too short to be an echo reply
+        assert pinger.malformed == 1  # too short to be an echo reply
         if captured.echo.raw:  # a datagram socket never sees another identifier's replies
             captured.answer(request, "127.0.0.2", identifier=captured.echo.identifier ^ 1)
-            assert pinger.rejected == 2
+            assert pinger.malformed == 2
         assert replies.got == []
     finally:
         await pinger.close()
@@ -273,7 +273,7 @@ async def test_where_only_raw_sockets_are_allowed_the_raw_one_answers(monkeypatc
         assert echo.raw
         assert denied.kinds == [socket.SOCK_DGRAM, socket.SOCK_RAW]
         # The kernel's filter passes echo replies only: not the 20 requests sent to ourselves.
-        assert (pinger.rejected, pinger.unmatched) == (0, 0)
+        assert (pinger.malformed, pinger.unmatched) == (0, 0)
     finally:
         await pinger.close()
 

@@ -94,10 +94,10 @@ class PathState:
         """Take in a sample; the path change it shows (a new TTL), if any."""
         if sample.epoch != self._epoch:
             self._epoch, self._size = sample.epoch, 0  # a new session: counts restarted
-        at = 3 * self._next
-        self._counts[at : at + 3] = array(
-            "q", (sample.sent, -1 if sample.reached is None else sample.reached, sample.answered)
-        )
+        counts, at = self._counts, 3 * self._next
+        counts[at] = sample.sent
+        counts[at + 1] = -1 if sample.reached is None else sample.reached
+        counts[at + 2] = sample.answered
         self._next = (self._next + 1) % self._window
         self._size = min(self._size + 1, self._window)
         if self.forward_ms is None or self.return_ms is None:

@@ -67,7 +67,7 @@ _identifiers = itertools.count(os.getpid())  # one per raw socket of this proces
 class _EchoSocket:
     """One family's ICMP socket, datagram if allowed, else raw: writes echo requests, picks
     the echo replies to them out of what it reads, and hands each to the pinger (counting
-    the rest in its ``rejected``). PermissionError if neither kind may be opened."""
+    the rest in its ``malformed``). PermissionError if neither kind may be opened."""
 
     def __init__(self, family: int, pinger: IcmpPinger) -> None:
         self.family = family
@@ -131,11 +131,11 @@ class _EchoSocket:
     def received(self, data: bytes, address: Address, arrived_ns: int) -> None:
         start = (data[0] & 0x0F) << 2 if self._ipv4_raw and data else 0
         if len(data) < start + ECHO.size:
-            self._pinger.rejected += 1
+            self._pinger.malformed += 1
             return
         kind, code, _, identifier, wire_seq, sent_ns = ECHO.unpack_from(data, start)
         if kind != self._reply_type or code != 0 or (self.raw and identifier != self.identifier):
-            self._pinger.rejected += 1
+            self._pinger.malformed += 1
             return
         self._pinger.echoed(wire_seq, sent_ns, address[0], arrived_ns)
 
@@ -217,7 +217,7 @@ class IcmpPinger:
         # Probes asked for and not yet sent: (socket, address, caller's seq, handler).
         self._outbox: list[tuple[_EchoSocket, str, int, ReplyHandler]] = []
         self.unavailable: str | None = None  # why ICMP cannot be used here, once known
-        self.rejected = 0  # datagrams that are no echo reply to this pinger
+        self.malformed = 0  # datagrams that are no echo reply to this pinger
         self.unmatched = 0  # echo replies to no remembered probe, or from the wrong address
 
     @property
