@@ -425,7 +425,7 @@ def test_a_render_in_slices_is_what_generate_latest_writes_in_one_go(clock):
     whole = generate_latest(MonitorCollector(monitor).registry)
     assert b"".join(pieces) == whole
     assert render(monitor)[0] == whole
-    assert len(pieces) == 1 + 18 * 3  # the head, then each of 18 families per slice
+    assert len(pieces) == 1 + 22 * 3  # the head, then each of 22 families per slice
     up = {
         sample.labels["peer_id"]: sample.labels
         for sample in Scrape(monitor).samples["peerscope_peer_up"]
