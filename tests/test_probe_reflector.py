@@ -40,12 +40,14 @@ async def rtts(port: int, count: int, interval_s: float, timeout_s: float = 1.0)
 async def test_reply_carries_the_probe_and_both_reflector_timestamps():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.settimeout(5)
+        default_ttl = client.getsockopt(socket.IPPROTO_IP, socket.IP_TTL)  # 64 on Linux
         async with Reflector() as reflector:
             probe = SenderPacket(seq=42, timestamp=123456789, padding=100)
             await asyncio.to_thread(client.sendto, probe.encode(), ("127.0.0.1", reflector.port))
             data, _ = await asyncio.to_thread(client.recvfrom, 2048)
     reply = ReflectorPacket.decode(data)
-    assert (reply.sender_seq, reply.sender_timestamp, reply.sender_ttl) == (42, 123456789, 255)
+    assert (reply.seq, reply.sender_seq, reply.sender_timestamp) == (0, 42, 123456789)
+    assert reply.sender_ttl == default_ttl
     assert reply.timestamp >= reply.receive_timestamp > 0
     assert len(data) == len(probe.encode()) == REFLECTOR_SIZE + 100 - 27
     assert reflector.reflected == 1
@@ -269,7 +271,7 @@ async def test_the_table_of_sources_stays_bounded():
     reflector = Reflector(max_sources=1000)
     probe = SenderPacket(1, 2).encode()
     for i in range(50_000):
-        reflector._received(probe, (f"127.{i >> 16}.{(i >> 8) & 255}.{i & 255}", 9), 0)
+        reflector._received(0, probe, (f"127.{i >> 16}.{(i >> 8) & 255}.{i & 255}", 9), 0, None)
         assert reflector.sources <= 1000
     assert reflector.sources == 1000
     assert (reflector.rate_limited, reflector.rejected) == (0, 0)
