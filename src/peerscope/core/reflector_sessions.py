@@ -29,9 +29,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Literal
 
 from peerscope.core.validation import validate_count, validate_number
 
+ReflectorMode = Literal["stateful", "stateless"]  # stateless: the sender's seq, copied
 DEFAULT_SESSION_IDLE_S = 900.0  # RFC 5357 §4.2, REFWAIT
 # About 200 bytes a session (its key, two numbers, the table's slot): 16,384 take ~3.2 MiB,
 # as many as the reflector's rate table keeps addresses (core.admission).

@@ -58,11 +58,13 @@ from peerscope.core.admission import (
     DEFAULT_BURST,
     DEFAULT_MAX_SOURCES,
     DEFAULT_RATE_LIMIT,
+    ReflectorUnpadded,
     SourceGate,
 )
 from peerscope.core.reflector_sessions import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_IDLE_S,
+    ReflectorMode,
     ReflectorSessions,
 )
 from peerscope.core.validation import validate_number
@@ -78,8 +80,6 @@ from peerscope.probe.twamp import (
 from peerscope.probe.udp import Address, UdpEndpoint
 
 Distribution = Literal["uniform", "normal"]
-Mode = Literal["stateful", "stateless"]
-Unpadded = Literal["refuse", "answer"]
 DEFAULT_PORT = 8701
 STAMP_PORT = 862  # RFC 8762 §4; below 1024: root or CAP_NET_BIND_SERVICE to bind it
 # Senders of unpadded probes named in the log, each once. A forger cycling through source
@@ -108,10 +108,10 @@ class Reflector:
         burst: int = DEFAULT_BURST,
         max_sources: int = DEFAULT_MAX_SOURCES,
         allow: Iterable[str] = (),
-        mode: Mode = "stateful",
+        mode: ReflectorMode = "stateful",
         session_idle_s: float = DEFAULT_SESSION_IDLE_S,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
-        unpadded: Unpadded = "refuse",
+        unpadded: ReflectorUnpadded = "refuse",
         clock: ClockWatch | None = None,
     ) -> None:
         self.network_delay_ms = validate_number(network_delay_ms, "network_delay_ms", high=60_000.0)
