@@ -72,6 +72,8 @@ async def test_garbage_gets_no_answer_and_the_reflector_keeps_answering():
             with pytest.raises(TimeoutError):
                 await asyncio.to_thread(client.recvfrom, 2048)
             assert reflector.rejected == len(garbage)
+            # The HTTP request's 18 octets pass for a probe's header too: unpadded.
+            assert (reflector.malformed, reflector.unpadded) == (len(garbage) - 2, 2)
             # Garbage spends no source's rate and takes no place in the table.
             assert (reflector.sources, reflector.rate_limited, reflector.not_allowed) == (0, 0, 0)
             assert len(await rtts(reflector.port, 5, 0.01)) == 5
@@ -317,9 +319,13 @@ async def test_serve_answers_probes_within_its_settings():
         assert health["reflector"] == {
             "reflected": 2,
             "rejected": 0,
+            "malformed": 0,
+            "unpadded": 0,
             "not_allowed": 3,
             "rate_limited": 3,
             "sources": 1,
+            "sessions": 1,
+            "sessions_evicted": 0,
         }
     finally:
         task.cancel()
