@@ -195,6 +195,7 @@ class Reflector:
         """Bind and start answering; returns the bound port (``port=0`` picks a free one)."""
         if self._endpoints:
             raise RuntimeError("reflector already started")
+        self.stamp_port = None
         self.port = await self._listen(host, port, "port")
         return self.port
 
