@@ -124,12 +124,29 @@ def test_an_invalid_reflector_allow_entry_is_named(allow, line):
         ("reflector_rate_limit", float("inf"), "a finite number"),
         ("reflector_burst", 0, "greater than or equal to 1"),
         ("reflector_max_sources", 0, "greater than or equal to 1"),
+        ("reflector_mode", "both", "'stateful' or 'stateless'"),
+        ("reflector_session_idle_s", 0, "greater than 0"),
+        ("reflector_session_idle_s", float("nan"), "a finite number"),
+        ("reflector_session_idle_s", 86_401, "less than or equal to 86400"),
+        ("reflector_max_sessions", 0, "greater than or equal to 1"),
+        ("reflector_unpadded", "drop", "'refuse' or 'answer'"),
+        ("reflector_stamp_port", -1, "greater than or equal to 0"),
+        ("reflector_stamp_port", 65536, "less than or equal to 65535"),
     ],
 )
 def test_reflector_limits_are_checked(field, value, message):
     with pytest.raises(SettingsError) as refused:
         Settings.load(**{field: value})
     assert str(refused.value) == f"{field}: Input should be {message}"
+
+
+def test_the_stamp_port_must_differ_from_the_reflectors():
+    with pytest.raises(SettingsError) as refused:
+        Settings.load(reflector_port=8701, reflector_stamp_port=8701)
+    assert str(refused.value) == (
+        "reflector_stamp_port: 8701 is reflector_port already; pick another port, or 0 for none"
+    )
+    assert Settings.load(reflector_port=0, reflector_stamp_port=0).reflector_stamp_port == 0
 
 
 def test_the_reflectors_defaults_are_the_settings_defaults():
@@ -140,18 +157,31 @@ def test_the_reflectors_defaults_are_the_settings_defaults():
         settings.reflector_burst,
         settings.reflector_max_sources,
         settings.reflector_allow,
-    ) == (2000.0, 2000, 16_384, [])
+        settings.reflector_mode,
+        settings.reflector_session_idle_s,
+        settings.reflector_max_sessions,
+        settings.reflector_unpadded,
+        settings.reflector_stamp_port,
+    ) == (2000.0, 2000, 16_384, [], "stateful", 900.0, 16_384, "refuse", 0)
     defaults = inspect.signature(Reflector).parameters
     assert (
         defaults["rate_limit"].default,
         defaults["burst"].default,
         defaults["max_sources"].default,
         tuple(defaults["allow"].default),
+        defaults["mode"].default,
+        defaults["session_idle_s"].default,
+        defaults["max_sessions"].default,
+        defaults["unpadded"].default,
     ) == (
         settings.reflector_rate_limit,
         settings.reflector_burst,
         settings.reflector_max_sources,
         tuple(settings.reflector_allow),
+        settings.reflector_mode,
+        settings.reflector_session_idle_s,
+        settings.reflector_max_sessions,
+        settings.reflector_unpadded,
     )
     assert (reflector.rate_limited, reflector.not_allowed, reflector.sources) == (0, 0, 0)
 

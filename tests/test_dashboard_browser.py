@@ -333,6 +333,7 @@ async def test_a_peer_whose_reflector_stops_turns_degraded_then_disconnected():
         path_text = await page.locator("#peer-path").inner_text()
         assert "out: loss 0.0 %, delay " in path_text, path_text
         assert "back: loss 0.0 %, delay " in path_text, path_text
+        assert re.search(r"TTL at reflector \d+", path_text), path_text  # as the probes arrived
     assert browser.errors == []
 
 

@@ -40,12 +40,14 @@ async def rtts(port: int, count: int, interval_s: float, timeout_s: float = 1.0)
 async def test_reply_carries_the_probe_and_both_reflector_timestamps():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.settimeout(5)
+        default_ttl = client.getsockopt(socket.IPPROTO_IP, socket.IP_TTL)  # 64 on Linux
         async with Reflector() as reflector:
             probe = SenderPacket(seq=42, timestamp=123456789, padding=100)
             await asyncio.to_thread(client.sendto, probe.encode(), ("127.0.0.1", reflector.port))
             data, _ = await asyncio.to_thread(client.recvfrom, 2048)
     reply = ReflectorPacket.decode(data)
-    assert (reply.sender_seq, reply.sender_timestamp, reply.sender_ttl) == (42, 123456789, 255)
+    assert (reply.seq, reply.sender_seq, reply.sender_timestamp) == (0, 42, 123456789)
+    assert reply.sender_ttl == default_ttl
     assert reply.timestamp >= reply.receive_timestamp > 0
     assert len(data) == len(probe.encode()) == REFLECTOR_SIZE + 100 - 27
     assert reflector.reflected == 1
@@ -70,6 +72,8 @@ async def test_garbage_gets_no_answer_and_the_reflector_keeps_answering():
             with pytest.raises(TimeoutError):
                 await asyncio.to_thread(client.recvfrom, 2048)
             assert reflector.rejected == len(garbage)
+            # The HTTP request's 18 octets pass for a probe's header too: unpadded.
+            assert (reflector.malformed, reflector.unpadded) == (len(garbage) - 2, 2)
             # Garbage spends no source's rate and takes no place in the table.
             assert (reflector.sources, reflector.rate_limited, reflector.not_allowed) == (0, 0, 0)
             assert len(await rtts(reflector.port, 5, 0.01)) == 5
@@ -269,7 +273,7 @@ async def test_the_table_of_sources_stays_bounded():
     reflector = Reflector(max_sources=1000)
     probe = SenderPacket(1, 2).encode()
     for i in range(50_000):
-        reflector._received(probe, (f"127.{i >> 16}.{(i >> 8) & 255}.{i & 255}", 9), 0)
+        reflector._received(0, probe, (f"127.{i >> 16}.{(i >> 8) & 255}.{i & 255}", 9), 0, None)
         assert reflector.sources <= 1000
     assert reflector.sources == 1000
     assert (reflector.rate_limited, reflector.rejected) == (0, 0)
@@ -315,9 +319,13 @@ async def test_serve_answers_probes_within_its_settings():
         assert health["reflector"] == {
             "reflected": 2,
             "rejected": 0,
+            "malformed": 0,
+            "unpadded": 0,
             "not_allowed": 3,
             "rate_limited": 3,
             "sources": 1,
+            "sessions": 1,
+            "sessions_evicted": 0,
         }
     finally:
         task.cancel()

@@ -99,6 +99,10 @@ class Agent:
                 burst=settings.reflector_burst,
                 max_sources=settings.reflector_max_sources,
                 allow=settings.reflector_allow,
+                mode=settings.reflector_mode,
+                session_idle_s=settings.reflector_session_idle_s,
+                max_sessions=settings.reflector_max_sessions,
+                unpadded=settings.reflector_unpadded,
             )
             if settings.reflector_enabled
             else None
@@ -237,7 +241,10 @@ class Agent:
             history = f"in {store.path}"
         parts = [f"metrics at {url}{METRICS_PATH}"]
         if reflector is not None:
-            parts.append(f"reflector on UDP {settings.reflector_host}:{reflector.port}")
+            ports = f"{reflector.port}" + (
+                "" if reflector.stamp_port is None else f" and {reflector.stamp_port} (STAMP)"
+            )
+            parts.append(f"reflector on UDP {settings.reflector_host}:{ports}")
         parts += [f"{peers} peer{'' if peers == 1 else 's'} configured", f"history {history}"]
         log.info(
             "serving %s (%s)",
@@ -247,6 +254,7 @@ class Agent:
                 "url": url,
                 "metrics_path": METRICS_PATH,
                 "reflector_port": None if reflector is None else reflector.port,
+                "reflector_stamp_port": None if reflector is None else reflector.stamp_port,
                 "peers": peers,
                 "history": None if store is None else store.path,
             },
@@ -284,6 +292,22 @@ async def _start_reflector(reflector: Reflector, settings: Settings) -> None:
             change_port="set another reflector_port (--reflector-port or "
             "PEERSCOPE_REFLECTOR_PORT), or reflector_enabled = false "
             "(--no-reflector)",
+        ) from None
+    if not settings.reflector_stamp_port:
+        return
+    try:
+        await reflector.start_stamp(settings.reflector_host, settings.reflector_stamp_port)
+    except OSError as error:
+        reflector.stop()
+        raise _cannot_listen(
+            error,
+            "UDP",
+            settings.reflector_host,
+            settings.reflector_stamp_port,
+            host_setting="reflector_host",
+            port_setting="reflector_stamp_port",
+            change_port="set another reflector_stamp_port (PEERSCOPE_REFLECTOR_STAMP_PORT), "
+            "or 0 for none",
         ) from None
 
 

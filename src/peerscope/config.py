@@ -43,6 +43,7 @@ from peerscope.core.admission import (
     DEFAULT_BURST,
     DEFAULT_MAX_SOURCES,
     DEFAULT_RATE_LIMIT,
+    ReflectorUnpadded,
     parse_network,
 )
 from peerscope.core.probe_target import (
@@ -55,6 +56,12 @@ from peerscope.core.probe_target import (
     check_padding,
 )
 from peerscope.core.quality import QualityConfig, StatusRules
+from peerscope.core.reflector_sessions import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_IDLE_S,
+    MAX_SESSION_IDLE_S,
+    ReflectorMode,
+)
 from peerscope.core.validation import validate_id, validate_labels, validate_text
 from peerscope.logs import LogFormat, LogLevel, check_format, check_level
 from peerscope.store_settings import StoreSettings
@@ -316,6 +323,36 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Networks (CIDR) or addresses whose probes the reflector answers (none: any).",
     )
+    reflector_mode: ReflectorMode = Field(
+        "stateful",
+        description="Reply sequence numbers: per test session from 0, so senders can split "
+        "loss by direction (stateful), or the sender's own, copied (stateless, RFC 8762).",
+    )
+    reflector_session_idle_s: float = Field(
+        DEFAULT_SESSION_IDLE_S,
+        gt=0,
+        le=MAX_SESSION_IDLE_S,
+        allow_inf_nan=False,
+        description="Seconds without a probe after which a sender's test session ends "
+        "(RFC 5357's REFWAIT); its next probe starts again at 0.",
+    )
+    reflector_max_sessions: int = Field(
+        DEFAULT_MAX_SESSIONS,
+        ge=1,
+        description="Test sessions the reflector keeps; past it the one idle longest is forgotten.",
+    )
+    reflector_unpadded: ReflectorUnpadded = Field(
+        "refuse",
+        description="Probes shorter than the 41-octet reply: refused (no reply, so the "
+        "reflector never amplifies) or answered.",
+    )
+    reflector_stamp_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="A second UDP port the reflector answers on, e.g. STAMP's 862 (needs root "
+        "or CAP_NET_BIND_SERVICE); 0: none.",
+    )
     probe_interval: float = Field(
         1.0, ge=0.001, le=3600, description="Seconds between probe rounds to each peer."
     )
@@ -362,6 +399,16 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         for entry in value:
             parse_network(entry)
+        return value
+
+    @field_validator("reflector_stamp_port")
+    @classmethod
+    def _second_port(cls, value: int, info: ValidationInfo) -> int:
+        if value and value == info.data.get("reflector_port"):
+            raise ValueError(
+                f"reflector_stamp_port: {value} is reflector_port already; pick another "
+                "port, or 0 for none"
+            )
         return value
 
     @field_validator("token")

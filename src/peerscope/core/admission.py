@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from typing import Literal
 
 from peerscope.core.validation import validate_count, validate_number
 
@@ -43,6 +44,10 @@ DEFAULT_BURST = 2000
 # About 170 bytes an address (its string, the time, the table's slot): 16,384 take ~2.7 MiB.
 DEFAULT_MAX_SOURCES = 16_384
 
+# What the reflector does with a probe shorter than its reply (RFC 5357 asks senders to pad
+# by 27 octets): answering it sends more bytes than came in, toward whatever address the
+# probe claims, so refusing is the default.
+ReflectorUnpadded = Literal["refuse", "answer"]
 Network = IPv4Network | IPv6Network
 _MAPPED = IPv6Network("::ffff:0:0/96")
 

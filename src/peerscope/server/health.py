@@ -64,9 +64,13 @@ def build_health_router(
             else {
                 "reflected": answering.reflected,
                 "rejected": answering.rejected,
+                "malformed": answering.malformed,
+                "unpadded": answering.unpadded,
                 "not_allowed": answering.not_allowed,
                 "rate_limited": answering.rate_limited,
                 "sources": answering.sources,
+                "sessions": answering.sessions,
+                "sessions_evicted": answering.sessions_evicted,
             },
             "store": None if store is None else store_status(store),
         }

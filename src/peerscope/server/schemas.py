@@ -219,12 +219,24 @@ class Sessions(BaseModel):
 
 class ReflectorCounts(BaseModel):
     reflected: int = Field(description="Probes answered.")
-    rejected: int = Field(description="Datagrams that were not TWAMP-Test probes, unanswered.")
+    rejected: int = Field(
+        description="Datagrams not answered for what they are: malformed + unpadded."
+    )
+    malformed: int = Field(description="Datagrams that were not TWAMP-Test probes.")
+    unpadded: int = Field(
+        description="Probes shorter than the 41-octet reply, refused (reflector_unpadded)."
+    )
     not_allowed: int = Field(description="Probes from senders outside reflector_allow.")
     rate_limited: int = Field(
         description="Probes over a sender's reflector_rate_limit / reflector_burst."
     )
     sources: int = Field(description="Sender addresses whose rate is being tracked.")
+    sessions: int = Field(
+        description="Test sessions (sender address and port) whose sequence numbers are kept."
+    )
+    sessions_evicted: int = Field(
+        description="Sessions forgotten to make room past reflector_max_sessions."
+    )
 
 
 class StoreStatus(BaseModel):
