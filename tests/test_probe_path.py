@@ -366,6 +366,27 @@ async def test_the_clocks_synchronisation_is_both_ends_word():
     assert first.clock_error_ms > 0
 
 
+async def test_the_prober_counts_what_its_sockets_could_not_use():
+    from peerscope.probe.prober import Prober
+
+    def answer(probe: bytes, seq: int, now: int) -> bytes:
+        return rfc_reply(probe, seq, now)[:30] if seq % 2 else rfc_reply(probe, seq, now)
+
+    monitor = Monitor(Settings(enable_system_metrics=False))
+    async with StandIn(answer) as stand_in:
+        prober = Prober(monitor, interval_s=0.01, timeout_s=1.0)
+        prober.add(ProbeTarget.parse(f"127.0.0.1:{stand_in.port}", peer_id="half"))
+        async with prober:
+            while stand_in.received < 10:
+                await asyncio.sleep(0.01)
+            prober.remove("half")
+            await asyncio.sleep(0.5)  # the last replies read
+            counts = prober.counts()
+    assert counts["sent"] == stand_in.received >= 10
+    assert counts["malformed"] == stand_in.received // 2
+    assert (counts["unmatched"], counts["errors"]) == (0, 0)
+
+
 # --- through the Monitor --------------------------------------------------------------------
 
 

@@ -86,7 +86,11 @@ async def test_a_posted_peer_is_probed_for_real_and_deleted():
         assert peer["status"] == "connected"
         assert peer["labels"] == {"region": "eu", "probe_method": "twamp"}
         assert reflector.reflected >= 1
-        assert (await http.get("/api/health")).json()["probed_peers"] == 1
+        health = (await http.get("/api/health")).json()
+        assert health["probed_peers"] == 1
+        prober = health["prober"]
+        assert prober["sent"] >= 1
+        assert (prober["malformed"], prober["unmatched"], prober["errors"]) == (0, 0, 0)
 
         assert (await http.delete("/api/peers/agent-b")).status_code == 204
         assert (await http.get("/api/peers")).json()["peers"] == []

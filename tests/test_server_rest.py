@@ -386,6 +386,7 @@ async def test_health(seeded: LiveServer):
         "peers": 4,
         "websocket_subscribers": 0,
         "probed_peers": 0,
+        "prober": {"sent": 0, "malformed": 0, "unmatched": 0, "errors": 0},
         "reflector_port": None,
         "reflector": None,
         "store": None,  # no history store (tests/test_server_history.py has one)

@@ -181,6 +181,19 @@ class Prober:
         self.sink.remove_peer(peer_id)
         return True
 
+    def counts(self) -> dict[str, int]:
+        """Probes sent, and what the methods' sockets got that they could not use, over
+        the methods open now (``malformed``, ``unmatched``; ``errors``: refused sends and
+        receive errors)."""
+        methods = self._methods.values()
+        return {
+            "sent": self.sent,
+            **{
+                name: sum(getattr(method, name, 0) for method in methods)
+                for name in ("malformed", "unmatched", "errors")
+            },
+        }
+
     def targets(self) -> list[ProbeTarget]:
         return [entry.target for entry in self._entries.values()]
 

@@ -58,6 +58,7 @@ def build_health_router(
             "peers": len(monitor.peer_ids),
             "websocket_subscribers": len(broadcaster),
             "probed_peers": 0 if prober is None else len(prober.targets()),
+            "prober": None if prober is None else prober.counts(),
             "reflector_port": None if answering is None else answering.port,
             "reflector": None
             if answering is None

@@ -239,6 +239,16 @@ class ReflectorCounts(BaseModel):
     )
 
 
+class ProberCounts(BaseModel):
+    sent: int = Field(description="Probes sent since the prober started.")
+    malformed: int = Field(
+        description="Datagrams on the probe sockets that were no reply, or echoed the wrong "
+        "timestamp."
+    )
+    unmatched: int = Field(description="Replies to no probe of ours (or long forgotten).")
+    errors: int = Field(description="Sends the kernel refused and receive errors.")
+
+
 class StoreStatus(BaseModel):
     path: str = Field(description="The database file, or :memory:.")
     error: str | None = Field(description="Why the last write failed; null once one succeeds.")
@@ -262,6 +272,9 @@ class Health(BaseModel):
     peers: int | None = None
     websocket_subscribers: int | None = None
     probed_peers: int | None = Field(None, description="Peers this agent probes (GET /api/peers).")
+    prober: ProberCounts | None = Field(
+        None, description="What the prober sent and could not use; null without a prober."
+    )
     reflector_port: int | None = Field(
         None, description="UDP port answering TWAMP Light probes; null when not answering."
     )
