@@ -99,7 +99,8 @@ def test_lines_and_summary_like_ping(reflector_port):
     forward, back = float(path.group(1)), float(path.group(2))
     assert 2.0 <= forward < 10.0
     assert 0.0 <= back < 2.0
-    assert forward + back == pytest.approx(average, abs=1.0)  # smoothed, not the mean
+    # Each sample's two add up to its RTT; smoothed, they are a weighted mean of the RTTs.
+    assert low - 0.002 <= forward + back <= high + 0.002
     assert len(lines) == 11
 
 
@@ -124,7 +125,7 @@ def test_json(reflector_port):
     assert summary["grade"] in ("A", "B")
     path = summary["path"]
     assert (path["forward_loss_percent"], path["return_loss_percent"]) == (0.0, 0.0)
-    assert path["stateless"] is False
+    assert summary["stateless_reflector"] is False
     assert 2.0 <= path["forward_delay_ms"] < 10.0
     assert path["delay_clock"] in ("synchronized", "offset-affected")
     assert path["path_changes"] == 0
@@ -505,5 +506,6 @@ def test_a_stateless_reflector_in_json(capsys):
     assert [r["path"]["reached"] for r in document["results"]] == [None, None]
     path = document["summary"]["path"]
     assert (path["forward_loss_percent"], path["return_loss_percent"]) == (None, None)
-    assert (path["stateless"], path["ttl"], path["path_changes"]) == (True, None, 0)
+    assert document["summary"]["stateless_reflector"] is True
+    assert (path["ttl"], path["path_changes"]) == (None, 0)
     assert path["delay_clock"] == "offset-affected"  # the reply's error estimate: S unset

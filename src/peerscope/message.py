@@ -17,7 +17,7 @@ from typing_extensions import TypedDict
 from peerscope.core.assessment import Derived
 from peerscope.core.kernel_tcp import TcpInfo
 from peerscope.core.model import Peer, PeerKind, ServerStats, SystemSample
-from peerscope.core.path import DelayClock, PathState
+from peerscope.core.path import PathFigures, PathState
 from peerscope.core.quality import STATUSES, Band, Grade, Status, Trend
 from peerscope.core.status_reason import StatusReason
 
@@ -39,25 +39,11 @@ class TcpEntry(TypedDict):
     delivery_rate_bps: int | None
 
 
-class PathEntry(TypedDict):
+class PathEntry(PathFigures):
     """Both directions of a peer's path, from its TWAMP or STAMP replies
-    (peerscope.core.path). Loss by direction is None while the reflector does not number
-    replies per session (stateless mode) or too few replies span it. One-way delays are
-    smoothed; ``delay_clock`` says whether both clocks claim synchronisation
-    ("synchronized") or the delays carry the clocks' offset ("offset-affected": only their
-    sum means something). ``ttl`` is the IP TTL the probes reached the reflector with
-    (None if it does not say); each change is a path change."""
+    (:class:`peerscope.core.path.PathFigures`), and when it last changed (epoch seconds)."""
 
-    forward_loss_percent: float | None
-    return_loss_percent: float | None
-    forward_delay_ms: float | None
-    return_delay_ms: float | None
-    delay_clock: DelayClock
-    clock_error_ms: float
-    ttl: int | None
-    path_changes: int
     last_path_change: float | None
-    previous_ttl: int | None
 
 
 class PeerEntry(TypedDict):
@@ -213,20 +199,8 @@ def client_entry(peer: Peer, now: float, derived: Derived) -> PeerEntry:
 
 
 def path_entry(path: PathState) -> PathEntry:
-    directions = path.directions
     change = path.last_change
-    return {
-        "forward_loss_percent": None if directions is None else directions[0],
-        "return_loss_percent": None if directions is None else directions[1],
-        "forward_delay_ms": path.forward_ms,
-        "return_delay_ms": path.return_ms,
-        "delay_clock": path.delay_clock,
-        "clock_error_ms": path.clock_error_ms,
-        "ttl": path.ttl,
-        "path_changes": path.changes,
-        "last_path_change": None if change is None else change.at,
-        "previous_ttl": None if change is None else change.previous_ttl,
-    }
+    return {**path.figures(), "last_path_change": None if change is None else change.at}
 
 
 def tcp_entry(info: TcpInfo | None) -> TcpEntry | None:

@@ -27,6 +27,8 @@ from __future__ import annotations
 from array import array
 from typing import Literal, NamedTuple
 
+from typing_extensions import TypedDict  # pydantic (the API) reads it on Python < 3.12
+
 DelayClock = Literal["synchronized", "offset-affected"]
 _SMOOTHING = 1.0 / 16.0  # RFC 3550's gain, as for jitter: a delay that moves shows in seconds
 
@@ -50,6 +52,26 @@ class PathChange(NamedTuple):
     at: float
     previous_ttl: int
     ttl: int
+
+
+class PathFigures(TypedDict):
+    """What a :class:`PathState` adds up to. Loss by direction is None while the reflector
+    does not number replies per session (stateless mode, one counter for every sender) or
+    fewer than two replies span it. One-way delays are smoothed; ``delay_clock`` says
+    whether both clocks claim synchronisation ("synchronized") or the delays carry the
+    clocks' offset ("offset-affected": only their sum means something). ``ttl`` is the IP
+    TTL the probes reached the reflector with (None if it does not say); each change is a
+    path change, ``previous_ttl`` the TTL before the last one."""
+
+    forward_loss_percent: float | None
+    return_loss_percent: float | None
+    forward_delay_ms: float | None
+    return_delay_ms: float | None
+    delay_clock: DelayClock
+    clock_error_ms: float
+    ttl: int | None
+    path_changes: int
+    previous_ttl: int | None
 
 
 class PathState:
@@ -137,3 +159,18 @@ class PathState:
     @property
     def delay_clock(self) -> DelayClock:
         return "synchronized" if self.synchronized else "offset-affected"
+
+    def figures(self) -> PathFigures:
+        directions = self.directions
+        change = self.last_change
+        return {
+            "forward_loss_percent": None if directions is None else directions[0],
+            "return_loss_percent": None if directions is None else directions[1],
+            "forward_delay_ms": self.forward_ms,
+            "return_delay_ms": self.return_ms,
+            "delay_clock": self.delay_clock,
+            "clock_error_ms": self.clock_error_ms,
+            "ttl": self.ttl,
+            "path_changes": self.changes,
+            "previous_ttl": None if change is None else change.previous_ttl,
+        }

@@ -10,37 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from peerscope.core import quality
-from peerscope.core.path import DelayClock, PathSample, PathState
+from peerscope.core.path import PathFigures, PathSample, PathState
 from peerscope.core.quality import Band, Grade, QualityConfig
 from peerscope.probe.one_shot import ProbeResult
 
 DEFAULT_CONFIG = QualityConfig()
-
-
-@dataclass(frozen=True, slots=True)
-class PathSummary:
-    """What a series' TWAMP or STAMP replies said of both directions, folded by
-    :class:`~peerscope.core.path.PathState` over every first reply, in arrival order.
-
-    Loss by direction is over the probes from the first answered one to the last (a
-    reflector's count says nothing of probes before or after); None when the reflector
-    does not number this session's probes (``stateless``: it copies the sender's seq, or
-    one counter numbers every sender's) or fewer than two replies came. One-way delays are
-    smoothed as the Monitor smooths them, and mean something alone only when
-    ``delay_clock`` is "synchronized". ``ttl`` is the last the reflector reported (None:
-    it did not say), ``path_changes`` how often it changed.
-    """
-
-    forward_loss_percent: float | None
-    return_loss_percent: float | None
-    stateless: bool
-    forward_delay_ms: float | None
-    return_delay_ms: float | None
-    delay_clock: DelayClock
-    clock_error_ms: float
-    ttl: int | None
-    path_changes: int
-    previous_ttl: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +45,13 @@ class Summary:
     quality_score: float | None
     grade: Grade | None
     band: Band | None
-    path: PathSummary | None = None  # TWAMP and STAMP, once a reply came
+    # TWAMP and STAMP, once a reply came: what the replies said of both directions, folded
+    # as a peer's PathState folds them (loss by direction over the probes from the first
+    # answered one to the last: a reflector's count says nothing of those before or after).
+    path: PathFigures | None = None
+    # Whether the reflector numbered this session's probes itself (else it copies the
+    # sender's seq, or one counter numbers every sender's: no direction).
+    stateless_reflector: bool = False
 
 
 def summarize(
@@ -96,6 +76,7 @@ def summarize(
     received = len(first)
     loss = 100.0 * (sent - received) / sent if sent else 0.0
     path = summarize_path(samples)
+    stateless = any(sample.reached is None for sample in samples)
     if not first:
         return Summary(
             sent,
@@ -115,6 +96,7 @@ def summarize(
             grade=None,
             band=None,
             path=path,
+            stateless_reflector=stateless,
         )
     rtts = [first[seq] for seq in sorted(first)]
     jitter = 0.0
@@ -140,10 +122,11 @@ def summarize(
         quality.grade(score, config),
         quality.quality_band(score, config),
         path,
+        stateless,
     )
 
 
-def summarize_path(samples: Iterable[PathSample]) -> PathSummary | None:
+def summarize_path(samples: Iterable[PathSample]) -> PathFigures | None:
     """Fold a series' path samples (in any order) as a peer's PathState folds them."""
     # A sample's answered count is its place among the session's replies, so sorting by
     # it restores the order they came in.
@@ -153,20 +136,7 @@ def summarize_path(samples: Iterable[PathSample]) -> PathSummary | None:
     state = PathState(window=len(ordered))
     for sample in ordered:
         state.add(sample, 0.0)  # the time of a change is not reported here
-    directions = state.directions
-    change = state.last_change
-    return PathSummary(
-        forward_loss_percent=None if directions is None else directions[0],
-        return_loss_percent=None if directions is None else directions[1],
-        stateless=any(sample.reached is None for sample in ordered),
-        forward_delay_ms=state.forward_ms,
-        return_delay_ms=state.return_ms,
-        delay_clock=state.delay_clock,
-        clock_error_ms=state.clock_error_ms,
-        ttl=state.ttl,
-        path_changes=state.changes,
-        previous_ttl=None if change is None else change.previous_ttl,
-    )
+    return state.figures()
 
 
 def result_line(result: ProbeResult) -> str:
@@ -205,30 +175,33 @@ def summary_lines(address: str, method: str, summary: Summary) -> list[str]:
             f"{summary.grade}), MOS {summary.mos:.2f}"
         )
     if summary.path is not None:
-        lines.append(path_line(summary.path))
+        lines.append(path_line(summary.path, stateless=summary.stateless_reflector))
     return lines
 
 
-def path_line(path: PathSummary) -> str:
+def path_line(path: PathFigures, *, stateless: bool) -> str:
     """``forward/return loss = 10.0/0.0%, one-way delay = 0.031/0.012 ms (offset-affected),
     ttl 62 (1 path change, was 63)``."""
-    if path.forward_loss_percent is not None and path.return_loss_percent is not None:
-        loss = f"forward/return loss = {path.forward_loss_percent:.1f}/"
-        loss += f"{path.return_loss_percent:.1f}%"
-    elif path.stateless:
+    if path["forward_loss_percent"] is not None and path["return_loss_percent"] is not None:
+        loss = f"forward/return loss = {path['forward_loss_percent']:.1f}/"
+        loss += f"{path['return_loss_percent']:.1f}%"
+    elif stateless:
         loss = "direction unknown (stateless reflector)"
     else:
         loss = "direction unknown (too few replies)"
     delay = ""
-    if path.forward_delay_ms is not None and path.return_delay_ms is not None:
-        delay = f", one-way delay = {path.forward_delay_ms:.3f}/{path.return_delay_ms:.3f} ms" + (
-            "" if path.delay_clock == "synchronized" else " (offset-affected)"
+    if path["forward_delay_ms"] is not None and path["return_delay_ms"] is not None:
+        delay = (
+            f", one-way delay = {path['forward_delay_ms']:.3f}/{path['return_delay_ms']:.3f} ms"
+            + ("" if path["delay_clock"] == "synchronized" else " (offset-affected)")
         )
-    if path.ttl is None:
+    if path["ttl"] is None:
         ttl = ", ttl not reported"
-    elif path.previous_ttl is None:
-        ttl = f", ttl {path.ttl}"
+    elif path["previous_ttl"] is None:
+        ttl = f", ttl {path['ttl']}"
     else:
-        changes = "1 path change" if path.path_changes == 1 else f"{path.path_changes} path changes"
-        ttl = f", ttl {path.ttl} ({changes}, was {path.previous_ttl})"
+        changes = (
+            "1 path change" if path["path_changes"] == 1 else f"{path['path_changes']} path changes"
+        )
+        ttl = f", ttl {path['ttl']} ({changes}, was {path['previous_ttl']})"
     return loss + delay + ttl
