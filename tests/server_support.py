@@ -115,6 +115,19 @@ class LiveServer:
 
 
 @contextlib.asynccontextmanager
+async def running_agent(agent: Agent) -> AsyncIterator[str]:
+    """``agent.run()`` (serve) until the block ends; yields its base URL once it listens."""
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(agent.run(on_ready=ready.set_result))
+    try:
+        yield await asyncio.wait_for(ready, 10)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
 async def live_server(
     monitor: Monitor, *, mounted: bool = False, port: int = 0, app: Any = None
 ) -> AsyncIterator[LiveServer]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import statistics
 
@@ -18,7 +17,7 @@ from peerscope.probe.one_shot import probe_series
 from peerscope.probe.prober import Prober
 from peerscope.probe.reflector import Reflector
 from peerscope.probe.twamp import REFLECTOR_SIZE, ReflectorPacket, SenderPacket
-from tests.server_support import eventually
+from tests.server_support import eventually, running_agent
 
 
 async def rtts(port: int, count: int, interval_s: float, timeout_s: float = 1.0) -> list[float]:
@@ -302,10 +301,7 @@ async def test_serve_answers_probes_within_its_settings():
         reflector_burst=2,
     )
     agent = Agent(Monitor(settings), port=0)
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(agent.run(on_ready=ready.set_result))
-    try:
-        await asyncio.wait_for(ready, 10)
+    async with running_agent(agent) as base:
         reflector = agent.reflector
         assert reflector is not None
         assert reflector.is_running
@@ -313,7 +309,7 @@ async def test_serve_answers_probes_within_its_settings():
         assert await exchange(reflector, "127.0.0.2", 5) == [0, 1]
         assert (reflector.not_allowed, reflector.rate_limited, reflector.reflected) == (3, 3, 2)
         # What was refused shows in the health details, for an operator to see.
-        async with httpx.AsyncClient(base_url=await ready, timeout=5.0) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=5.0) as http:
             health = (await http.get("/api/health")).json()
         assert health["reflector_port"] == reflector.port
         assert health["reflector"] == {
@@ -327,8 +323,4 @@ async def test_serve_answers_probes_within_its_settings():
             "sessions": 1,
             "sessions_evicted": 0,
         }
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     assert not agent.reflector.is_running  # stopped with the agent

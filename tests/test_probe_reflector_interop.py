@@ -27,7 +27,7 @@ from peerscope.probe.twamp import (
     SenderPacket,
     error_estimate_for,
 )
-from tests.server_support import eventually
+from tests.server_support import eventually, running_agent
 
 LOG = "peerscope.probe.reflector"
 
@@ -361,10 +361,7 @@ async def test_serve_answers_on_the_stamp_port_with_its_settings():
         reflector_stamp_port=await free_udp_port(),
     )
     agent = Agent(Monitor(settings), port=0)
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(agent.run(on_ready=ready.set_result))
-    try:
-        await asyncio.wait_for(ready, 10)
+    async with running_agent(agent):
         reflector = agent.reflector
         assert reflector is not None
         assert reflector.stamp_port == settings.reflector_stamp_port
@@ -372,10 +369,6 @@ async def test_serve_answers_on_the_stamp_port_with_its_settings():
             data = await ask(client, reflector.stamp_port, SenderPacket(41, 1, padding=0).encode())
         assert len(data) == REFLECTOR_SIZE  # unpadded, answered
         assert ReflectorPacket.decode(data).seq == 41  # stateless
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     assert not reflector.is_running
 
 
