@@ -423,7 +423,7 @@ def test_peer_labels_from_toml_reach_the_probe_target_and_bad_ones_are_named(tmp
 def test_a_device_peer_with_stamp_padding_and_dscp_and_bad_ones_named(tmp_path):
     config = tmp_path / "peers.toml"
     config.write_text(
-        "[[peers]]\naddress = '192.0.2.1'\nmethod = 'stamp'\ndscp = 46\n"
+        "[[peers]]\naddress = '192.0.2.1'\nmethod = 'stamp'\ndscp = 'EF'\n"
         "[[peers]]\naddress = '192.0.2.2:5000'\npadding = 100\n"
     )
     router, other = (spec.target() for spec in Settings.load(config).peers)
@@ -431,6 +431,11 @@ def test_a_device_peer_with_stamp_padding_and_dscp_and_bad_ones_named(tmp_path):
     assert (other.port, other.method, other.padding, other.dscp) == (5000, "twamp", 100, 0)
     for table, message in (
         ("dscp = 64", "peers[0].dscp: Input should be less than or equal to 63"),
+        (
+            "dscp = 'af5'",
+            "peers[0].dscp: must be 0..63 or a name (df, cs0..cs7, af11..af43, "
+            "ef, voice-admit, le), got 'af5'",
+        ),
         ("padding = -1", "peers[0].padding: Input should be greater than or equal to 0"),
         (
             "method = 'stamp'\npadding = 10",

@@ -46,6 +46,7 @@ from peerscope.core.admission import (
     ReflectorUnpadded,
     parse_network,
 )
+from peerscope.core.dscp import parse_dscp
 from peerscope.core.probe_target import (
     MAX_PADDING,
     TWAMP_PORT,
@@ -101,7 +102,10 @@ class PeerSpec(BaseModel):
         "(default 27 for twamp, 30 for stamp: replies as long as probes).",
     )
     dscp: int = Field(
-        0, ge=0, le=63, description="TWAMP/STAMP only: DSCP of the probes, 0..63 (46: EF)."
+        0,
+        ge=0,
+        le=63,
+        description="TWAMP/STAMP only: DSCP of the probes, 0..63 or a name (ef, af41, cs5…).",
     )
     address: str = Field(description="HOST, HOST:PORT, [IPv6] or [IPv6]:PORT.")
     labels: dict[str, str] = Field(
@@ -138,6 +142,16 @@ class PeerSpec(BaseModel):
             return check_padding(info.data.get("method", "twamp"), value)
         except ValueError as error:
             raise ValueError(str(error).removeprefix("padding: ")) from None
+
+    @field_validator("dscp", mode="before")
+    @classmethod
+    def _dscp_by_name(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_dscp(value)
+        except ValueError as error:
+            raise ValueError(str(error).removeprefix("dscp: ")) from None
 
     @field_validator("dscp")
     @classmethod
