@@ -359,7 +359,7 @@ def test_the_sender_remembers_probes_for_remember_s_and_grows_to_keep_them():
     here = ("127.0.0.1", 862)
     handlers = [lambda seq, rtt: None for _ in range(3000)]
     for wire_seq in range(3000):  # 3,000 within 3 s: more than the first 1,024 slots
-        sent.add(wire_seq, wire_seq * 10**6, here, wire_seq + 7, handlers[wire_seq], session, 0)
+        sent.add(wire_seq, wire_seq * 10**6, 0, here, wire_seq + 7, handlers[wire_seq], session, 0)
     slot = sent.find(5, 4 * 10**9, here)
     assert (sent._seqs[slot], sent._handlers[slot], sent._sent_ns[slot]) == (
         12,
@@ -372,6 +372,6 @@ def test_the_sender_remembers_probes_for_remember_s_and_grows_to_keep_them():
     assert sent.find(3000, 4 * 10**9, here) == -1  # never sent
     assert sent.find(5, 11 * 10**9, here) == -1  # forgotten after 10 s
     # A probe older than remember_s gives up its slot rather than grow the slots further.
-    sent.add(4096 + 5, 20 * 10**9, here, 1, handlers[0], session, 0)
+    sent.add(4096 + 5, 20 * 10**9, 0, here, 1, handlers[0], session, 0)
     assert sent._seqs[sent.find(4096 + 5, 20 * 10**9, here)] == 1
     assert sent.find(5, 12 * 10**9, here) == -1

@@ -48,6 +48,7 @@ from peerscope.probe.method_protocol import (
 )
 from peerscope.probe.reply_schedule import READ_WAIT_S, RECEIVE_BUFFER, ReplySchedule
 from peerscope.probe.twamp import (
+    PTP_FORMAT,
     SENDER_PADDING,
     SYNCHRONIZED,
     TTL_UNKNOWN,
@@ -62,6 +63,9 @@ from peerscope.probe.udp import Address, UdpEndpoint
 
 logger = logging.getLogger(__name__)
 _SEQ_MASK = 0xFFFFFFFF
+_HALF_RANGE = 1 << 63
+_RANGE = 1 << 64
+_MS_PER_UNIT = 1000.0 / (1 << 32)  # an NTP timestamp's unit, 2^-32 s, in ms
 # How far probes may overtake each other on the way out before a lower reflector seq means
 # that it numbers from 0 again rather than that the probes were reordered (less early in a
 # session: half the count so far).
@@ -171,6 +175,7 @@ class _SentProbes:
         self._mask = slots - 1
         self._wire_seqs = [-1] * slots
         self._sent_ns = [0] * slots
+        self._t1s = [0] * slots  # the NTP timestamp written into the probe, its echo's match
         self._hosts = [""] * slots
         self._ports = [0] * slots
         self._seqs = [0] * slots
@@ -184,6 +189,7 @@ class _SentProbes:
         self,
         wire_seq: int,
         sent_ns: int,
+        t1: int,
         address: Address,
         seq: int,
         handler: ReplyHandler,
@@ -197,6 +203,7 @@ class _SentProbes:
             i = wire_seq & self._mask
         self._wire_seqs[i] = wire_seq
         self._sent_ns[i] = sent_ns
+        self._t1s[i] = t1
         self._hosts[i], self._ports[i] = address[0], address[1]
         self._seqs[i] = seq
         self._handlers[i] = handler
@@ -221,6 +228,7 @@ class _SentProbes:
         old = (
             self._wire_seqs,
             self._sent_ns,
+            self._t1s,
             self._hosts,
             self._ports,
             self._seqs,
@@ -229,9 +237,11 @@ class _SentProbes:
             self._ordinals,
         )
         self.clear(2 * len(self._wire_seqs))
-        for wire_seq, sent_ns, host, port, seq, handler, session, ordinal in zip(*old, strict=True):
+        for wire_seq, sent_ns, t1, host, port, seq, handler, session, ordinal in zip(
+            *old, strict=True
+        ):
             if handler is not None and session is not None:
-                self.add(wire_seq, sent_ns, (host, port), seq, handler, session, ordinal)
+                self.add(wire_seq, sent_ns, t1, (host, port), seq, handler, session, ordinal)
 
 
 class TwampSender:
@@ -257,6 +267,10 @@ class TwampSender:
         self._sent = _SentProbes(int(remember_s * _NS))
         self._wire_seq = random.getrandbits(32)
         self._clock = clock or ClockWatch()
+        self._clock_status = self._clock.status()  # as of the last batch of sends
+        # The last reflector error estimate seen, and the error it states in ms.
+        self._their_estimate = -1
+        self._their_error_ms = 0.0
         self._background = Background()
         self._schedule = ReplySchedule(self._read, read_wait_s)
         # Probes asked for and not yet sent: (endpoint, address, caller's seq, handler,
@@ -355,16 +369,17 @@ class TwampSender:
         """Send the probes asked for since the last call, back to back."""
         outbox, self._outbox = self._outbox, []
         remember, clock = self._sent.add, time.time_ns
-        status = self._clock.status()
+        status = self._clock_status = self._clock.status()
         error_estimate = error_estimate_for(status.error_s, synchronized=status.synchronized)
         wire_seq = self._wire_seq
         for endpoint, address, seq, on_reply, layout, session in outbox:
             wire_seq = (wire_seq + 1) & _SEQ_MASK
             ordinal = session.sent
             session.sent = ordinal + 1
-            sent_ns = clock()  # t1
-            remember(wire_seq, sent_ns, address, seq, on_reply, session, ordinal)
-            endpoint.sendto(layout.pack(wire_seq, ntp(sent_ns), error_estimate), address)
+            sent_ns = clock()
+            t1 = ntp(sent_ns)
+            remember(wire_seq, sent_ns, t1, address, seq, on_reply, session, ordinal)
+            endpoint.sendto(layout.pack(wire_seq, t1, error_estimate), address)
         self._wire_seq = wire_seq
 
     def _read(self) -> bool:
@@ -386,13 +401,20 @@ class TwampSender:
         if i < 0:
             self.unmatched += 1
             return
-        sent_ns = sent._sent_ns[i]
-        if t1 != ntp(sent_ns):
+        if t1 != sent._t1s[i]:
             self.malformed += 1
             return
         handler = sent._handlers[i]
         assert handler is not None
-        rtt_ms = (arrived_ns - sent_ns) / 1e6 - hold_ms(t3, t2, error_estimate)
+        sent_ns = sent._sent_ns[i]
+        round_trip_ms = (arrived_ns - sent_ns) / 1e6
+        if error_estimate & PTP_FORMAT:
+            held_ms = hold_ms(t3, t2, error_estimate)
+            forward_ms = (unix_ns_from_timestamp(t2, error_estimate, sent_ns) - sent_ns) / 1e6
+        else:  # NTP, as nearly every reflector sends: both differences of one kind, inline
+            held_ms = ((t3 - t2 + _HALF_RANGE) % _RANGE - _HALF_RANGE) * _MS_PER_UNIT
+            forward_ms = ((t2 - t1 + _HALF_RANGE) % _RANGE - _HALF_RANGE) * _MS_PER_UNIT
+        rtt_ms = round_trip_ms - held_ms
         # Clamped at 0: the reflector's clock may run at another rate than ours, and a
         # round trip below the clocks' resolution can come out negative.
         rtt_ms = rtt_ms if rtt_ms > 0.0 else 0.0
@@ -408,17 +430,20 @@ class TwampSender:
         if counts is None:
             handler(sent._seqs[i], rtt_ms)
             return
-        ours = self._clock.status()
+        if error_estimate != self._their_estimate:
+            self._their_estimate = error_estimate
+            self._their_error_ms = error_seconds(error_estimate) * 1000.0
+        ours = self._clock_status
         path = PathSample(
-            epoch=session.epoch,
-            sent=counts[0],
-            reached=counts[1],
-            answered=session.answered,
-            forward_ms=(unix_ns_from_timestamp(t2, error_estimate, sent_ns) - sent_ns) / 1e6,
-            return_ms=(arrived_ns - unix_ns_from_timestamp(t3, error_estimate, arrived_ns)) / 1e6,
-            synchronized=ours.synchronized and bool(error_estimate & SYNCHRONIZED),
-            clock_error_ms=(ours.error_s + error_seconds(error_estimate)) * 1000.0,
-            ttl=None if ttl < 0 or ttl == TTL_UNKNOWN else ttl,
+            session.epoch,
+            counts[0],
+            counts[1],
+            session.answered,
+            forward_ms,
+            round_trip_ms - held_ms - forward_ms,  # t4 − t3
+            ours.synchronized and bool(error_estimate & SYNCHRONIZED),
+            ours.error_s * 1000.0 + self._their_error_ms,
+            None if ttl < 0 or ttl == TTL_UNKNOWN else ttl,
         )
         handler(sent._seqs[i], rtt_ms, path)
 
