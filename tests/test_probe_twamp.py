@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from peerscope.probe.sender_session import SenderSession
 from peerscope.probe.twamp import (
     ERROR_ESTIMATE,
     MAX_DATAGRAM,
@@ -33,7 +34,7 @@ from peerscope.probe.twamp import (
     reply_to,
     unix_ns_from_timestamp,
 )
-from peerscope.probe.twamp_sender import _Session, encode_probe
+from peerscope.probe.twamp_sender import encode_probe
 
 u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
@@ -355,7 +356,7 @@ def test_the_sender_remembers_probes_for_remember_s_and_grows_to_keep_them():
     from peerscope.probe.twamp_sender import _SentProbes
 
     sent = _SentProbes(remember_ns=10 * 10**9)
-    session = _Session()
+    session = SenderSession()
     here = ("127.0.0.1", 862)
     handlers = [lambda seq, rtt: None for _ in range(3000)]
     for wire_seq in range(3000):  # 3,000 within 3 s: more than the first 1,024 slots

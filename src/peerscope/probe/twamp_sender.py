@@ -47,6 +47,7 @@ from peerscope.probe.method_protocol import (
     family_of,
 )
 from peerscope.probe.reply_schedule import READ_WAIT_S, RECEIVE_BUFFER, ReplySchedule
+from peerscope.probe.sender_session import SenderSession
 from peerscope.probe.twamp import (
     PTP_FORMAT,
     SENDER_PADDING,
@@ -66,10 +67,6 @@ _SEQ_MASK = 0xFFFFFFFF
 _HALF_RANGE = 1 << 63
 _RANGE = 1 << 64
 _MS_PER_UNIT = 1000.0 / (1 << 32)  # an NTP timestamp's unit, 2^-32 s, in ms
-# How far probes may overtake each other on the way out before a lower reflector seq means
-# that it numbers from 0 again rather than that the probes were reordered (less early in a
-# session: half the count so far).
-_REORDERED = 64
 _NS = 1_000_000_000
 _FIRST_SLOTS = 1024
 
@@ -86,74 +83,6 @@ def encode_probe(
     """The bytes of ``SenderPacket(seq, timestamp, error_estimate, padding)``, without
     building the packet; a test holds the two to the same bytes."""
     return _probe_layout(padding).pack(seq, timestamp, error_estimate)
-
-
-class _Session:
-    """The probes sent to one reflector address from one socket, and its replies: a TWAMP
-    test session as the reflector sees it (RFC 5357 Appendix I keys it by the two
-    addresses and ports)."""
-
-    __slots__ = (
-        "answered",
-        "base",
-        "epoch",
-        "last_ordinal",
-        "last_reached",
-        "sent",
-        "shared",
-        "start",
-    )
-
-    def __init__(self) -> None:
-        self.sent = 0  # probes sent: the next one's ordinal
-        # The reflector's numbering as of ``start`` (the ordinal its epoch began with):
-        # ``base`` is the seq it gave, or would have given, that probe.
-        self.epoch = 0
-        self.start = 0
-        self.base: int | None = None  # None until the epoch's first reply
-        self.answered = 0  # first replies received this epoch
-        self.last_ordinal = -1
-        self.last_reached = -1
-        self.shared = False  # its numbering counts other senders' probes too
-
-    def counts(self, ordinal: int, reflector_seq: int | None) -> tuple[int, int | None] | None:
-        """(sent, reached) of this epoch up to the probe numbered ``ordinal``: probes sent,
-        and of them received by the reflector by its seq for this one (None when its
-        numbering says nothing of ours: ``reflector_seq`` None, a stateless copy). None for
-        a reply to a probe of an epoch gone by."""
-        if ordinal < self.start:
-            return None
-        if reflector_seq is None or self.shared:
-            self.answered += 1
-            return ordinal - self.start + 1, None
-        base = self.base
-        if base is None:
-            # A reflector that counts from 0 per session numbers our first probe 0; one that
-            # numbered more than we sent had counted before we came (a session of ours it
-            # kept, another sender's): take what it has as our start.
-            base = self.base = max(0, reflector_seq - (ordinal - self.start))
-        elif (
-            reflector_seq < self.last_reached - min(_REORDERED, self.last_reached // 2)
-            and ordinal > self.last_ordinal
-        ):
-            # It numbers from 0 again: it forgot the session (idle, restarted). Counts
-            # restart. (A later probe numbered a little lower only overtook an earlier one.)
-            self.epoch += 1
-            self.start = ordinal
-            self.answered = 0
-            base = self.base = reflector_seq
-        sent = ordinal - self.start + 1
-        reached = reflector_seq - base + 1
-        self.answered += 1
-        if reached > sent:
-            # More received than sent: the reflector counts other senders' probes with ours
-            # (one counter for all, as peerscope's did before 0.9). It says nothing of
-            # direction.
-            self.shared = True
-            return sent, None
-        if ordinal > self.last_ordinal:
-            self.last_ordinal, self.last_reached = ordinal, reflector_seq
-        return sent, reached
 
 
 class _SentProbes:
@@ -183,7 +112,7 @@ class _SentProbes:
         # Its ordinal in its session (−1 once answered: later replies are duplicates), and
         # the session.
         self._ordinals = [0] * slots
-        self._sessions: list[_Session | None] = [None] * slots
+        self._sessions: list[SenderSession | None] = [None] * slots
 
     def add(
         self,
@@ -193,7 +122,7 @@ class _SentProbes:
         address: Address,
         seq: int,
         handler: ReplyHandler,
-        session: _Session,
+        session: SenderSession,
         ordinal: int,
     ) -> None:
         i = wire_seq & self._mask
@@ -263,7 +192,7 @@ class TwampSender:
         clock: ClockWatch | None = None,
     ) -> None:
         self._endpoints: dict[tuple[int, int], UdpEndpoint] = {}
-        self._sessions: dict[tuple[int, int, Address], _Session] = {}
+        self._sessions: dict[tuple[int, int, Address], SenderSession] = {}
         self._sent = _SentProbes(int(remember_s * _NS))
         self._wire_seq = random.getrandbits(32)
         self._clock = clock or ClockWatch()
@@ -276,7 +205,7 @@ class TwampSender:
         # Probes asked for and not yet sent: (endpoint, address, caller's seq, handler,
         # layout, session).
         self._outbox: list[
-            tuple[UdpEndpoint, Address, int, ReplyHandler, struct.Struct, _Session]
+            tuple[UdpEndpoint, Address, int, ReplyHandler, struct.Struct, SenderSession]
         ] = []
         self.malformed = 0  # datagrams that are not replies, or do not echo the probe's t1
         self.unmatched = 0  # replies to no probe of ours (or forgotten ones)
@@ -358,7 +287,7 @@ class TwampSender:
         key = (family, dscp, address)
         session = self._sessions.get(key)
         if session is None:
-            session = self._sessions[key] = _Session()
+            session = self._sessions[key] = SenderSession()
         padding = target.padding if target.padding is not None else DEFAULT_PADDING[target.method]
         self._schedule.before_send(time.time_ns(), timeout_s)
         if not self._outbox:
